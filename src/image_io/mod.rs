@@ -1,0 +1,13 @@
+//! Stage 1: finding image files, decoding them, and reading their EXIF facts.
+//!
+//! - [`walk`]: the recursive, sorted folder walk (DeepFaune's file list).
+//! - [`decode`]: bytes to RGB pixels, EXIF orientation applied, with failures as values.
+//! - [`exif`]: DateTimeOriginal and orientation.
+
+pub mod decode;
+pub mod exif;
+pub mod walk;
+
+pub use decode::{read_image, DecodeOptions, DecodedImage};
+pub use exif::{ExifInfo, Timestamp};
+pub use walk::{walk, WalkOutput, IMAGE_EXTENSIONS};

@@ -1,0 +1,32 @@
+//! # deepfaune-rs
+//!
+//! The Rust core of a camera-trap image sorter that reproduces DeepFaune's answers without PyTorch.
+//! The stages, in the order data flows through them (one module each):
+//!
+//! 1. [`image_io`]: walk a folder tree, decode images (EXIF orientation applied), read EXIF dates.
+//! 2. [`preprocess`]: Pillow-compatible resampling and letterboxing into model tensors.
+//! 3. [`detect`]: ONNX detectors (YOLOv8 / YOLOv5 / YOLOX layouts), NMS, the per-image decision
+//!    (empty / animal / human / vehicle), the square crop box, and the detector modes
+//!    (DF, MDS, DFbsMDS, DFMDS, MDR).
+//! 4. [`run`]: the streaming driver: parallel decoding feeding inference through a bounded queue,
+//!    per-file failures recorded as data.
+//! 5. [`export`]: MegaDetector batch JSON, written atomically.
+//!
+//! Model facts (input size, letterbox style, output layout, classes, thresholds) live in TOML
+//! manifests ([`manifest`]); ONNX Runtime is loaded at run time from a shared library
+//! ([`runtime`]). The Python bindings (feature `python`) live in `python/` and only convert types.
+#![deny(missing_docs)]
+
+pub mod detect;
+pub mod error;
+pub mod export;
+pub mod image_io;
+pub mod manifest;
+pub mod preprocess;
+pub mod run;
+pub mod runtime;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};

@@ -1,0 +1,218 @@
+//! The detection run: files in, a columnar [`DetectionResults`] out.
+
+use std::path::{Path, PathBuf};
+
+use super::ordered_stream;
+use crate::detect::decision::decide;
+use crate::detect::detector::{OnnxDetector, PreparedInput};
+use crate::detect::DetectorSet;
+use crate::error::Error;
+use crate::image_io::{read_image, walk, DecodeOptions, DecodedImage, Timestamp};
+
+/// Options of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Decoding limits.
+    pub decode: DecodeOptions,
+    /// Decode/preprocess worker threads.
+    pub threads: usize,
+    /// Images per inference call.
+    pub batch_size: usize,
+    /// Prepared images allowed to wait for inference (bounds memory).
+    pub window: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        RunOptions { decode: DecodeOptions::default(), threads: cores.clamp(1, 4), batch_size: 1, window: 2 * cores.clamp(1, 4) }
+    }
+}
+
+/// A file that could not be processed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// Row of the image in the results, `None` for folder-walk problems.
+    pub index: Option<usize>,
+    /// The path.
+    pub path: PathBuf,
+    /// `walk`, `read` or `decode`.
+    pub stage: &'static str,
+    /// Machine key (`empty`, `corrupt`, `too_large`, `io`, `format`, `walk`).
+    pub kind: &'static str,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+/// Category codes of [`DetectionResults::category`].
+pub const CATEGORY_FAILED: u8 = 255;
+
+/// Results of a detection run, as columns.
+#[derive(Debug, Default, Clone)]
+pub struct DetectionResults {
+    /// One row per image (input order, sorted as walked).
+    pub paths: Vec<PathBuf>,
+    /// Image width after EXIF orientation (0 for failures).
+    pub width: Vec<u32>,
+    /// Image height after EXIF orientation (0 for failures).
+    pub height: Vec<u32>,
+    /// EXIF DateTimeOriginal.
+    pub date: Vec<Option<Timestamp>>,
+    /// `ImageKind` code (0 empty, 1 animal, 2 human, 3 vehicle) or [`CATEGORY_FAILED`].
+    pub category: Vec<u8>,
+    /// Animal boxes.
+    pub count: Vec<u32>,
+    /// Person boxes.
+    pub humancount: Vec<u32>,
+    /// Square crop `[x1, y1, x2, y2)` of the best animal box, `-1` when none.
+    pub crop: Vec<[i32; 4]>,
+    /// Row in the detection columns of the deciding box, `-1` when none.
+    pub best_detection: Vec<i64>,
+    /// Detection columns: image row of each box.
+    pub det_image: Vec<u32>,
+    /// `[x1, y1, x2, y2]` in original pixels.
+    pub det_xyxy: Vec<[f32; 4]>,
+    /// Confidence.
+    pub det_conf: Vec<f32>,
+    /// Category code (0 animal, 1 person, 2 vehicle).
+    pub det_category: Vec<u8>,
+    /// Everything that failed, with reasons.
+    pub failures: Vec<Failure>,
+    /// Ids of the detectors that ran (for output metadata).
+    pub detector: String,
+}
+
+impl DetectionResults {
+    fn push_failure(&mut self, index: usize, path: &Path, stage: &'static str, kind: &'static str, reason: String) {
+        self.paths.push(path.to_path_buf());
+        self.width.push(0);
+        self.height.push(0);
+        self.date.push(None);
+        self.category.push(CATEGORY_FAILED);
+        self.count.push(0);
+        self.humancount.push(0);
+        self.crop.push([-1; 4]);
+        self.best_detection.push(-1);
+        self.failures.push(Failure { index: Some(index), path: path.to_path_buf(), stage, kind, reason });
+    }
+
+    fn push_image(&mut self, path: &Path, img: &DecodedImage, dets: Vec<crate::detect::Detection>) {
+        let row = self.paths.len() as u32;
+        let (w, h) = img.image.dimensions();
+        let d = decide(&dets, w, h);
+        let first = self.det_conf.len() as i64;
+        self.paths.push(path.to_path_buf());
+        self.width.push(w);
+        self.height.push(h);
+        self.date.push(img.exif.date.clone());
+        self.category.push(d.kind as u8);
+        self.count.push(d.count);
+        self.humancount.push(d.humancount);
+        self.crop.push(d.crop.map(|c| c.map(|v| v as i32)).unwrap_or([-1; 4]));
+        self.best_detection.push(d.best.map(|b| first + b as i64).unwrap_or(-1));
+        for det in dets {
+            self.det_image.push(row);
+            self.det_xyxy.push(det.bbox);
+            self.det_conf.push(det.conf);
+            self.det_category.push(det.category as u8);
+        }
+    }
+
+    /// Number of images (rows).
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+}
+
+/// Expands folders (recursive walk) and keeps files as given; walk problems become failures.
+pub fn collect_files(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Failure>) {
+    let mut files = Vec::new();
+    let mut failures = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let w = walk(input);
+            files.extend(w.files);
+            failures.extend(w.errors.into_iter().map(|(path, reason)| Failure { index: None, path, stage: "walk", kind: "walk", reason }));
+        } else {
+            files.push(input.clone());
+        }
+    }
+    (files, failures)
+}
+
+type Prepared = Result<(DecodedImage, PreparedInput), crate::error::ImageError>;
+
+/// Detects on every file (folders are walked). Per-file problems are recorded in
+/// [`DetectionResults::failures`] and the run goes on; `progress(done, total)` may return an
+/// error (e.g. [`Error::Cancelled`]) to stop.
+pub fn detect_files(
+    inputs: &[PathBuf],
+    set: &mut DetectorSet,
+    opts: &RunOptions,
+    progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
+) -> Result<DetectionResults, Error> {
+    let (files, walk_failures) = collect_files(inputs);
+    let mut res = DetectionResults {
+        detector: match &set.secondary {
+            Some(s) => format!("{}+{}", set.primary.manifest.id, s.manifest.id),
+            None => set.primary.manifest.id.clone(),
+        },
+        ..Default::default()
+    };
+    let manifest = set.primary.manifest.clone();
+    let decode = opts.decode;
+    let total = files.len();
+    let batch = opts.batch_size.max(1);
+    let mut pending: Vec<(usize, DecodedImage, PreparedInput)> = Vec::with_capacity(batch);
+    let mut done = 0usize;
+
+    let flush = |pending: &mut Vec<(usize, DecodedImage, PreparedInput)>, res: &mut DetectionResults, set: &mut DetectorSet| -> Result<(), Error> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let imgs: Vec<&image::RgbImage> = pending.iter().map(|p| &p.1.image).collect();
+        let inputs: Vec<&PreparedInput> = pending.iter().map(|p| &p.2).collect();
+        let dets = set.detect(&imgs, &inputs)?;
+        for ((i, img, _), d) in pending.drain(..).zip(dets) {
+            res.push_image(&files[i], &img, d);
+        }
+        Ok(())
+    };
+
+    ordered_stream(
+        total,
+        opts.threads,
+        opts.window.max(batch),
+        |i| -> Prepared {
+            let img = read_image(&files[i], &decode)?;
+            let input = OnnxDetector::prepare(&manifest, &img.image);
+            Ok((img, input))
+        },
+        |i, item| {
+            match item {
+                Ok((img, input)) => {
+                    pending.push((i, img, input));
+                    if pending.len() >= batch {
+                        flush(&mut pending, &mut res, set)?;
+                    }
+                }
+                Err(e) => {
+                    // Keep row order: earlier pending images go first.
+                    flush(&mut pending, &mut res, set)?;
+                    let stage = if e.key() == "io" || e.key() == "empty" { "read" } else { "decode" };
+                    res.push_failure(i, &files[i], stage, e.key(), e.to_string());
+                }
+            }
+            done += 1;
+            progress(done, total)
+        },
+    )?;
+    flush(&mut pending, &mut res, set)?;
+    res.failures.extend(walk_failures);
+    Ok(res)
+}
