@@ -23,6 +23,7 @@ pub mod export;
 pub mod image_io;
 pub mod manifest;
 pub mod preprocess;
+pub mod reid;
 pub mod run;
 pub mod runtime;
 

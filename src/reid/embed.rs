@@ -1,0 +1,1 @@
+//! Embedding stage (work in progress).

@@ -1,0 +1,61 @@
+//! Individual re-identification, as lynx-id does it.
+//!
+//! The stage, in the order data flows:
+//!
+//! 1. [`embed`]: an embedding ONNX described by a manifest turns animal crops (the detector's, or
+//!    given boxes) into one vector per crop.
+//! 2. [`kb`]: the [`KnowledgeBase`](kb::KnowledgeBase): rows (filepath, individual, date, location)
+//!    aligned with an embeddings matrix, read and written in lynx-id's format
+//!    (`informations.csv` + `embeddings.safetensors`), saved atomically.
+//! 3. [`search`]: exact k nearest neighbours by cosine distance (blocked matrix product, rayon).
+//! 4. [`openset`]: is the nearest individual the right one, or a new animal? (distance threshold,
+//!    or lynx-id's per-dimension Gaussian test).
+//! 5. [`query`]: the lynx-id answer per query (predicted individual, new or not, latest picture,
+//!    location, neighbours).
+//! 6. [`metrics`]: top-1 accuracy, CMC@k, mAP@k, precision and recall of "new", threshold sweep.
+
+pub mod embed;
+pub mod kb;
+pub mod metrics;
+pub mod openset;
+pub mod query;
+pub mod search;
+
+/// Why a re-identification operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReidError {
+    /// Arrays whose sizes do not fit together (row counts, dimensions).
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A NaN or infinite value where numbers are needed.
+    #[error("non-finite value: {0}")]
+    NonFinite(String),
+    /// A bad argument (k = 0, an unknown individual, a duplicate filepath...).
+    #[error("invalid argument: {0}")]
+    Argument(String),
+    /// A knowledge-base file that cannot be read or does not make sense.
+    #[error("knowledge base {path}: {reason}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file that could not be read or written.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<ReidError> for crate::Error {
+    fn from(e: ReidError) -> Self {
+        match e {
+            ReidError::Io { path, reason } => crate::Error::Output { path: path.into(), reason },
+            other => crate::Error::InvalidArgument(other.to_string()),
+        }
+    }
+}
