@@ -204,13 +204,19 @@ impl Category {
 impl DetectorManifest {
     /// Parses and validates a manifest from TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ModelError> {
-        let bad = |reason: String| ModelError::Manifest { path: origin.to_string(), reason };
+        let bad = |reason: String| ModelError::Manifest {
+            path: origin.to_string(),
+            reason,
+        };
         let m: DetectorManifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         if m.kind != "detector" {
             return Err(bad(format!("kind is '{}', expected 'detector'", m.kind)));
         }
         if m.input.size < 32 || m.input.size > 8192 {
-            return Err(bad(format!("input.size {} out of range 32..8192", m.input.size)));
+            return Err(bad(format!(
+                "input.size {} out of range 32..8192",
+                m.input.size
+            )));
         }
         if m.input.stride == 0 {
             return Err(bad("input.stride must be positive".into()));
@@ -233,7 +239,9 @@ impl DetectorManifest {
         if p.max_det == 0 {
             return Err(bad("max_det must be positive".into()));
         }
-        if !m.sha256.is_empty() && (m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
+        if !m.sha256.is_empty()
+            && (m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
             return Err(bad("sha256 must be 64 hex digits".into()));
         }
         Ok(m)
@@ -252,7 +260,11 @@ impl DetectorManifest {
 
     /// The category of each model class, in model order.
     pub fn categories(&self) -> Vec<Category> {
-        self.output.classes.iter().map(|c| Category::parse(c).expect("validated")).collect()
+        self.output
+            .classes
+            .iter()
+            .map(|c| Category::parse(c).expect("validated"))
+            .collect()
     }
 }
 
@@ -336,7 +348,11 @@ mod tests {
     #[test]
     fn builtins_parse_and_validate() {
         let ids: Vec<String> = builtin_detectors().into_iter().map(|m| m.id).collect();
-        assert_eq!(ids.len(), BUILTIN_MANIFESTS.len(), "every built-in manifest must parse: {ids:?}");
+        assert_eq!(
+            ids.len(),
+            BUILTIN_MANIFESTS.len(),
+            "every built-in manifest must parse: {ids:?}"
+        );
         for id in ["md-lite", "df", "mds", "mdr"] {
             assert!(ids.iter().any(|i| i == id), "{id} missing");
         }
@@ -349,7 +365,10 @@ mod tests {
     fn embedded_checksum_matches_manifest() {
         use sha2::{Digest, Sha256};
         let m = builtin(EMBEDDED_DETECTOR_ID).unwrap();
-        let d: String = Sha256::digest(EMBEDDED_DETECTOR).iter().map(|b| format!("{b:02x}")).collect();
+        let d: String = Sha256::digest(EMBEDDED_DETECTOR)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(d, m.sha256);
     }
 

@@ -58,7 +58,9 @@ pub fn environment() -> Result<&'static Environment, RuntimeError> {
     for var in DYLIB_ENV_VARS {
         if let Some(p) = std::env::var_os(var) {
             init(Path::new(&p))?;
-            return ENV.get().ok_or_else(|| RuntimeError::NotFound("initialisation failed".into()));
+            return ENV
+                .get()
+                .ok_or_else(|| RuntimeError::NotFound("initialisation failed".into()));
         }
     }
     Err(RuntimeError::NotFound(
@@ -67,19 +69,13 @@ pub fn environment() -> Result<&'static Environment, RuntimeError> {
 }
 
 /// How a session uses the CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SessionOptions {
     /// Intra-op threads (0 = ONNX Runtime's default, one per core).
     pub intra_threads: usize,
     /// Whether idle pool threads spin. Off by default: on small machines the spinning threads
     /// steal the cores that decode the next images.
     pub spinning: bool,
-}
-
-impl Default for SessionOptions {
-    fn default() -> Self {
-        SessionOptions { intra_threads: 0, spinning: false }
-    }
 }
 
 /// Where a model's bytes come from.
@@ -102,7 +98,9 @@ pub fn new_session(source: &ModelSource, opts: SessionOptions) -> Result<Session
         .with_inter_op_spinning(false)
         .map_err(|e| RuntimeError::Ort(e.to_string()))?;
     if opts.intra_threads > 0 {
-        b = b.with_intra_threads(opts.intra_threads).map_err(|e| RuntimeError::Ort(e.to_string()))?;
+        b = b
+            .with_intra_threads(opts.intra_threads)
+            .map_err(|e| RuntimeError::Ort(e.to_string()))?;
     }
     let session = match source {
         ModelSource::File(p) => b.commit_from_file(p)?,

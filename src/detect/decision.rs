@@ -47,8 +47,14 @@ pub struct ImageDecision {
 
 /// Decides from boxes that all passed the threshold (any order).
 pub fn decide(dets: &[Detection], width: u32, height: u32) -> ImageDecision {
-    let count = dets.iter().filter(|d| d.category == Category::Animal).count() as u32;
-    let humancount = dets.iter().filter(|d| d.category == Category::Person).count() as u32;
+    let count = dets
+        .iter()
+        .filter(|d| d.category == Category::Animal)
+        .count() as u32;
+    let humancount = dets
+        .iter()
+        .filter(|d| d.category == Category::Person)
+        .count() as u32;
     let best_of = |pred: &dyn Fn(&Detection) -> bool| {
         dets.iter()
             .enumerate()
@@ -69,9 +75,19 @@ pub fn decide(dets: &[Detection], width: u32, height: u32) -> ImageDecision {
         };
     }
     match best_of(&|_| true) {
-        None => ImageDecision { kind: ImageKind::Empty, best: None, count, humancount, crop: None },
+        None => ImageDecision {
+            kind: ImageKind::Empty,
+            best: None,
+            count,
+            humancount,
+            crop: None,
+        },
         Some(i) => ImageDecision {
-            kind: if dets[i].category == Category::Vehicle { ImageKind::Vehicle } else { ImageKind::Human },
+            kind: if dets[i].category == Category::Vehicle {
+                ImageKind::Vehicle
+            } else {
+                ImageKind::Human
+            },
             best: Some(i),
             count,
             humancount,
@@ -119,17 +135,36 @@ mod tests {
     use Category::*;
 
     fn d(conf: f32, category: Category) -> Detection {
-        Detection { bbox: [10., 10., 50., 30.], conf, category }
+        Detection {
+            bbox: [10., 10., 50., 30.],
+            conf,
+            category,
+        }
     }
 
     #[test]
     fn empty_animal_human_vehicle() {
         assert_eq!(decide(&[], 100, 100).kind, ImageKind::Empty);
-        let a = decide(&[d(0.9, Person), d(0.7, Animal), d(0.8, Animal), d(0.95, Vehicle)], 100, 100);
-        assert_eq!((a.kind, a.best, a.count, a.humancount), (ImageKind::Animal, Some(2), 2, 1));
+        let a = decide(
+            &[
+                d(0.9, Person),
+                d(0.7, Animal),
+                d(0.8, Animal),
+                d(0.95, Vehicle),
+            ],
+            100,
+            100,
+        );
+        assert_eq!(
+            (a.kind, a.best, a.count, a.humancount),
+            (ImageKind::Animal, Some(2), 2, 1)
+        );
         assert_eq!(a.crop, Some([10, 0, 50, 40]));
         let h = decide(&[d(0.7, Vehicle), d(0.9, Person), d(0.8, Person)], 100, 100);
-        assert_eq!((h.kind, h.best, h.count, h.humancount, h.crop), (ImageKind::Human, Some(1), 0, 2, None));
+        assert_eq!(
+            (h.kind, h.best, h.count, h.humancount, h.crop),
+            (ImageKind::Human, Some(1), 0, 2, None)
+        );
         let v = decide(&[d(0.95, Vehicle), d(0.9, Person)], 100, 100);
         assert_eq!(v.kind, ImageKind::Vehicle);
     }
@@ -137,11 +172,20 @@ mod tests {
     #[test]
     fn crop_square_clips_and_truncates() {
         // Tall box at the left border: width grows by int(25/2) = 12 each side, clipped at 0.
-        assert_eq!(crop_square([2.5, 10.0, 7.5, 40.0], 100, 100), Some([0, 10, 19, 40]));
+        assert_eq!(
+            crop_square([2.5, 10.0, 7.5, 40.0], 100, 100),
+            Some([0, 10, 19, 40])
+        );
         // Fractional box: 10.7..20.2 x 5.9..30.1: ys - xs = 14.7 -> d = 7; x 3.7..27.2 -> 3..27.
-        assert_eq!(crop_square([10.7, 5.9, 20.2, 30.1], 100, 100), Some([3, 5, 27, 30]));
+        assert_eq!(
+            crop_square([10.7, 5.9, 20.2, 30.1], 100, 100),
+            Some([3, 5, 27, 30])
+        );
         // Clipped at the far borders.
-        assert_eq!(crop_square([90.0, 0.0, 100.0, 50.0], 100, 60), Some([70, 0, 100, 50]));
+        assert_eq!(
+            crop_square([90.0, 0.0, 100.0, 50.0], 100, 60),
+            Some([70, 0, 100, 50])
+        );
         assert_eq!(crop_square([5.0, 5.0, 5.0, 5.0], 100, 60), None);
     }
 }

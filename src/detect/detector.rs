@@ -36,15 +36,23 @@ pub struct OnnxDetector {
 
 impl std::fmt::Debug for OnnxDetector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnnxDetector").field("id", &self.manifest.id).finish()
+        f.debug_struct("OnnxDetector")
+            .field("id", &self.manifest.id)
+            .finish()
     }
 }
 
 /// Where to find a manifest's weights: embedded, an explicit file, or the model directory.
-pub fn model_source(m: &DetectorManifest, weights: Option<PathBuf>) -> Result<ModelSource, ModelError> {
+pub fn model_source(
+    m: &DetectorManifest,
+    weights: Option<PathBuf>,
+) -> Result<ModelSource, ModelError> {
     if let Some(p) = weights {
         if !p.is_file() {
-            return Err(ModelError::WeightsMissing { path: p, hint: "no such file".into() });
+            return Err(ModelError::WeightsMissing {
+                path: p,
+                hint: "no such file".into(),
+            });
         }
         return Ok(ModelSource::File(p));
     }
@@ -66,9 +74,16 @@ pub fn model_source(m: &DetectorManifest, weights: Option<PathBuf>) -> Result<Mo
         return Err(ModelError::WeightsMissing { path: p, hint });
     }
     if !m.sha256.is_empty() {
-        let found = manifest::sha256_file(&p).map_err(|e| ModelError::WeightsMissing { path: p.clone(), hint: e.to_string() })?;
+        let found = manifest::sha256_file(&p).map_err(|e| ModelError::WeightsMissing {
+            path: p.clone(),
+            hint: e.to_string(),
+        })?;
         if found != m.sha256 {
-            return Err(ModelError::Checksum { path: p, expected: m.sha256.clone(), found });
+            return Err(ModelError::Checksum {
+                path: p,
+                expected: m.sha256.clone(),
+                found,
+            });
         }
     }
     Ok(ModelSource::File(p))
@@ -76,24 +91,42 @@ pub fn model_source(m: &DetectorManifest, weights: Option<PathBuf>) -> Result<Mo
 
 impl OnnxDetector {
     /// Loads the model for `manifest` from `source` and checks it against the manifest.
-    pub fn new(manifest: DetectorManifest, source: &ModelSource, opts: SessionOptions) -> Result<Self, Error> {
+    pub fn new(
+        manifest: DetectorManifest,
+        source: &ModelSource,
+        opts: SessionOptions,
+    ) -> Result<Self, Error> {
         let session = new_session(source, opts)?;
         let input_name = match &manifest.input.name {
             Some(n) => n.clone(),
-            None => session.inputs().first().map(|i| i.name().to_string()).ok_or_else(|| ModelError::Mismatch("model has no input".into()))?,
+            None => session
+                .inputs()
+                .first()
+                .map(|i| i.name().to_string())
+                .ok_or_else(|| ModelError::Mismatch("model has no input".into()))?,
         };
         if !session.inputs().iter().any(|i| i.name() == input_name) {
             return Err(ModelError::Mismatch(format!("no input named '{input_name}'")).into());
         }
         let output_name = match &manifest.output.name {
             Some(n) => n.clone(),
-            None => session.outputs().first().map(|o| o.name().to_string()).ok_or_else(|| ModelError::Mismatch("model has no output".into()))?,
+            None => session
+                .outputs()
+                .first()
+                .map(|o| o.name().to_string())
+                .ok_or_else(|| ModelError::Mismatch("model has no output".into()))?,
         };
         if !session.outputs().iter().any(|o| o.name() == output_name) {
             return Err(ModelError::Mismatch(format!("no output named '{output_name}'")).into());
         }
         let categories = manifest.categories();
-        Ok(OnnxDetector { manifest, categories, session, input_name, output_name })
+        Ok(OnnxDetector {
+            manifest,
+            categories,
+            session,
+            input_name,
+            output_name,
+        })
     }
 
     /// Letterboxes an image into this detector's input tensor.
@@ -101,7 +134,10 @@ impl OnnxDetector {
         let lb = Letterbox::new(img.width(), img.height(), &manifest.input);
         let mut tensor = vec![0f32; 3 * (lb.in_w * lb.in_h) as usize];
         fill_tensor(img, &lb, &manifest.input, &mut tensor);
-        PreparedInput { tensor, letterbox: lb }
+        PreparedInput {
+            tensor,
+            letterbox: lb,
+        }
     }
 
     /// Runs the model on prepared inputs and returns, per input, the boxes above the threshold,
@@ -114,7 +150,9 @@ impl OnnxDetector {
         while start < inputs.len() {
             let dims = (inputs[start].letterbox.in_w, inputs[start].letterbox.in_h);
             let mut end = start + 1;
-            while end < inputs.len() && (inputs[end].letterbox.in_w, inputs[end].letterbox.in_h) == dims {
+            while end < inputs.len()
+                && (inputs[end].letterbox.in_w, inputs[end].letterbox.in_h) == dims
+            {
                 end += 1;
             }
             let group = &inputs[start..end];
@@ -128,7 +166,10 @@ impl OnnxDetector {
     }
 
     fn run_raw(&mut self, group: &[&PreparedInput]) -> Result<Vec<Vec<Detection>>, Error> {
-        let (w, h) = (group[0].letterbox.in_w as usize, group[0].letterbox.in_h as usize);
+        let (w, h) = (
+            group[0].letterbox.in_w as usize,
+            group[0].letterbox.in_h as usize,
+        );
         let per = 3 * w * h;
         let owned;
         let data: &[f32] = if group.len() == 1 {
@@ -143,26 +184,32 @@ impl OnnxDetector {
         };
         let shape = [group.len(), 3, h, w];
         let tensor = TensorRef::from_array_view((shape, data))?;
-        let outputs = self.session.run(ort::inputs![self.input_name.as_str() => tensor])?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])?;
         let value = &outputs[self.output_name.as_str()];
         let (oshape, odata) = value.try_extract_tensor::<f32>()?;
         let dims: Vec<usize> = oshape.iter().map(|&d| d.max(0) as usize).collect();
         let nc = self.categories.len();
         let (anchors, expected_inner) = match (self.manifest.output.layout, dims.as_slice()) {
             (OutputLayout::Yolov8, [b, c, n]) if *b == group.len() && *c == 4 + nc => (*n, 4 + nc),
-            (OutputLayout::Yolov5 | OutputLayout::Yolox, [b, n, c]) if *b == group.len() && *c == 5 + nc => (*n, 5 + nc),
+            (OutputLayout::Yolov5 | OutputLayout::Yolox, [b, n, c])
+                if *b == group.len() && *c == 5 + nc =>
+            {
+                (*n, 5 + nc)
+            }
             _ => {
                 return Err(ModelError::Mismatch(format!(
-                    "output '{}' has shape {:?}; the manifest's {:?} layout with {} classes expects {}",
-                    self.output_name,
-                    dims,
-                    self.manifest.output.layout,
-                    nc,
-                    match self.manifest.output.layout {
-                        OutputLayout::Yolov8 => format!("[batch, {}, N]", 4 + nc),
-                        _ => format!("[batch, N, {}]", 5 + nc),
-                    }
-                ))
+                "output '{}' has shape {:?}; the manifest's {:?} layout with {} classes expects {}",
+                self.output_name,
+                dims,
+                self.manifest.output.layout,
+                nc,
+                match self.manifest.output.layout {
+                    OutputLayout::Yolov8 => format!("[batch, {}, N]", 4 + nc),
+                    _ => format!("[batch, N, {}]", 5 + nc),
+                }
+            ))
                 .into())
             }
         };
@@ -173,7 +220,13 @@ impl OnnxDetector {
             .enumerate()
             .map(|(i, g)| {
                 let slice = &odata[i * per_img..(i + 1) * per_img];
-                let cands = decode_boxes(slice, self.manifest.output.layout, anchors, &self.categories, pp.threshold);
+                let cands = decode_boxes(
+                    slice,
+                    self.manifest.output.layout,
+                    anchors,
+                    &self.categories,
+                    pp.threshold,
+                );
                 let mut kept = nms(cands, pp.nms_iou, pp.max_det);
                 for d in &mut kept {
                     d.bbox = g.letterbox.to_original(d.bbox);

@@ -9,6 +9,7 @@
 
 pub mod decision;
 pub mod detector;
+pub mod loader;
 pub mod mode;
 pub mod postprocess;
 

@@ -36,7 +36,12 @@ impl DetectorMode {
 }
 
 /// Combines the boxes of two detectors per `mode`. `secondary` is `None` when it was not run.
-pub fn combine(mode: DetectorMode, primary: Vec<Detection>, secondary: Option<Vec<Detection>>, max_det: usize) -> Vec<Detection> {
+pub fn combine(
+    mode: DetectorMode,
+    primary: Vec<Detection>,
+    secondary: Option<Vec<Detection>>,
+    max_det: usize,
+) -> Vec<Detection> {
     match (mode, secondary) {
         (DetectorMode::Single, _) | (_, None) => primary,
         (DetectorMode::Backstop, Some(s)) => {
@@ -68,21 +73,33 @@ pub struct DetectorSet {
 impl DetectorSet {
     /// A single detector.
     pub fn single(d: OnnxDetector) -> Self {
-        DetectorSet { mode: DetectorMode::Single, primary: d, secondary: None }
+        DetectorSet {
+            mode: DetectorMode::Single,
+            primary: d,
+            secondary: None,
+        }
     }
 
     /// Whether the secondary detector can reuse the primary's input tensor.
     fn same_input(&self) -> bool {
         match &self.secondary {
-            Some(s) => format!("{:?}", s.manifest.input) == format!("{:?}", self.primary.manifest.input),
+            Some(s) => {
+                format!("{:?}", s.manifest.input) == format!("{:?}", self.primary.manifest.input)
+            }
             None => true,
         }
     }
 
     /// Detects on a batch of images whose primary inputs are prepared.
-    pub fn detect(&mut self, images: &[&RgbImage], prepared: &[&PreparedInput]) -> Result<Vec<Vec<Detection>>, Error> {
+    pub fn detect(
+        &mut self,
+        images: &[&RgbImage],
+        prepared: &[&PreparedInput],
+    ) -> Result<Vec<Vec<Detection>>, Error> {
         let primary = self.primary.infer(prepared)?;
-        let Some(_) = self.secondary else { return Ok(primary) };
+        let Some(_) = self.secondary else {
+            return Ok(primary);
+        };
         let needs: Vec<usize> = (0..images.len())
             .filter(|&i| self.mode == DetectorMode::Ensemble || primary[i].is_empty())
             .collect();
@@ -93,15 +110,26 @@ impl DetectorSet {
             let own: Vec<PreparedInput> = if same {
                 Vec::new()
             } else {
-                needs.iter().map(|&i| OnnxDetector::prepare(&secondary.manifest, images[i])).collect()
+                needs
+                    .iter()
+                    .map(|&i| OnnxDetector::prepare(&secondary.manifest, images[i]))
+                    .collect()
             };
-            let inputs: Vec<&PreparedInput> = if same { needs.iter().map(|&i| prepared[i]).collect() } else { own.iter().collect() };
+            let inputs: Vec<&PreparedInput> = if same {
+                needs.iter().map(|&i| prepared[i]).collect()
+            } else {
+                own.iter().collect()
+            };
             for (k, r) in secondary.infer(&inputs)?.into_iter().enumerate() {
                 second[needs[k]] = Some(r);
             }
         }
         let max_det = self.primary.manifest.postprocess.max_det;
-        Ok(primary.into_iter().zip(second).map(|(p, s)| combine(self.mode, p, s, max_det)).collect())
+        Ok(primary
+            .into_iter()
+            .zip(second)
+            .map(|(p, s)| combine(self.mode, p, s, max_det))
+            .collect())
     }
 }
 
@@ -111,31 +139,60 @@ mod tests {
     use crate::manifest::Category::*;
 
     fn d(x: f32, conf: f32) -> Detection {
-        Detection { bbox: [x, 0., x + 10., 10.], conf, category: Animal }
+        Detection {
+            bbox: [x, 0., x + 10., 10.],
+            conf,
+            category: Animal,
+        }
     }
 
     #[test]
     fn parses_modes() {
-        assert_eq!(DetectorMode::parse("DFbsMDS"), Some((DetectorMode::Backstop, "df", Some("mds"))));
-        assert_eq!(DetectorMode::parse("dfmds").unwrap().0, DetectorMode::Ensemble);
+        assert_eq!(
+            DetectorMode::parse("DFbsMDS"),
+            Some((DetectorMode::Backstop, "df", Some("mds")))
+        );
+        assert_eq!(
+            DetectorMode::parse("dfmds").unwrap().0,
+            DetectorMode::Ensemble
+        );
         assert!(DetectorMode::parse("XYZ").is_none());
     }
 
     #[test]
     fn backstop_uses_secondary_only_when_primary_is_empty() {
-        assert_eq!(combine(DetectorMode::Backstop, vec![d(0., 0.9)], Some(vec![d(50., 0.8)]), 300), vec![d(0., 0.9)]);
-        assert_eq!(combine(DetectorMode::Backstop, vec![], Some(vec![d(50., 0.8)]), 300), vec![d(50., 0.8)]);
+        assert_eq!(
+            combine(
+                DetectorMode::Backstop,
+                vec![d(0., 0.9)],
+                Some(vec![d(50., 0.8)]),
+                300
+            ),
+            vec![d(0., 0.9)]
+        );
+        assert_eq!(
+            combine(DetectorMode::Backstop, vec![], Some(vec![d(50., 0.8)]), 300),
+            vec![d(50., 0.8)]
+        );
         assert_eq!(combine(DetectorMode::Backstop, vec![], None, 300), vec![]);
     }
 
     #[test]
     fn ensemble_merges_with_nms() {
         // Same animal seen by both (IoU 9/11 > 0.7): the stronger stays; a distinct one is added.
-        let m = combine(DetectorMode::Ensemble, vec![d(0., 0.7), d(100., 0.6)], Some(vec![d(1., 0.9)]), 300);
+        let m = combine(
+            DetectorMode::Ensemble,
+            vec![d(0., 0.7), d(100., 0.6)],
+            Some(vec![d(1., 0.9)]),
+            300,
+        );
         assert_eq!(m, vec![d(1., 0.9), d(100., 0.6)]);
         let mut p = d(0., 0.7);
         p.category = Person;
         // Other class at the same place survives.
-        assert_eq!(combine(DetectorMode::Ensemble, vec![p], Some(vec![d(0., 0.9)]), 300).len(), 2);
+        assert_eq!(
+            combine(DetectorMode::Ensemble, vec![p], Some(vec![d(0., 0.9)]), 300).len(),
+            2
+        );
     }
 }

@@ -43,7 +43,11 @@ pub fn decode_boxes(
                     }
                 }
                 if best > threshold && best.is_finite() {
-                    out.push(Detection { bbox: xywh_to_xyxy(at(0, i), at(1, i), at(2, i), at(3, i)), conf: best, category: classes[cls] });
+                    out.push(Detection {
+                        bbox: xywh_to_xyxy(at(0, i), at(1, i), at(2, i), at(3, i)),
+                        conf: best,
+                        category: classes[cls],
+                    });
                 }
             }
         }
@@ -64,9 +68,17 @@ pub fn decode_boxes(
                 }
                 let conf = obj * best;
                 // ultralytics keeps `conf > threshold`, YOLOX `conf >= threshold`.
-                let passes = if layout == OutputLayout::Yolox { conf >= threshold } else { conf > threshold };
+                let passes = if layout == OutputLayout::Yolox {
+                    conf >= threshold
+                } else {
+                    conf > threshold
+                };
                 if passes && conf.is_finite() {
-                    out.push(Detection { bbox: xywh_to_xyxy(row[0], row[1], row[2], row[3]), conf, category: classes[cls] });
+                    out.push(Detection {
+                        bbox: xywh_to_xyxy(row[0], row[1], row[2], row[3]),
+                        conf,
+                        category: classes[cls],
+                    });
                 }
             }
         }
@@ -102,7 +114,10 @@ pub fn nms(mut dets: Vec<Detection>, iou_threshold: f32, max_det: usize) -> Vec<
         if keep.len() >= max_det {
             break;
         }
-        if keep.iter().all(|k| k.category != d.category || iou(&k.bbox, &d.bbox) <= iou_threshold) {
+        if keep
+            .iter()
+            .all(|k| k.category != d.category || iou(&k.bbox, &d.bbox) <= iou_threshold)
+        {
             keep.push(d);
         }
     }
@@ -115,7 +130,11 @@ mod tests {
     use Category::*;
 
     fn det(b: [f32; 4], conf: f32, category: Category) -> Detection {
-        Detection { bbox: b, conf, category }
+        Detection {
+            bbox: b,
+            conf,
+            category,
+        }
     }
 
     #[test]
@@ -129,20 +148,34 @@ mod tests {
     fn nms_is_class_aware_and_ordered() {
         let d = vec![
             det([0., 0., 10., 10.], 0.8, Animal),
-            det([1., 0., 11., 10.], 0.9, Animal),  // IoU 9/11 = 0.82 with the first
-            det([0., 0., 10., 10.], 0.7, Person),  // same place, other class: kept
+            det([1., 0., 11., 10.], 0.9, Animal), // IoU 9/11 = 0.82 with the first
+            det([0., 0., 10., 10.], 0.7, Person), // same place, other class: kept
             det([50., 50., 60., 60.], 0.6, Animal),
         ];
         let k = nms(d, 0.7, 300);
-        assert_eq!(k.iter().map(|d| d.conf).collect::<Vec<_>>(), vec![0.9, 0.7, 0.6]);
+        assert_eq!(
+            k.iter().map(|d| d.conf).collect::<Vec<_>>(),
+            vec![0.9, 0.7, 0.6]
+        );
         // Threshold above the overlap keeps both animals.
-        let d2 = vec![det([0., 0., 10., 10.], 0.8, Animal), det([1., 0., 11., 10.], 0.9, Animal)];
+        let d2 = vec![
+            det([0., 0., 10., 10.], 0.8, Animal),
+            det([1., 0., 11., 10.], 0.9, Animal),
+        ];
         assert_eq!(nms(d2, 0.85, 300).len(), 2);
     }
 
     #[test]
     fn nms_caps_at_max_det() {
-        let d: Vec<_> = (0..10).map(|i| det([i as f32 * 20., 0., i as f32 * 20. + 10., 10.], 0.5 + i as f32 / 100., Animal)).collect();
+        let d: Vec<_> = (0..10)
+            .map(|i| {
+                det(
+                    [i as f32 * 20., 0., i as f32 * 20. + 10., 10.],
+                    0.5 + i as f32 / 100.,
+                    Animal,
+                )
+            })
+            .collect();
         let k = nms(d, 0.7, 3);
         assert_eq!(k.len(), 3);
         assert_eq!(k[0].conf, 0.5 + 9.0f32 / 100.0);
@@ -161,7 +194,13 @@ mod tests {
             0.3, 0.7, 0.1,   // person score
         ];
         let d = decode_boxes(&t, OutputLayout::Yolov8, 3, &[Animal, Person], 0.5);
-        assert_eq!(d, vec![det([8., 9., 12., 11.], 0.9, Animal), det([46., 46., 54., 54.], 0.7, Person)]);
+        assert_eq!(
+            d,
+            vec![
+                det([8., 9., 12., 11.], 0.9, Animal),
+                det([46., 46., 54., 54.], 0.7, Person)
+            ]
+        );
     }
 
     #[test]

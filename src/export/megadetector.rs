@@ -29,9 +29,17 @@ pub fn to_json(res: &DetectionResults, root: Option<&Path>, threshold: f32) -> V
     let mut d = 0usize;
     for i in 0..res.len() {
         let mut obj = Map::new();
-        obj.insert("file".into(), Value::String(relative_name(&res.paths[i], root)));
+        obj.insert(
+            "file".into(),
+            Value::String(relative_name(&res.paths[i], root)),
+        );
         if res.category[i] == CATEGORY_FAILED {
-            let reason = res.failures.iter().find(|f| f.index == Some(i)).map(|f| f.reason.clone()).unwrap_or_default();
+            let reason = res
+                .failures
+                .iter()
+                .find(|f| f.index == Some(i))
+                .map(|f| f.reason.clone())
+                .unwrap_or_default();
             obj.insert("failure".into(), Value::String(reason));
             obj.insert("detections".into(), Value::Null);
         } else {
@@ -66,8 +74,16 @@ pub fn to_json(res: &DetectionResults, root: Option<&Path>, threshold: f32) -> V
 }
 
 /// Writes the JSON file atomically.
-pub fn write(res: &DetectionResults, path: &Path, root: Option<&Path>, threshold: f32) -> Result<(), Error> {
+pub fn write(
+    res: &DetectionResults,
+    path: &Path,
+    root: Option<&Path>,
+    threshold: f32,
+) -> Result<(), Error> {
     let doc = to_json(res, root, threshold);
-    let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Output { path: path.to_path_buf(), reason: e.to_string() })?;
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Output {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     write_atomic(path, text.as_bytes())
 }

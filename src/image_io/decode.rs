@@ -24,7 +24,9 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { max_pixels: 2 * 89_478_485 }
+        DecodeOptions {
+            max_pixels: 2 * 89_478_485,
+        }
     }
 }
 
@@ -52,7 +54,8 @@ pub fn decode_bytes(bytes: &[u8], opts: &DecodeOptions) -> Result<DecodedImage, 
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
-    let format = image::guess_format(bytes).map_err(|_| ImageError::Format("unrecognised file signature".into()))?;
+    let format = image::guess_format(bytes)
+        .map_err(|_| ImageError::Format("unrecognised file signature".into()))?;
     let exif = read_exif(bytes);
     let rgb = match format {
         ImageFormat::Jpeg => match decode_jpeg(bytes, opts)? {
@@ -67,10 +70,16 @@ pub fn decode_bytes(bytes: &[u8], opts: &DecodeOptions) -> Result<DecodedImage, 
 
 fn check_size(width: u64, height: u64, opts: &DecodeOptions) -> Result<(), ImageError> {
     if width == 0 || height == 0 {
-        return Err(ImageError::Corrupt(format!("header gives a {width}x{height} image")));
+        return Err(ImageError::Corrupt(format!(
+            "header gives a {width}x{height} image"
+        )));
     }
     if width.saturating_mul(height) > opts.max_pixels {
-        return Err(ImageError::TooLarge { width, height, limit: opts.max_pixels });
+        return Err(ImageError::TooLarge {
+            width,
+            height,
+            limit: opts.max_pixels,
+        });
     }
     Ok(())
 }
@@ -79,17 +88,25 @@ fn check_size(width: u64, height: u64, opts: &DecodeOptions) -> Result<(), Image
 /// left to the `image` crate.
 fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<Option<RgbImage>, ImageError> {
     if jpeg_is_truncated(bytes) {
-        return Err(ImageError::Corrupt("truncated JPEG (no end-of-image marker after the scan data)".into()));
+        return Err(ImageError::Corrupt(
+            "truncated JPEG (no end-of-image marker after the scan data)".into(),
+        ));
     }
     let result = std::panic::catch_unwind(|| -> Result<Option<RgbImage>, ImageError> {
-        let d = mozjpeg::Decompress::new_mem(bytes).map_err(|e| ImageError::Corrupt(e.to_string()))?;
+        let d =
+            mozjpeg::Decompress::new_mem(bytes).map_err(|e| ImageError::Corrupt(e.to_string()))?;
         check_size(d.width() as u64, d.height() as u64, opts)?;
-        if matches!(d.color_space(), mozjpeg::ColorSpace::JCS_CMYK | mozjpeg::ColorSpace::JCS_YCCK) {
+        if matches!(
+            d.color_space(),
+            mozjpeg::ColorSpace::JCS_CMYK | mozjpeg::ColorSpace::JCS_YCCK
+        ) {
             return Ok(None);
         }
         let mut started = d.rgb().map_err(|e| ImageError::Corrupt(e.to_string()))?;
         let (w, h) = (started.width() as u32, started.height() as u32);
-        let pixels: Vec<u8> = started.read_scanlines().map_err(|e| ImageError::Corrupt(e.to_string()))?;
+        let pixels: Vec<u8> = started
+            .read_scanlines()
+            .map_err(|e| ImageError::Corrupt(e.to_string()))?;
         if pixels.len() != w as usize * h as usize * 3 {
             return Err(ImageError::Corrupt("incomplete scan data".into()));
         }
@@ -105,7 +122,9 @@ fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<Option<RgbImage>, I
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "libjpeg error".into());
-            Err(ImageError::Corrupt(msg.trim_start_matches("libjpeg fatal error: ").to_string()))
+            Err(ImageError::Corrupt(
+                msg.trim_start_matches("libjpeg fatal error: ").to_string(),
+            ))
         }
     }
 }
@@ -137,7 +156,11 @@ fn jpeg_is_truncated(bytes: &[u8]) -> bool {
     true
 }
 
-fn decode_generic(bytes: &[u8], format: ImageFormat, opts: &DecodeOptions) -> Result<RgbImage, ImageError> {
+fn decode_generic(
+    bytes: &[u8],
+    format: ImageFormat,
+    opts: &DecodeOptions,
+) -> Result<RgbImage, ImageError> {
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
     let max_side = u32::try_from(opts.max_pixels).unwrap_or(u32::MAX);
@@ -159,8 +182,12 @@ fn decode_generic(bytes: &[u8], format: ImageFormat, opts: &DecodeOptions) -> Re
 
 fn classify_image_error(e: image::ImageError, opts: &DecodeOptions) -> ImageError {
     match e {
-        image::ImageError::Limits(l) => ImageError::TooLarge { width: 0, height: 0, limit: opts.max_pixels }
-            .with_reason(l.to_string()),
+        image::ImageError::Limits(l) => ImageError::TooLarge {
+            width: 0,
+            height: 0,
+            limit: opts.max_pixels,
+        }
+        .with_reason(l.to_string()),
         image::ImageError::Unsupported(u) => ImageError::Format(u.to_string()),
         image::ImageError::IoError(io) => ImageError::Corrupt(io.to_string()),
         other => ImageError::Corrupt(other.to_string()),
@@ -170,7 +197,9 @@ fn classify_image_error(e: image::ImageError, opts: &DecodeOptions) -> ImageErro
 impl ImageError {
     fn with_reason(self, reason: String) -> ImageError {
         match self {
-            ImageError::TooLarge { .. } => ImageError::Corrupt(format!("refused by decoder limits: {reason}")),
+            ImageError::TooLarge { .. } => {
+                ImageError::Corrupt(format!("refused by decoder limits: {reason}"))
+            }
             other => other,
         }
     }
@@ -196,9 +225,13 @@ mod tests {
     use super::*;
 
     fn tiny_jpeg() -> Vec<u8> {
-        let img = RgbImage::from_fn(16, 8, |x, y| image::Rgb([(x * 16) as u8, (y * 30) as u8, 128]));
+        let img = RgbImage::from_fn(16, 8, |x, y| {
+            image::Rgb([(x * 16) as u8, (y * 30) as u8, 128])
+        });
         let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&img)
+            .unwrap();
         out
     }
 
@@ -215,9 +248,15 @@ mod tests {
         let j = tiny_jpeg();
         for cut in [3, 20, j.len() / 2, j.len() - 2] {
             let e = decode_bytes(&j[..cut], &o).unwrap_err();
-            assert!(matches!(e, ImageError::Corrupt(_) | ImageError::Format(_)), "cut {cut}: {e:?}");
+            assert!(
+                matches!(e, ImageError::Corrupt(_) | ImageError::Format(_)),
+                "cut {cut}: {e:?}"
+            );
         }
-        assert!(matches!(decode_bytes(b"hello world", &o).unwrap_err(), ImageError::Format(_)));
+        assert!(matches!(
+            decode_bytes(b"hello world", &o).unwrap_err(),
+            ImageError::Format(_)
+        ));
         let mut garbage = j.clone();
         for b in garbage.iter_mut().skip(30).take(200) {
             *b = 0xFF;
@@ -230,10 +269,25 @@ mod tests {
     fn refuses_huge_headers() {
         let o = DecodeOptions { max_pixels: 100 };
         let e = decode_bytes(&tiny_jpeg(), &o).unwrap_err();
-        assert!(matches!(e, ImageError::TooLarge { width: 16, height: 8, .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                ImageError::TooLarge {
+                    width: 16,
+                    height: 8,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         let mut png = Vec::new();
-        RgbImage::new(20, 20).write_to(&mut Cursor::new(&mut png), ImageFormat::Png).unwrap();
-        assert!(matches!(decode_bytes(&png, &o).unwrap_err(), ImageError::TooLarge { .. }));
+        RgbImage::new(20, 20)
+            .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        assert!(matches!(
+            decode_bytes(&png, &o).unwrap_err(),
+            ImageError::TooLarge { .. }
+        ));
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub struct ExifInfo {
 /// Reads EXIF from any container kamadak-exif understands (JPEG, TIFF, PNG, WebP, HEIF).
 /// Missing or broken EXIF yields the defaults: it never fails.
 pub fn read_exif(bytes: &[u8]) -> ExifInfo {
-    let mut info = ExifInfo { date: None, orientation: 1 };
+    let mut info = ExifInfo {
+        date: None,
+        orientation: 1,
+    };
     let Ok(data) = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(bytes)) else {
         return info;
     };
@@ -55,7 +58,13 @@ pub fn read_exif(bytes: &[u8]) -> ExifInfo {
 pub fn parse_exif_datetime(raw: &str) -> Option<Timestamp> {
     let s = raw.trim_matches(|c: char| c == '\0' || c.is_whitespace());
     let b = s.as_bytes();
-    if b.len() != 19 || b[4] != b':' || b[7] != b':' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+    if b.len() != 19
+        || b[4] != b':'
+        || b[7] != b':'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -68,11 +77,21 @@ pub fn parse_exif_datetime(raw: &str) -> Option<Timestamp> {
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if y < 1 || !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 59 {
+    if y < 1
+        || !(1..=12).contains(&mo)
+        || d < 1
+        || d > days_in_month(y, mo)
+        || h > 23
+        || mi > 59
+        || se > 59
+    {
         return None;
     }
     let seconds = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se;
-    Some(Timestamp { text: s.to_string(), seconds })
+    Some(Timestamp {
+        text: s.to_string(),
+        seconds,
+    })
 }
 
 fn is_leap(y: i64) -> bool {
@@ -116,8 +135,15 @@ mod tests {
     #[test]
     fn rejects_broken_dates() {
         for s in [
-            "", "2021-05-28 13:45:07", "2021:13:01 00:00:00", "2019:02:29 00:00:00", "2021:05:28 24:00:00",
-            "2021:05:28 13:45", "    :  :     :  :  ", "2021:05:3a 00:00:00", "0000:00:00 00:00:00",
+            "",
+            "2021-05-28 13:45:07",
+            "2021:13:01 00:00:00",
+            "2019:02:29 00:00:00",
+            "2021:05:28 24:00:00",
+            "2021:05:28 13:45",
+            "    :  :     :  :  ",
+            "2021:05:3a 00:00:00",
+            "0000:00:00 00:00:00",
         ] {
             assert!(parse_exif_datetime(s).is_none(), "{s:?}");
         }
@@ -125,6 +151,12 @@ mod tests {
 
     #[test]
     fn missing_exif_gives_defaults() {
-        assert_eq!(read_exif(b"not an image"), ExifInfo { date: None, orientation: 1 });
+        assert_eq!(
+            read_exif(b"not an image"),
+            ExifInfo {
+                date: None,
+                orientation: 1
+            }
+        );
     }
 }

@@ -49,7 +49,8 @@ pub fn walk(root: &Path) -> WalkOutput {
     while let Some(dir) = stack.pop() {
         if let Some(id) = dir_identity(&dir) {
             if !seen.insert(id) {
-                out.errors.push((dir, "folder already visited (symbolic link loop)".into()));
+                out.errors
+                    .push((dir, "folder already visited (symbolic link loop)".into()));
                 continue;
             }
         }
@@ -76,7 +77,10 @@ pub fn walk(root: &Path) -> WalkOutput {
             match std::fs::metadata(&path) {
                 Ok(m) if m.is_dir() => {
                     if has_image_extension(&path) {
-                        out.errors.push((path.clone(), "is a directory (named like an image); its contents are walked".into()));
+                        out.errors.push((
+                            path.clone(),
+                            "is a directory (named like an image); its contents are walked".into(),
+                        ));
                     }
                     stack.push(path)
                 }
@@ -120,13 +124,28 @@ mod tests {
         std::fs::create_dir_all(r.join("b/sub")).unwrap();
         std::fs::create_dir_all(r.join("a")).unwrap();
         std::fs::create_dir_all(r.join("out/deer")).unwrap();
-        for f in ["b/sub/x.JPG", "a/y.jpeg", "a/z.TiF", "a/notes.txt", "b/w.png", "out/deer/q.jpg"] {
+        for f in [
+            "b/sub/x.JPG",
+            "a/y.jpeg",
+            "a/z.TiF",
+            "a/notes.txt",
+            "b/w.png",
+            "out/deer/q.jpg",
+        ] {
             std::fs::write(r.join(f), b"").unwrap();
         }
         std::fs::write(r.join("out").join(OUTPUT_MARKER), b"").unwrap();
         let w = walk(r);
-        let rel: Vec<String> =
-            w.files.iter().map(|p| p.strip_prefix(r).unwrap().to_string_lossy().replace('\\', "/")).collect();
+        let rel: Vec<String> = w
+            .files
+            .iter()
+            .map(|p| {
+                p.strip_prefix(r)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/")
+            })
+            .collect();
         assert_eq!(rel, ["a/y.jpeg", "a/z.TiF", "b/sub/x.JPG", "b/w.png"]);
         assert!(w.errors.is_empty());
     }

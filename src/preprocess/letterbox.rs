@@ -48,7 +48,10 @@ impl Letterbox {
             LetterboxStyle::Centred => {
                 let new_w = (round_half_even(wf * gain) as u32).max(1);
                 let new_h = (round_half_even(hf * gain) as u32).max(1);
-                let (mut dw, mut dh) = ((size - new_w.min(size)) as f64, (size - new_h.min(size)) as f64);
+                let (mut dw, mut dh) = (
+                    (size - new_w.min(size)) as f64,
+                    (size - new_h.min(size)) as f64,
+                );
                 if input.shape == InputShape::Stride {
                     dw %= input.stride as f64;
                     dh %= input.stride as f64;
@@ -87,7 +90,17 @@ impl Letterbox {
                         (new_w.div_ceil(s) * s, new_h.div_ceil(s) * s)
                     }
                 };
-                Letterbox { src_w: w, src_h: h, new_w, new_h, in_w, in_h, pad_left: 0, pad_top: 0, gain }
+                Letterbox {
+                    src_w: w,
+                    src_h: h,
+                    new_w,
+                    new_h,
+                    in_w,
+                    in_h,
+                    pad_left: 0,
+                    pad_top: 0,
+                    gain,
+                }
             }
         }
     }
@@ -116,8 +129,16 @@ pub fn fill_tensor(img: &RgbImage, lb: &Letterbox, input: &DetectorInput, out: &
         img
     } else {
         resized = match input.resize {
-            ResizeMethod::PilBicubic => resize_pil(img, Rect::full(img), lb.new_w, lb.new_h, PilFilter::Bicubic),
-            ResizeMethod::PilBilinear => resize_pil(img, Rect::full(img), lb.new_w, lb.new_h, PilFilter::Bilinear),
+            ResizeMethod::PilBicubic => {
+                resize_pil(img, Rect::full(img), lb.new_w, lb.new_h, PilFilter::Bicubic)
+            }
+            ResizeMethod::PilBilinear => resize_pil(
+                img,
+                Rect::full(img),
+                lb.new_w,
+                lb.new_h,
+                PilFilter::Bilinear,
+            ),
             ResizeMethod::Cv2Linear => resize_cv2_linear(img, lb.new_w, lb.new_h),
         };
         &resized
@@ -150,7 +171,17 @@ mod tests {
         // dh = 420 / 2 = 210 -> top = round(209.9) = 210, bottom = round(210.1) = 210.
         let input = builtin("df").unwrap().input;
         let lb = Letterbox::new(4208, 2368, &input);
-        assert_eq!((lb.new_w, lb.new_h, lb.in_w, lb.in_h, lb.pad_left, lb.pad_top), (960, 540, 960, 960, 0, 210));
+        assert_eq!(
+            (
+                lb.new_w,
+                lb.new_h,
+                lb.in_w,
+                lb.in_h,
+                lb.pad_left,
+                lb.pad_top
+            ),
+            (960, 540, 960, 960, 0, 210)
+        );
         // Odd padding: 100x51 -> 960x490 (round(489.6)), dh = 235 -> top 235, bottom 235.
         let lb = Letterbox::new(100, 51, &input);
         assert_eq!((lb.new_h, lb.pad_top, lb.in_h), (490, 235, 960));
@@ -165,7 +196,10 @@ mod tests {
     fn zamba_geometry_and_mapping_back() {
         let input = builtin("md-lite").unwrap().input;
         let lb = Letterbox::new(2048, 1536, &input);
-        assert_eq!((lb.new_w, lb.new_h, lb.pad_left, lb.pad_top), (640, 480, 0, 0));
+        assert_eq!(
+            (lb.new_w, lb.new_h, lb.pad_left, lb.pad_top),
+            (640, 480, 0, 0)
+        );
         let b = lb.to_original([64.0, 48.0, 640.0, 700.0]);
         assert_eq!(b, [204.8, 153.6, 2048.0, 1536.0]);
         let portrait = Letterbox::new(1000, 2000, &input);

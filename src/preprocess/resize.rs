@@ -24,7 +24,12 @@ pub struct Rect {
 impl Rect {
     /// The whole of an image.
     pub fn full(img: &RgbImage) -> Rect {
-        Rect { x: 0, y: 0, w: img.width(), h: img.height() }
+        Rect {
+            x: 0,
+            y: 0,
+            w: img.width(),
+            h: img.height(),
+        }
     }
 }
 
@@ -103,7 +108,11 @@ fn precompute(in_size: usize, out_size: usize, filter: PilFilter) -> Coeffs {
         for (x, kx) in k.iter().enumerate().take(n) {
             let v = if ww != 0.0 { kx / ww } else { *kx };
             let f = v * (1u32 << PRECISION_BITS) as f64;
-            kk[xx * ksize + x] = if v < 0.0 { (-0.5 + f) as i32 } else { (0.5 + f) as i32 };
+            kk[xx * ksize + x] = if v < 0.0 {
+                (-0.5 + f) as i32
+            } else {
+                (0.5 + f) as i32
+            };
         }
         bounds.push((xmin, n));
     }
@@ -121,8 +130,71 @@ fn clip8(v: i32) -> u8 {
     }
 }
 
+/// A plain interleaved RGB buffer used between the two passes.
+struct Buf {
+    w: usize,
+    h: usize,
+    data: Vec<u8>,
+}
+
+/// Pillow's `ImagingResampleHorizontal_8bpc` on rows `0..src.h` of `src`.
+fn horizontal_pass(src: &Buf, c: &Coeffs) -> Buf {
+    let ow = c.bounds.len();
+    let mut data = vec![0u8; src.h * ow * 3];
+    for (y, out_row) in data.chunks_exact_mut(ow * 3).enumerate() {
+        let r = &src.data[y * src.w * 3..(y + 1) * src.w * 3];
+        for (xx, px) in out_row.chunks_exact_mut(3).enumerate() {
+            let (xmin, n) = c.bounds[xx];
+            let k = &c.kk[xx * c.ksize..xx * c.ksize + n];
+            let half = 1i32 << (PRECISION_BITS - 1);
+            let (mut s0, mut s1, mut s2) = (half, half, half);
+            for (x, &kx) in k.iter().enumerate() {
+                let p = &r[(x + xmin) * 3..(x + xmin) * 3 + 3];
+                s0 = s0.wrapping_add(p[0] as i32 * kx);
+                s1 = s1.wrapping_add(p[1] as i32 * kx);
+                s2 = s2.wrapping_add(p[2] as i32 * kx);
+            }
+            px[0] = clip8(s0);
+            px[1] = clip8(s1);
+            px[2] = clip8(s2);
+        }
+    }
+    Buf {
+        w: ow,
+        h: src.h,
+        data,
+    }
+}
+
+/// Pillow's `ImagingResampleVertical_8bpc`; `row0` is the source row that `src`'s row 0 holds.
+fn vertical_pass(src: &Buf, c: &Coeffs, row0: usize) -> Buf {
+    let oh = c.bounds.len();
+    let stride = src.w * 3;
+    let mut data = vec![0u8; oh * stride];
+    for (yy, out_row) in data.chunks_exact_mut(stride).enumerate() {
+        let (ymin, n) = c.bounds[yy];
+        let ymin = ymin - row0;
+        let k = &c.kk[yy * c.ksize..yy * c.ksize + n];
+        for (xi, o) in out_row.iter_mut().enumerate() {
+            let mut s = 1i32 << (PRECISION_BITS - 1);
+            for (y, &ky) in k.iter().enumerate() {
+                s = s.wrapping_add(src.data[(ymin + y) * stride + xi] as i32 * ky);
+            }
+            *o = clip8(s);
+        }
+    }
+    Buf {
+        w: src.w,
+        h: oh,
+        data,
+    }
+}
+
 /// Resizes `rect` of `src` to `out_w` x `out_h` exactly as Pillow's `Image.resize` does on the
 /// cropped image (`src.crop(rect).resize((out_w, out_h), filter)`).
+///
+/// Pass order follows Pillow 13: horizontal first, except when the width grows while the height
+/// shrinks, where the vertical pass runs first (each pass rounds to 8 bits, so order matters).
 ///
 /// ```
 /// use deepfaune_rs::preprocess::{resize_pil, PilFilter, Rect};
@@ -130,77 +202,60 @@ fn clip8(v: i32) -> u8 {
 /// let out = resize_pil(&img, Rect::full(&img), 7, 5, PilFilter::Bicubic);
 /// assert_eq!(out.get_pixel(3, 2).0, [10, 20, 30]); // a flat image stays flat
 /// ```
-pub fn resize_pil(src: &RgbImage, rect: Rect, out_w: u32, out_h: u32, filter: PilFilter) -> RgbImage {
-    assert!(rect.x + rect.w <= src.width() && rect.y + rect.h <= src.height(), "rect outside the image");
-    assert!(rect.w > 0 && rect.h > 0 && out_w > 0 && out_h > 0, "empty resize");
+pub fn resize_pil(
+    src: &RgbImage,
+    rect: Rect,
+    out_w: u32,
+    out_h: u32,
+    filter: PilFilter,
+) -> RgbImage {
+    assert!(
+        rect.x + rect.w <= src.width() && rect.y + rect.h <= src.height(),
+        "rect outside the image"
+    );
+    assert!(
+        rect.w > 0 && rect.h > 0 && out_w > 0 && out_h > 0,
+        "empty resize"
+    );
     let (in_w, in_h) = (rect.w as usize, rect.h as usize);
     let (ow, oh) = (out_w as usize, out_h as usize);
     let stride = src.width() as usize * 3;
     let data = src.as_raw();
-    let row = |y: usize| -> &[u8] {
-        let start = (rect.y as usize + y) * stride + rect.x as usize * 3;
-        &data[start..start + in_w * 3]
+    // Copies source rows y0..y1 of the rect into a buffer.
+    let rows = |y0: usize, y1: usize| -> Buf {
+        let mut out = Vec::with_capacity((y1 - y0) * in_w * 3);
+        for y in y0..y1 {
+            let start = (rect.y as usize + y) * stride + rect.x as usize * 3;
+            out.extend_from_slice(&data[start..start + in_w * 3]);
+        }
+        Buf {
+            w: in_w,
+            h: y1 - y0,
+            data: out,
+        }
     };
-
     let need_h = ow != in_w;
     let need_v = oh != in_h;
     let vert = precompute(in_h, oh, filter);
-    // Rows of the source that the vertical pass reads.
-    let y_first = vert.bounds[0].0;
-    let y_last = vert.bounds[oh - 1].0 + vert.bounds[oh - 1].1;
-
-    // Horizontal pass into a temporary image of rows y_first..y_last (or a plain copy).
-    let (tmp, tmp_w, row0) = if need_h {
-        let horiz = precompute(in_w, ow, filter);
-        let mut tmp = vec![0u8; (y_last - y_first) * ow * 3];
-        for (ty, out_row) in tmp.chunks_exact_mut(ow * 3).enumerate() {
-            let r = row(y_first + ty);
-            for (xx, px) in out_row.chunks_exact_mut(3).enumerate() {
-                let (xmin, n) = horiz.bounds[xx];
-                let k = &horiz.kk[xx * horiz.ksize..xx * horiz.ksize + n];
-                let (mut s0, mut s1, mut s2) = (1i32 << (PRECISION_BITS - 1), 1i32 << (PRECISION_BITS - 1), 1i32 << (PRECISION_BITS - 1));
-                for (x, &kx) in k.iter().enumerate() {
-                    let p = &r[(x + xmin) * 3..(x + xmin) * 3 + 3];
-                    s0 = s0.wrapping_add(p[0] as i32 * kx);
-                    s1 = s1.wrapping_add(p[1] as i32 * kx);
-                    s2 = s2.wrapping_add(p[2] as i32 * kx);
-                }
-                px[0] = clip8(s0);
-                px[1] = clip8(s1);
-                px[2] = clip8(s2);
-            }
+    let out = if need_h && need_v && ow > in_w && oh < in_h {
+        let tmp = vertical_pass(&rows(0, in_h), &vert, 0);
+        horizontal_pass(&tmp, &precompute(in_w, ow, filter))
+    } else if need_h {
+        // Only the source rows the vertical pass will read.
+        let y_first = vert.bounds[0].0;
+        let y_last = vert.bounds[oh - 1].0 + vert.bounds[oh - 1].1;
+        let tmp = horizontal_pass(&rows(y_first, y_last), &precompute(in_w, ow, filter));
+        if need_v {
+            vertical_pass(&tmp, &vert, y_first)
+        } else {
+            tmp
         }
-        (tmp, ow, y_first)
+    } else if need_v {
+        vertical_pass(&rows(0, in_h), &vert, 0)
     } else {
-        let mut tmp = Vec::with_capacity(in_w * in_h * 3);
-        for y in 0..in_h {
-            tmp.extend_from_slice(row(y));
-        }
-        (tmp, in_w, 0)
+        rows(0, in_h)
     };
-
-    if !need_v {
-        // Pillow skips the vertical pass; the temporary rows are the output.
-        // With in_h == oh the vertical support starts at row 0, so the rows are 0..oh.
-        debug_assert_eq!(row0, 0);
-        return RgbImage::from_raw(tmp_w as u32, oh as u32, tmp[..oh * tmp_w * 3].to_vec())
-            .expect("sizes agree");
-    }
-    let mut out = vec![0u8; ow * oh * 3];
-    let tstride = tmp_w * 3;
-    for (yy, out_row) in out.chunks_exact_mut(ow * 3).enumerate() {
-        let (ymin, n) = vert.bounds[yy];
-        let ymin = ymin - row0;
-        let k = &vert.kk[yy * vert.ksize..yy * vert.ksize + n];
-        for (xi, o) in out_row.iter_mut().enumerate() {
-            let mut s = 1i32 << (PRECISION_BITS - 1);
-            for (y, &ky) in k.iter().enumerate() {
-                s = s.wrapping_add(tmp[(ymin + y) * tstride + xi] as i32 * ky);
-            }
-            *o = clip8(s);
-        }
-    }
-    RgbImage::from_raw(ow as u32, oh as u32, out).expect("sizes agree")
+    RgbImage::from_raw(out.w as u32, out.h as u32, out.data).expect("sizes agree")
 }
 
 const CV_COEF_BITS: i32 = 11;
@@ -284,7 +339,8 @@ pub fn resize_cv2_linear(src: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
         }
         let orow = &mut out[dy * ow * 3..(dy + 1) * ow * 3];
         for i in 0..ow * 3 {
-            // The SSE2/NEON path: (((w0 * (s0 >> 4)) >> 16) + ((w1 * (s1 >> 4)) >> 16) + 2) >> 2.
+            // OpenCV's vectorised vertical pass (it also covers a row's tail with an overlapping
+            // vector): (((w0 * (s0 >> 4)) >> 16) + ((w1 * (s1 >> 4)) >> 16) + 2) >> 2.
             let t0 = (w0 as i32 * (b0[i] >> 4)) >> 16;
             let t1 = (w1 as i32 * (b1[i] >> 4)) >> 16;
             orow[i] = ((t0 + t1 + 2) >> 2).clamp(0, 255) as u8;
@@ -298,13 +354,18 @@ mod tests {
     use super::*;
 
     fn ramp(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 + y) as u8, (y * 5) as u8, ((x * y) % 251) as u8]))
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 7 + y) as u8, (y * 5) as u8, ((x * y) % 251) as u8])
+        })
     }
 
     #[test]
     fn identity_is_a_copy() {
         let img = ramp(13, 9);
-        assert_eq!(resize_pil(&img, Rect::full(&img), 13, 9, PilFilter::Bicubic), img);
+        assert_eq!(
+            resize_pil(&img, Rect::full(&img), 13, 9, PilFilter::Bicubic),
+            img
+        );
         assert_eq!(resize_cv2_linear(&img, 13, 9), img);
     }
 
@@ -314,8 +375,14 @@ mod tests {
             let c = precompute(i, o, PilFilter::Bicubic);
             for xx in 0..o {
                 let (_, n) = c.bounds[xx];
-                let s: i64 = c.kk[xx * c.ksize..xx * c.ksize + n].iter().map(|&v| v as i64).sum();
-                assert!((s - (1 << PRECISION_BITS)).abs() <= n as i64, "{i}->{o} at {xx}: {s}");
+                let s: i64 = c.kk[xx * c.ksize..xx * c.ksize + n]
+                    .iter()
+                    .map(|&v| v as i64)
+                    .sum();
+                assert!(
+                    (s - (1 << PRECISION_BITS)).abs() <= n as i64,
+                    "{i}->{o} at {xx}: {s}"
+                );
             }
         }
     }
@@ -324,7 +391,9 @@ mod tests {
     fn halving_with_bilinear_averages_pairs() {
         // Shrinking 2:1 with Pillow's bilinear: support 2 source pixels, weights 1/4, 3/4, 3/4, 1/4
         // centred on each output pixel (hand computation for a 1-row image).
-        let img = RgbImage::from_fn(8, 1, |x, _| image::Rgb([[0, 40, 80, 120, 160, 200, 240, 255][x as usize]; 3]));
+        let img = RgbImage::from_fn(8, 1, |x, _| {
+            image::Rgb([[0, 40, 80, 120, 160, 200, 240, 255][x as usize]; 3])
+        });
         let out = resize_pil(&img, Rect::full(&img), 4, 1, PilFilter::Bilinear);
         let v: Vec<u8> = out.pixels().map(|p| p[0]).collect();
         // out[1]: (40*1 + 80*3 + 120*3 + 160*1) / 8 = 100 ; out[0] at the border: (0*3 + 40*3 + 80*1) / 7.
@@ -335,7 +404,12 @@ mod tests {
     #[test]
     fn cropped_rect_equals_resizing_the_crop() {
         let img = ramp(50, 40);
-        let r = Rect { x: 7, y: 5, w: 20, h: 30 };
+        let r = Rect {
+            x: 7,
+            y: 5,
+            w: 20,
+            h: 30,
+        };
         let crop = image::imageops::crop_imm(&img, r.x, r.y, r.w, r.h).to_image();
         assert_eq!(
             resize_pil(&img, r, 11, 17, PilFilter::Bicubic),

@@ -24,8 +24,15 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        RunOptions { decode: DecodeOptions::default(), threads: cores.clamp(1, 4), batch_size: 1, window: 2 * cores.clamp(1, 4) }
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        RunOptions {
+            decode: DecodeOptions::default(),
+            threads: cores.clamp(1, 4),
+            batch_size: 1,
+            window: 2 * cores.clamp(1, 4),
+        }
     }
 }
 
@@ -83,7 +90,14 @@ pub struct DetectionResults {
 }
 
 impl DetectionResults {
-    fn push_failure(&mut self, index: usize, path: &Path, stage: &'static str, kind: &'static str, reason: String) {
+    fn push_failure(
+        &mut self,
+        index: usize,
+        path: &Path,
+        stage: &'static str,
+        kind: &'static str,
+        reason: String,
+    ) {
         self.paths.push(path.to_path_buf());
         self.width.push(0);
         self.height.push(0);
@@ -93,7 +107,13 @@ impl DetectionResults {
         self.humancount.push(0);
         self.crop.push([-1; 4]);
         self.best_detection.push(-1);
-        self.failures.push(Failure { index: Some(index), path: path.to_path_buf(), stage, kind, reason });
+        self.failures.push(Failure {
+            index: Some(index),
+            path: path.to_path_buf(),
+            stage,
+            kind,
+            reason,
+        });
     }
 
     fn push_image(&mut self, path: &Path, img: &DecodedImage, dets: Vec<crate::detect::Detection>) {
@@ -108,8 +128,10 @@ impl DetectionResults {
         self.category.push(d.kind as u8);
         self.count.push(d.count);
         self.humancount.push(d.humancount);
-        self.crop.push(d.crop.map(|c| c.map(|v| v as i32)).unwrap_or([-1; 4]));
-        self.best_detection.push(d.best.map(|b| first + b as i64).unwrap_or(-1));
+        self.crop
+            .push(d.crop.map(|c| c.map(|v| v as i32)).unwrap_or([-1; 4]));
+        self.best_detection
+            .push(d.best.map(|b| first + b as i64).unwrap_or(-1));
         for det in dets {
             self.det_image.push(row);
             self.det_xyxy.push(det.bbox);
@@ -137,7 +159,13 @@ pub fn collect_files(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Failure>) {
         if input.is_dir() {
             let w = walk(input);
             files.extend(w.files);
-            failures.extend(w.errors.into_iter().map(|(path, reason)| Failure { index: None, path, stage: "walk", kind: "walk", reason }));
+            failures.extend(w.errors.into_iter().map(|(path, reason)| Failure {
+                index: None,
+                path,
+                stage: "walk",
+                kind: "walk",
+                reason,
+            }));
         } else {
             files.push(input.clone());
         }
@@ -171,7 +199,10 @@ pub fn detect_files(
     let mut pending: Vec<(usize, DecodedImage, PreparedInput)> = Vec::with_capacity(batch);
     let mut done = 0usize;
 
-    let flush = |pending: &mut Vec<(usize, DecodedImage, PreparedInput)>, res: &mut DetectionResults, set: &mut DetectorSet| -> Result<(), Error> {
+    let flush = |pending: &mut Vec<(usize, DecodedImage, PreparedInput)>,
+                 res: &mut DetectionResults,
+                 set: &mut DetectorSet|
+     -> Result<(), Error> {
         if pending.is_empty() {
             return Ok(());
         }
@@ -204,7 +235,11 @@ pub fn detect_files(
                 Err(e) => {
                     // Keep row order: earlier pending images go first.
                     flush(&mut pending, &mut res, set)?;
-                    let stage = if e.key() == "io" || e.key() == "empty" { "read" } else { "decode" };
+                    let stage = if e.key() == "io" || e.key() == "empty" {
+                        "read"
+                    } else {
+                        "decode"
+                    };
                     res.push_failure(i, &files[i], stage, e.key(), e.to_string());
                 }
             }

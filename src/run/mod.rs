@@ -18,7 +18,13 @@ use crate::error::Error;
 /// Runs `prepare(i)` for `i in 0..n` on `threads` workers and `consume(i, item)` on the calling
 /// thread in order of `i`. At most `window` prepared items wait at any time. An error from
 /// `consume` stops the workers and is returned.
-pub fn ordered_stream<P, F, C>(n: usize, threads: usize, window: usize, prepare: F, mut consume: C) -> Result<(), Error>
+pub fn ordered_stream<P, F, C>(
+    n: usize,
+    threads: usize,
+    window: usize,
+    prepare: F,
+    mut consume: C,
+) -> Result<(), Error>
 where
     P: Send,
     F: Fn(usize) -> P + Sync,
@@ -112,7 +118,9 @@ mod tests {
                 let f = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 max_seen.fetch_max(f, Ordering::SeqCst);
                 // Uneven work so items finish out of order.
-                std::thread::sleep(std::time::Duration::from_micros(((i * 37) % 11) as u64 * 50));
+                std::thread::sleep(std::time::Duration::from_micros(
+                    ((i * 37) % 11) as u64 * 50,
+                ));
                 i * 2
             },
             |i, v| {
@@ -125,7 +133,11 @@ mod tests {
         .unwrap();
         assert_eq!(got, (0..200).collect::<Vec<_>>());
         // window items prepared-but-unconsumed, plus one being consumed.
-        assert!(max_seen.load(Ordering::SeqCst) <= 5, "{}", max_seen.load(Ordering::SeqCst));
+        assert!(
+            max_seen.load(Ordering::SeqCst) <= 5,
+            "{}",
+            max_seen.load(Ordering::SeqCst)
+        );
     }
 
     #[test]
@@ -139,7 +151,13 @@ mod tests {
                 prepared.fetch_add(1, Ordering::SeqCst);
                 i
             },
-            |i, _| if i == 5 { Err(Error::Cancelled) } else { Ok(()) },
+            |i, _| {
+                if i == 5 {
+                    Err(Error::Cancelled)
+                } else {
+                    Ok(())
+                }
+            },
         );
         assert!(matches!(r, Err(Error::Cancelled)));
         assert!(prepared.load(Ordering::SeqCst) < 100);

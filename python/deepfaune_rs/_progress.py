@@ -1,0 +1,59 @@
+"""A small progress bar for terminals and notebooks (tqdm is used when installed)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, Union
+
+ProgressArg = Union[bool, Callable[[int, int], object], None]
+
+
+class _TextBar:
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self.last < 0.2:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        width = 30
+        filled = int(width * done / total) if total else width
+        eta = (total - done) / rate if rate > 0 else 0.0
+        sys.stderr.write(
+            f"\r{self.desc} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+            f"{rate:.2f} img/s ETA {eta:.0f}s"
+        )
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+class _TqdmBar:
+    def __init__(self, desc: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(desc=desc, unit="img")
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.bar.close()
+
+
+def make_callback(progress: ProgressArg, desc: str) -> Callable[[int, int], object] | None:
+    """``True``: a bar on stderr; a callable: used as is; ``False``/``None``: nothing."""
+    if progress is None or progress is False:
+        return None
+    if callable(progress):
+        return progress
+    try:
+        return _TqdmBar(desc)
+    except ImportError:
+        return _TextBar(desc)

@@ -1,0 +1,114 @@
+"""The ``deepfaune-rs`` command line.
+
+Exit status: 0 = every file processed; 3 = the run finished but some files failed (listed on
+stderr and in the output); 1 = the run could not be done (bad model, unwritable output); 2 = usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_FAILURES = 3
+
+
+def _add_detect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "detect", help="detect animals, people and vehicles; write MegaDetector JSON"
+    )
+    p.add_argument("inputs", nargs="+", help="image files or folders (walked recursively)")
+    p.add_argument("-o", "--output", required=True, help="MegaDetector batch JSON 1.6 to write")
+    p.add_argument(
+        "--model",
+        default="md-lite",
+        help="built-in id (md-lite = embedded default, df, mds, mdr), a DeepFaune mode "
+        "(DF, MDS, MDR, DFbsMDS, DFMDS), a manifest .toml, or an .onnx file",
+    )
+    p.add_argument("--threshold", type=float, default=None, help="confidence threshold (0-1)")
+    p.add_argument("--manifest", default=None, help="manifest for a bare .onnx model")
+    p.add_argument("--threads", type=int, default=0, help="decode threads (default: cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("models", help="list model manifests and where their weights are expected")
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from . import Detector
+
+    det = Detector(
+        args.model, threshold=args.threshold, manifest=args.manifest, threads=args.threads
+    )
+    res = det.detect(args.inputs, progress=not args.no_progress)
+    root = args.inputs[0] if len(args.inputs) == 1 else None
+    res.to_megadetector_json(args.output, root=root)
+    cats = Counter(res.category_names)
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(cats.items()))
+    print(f"{len(res)} images ({summary}) -> {args.output}", file=sys.stderr)
+    return _report_failures(res.failures)
+
+
+def _report_failures(failures: Sequence[dict]) -> int:
+    if not failures:
+        return EXIT_OK
+    print(f"{len(failures)} file(s) could not be processed:", file=sys.stderr)
+    for f in failures:
+        print(f"  {f['path']}: {f['reason']}", file=sys.stderr)
+    return EXIT_FAILURES
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models, model_dir
+
+    print(f"model directory: {model_dir()} (set DEEPFAUNE_RS_MODELS to change it)")
+    for m in list_models():
+        if m["embedded"]:
+            where = "embedded"
+        else:
+            where = ("found: " if m["available"] else "missing: ") + str(m["expected_path"])
+        print(f"{m['id']:<10} {m['kind']:<10} {m['name']}\n{'':<21} {where}")
+        if m["url"] and not m["available"]:
+            print(f"{'':<21} official weights: {m['url']}")
+    return EXIT_OK
+
+
+COMMANDS = {"detect": _cmd_detect, "models": _cmd_models}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepfaune-rs",
+        description="Sort camera-trap images like DeepFaune, without torch.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"deepfaune-rs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_detect(sub)
+    _add_models(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .errors import DeepfauneError
+
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except DeepfauneError as e:
+        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

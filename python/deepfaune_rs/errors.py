@@ -1,0 +1,81 @@
+"""Exceptions raised by deepfaune_rs.
+
+Every exception derives from :class:`DeepfauneError` and from the closest builtin, so
+``except FileNotFoundError`` works for missing weights and ``except ValueError`` for bad
+arguments. Per-image problems (a corrupt JPEG, an empty file) are not raised: they are listed in
+the results' ``failures``.
+"""
+
+from __future__ import annotations
+
+
+class DeepfauneError(Exception):
+    """Base class of all deepfaune_rs errors."""
+
+
+class RuntimeNotFoundError(DeepfauneError, ImportError):
+    """ONNX Runtime could not be found or loaded (install ``onnxruntime>=1.31``)."""
+
+
+class InferenceError(DeepfauneError, RuntimeError):
+    """ONNX Runtime failed while running a model."""
+
+
+class ModelError(DeepfauneError):
+    """A model or its manifest is unusable."""
+
+
+class ManifestError(ModelError, ValueError):
+    """A model manifest could not be parsed or is inconsistent."""
+
+
+class UnknownModelError(ModelError, KeyError):
+    """No built-in model has that id."""
+
+    def __str__(self) -> str:  # KeyError would add quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsNotFoundError(ModelError, FileNotFoundError):
+    """The model's weights file is not where its manifest says; the message says what to do."""
+
+
+class ChecksumError(ModelError):
+    """The weights file does not have the manifest's sha256."""
+
+
+class ModelMismatchError(ModelError, ValueError):
+    """The ONNX model's inputs or outputs do not match its manifest."""
+
+
+class InvalidArgumentError(DeepfauneError, ValueError):
+    """An argument is invalid."""
+
+
+class ImageReadError(DeepfauneError, OSError):
+    """A single image could not be read (from the single-image helpers)."""
+
+
+class OutputError(DeepfauneError, OSError):
+    """An output file could not be written (the previous file, if any, is intact)."""
+
+
+class CancelledError(DeepfauneError):
+    """The run was cancelled."""
+
+
+__all__ = [
+    "CancelledError",
+    "ChecksumError",
+    "DeepfauneError",
+    "ImageReadError",
+    "InferenceError",
+    "InvalidArgumentError",
+    "ManifestError",
+    "ModelError",
+    "ModelMismatchError",
+    "OutputError",
+    "RuntimeNotFoundError",
+    "UnknownModelError",
+    "WeightsNotFoundError",
+]

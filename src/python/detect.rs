@@ -1,0 +1,290 @@
+//! Bindings of the detection stage: `Detector` and its columnar `DetectionResults`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use numpy::{PyArray1, PyArray2};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use super::errors::{to_pyerr, IntoPyResult};
+use super::numpy_views::{view1, view2};
+use crate::detect::loader::{load, LoadOptions};
+use crate::detect::{DetectorMode, DetectorSet};
+use crate::error::Error;
+use crate::run::{detect_files, DetectionResults, RunOptions};
+use crate::runtime::SessionOptions;
+
+/// Calls the optional Python progress callback and checks for Ctrl-C; a Python exception is kept
+/// in `slot` and the run stops with `Error::Cancelled`.
+pub(crate) fn progress_hook<'a>(
+    callback: &'a Option<Py<PyAny>>,
+    slot: &'a Mutex<Option<PyErr>>,
+) -> impl FnMut(usize, usize) -> Result<(), Error> + 'a {
+    move |done, total| {
+        Python::attach(|py| {
+            let r = py.check_signals().and_then(|_| match callback {
+                Some(cb) => cb.call1(py, (done, total)).map(|_| ()),
+                None => Ok(()),
+            });
+            r.map_err(|e| {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Error::Cancelled
+            })
+        })
+    }
+}
+
+/// One or two ONNX detectors with DeepFaune's per-image decision.
+#[pyclass(module = "deepfaune_rs._core", name = "Detector")]
+pub struct PyDetector {
+    detectors: Mutex<DetectorSet>,
+    run: RunOptions,
+}
+
+#[pymethods]
+impl PyDetector {
+    #[new]
+    #[pyo3(signature = (model = "md-lite", *, secondary = None, mode = None, threshold = None, manifest = None,
+                        weights = None, intra_threads = 0, threads = 0, batch_size = 1, spinning = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        model: &str,
+        secondary: Option<String>,
+        mode: Option<String>,
+        threshold: Option<f32>,
+        manifest: Option<String>,
+        weights: Option<HashMap<String, PathBuf>>,
+        intra_threads: usize,
+        threads: usize,
+        batch_size: usize,
+        spinning: bool,
+    ) -> PyResult<Self> {
+        let mode = match mode.as_deref() {
+            None => None,
+            Some("single") => Some(DetectorMode::Single),
+            Some("backstop") => Some(DetectorMode::Backstop),
+            Some("ensemble") => Some(DetectorMode::Ensemble),
+            Some(other) => {
+                return Err(to_pyerr(Error::InvalidArgument(format!(
+                    "mode '{other}': use 'single', 'backstop' or 'ensemble'"
+                ))))
+            }
+        };
+        let opts = LoadOptions {
+            threshold,
+            weights: weights
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+            manifest,
+            session: SessionOptions {
+                intra_threads,
+                spinning,
+            },
+        };
+        let model = model.to_string();
+        let set = py
+            .detach(|| load(&model, secondary.as_deref(), mode, &opts))
+            .py()?;
+        let mut run = RunOptions::default();
+        if threads > 0 {
+            run.threads = threads;
+            run.window = 2 * threads;
+        }
+        run.batch_size = batch_size.max(1);
+        Ok(PyDetector {
+            detectors: Mutex::new(set),
+            run,
+        })
+    }
+
+    /// Ids of the loaded detectors, primary first.
+    #[getter]
+    fn models(&self) -> Vec<String> {
+        let s = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
+        std::iter::once(s.primary.manifest.id.clone())
+            .chain(s.secondary.as_ref().map(|d| d.manifest.id.clone()))
+            .collect()
+    }
+
+    /// Confidence threshold of the primary detector.
+    #[getter]
+    fn threshold(&self) -> f32 {
+        self.detectors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .primary
+            .manifest
+            .postprocess
+            .threshold
+    }
+
+    /// Detects on files and folders (walked recursively). `progress(done, total)` is called after
+    /// each image.
+    #[pyo3(signature = (paths, progress = None, max_pixels = None))]
+    fn detect(
+        &self,
+        py: Python<'_>,
+        paths: Vec<PathBuf>,
+        progress: Option<Py<PyAny>>,
+        max_pixels: Option<u64>,
+    ) -> PyResult<PyDetectionResults> {
+        let mut run = self.run;
+        if let Some(m) = max_pixels {
+            run.decode.max_pixels = m;
+        }
+        let slot = Mutex::new(None);
+        let threshold = self.threshold();
+        let result = py.detach(|| {
+            let mut set = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
+            let mut hook = progress_hook(&progress, &slot);
+            detect_files(&paths, &mut set, &run, &mut hook)
+        });
+        if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        Ok(PyDetectionResults {
+            res: result.py()?,
+            threshold,
+        })
+    }
+}
+
+/// Results of `Detector.detect`, as columns. Arrays are read-only views of the results' own
+/// memory (no copies); they stay valid as long as any of them is alive.
+#[pyclass(module = "deepfaune_rs._core", name = "DetectionResults", frozen)]
+pub struct PyDetectionResults {
+    pub(crate) res: DetectionResults,
+    threshold: f32,
+}
+
+#[pymethods]
+impl PyDetectionResults {
+    fn __len__(&self) -> usize {
+        self.res.len()
+    }
+
+    /// File path of each image row.
+    #[getter]
+    fn paths<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.res.paths.iter().map(|p| p.as_os_str()))
+    }
+
+    /// EXIF DateTimeOriginal text of each image (None when absent).
+    #[getter]
+    fn dates(&self) -> Vec<Option<String>> {
+        self.res
+            .date
+            .iter()
+            .map(|d| d.as_ref().map(|t| t.text.clone()))
+            .collect()
+    }
+
+    /// Per image: 0 empty, 1 animal, 2 human, 3 vehicle, 255 failed.
+    #[getter]
+    fn category<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<u8>>> {
+        let r = &slf.get().res;
+        view1(slf.clone().into_any(), &r.category)
+    }
+    /// Per image: number of animal boxes.
+    #[getter]
+    fn count<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        view1(slf.clone().into_any(), &slf.get().res.count)
+    }
+    /// Per image: number of person boxes.
+    #[getter]
+    fn humancount<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        view1(slf.clone().into_any(), &slf.get().res.humancount)
+    }
+    /// Per image: width and height (after EXIF orientation), `[n, 2]`.
+    #[getter]
+    fn sizes<'py>(slf: Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u32>>> {
+        let r = &slf.get().res;
+        let v: Vec<u32> = r
+            .width
+            .iter()
+            .zip(&r.height)
+            .flat_map(|(w, h)| [*w, *h])
+            .collect();
+        let a = numpy::ndarray::Array2::from_shape_vec((r.len(), 2), v).expect("sizes agree");
+        Ok(numpy::IntoPyArray::into_pyarray(a, py))
+    }
+    /// Per image: the classifier's square crop `[x1, y1, x2, y2)` (-1 when none), `[n, 4]`.
+    #[getter]
+    fn crop_boxes<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray2<i32>>> {
+        view2(slf.clone().into_any(), slf.get().res.crop.as_flattened(), 4)
+    }
+    /// Per image: row of the deciding box in the detection columns (-1 when none).
+    #[getter]
+    fn best_detection<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        view1(slf.clone().into_any(), &slf.get().res.best_detection)
+    }
+    /// Per box: image row.
+    #[getter]
+    fn image_index<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        view1(slf.clone().into_any(), &slf.get().res.det_image)
+    }
+    /// Per box: `[x1, y1, x2, y2]` in original pixels, `[m, 4]`.
+    #[getter]
+    fn boxes<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        view2(
+            slf.clone().into_any(),
+            slf.get().res.det_xyxy.as_flattened(),
+            4,
+        )
+    }
+    /// Per box: confidence.
+    #[getter]
+    fn confidences<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        view1(slf.clone().into_any(), &slf.get().res.det_conf)
+    }
+    /// Per box: 0 animal, 1 person, 2 vehicle.
+    #[getter]
+    fn classes<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<u8>>> {
+        view1(slf.clone().into_any(), &slf.get().res.det_category)
+    }
+    /// Files that failed: list of dicts with path, stage, kind, reason, index.
+    #[getter]
+    fn failures<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for f in &self.res.failures {
+            let d = PyDict::new(py);
+            d.set_item("path", f.path.as_os_str())?;
+            d.set_item("stage", f.stage)?;
+            d.set_item("kind", f.kind)?;
+            d.set_item("reason", &f.reason)?;
+            d.set_item("index", f.index)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+    /// Detector ids that produced these results.
+    #[getter]
+    fn detector(&self) -> String {
+        self.res.detector.clone()
+    }
+
+    /// Writes MegaDetector batch JSON 1.6 atomically; `root` makes `"file"` paths relative.
+    #[pyo3(signature = (path, root = None))]
+    fn to_megadetector_json(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        root: Option<PathBuf>,
+    ) -> PyResult<()> {
+        py.detach(|| {
+            crate::export::megadetector::write(&self.res, &path, root.as_deref(), self.threshold)
+        })
+        .py()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyDetector>()?;
+    m.add_class::<PyDetectionResults>()?;
+    Ok(())
+}
