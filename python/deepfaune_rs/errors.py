@@ -64,6 +64,14 @@ class CancelledError(DeepfauneError):
     """The run was cancelled."""
 
 
+class KnowledgeBaseError(DeepfauneError, ValueError):
+    """A re-identification knowledge base is unreadable or inconsistent (rows vs embeddings)."""
+
+
+class KnowledgeBaseNotFoundError(DeepfauneError, FileNotFoundError):
+    """A knowledge-base file (``informations.csv``, ``embeddings.safetensors``) is missing."""
+
+
 __all__ = [
     "CancelledError",
     "ChecksumError",
@@ -71,6 +79,8 @@ __all__ = [
     "ImageReadError",
     "InferenceError",
     "InvalidArgumentError",
+    "KnowledgeBaseError",
+    "KnowledgeBaseNotFoundError",
     "ManifestError",
     "ModelError",
     "ModelMismatchError",

@@ -56,7 +56,11 @@ pub struct Record {
 impl Record {
     /// A record with no date, location or extra values.
     pub fn new(filepath: &str, individual_id: &str) -> Record {
-        Record { filepath: filepath.into(), individual_id: individual_id.into(), ..Default::default() }
+        Record {
+            filepath: filepath.into(),
+            individual_id: individual_id.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -82,12 +86,19 @@ fn nonempty(s: &str) -> Option<String> {
 impl KnowledgeBase {
     /// An empty base for embeddings of dimension `dim`.
     pub fn new(dim: usize) -> KnowledgeBase {
-        KnowledgeBase { dim, ..Default::default() }
+        KnowledgeBase {
+            dim,
+            ..Default::default()
+        }
     }
 
     /// A base from rows and a row-major `[rows, dim]` matrix; checks sizes, values and unique
     /// filepaths.
-    pub fn from_parts(records: Vec<Record>, embeddings: Vec<f32>, dim: usize) -> Result<KnowledgeBase, ReidError> {
+    pub fn from_parts(
+        records: Vec<Record>,
+        embeddings: Vec<f32>,
+        dim: usize,
+    ) -> Result<KnowledgeBase, ReidError> {
         let mut kb = KnowledgeBase::new(dim);
         kb.add(records, &embeddings)?;
         Ok(kb)
@@ -127,17 +138,30 @@ impl KnowledgeBase {
     }
     /// How many rows show `individual_id`.
     pub fn count_individual(&self, individual_id: &str) -> usize {
-        self.records.iter().filter(|r| r.individual_id == individual_id).count()
+        self.records
+            .iter()
+            .filter(|r| r.individual_id == individual_id)
+            .count()
     }
     /// The distinct individuals, in order of first appearance.
     pub fn individuals(&self) -> Vec<&str> {
         let mut seen = std::collections::HashSet::new();
-        self.records.iter().map(|r| r.individual_id.as_str()).filter(|id| seen.insert(*id)).collect()
+        self.records
+            .iter()
+            .map(|r| r.individual_id.as_str())
+            .filter(|id| seen.insert(*id))
+            .collect()
     }
 
-    fn check_batch(&self, records: &mut [Record], embeddings: &[f32]) -> Result<Vec<f32>, ReidError> {
+    fn check_batch(
+        &self,
+        records: &mut [Record],
+        embeddings: &[f32],
+    ) -> Result<Vec<f32>, ReidError> {
         if self.dim == 0 {
-            return Err(ReidError::Shape("the base has no embedding dimension".into()));
+            return Err(ReidError::Shape(
+                "the base has no embedding dimension".into(),
+            ));
         }
         if embeddings.len() != records.len() * self.dim {
             return Err(ReidError::Shape(format!(
@@ -154,10 +178,16 @@ impl KnowledgeBase {
                 return Err(ReidError::Argument("empty filepath".into()));
             }
             if r.individual_id.is_empty() {
-                return Err(ReidError::Argument(format!("{}: empty individual id", r.filepath)));
+                return Err(ReidError::Argument(format!(
+                    "{}: empty individual id",
+                    r.filepath
+                )));
             }
             if !seen.insert(r.filepath.as_str()) {
-                return Err(ReidError::Argument(format!("{}: filepath given twice", r.filepath)));
+                return Err(ReidError::Argument(format!(
+                    "{}: filepath given twice",
+                    r.filepath
+                )));
             }
             r.extra.resize(self.extra_columns.len(), String::new());
         }
@@ -167,8 +197,14 @@ impl KnowledgeBase {
     /// Appends rows; fails (changing nothing) if a filepath is already in the base.
     pub fn add(&mut self, mut records: Vec<Record>, embeddings: &[f32]) -> Result<(), ReidError> {
         let inv = self.check_batch(&mut records, embeddings)?;
-        if let Some(r) = records.iter().find(|r| self.by_path.contains_key(&r.filepath)) {
-            return Err(ReidError::Argument(format!("{}: already in the knowledge base (use update)", r.filepath)));
+        if let Some(r) = records
+            .iter()
+            .find(|r| self.by_path.contains_key(&r.filepath))
+        {
+            return Err(ReidError::Argument(format!(
+                "{}: already in the knowledge base (use update)",
+                r.filepath
+            )));
         }
         for r in records {
             self.by_path.insert(r.filepath.clone(), self.records.len());
@@ -182,7 +218,11 @@ impl KnowledgeBase {
     /// lynx-id's knowledge-base update: rows whose filepath is known replace that row's
     /// individual and embedding (and its date and location when given); the others are
     /// appended. Returns (updated, added).
-    pub fn update(&mut self, mut records: Vec<Record>, embeddings: &[f32]) -> Result<(usize, usize), ReidError> {
+    pub fn update(
+        &mut self,
+        mut records: Vec<Record>,
+        embeddings: &[f32],
+    ) -> Result<(usize, usize), ReidError> {
         let inv = self.check_batch(&mut records, embeddings)?;
         let d = self.dim;
         let (mut updated, mut added) = (0, 0);
@@ -216,7 +256,8 @@ impl KnowledgeBase {
 
     /// Removes the rows of these filepaths (unknown ones are ignored); returns how many went.
     pub fn remove(&mut self, filepaths: &[String]) -> usize {
-        let gone: std::collections::HashSet<usize> = filepaths.iter().filter_map(|p| self.position(p)).collect();
+        let gone: std::collections::HashSet<usize> =
+            filepaths.iter().filter_map(|p| self.position(p)).collect();
         if gone.is_empty() {
             return 0;
         }
@@ -241,7 +282,12 @@ impl KnowledgeBase {
     }
 
     fn reindex(&mut self) {
-        self.by_path = self.records.iter().enumerate().map(|(i, r)| (r.filepath.clone(), i)).collect();
+        self.by_path = self
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.filepath.clone(), i))
+            .collect();
     }
 
     /// Renames an individual; fails if `new` already names another individual (use
@@ -251,7 +297,9 @@ impl KnowledgeBase {
             return Err(ReidError::Argument("empty individual id".into()));
         }
         if old != new && self.count_individual(new) > 0 {
-            return Err(ReidError::Argument(format!("'{new}' already exists: merge the individuals instead")));
+            return Err(ReidError::Argument(format!(
+                "'{new}' already exists: merge the individuals instead"
+            )));
         }
         let n = self.relabel(&[old], new);
         if n == 0 {
@@ -285,18 +333,29 @@ impl KnowledgeBase {
 
     /// Reads `informations.csv` and `embeddings.safetensors` from a folder.
     pub fn load(folder: &Path) -> Result<KnowledgeBase, ReidError> {
-        Self::load_files(&folder.join(INFORMATIONS_CSV), &folder.join(EMBEDDINGS_SAFETENSORS))
+        Self::load_files(
+            &folder.join(INFORMATIONS_CSV),
+            &folder.join(EMBEDDINGS_SAFETENSORS),
+        )
     }
 
     /// Reads a lynx-id pair of files.
     pub fn load_files(csv_path: &Path, embeddings_path: &Path) -> Result<KnowledgeBase, ReidError> {
         let (records, extra_columns) = read_csv(csv_path)?;
-        let bytes = std::fs::read(embeddings_path)
-            .map_err(|e| ReidError::Io { path: embeddings_path.display().to_string(), reason: e.to_string() })?;
-        let (embeddings, rows, dim, fingerprint) = read_embeddings(&bytes, &embeddings_path.display().to_string())?;
-        let bad = |reason: String| ReidError::Format { path: embeddings_path.display().to_string(), reason };
+        let bytes =
+            std::fs::read(embeddings_path).map_err(|e| ReidError::io(embeddings_path, e))?;
+        let (embeddings, rows, dim, fingerprint) =
+            read_embeddings(&bytes, &embeddings_path.display().to_string())?;
+        let bad = |reason: String| ReidError::Format {
+            path: embeddings_path.display().to_string(),
+            reason,
+        };
         if rows != records.len() {
-            return Err(bad(format!("{rows} embeddings but {} rows in {}", records.len(), csv_path.display())));
+            return Err(bad(format!(
+                "{rows} embeddings but {} rows in {}",
+                records.len(),
+                csv_path.display()
+            )));
         }
         if let Some(f) = fingerprint {
             if f != filepaths_fingerprint(&records) {
@@ -309,23 +368,32 @@ impl KnowledgeBase {
         let mut kb = KnowledgeBase::new(dim);
         kb.extra_columns = extra_columns;
         if dim > 0 {
-            kb.add(records, &embeddings).map_err(|e| bad(e.to_string()))?;
+            kb.add(records, &embeddings)
+                .map_err(|e| bad(e.to_string()))?;
         }
         Ok(kb)
     }
 
     /// Writes `informations.csv` and `embeddings.safetensors` into a folder (created if needed).
     pub fn save(&self, folder: &Path) -> Result<(), ReidError> {
-        std::fs::create_dir_all(folder)
-            .map_err(|e| ReidError::Io { path: folder.display().to_string(), reason: e.to_string() })?;
-        self.save_files(&folder.join(INFORMATIONS_CSV), &folder.join(EMBEDDINGS_SAFETENSORS))
+        std::fs::create_dir_all(folder).map_err(|e| ReidError::Io {
+            path: folder.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        self.save_files(
+            &folder.join(INFORMATIONS_CSV),
+            &folder.join(EMBEDDINGS_SAFETENSORS),
+        )
     }
 
     /// Writes the pair of files, each atomically; embeddings first.
     pub fn save_files(&self, csv_path: &Path, embeddings_path: &Path) -> Result<(), ReidError> {
         let csv = self.csv_bytes()?;
         let st = self.safetensors_bytes()?;
-        let io = |p: &Path, e: crate::Error| ReidError::Io { path: p.display().to_string(), reason: e.to_string() };
+        let io = |p: &Path, e: crate::Error| ReidError::Io {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        };
         write_atomic(embeddings_path, &st).map_err(|e| io(embeddings_path, e))?;
         write_atomic(csv_path, &csv).map_err(|e| io(csv_path, e))?;
         Ok(())
@@ -333,9 +401,15 @@ impl KnowledgeBase {
 
     /// The CSV text lynx-id reads.
     pub fn csv_bytes(&self) -> Result<Vec<u8>, ReidError> {
-        let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
         let err = |e: csv::Error| ReidError::Argument(format!("CSV: {e}"));
-        let header: Vec<&str> = COLUMNS.iter().copied().chain(self.extra_columns.iter().map(String::as_str)).collect();
+        let header: Vec<&str> = COLUMNS
+            .iter()
+            .copied()
+            .chain(self.extra_columns.iter().map(String::as_str))
+            .collect();
         w.write_record(&header).map_err(err)?;
         for r in &self.records {
             let mut row = vec![
@@ -347,7 +421,8 @@ impl KnowledgeBase {
             row.extend(r.extra.iter().map(String::as_str));
             w.write_record(&row).map_err(err)?;
         }
-        w.into_inner().map_err(|e| ReidError::Argument(format!("CSV: {e}")))
+        w.into_inner()
+            .map_err(|e| ReidError::Argument(format!("CSV: {e}")))
     }
 
     /// The safetensors bytes: `embeddings` as F32 `[len, dim]`, plus consistency metadata.
@@ -358,11 +433,15 @@ impl KnowledgeBase {
         let meta: HashMap<String, String> = [
             ("format".to_string(), "pt".to_string()),
             ("rows".to_string(), self.len().to_string()),
-            ("filepaths_sha256".to_string(), filepaths_fingerprint(&self.records)),
+            (
+                "filepaths_sha256".to_string(),
+                filepaths_fingerprint(&self.records),
+            ),
             ("writer".to_string(), "deepfaune-rs".to_string()),
         ]
         .into();
-        safetensors::serialize([(EMBEDDINGS_KEY, view)], Some(meta)).map_err(|e| ReidError::Shape(e.to_string()))
+        safetensors::serialize([(EMBEDDINGS_KEY, view)], Some(meta))
+            .map_err(|e| ReidError::Shape(e.to_string()))
     }
 }
 
@@ -384,18 +463,35 @@ fn filepaths_fingerprint(records: &[Record]) -> String {
 /// Rows and extra column names of a lynx-id CSV.
 fn read_csv(path: &Path) -> Result<(Vec<Record>, Vec<String>), ReidError> {
     let p = path.display().to_string();
-    let bad = |reason: String| ReidError::Format { path: p.clone(), reason };
-    let file = std::fs::File::open(path).map_err(|e| ReidError::Io { path: p.clone(), reason: e.to_string() })?;
-    let mut rd = csv::ReaderBuilder::new().has_headers(true).from_reader(std::io::BufReader::new(file));
-    let headers: Vec<String> = rd.headers().map_err(|e| bad(e.to_string()))?.iter().map(|h| h.trim_start_matches('\u{feff}').to_string()).collect();
+    let bad = |reason: String| ReidError::Format {
+        path: p.clone(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| ReidError::io(path, e))?;
+    let mut rd = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(std::io::BufReader::new(file));
+    let headers: Vec<String> = rd
+        .headers()
+        .map_err(|e| bad(e.to_string()))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_string())
+        .collect();
     let col = |name: &str| headers.iter().position(|h| h == name);
     let fp = col("filepath").ok_or_else(|| bad("no 'filepath' column".into()))?;
-    let id = col("lynx_id").or_else(|| col("individual_id")).ok_or_else(|| bad("no 'lynx_id' column".into()))?;
+    let id = col("lynx_id")
+        .or_else(|| col("individual_id"))
+        .ok_or_else(|| bad("no 'lynx_id' column".into()))?;
     let (date, loc) = (col("date"), col("location"));
     let known = [Some(fp), Some(id), date, loc];
-    let extra_idx: Vec<usize> = (0..headers.len()).filter(|i| !known.contains(&Some(*i))).collect();
+    let extra_idx: Vec<usize> = (0..headers.len())
+        .filter(|i| !known.contains(&Some(*i)))
+        .collect();
     // pandas writes an unnamed index column when saved with index=True: drop it, it is not data.
-    let extra_idx: Vec<usize> = extra_idx.into_iter().filter(|&i| !headers[i].is_empty()).collect();
+    let extra_idx: Vec<usize> = extra_idx
+        .into_iter()
+        .filter(|&i| !headers[i].is_empty())
+        .collect();
     let extra_columns = extra_idx.iter().map(|&i| headers[i].clone()).collect();
     let mut records = Vec::new();
     for (line, row) in rd.records().enumerate() {
@@ -404,7 +500,10 @@ fn read_csv(path: &Path) -> Result<(Vec<Record>, Vec<String>), ReidError> {
         let filepath = get(fp).to_string();
         let individual_id = get(id).to_string();
         if filepath.is_empty() || individual_id.is_empty() {
-            return Err(bad(format!("row {} has an empty filepath or lynx_id", line + 1)));
+            return Err(bad(format!(
+                "row {} has an empty filepath or lynx_id",
+                line + 1
+            )));
         }
         records.push(Record {
             filepath,
@@ -418,25 +517,56 @@ fn read_csv(path: &Path) -> Result<(Vec<Record>, Vec<String>), ReidError> {
 }
 
 /// (matrix as f32, rows, dim, filepaths fingerprint if written by us).
-fn read_embeddings(bytes: &[u8], origin: &str) -> Result<(Vec<f32>, usize, usize, Option<String>), ReidError> {
-    let bad = |reason: String| ReidError::Format { path: origin.to_string(), reason };
+fn read_embeddings(
+    bytes: &[u8],
+    origin: &str,
+) -> Result<(Vec<f32>, usize, usize, Option<String>), ReidError> {
+    let bad = |reason: String| ReidError::Format {
+        path: origin.to_string(),
+        reason,
+    };
     let st = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
-    let t = st.tensor(EMBEDDINGS_KEY).map_err(|_| bad(format!("no tensor named '{EMBEDDINGS_KEY}'")))?;
+    let t = st
+        .tensor(EMBEDDINGS_KEY)
+        .map_err(|_| bad(format!("no tensor named '{EMBEDDINGS_KEY}'")))?;
     let (rows, dim) = match t.shape() {
         [r, d] => (*r, *d),
         [0] => (0, 0),
-        s => return Err(bad(format!("embeddings have shape {s:?}, expected [rows, dim]"))),
+        s => {
+            return Err(bad(format!(
+                "embeddings have shape {s:?}, expected [rows, dim]"
+            )))
+        }
     };
     let data = t.data();
     let values: Vec<f32> = match t.dtype() {
-        Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
-        Dtype::F16 => data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
-        Dtype::BF16 => data.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
-        other => return Err(bad(format!("embeddings dtype {other:?} is not a float type"))),
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+            .collect(),
+        other => {
+            return Err(bad(format!(
+                "embeddings dtype {other:?} is not a float type"
+            )))
+        }
     };
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
-    let fingerprint = meta.metadata().as_ref().and_then(|m| m.get("filepaths_sha256").cloned());
+    let fingerprint = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("filepaths_sha256").cloned());
     Ok((values, rows, dim, fingerprint))
 }
 
@@ -463,7 +593,11 @@ mod tests {
     use super::*;
 
     fn kb3() -> KnowledgeBase {
-        let mut r = vec![Record::new("x/1.jpg", "A"), Record::new("x/2, quoted \"name\".jpg", "B"), Record::new("3.jpg", "A")];
+        let mut r = vec![
+            Record::new("x/1.jpg", "A"),
+            Record::new("x/2, quoted \"name\".jpg", "B"),
+            Record::new("3.jpg", "A"),
+        ];
         r[0].date = Some("2020-01-02".into());
         r[1].location = Some("Forêt".into());
         KnowledgeBase::from_parts(r, vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5], 2).unwrap()
@@ -478,7 +612,10 @@ mod tests {
         assert_eq!(back.records(), kb.records());
         assert_eq!(back.embeddings(), kb.embeddings());
         assert_eq!(back.inv_norms(), kb.inv_norms());
-        let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
     }
 
@@ -489,8 +626,13 @@ mod tests {
         kb.save(t.path()).unwrap();
         // Simulate a crash after the embeddings rename: new embeddings, old CSV.
         kb.remove(&["3.jpg".into()]);
-        kb.add(vec![Record::new("4.jpg", "C")], &[0.3, 0.3]).unwrap();
-        std::fs::write(t.path().join(EMBEDDINGS_SAFETENSORS), kb.safetensors_bytes().unwrap()).unwrap();
+        kb.add(vec![Record::new("4.jpg", "C")], &[0.3, 0.3])
+            .unwrap();
+        std::fs::write(
+            t.path().join(EMBEDDINGS_SAFETENSORS),
+            kb.safetensors_bytes().unwrap(),
+        )
+        .unwrap();
         let err = KnowledgeBase::load(t.path()).unwrap_err().to_string();
         assert!(err.contains("interrupted save"), "{err}");
     }
@@ -500,12 +642,18 @@ mod tests {
         let mut kb = kb3();
         let mut r = Record::new("3.jpg", "B");
         r.location = Some("here".into());
-        assert_eq!(kb.update(vec![r, Record::new("5.jpg", "C")], &[0.0, 2.0, 3.0, 4.0]).unwrap(), (1, 1));
+        assert_eq!(
+            kb.update(vec![r, Record::new("5.jpg", "C")], &[0.0, 2.0, 3.0, 4.0])
+                .unwrap(),
+            (1, 1)
+        );
         assert_eq!(kb.records()[2].individual_id, "B");
         assert_eq!(kb.records()[2].location.as_deref(), Some("here"));
         assert_eq!(&kb.embeddings()[4..6], &[0.0, 2.0]);
         assert_eq!(kb.inv_norms()[2], 0.5);
-        assert!(kb.add(vec![Record::new("5.jpg", "C")], &[1.0, 1.0]).is_err());
+        assert!(kb
+            .add(vec![Record::new("5.jpg", "C")], &[1.0, 1.0])
+            .is_err());
         assert_eq!(kb.remove(&["x/1.jpg".into(), "nope".into()]), 1);
         assert_eq!(kb.len(), 3);
         assert_eq!(kb.position("5.jpg"), Some(2));
@@ -521,14 +669,27 @@ mod tests {
     fn bad_input_is_refused() {
         let mut kb = KnowledgeBase::new(2);
         assert!(kb.add(vec![Record::new("a", "A")], &[1.0]).is_err());
-        assert!(kb.add(vec![Record::new("a", "A")], &[f32::NAN, 1.0]).is_err());
-        assert!(kb.add(vec![Record::new("a", "A"), Record::new("a", "B")], &[1.0; 4]).is_err());
+        assert!(kb
+            .add(vec![Record::new("a", "A")], &[f32::NAN, 1.0])
+            .is_err());
+        assert!(kb
+            .add(
+                vec![Record::new("a", "A"), Record::new("a", "B")],
+                &[1.0; 4]
+            )
+            .is_err());
         assert!(kb.is_empty());
         let t = tempfile::tempdir().unwrap();
-        assert!(matches!(KnowledgeBase::load(t.path()), Err(ReidError::Io { .. })));
+        assert!(matches!(
+            KnowledgeBase::load(t.path()),
+            Err(ReidError::Io { .. })
+        ));
         std::fs::write(t.path().join(INFORMATIONS_CSV), "filepath,lynx_id\na,A\n").unwrap();
         std::fs::write(t.path().join(EMBEDDINGS_SAFETENSORS), b"garbage").unwrap();
-        assert!(matches!(KnowledgeBase::load(t.path()), Err(ReidError::Format { .. })));
+        assert!(matches!(
+            KnowledgeBase::load(t.path()),
+            Err(ReidError::Format { .. })
+        ));
     }
 
     #[test]

@@ -83,14 +83,23 @@ pub fn cmc_map<S: AsRef<str>>(
         }
     }
     let n = counted as f64;
-    cmc.iter_mut().chain(map.iter_mut()).for_each(|v| *v = if counted > 0 { *v / n } else { f64::NAN });
+    cmc.iter_mut()
+        .chain(map.iter_mut())
+        .for_each(|v| *v = if counted > 0 { *v / n } else { f64::NAN });
     (cmc, map)
 }
 
 /// Precision and recall of the "new individual" answer.
-pub fn new_precision_recall(truth_new: &[bool], predicted_new: &[bool]) -> Result<(f64, f64), ReidError> {
+pub fn new_precision_recall(
+    truth_new: &[bool],
+    predicted_new: &[bool],
+) -> Result<(f64, f64), ReidError> {
     same_len(truth_new.len(), predicted_new.len())?;
-    let tp = truth_new.iter().zip(predicted_new).filter(|(&t, &p)| t && p).count() as f64;
+    let tp = truth_new
+        .iter()
+        .zip(predicted_new)
+        .filter(|(&t, &p)| t && p)
+        .count() as f64;
     let pred = predicted_new.iter().filter(|&&p| p).count() as f64;
     let real = truth_new.iter().filter(|&&t| t).count() as f64;
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
@@ -135,10 +144,20 @@ pub fn threshold_sweep(
         return Err(ReidError::NonFinite(format!("threshold {t}")));
     }
     let truth_new: Vec<bool> = truth.iter().map(Option::is_none).collect();
-    let mut s = ThresholdSweep { thresholds: thresholds.to_vec(), accuracy: vec![], new_precision: vec![], new_recall: vec![], best: 0 };
+    let mut s = ThresholdSweep {
+        thresholds: thresholds.to_vec(),
+        accuracy: vec![],
+        new_precision: vec![],
+        new_recall: vec![],
+        best: 0,
+    };
     for &t in thresholds {
         let new = super::openset::threshold_rule(nearest_distance, t);
-        let pred: Vec<Option<&str>> = new.iter().zip(nearest_individual).map(|(&n, &id)| if n { None } else { Some(id) }).collect();
+        let pred: Vec<Option<&str>> = new
+            .iter()
+            .zip(nearest_individual)
+            .map(|(&n, &id)| if n { None } else { Some(id) })
+            .collect();
         let acc = top1_accuracy(truth, &pred)?;
         let (p, r) = new_precision_recall(&truth_new, &new)?;
         if s.accuracy.is_empty() || acc > s.accuracy[s.best] {
@@ -164,19 +183,30 @@ mod tests {
             _ => 0,
         };
         let truth = [Some("A"), Some("B"), None, Some("A")];
-        let nb = [vec!["A", "B", "A"], vec!["A", "A", "B"], vec!["B", "A", "A"], vec!["B", "B", "A"]];
+        let nb = [
+            vec!["A", "B", "A"],
+            vec!["A", "A", "B"],
+            vec!["B", "A", "A"],
+            vec!["B", "B", "A"],
+        ];
         let (cmc, map) = cmc_map(&truth, &nb, &n_rel, 3);
         // Known queries 0, 1, 3: first hits at ranks 1, 3, 3.
         assert_eq!(cmc, vec![1.0 / 3.0, 1.0 / 3.0, 1.0]);
         // AP@1: q0 1/1, q1 0, q3 0.  AP@2: q0 1/min(2,2)=0.5... (1 hit: 1/1) / 2 = 0.5.
         // AP@3: q0 (1 + 2/3)/2, q1 (1/3)/1, q3 (1/3)/2.
-        let want = [1.0 / 3.0, 0.5 / 3.0, ((1.0 + 2.0 / 3.0) / 2.0 + 1.0 / 3.0 + 1.0 / 6.0) / 3.0];
+        let want = [
+            1.0 / 3.0,
+            0.5 / 3.0,
+            ((1.0 + 2.0 / 3.0) / 2.0 + 1.0 / 3.0 + 1.0 / 6.0) / 3.0,
+        ];
         for (m, w) in map.iter().zip(want) {
             assert!((m - w).abs() < 1e-12, "{map:?}");
         }
         let pred = [Some("A"), Some("A"), None, None];
         assert_eq!(top1_accuracy(&truth, &pred).unwrap(), 0.5);
-        let (p, r) = new_precision_recall(&[false, false, true, false], &[false, false, true, true]).unwrap();
+        let (p, r) =
+            new_precision_recall(&[false, false, true, false], &[false, false, true, true])
+                .unwrap();
         assert_eq!((p, r), (0.5, 1.0));
         assert!(new_precision_recall(&[false], &[false]).unwrap().0.is_nan());
     }

@@ -41,6 +41,9 @@ pub enum ReidError {
         /// What is wrong.
         reason: String,
     },
+    /// A knowledge-base or model file that does not exist.
+    #[error("{0}: no such file")]
+    NotFound(String),
     /// A file that could not be read or written.
     #[error("{path}: {reason}")]
     Io {
@@ -51,10 +54,31 @@ pub enum ReidError {
     },
 }
 
+impl ReidError {
+    /// An I/O error on `path`, keeping "not found" apart.
+    pub fn io(path: &std::path::Path, e: std::io::Error) -> ReidError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ReidError::NotFound(path.display().to_string())
+        } else {
+            ReidError::Io {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
 impl From<ReidError> for crate::Error {
     fn from(e: ReidError) -> Self {
         match e {
-            ReidError::Io { path, reason } => crate::Error::Output { path: path.into(), reason },
+            ReidError::Io { path, reason } => crate::Error::Output {
+                path: path.into(),
+                reason,
+            },
+            ReidError::NotFound(path) => crate::Error::Output {
+                path: path.into(),
+                reason: "no such file".into(),
+            },
             other => crate::Error::InvalidArgument(other.to_string()),
         }
     }

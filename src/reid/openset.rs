@@ -24,7 +24,10 @@ use super::ReidError;
 
 /// New when the nearest distance is strictly above `threshold` (NaN distances count as new).
 pub fn threshold_rule(nearest_distances: &[f32], threshold: f32) -> Vec<bool> {
-    nearest_distances.iter().map(|&d| !(d <= threshold)).collect()
+    nearest_distances
+        .iter()
+        .map(|&d| d > threshold || d.is_nan())
+        .collect()
 }
 
 /// Parameters of lynx-id's Gaussian test.
@@ -38,7 +41,10 @@ pub struct GaussianTest {
 
 impl Default for GaussianTest {
     fn default() -> Self {
-        GaussianTest { confidence: 0.997, success_percentage: 100.0 }
+        GaussianTest {
+            confidence: 0.997,
+            success_percentage: 100.0,
+        }
     }
 }
 
@@ -46,10 +52,16 @@ impl GaussianTest {
     /// Checks the parameters.
     pub fn validate(&self) -> Result<(), ReidError> {
         if !(self.confidence > 0.0 && self.confidence < 1.0) {
-            return Err(ReidError::Argument(format!("confidence {} must be within (0, 1)", self.confidence)));
+            return Err(ReidError::Argument(format!(
+                "confidence {} must be within (0, 1)",
+                self.confidence
+            )));
         }
         if !(0.0..=100.0).contains(&self.success_percentage) {
-            return Err(ReidError::Argument(format!("success_percentage {} must be within 0..100", self.success_percentage)));
+            return Err(ReidError::Argument(format!(
+                "success_percentage {} must be within 0..100",
+                self.success_percentage
+            )));
         }
         Ok(())
     }
@@ -97,25 +109,49 @@ impl ClusterStats {
                     *acc += (x as f64 - mu).powi(2);
                 }
             }
-            s.iter_mut().for_each(|v| *v = if n > 1.0 { (*v / (n - 1.0)).sqrt() } else { f64::NAN });
+            s.iter_mut().for_each(|v| {
+                *v = if n > 1.0 {
+                    (*v / (n - 1.0)).sqrt()
+                } else {
+                    f64::NAN
+                }
+            });
         }
-        ClusterStats { dim: d, index, mean, sd }
+        ClusterStats {
+            dim: d,
+            index,
+            mean,
+            sd,
+        }
     }
 
     /// The mean vector of an individual.
     pub fn mean(&self, individual_id: &str) -> Option<&[f64]> {
-        self.index.get(individual_id).map(|&c| &self.mean[c * self.dim..(c + 1) * self.dim])
+        self.index
+            .get(individual_id)
+            .map(|&c| &self.mean[c * self.dim..(c + 1) * self.dim])
     }
 
     /// The per-dimension standard deviations of an individual (NaN for a single picture).
     pub fn sd(&self, individual_id: &str) -> Option<&[f64]> {
-        self.index.get(individual_id).map(|&c| &self.sd[c * self.dim..(c + 1) * self.dim])
+        self.index
+            .get(individual_id)
+            .map(|&c| &self.sd[c * self.dim..(c + 1) * self.dim])
     }
 
     /// Whether `embedding`, predicted as `individual_id`, is a new individual.
-    pub fn is_new(&self, embedding: &[f32], individual_id: &str, test: &GaussianTest) -> Result<bool, ReidError> {
+    pub fn is_new(
+        &self,
+        embedding: &[f32],
+        individual_id: &str,
+        test: &GaussianTest,
+    ) -> Result<bool, ReidError> {
         if embedding.len() != self.dim {
-            return Err(ReidError::Shape(format!("embedding of dimension {} for a base of dimension {}", embedding.len(), self.dim)));
+            return Err(ReidError::Shape(format!(
+                "embedding of dimension {} for a base of dimension {}",
+                embedding.len(),
+                self.dim
+            )));
         }
         let (Some(mean), Some(sd)) = (self.mean(individual_id), self.sd(individual_id)) else {
             return Ok(false);
@@ -138,13 +174,39 @@ impl ClusterStats {
 /// Φ⁻¹(p), the standard normal quantile (Acklam's rational approximation, relative error below
 /// 1.2e-9). `p` must be within (0, 1).
 pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
-    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.38357751867269e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
     const P_LOW: f64 = 0.02425;
     let tail = |q: f64| {
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
     };
     if p <= 0.0 {
         return f64::NEG_INFINITY;
@@ -172,7 +234,12 @@ mod tests {
     #[test]
     fn quantiles() {
         // Python: statistics.NormalDist().inv_cdf(p)
-        for (p, want) in [(0.9985, 2.9677379253417944), (0.975, 1.9599639845400536), (0.01, -2.3263478740408408), (0.5, 0.0)] {
+        for (p, want) in [
+            (0.9985, 2.9677379253417944),
+            (0.975, 1.9599639845400536),
+            (0.01, -2.3263478740408408),
+            (0.5, 0.0),
+        ] {
             assert!((normal_quantile(p) - want).abs() < 1e-8, "{p}");
         }
     }
@@ -181,23 +248,48 @@ mod tests {
     fn gaussian_rule_by_hand() {
         // Individual A: rows (0, 0) and (2, 2): mean (1, 1), unbiased sd sqrt(2) per dimension.
         // B has one row: no variance. z(0.95) = 1.959964 -> A's interval is 1 ± 2.7718.
-        let recs = vec![Record::new("1", "A"), Record::new("2", "A"), Record::new("3", "B")];
+        let recs = vec![
+            Record::new("1", "A"),
+            Record::new("2", "A"),
+            Record::new("3", "B"),
+        ];
         let kb = KnowledgeBase::from_parts(recs, vec![0.0, 0.0, 2.0, 2.0, 5.0, 5.0], 2).unwrap();
         let st = ClusterStats::from_kb(&kb);
         assert_eq!(st.sd("A").unwrap()[0], 2f64.sqrt());
-        let t = GaussianTest { confidence: 0.95, success_percentage: 100.0 };
+        let t = GaussianTest {
+            confidence: 0.95,
+            success_percentage: 100.0,
+        };
         assert!(!st.is_new(&[3.7, -1.7], "A", &t).unwrap());
         assert!(st.is_new(&[3.8, 1.0], "A", &t).unwrap());
-        let half = GaussianTest { success_percentage: 50.0, ..t };
+        let half = GaussianTest {
+            success_percentage: 50.0,
+            ..t
+        };
         assert!(!st.is_new(&[3.8, 1.0], "A", &half).unwrap());
-        assert!(st.is_new(&[5.0, 5.0], "B", &t).unwrap(), "single picture: NaN interval");
-        assert!(!st.is_new(&[5.0, 5.0], "B", &GaussianTest { success_percentage: 0.0, ..t }).unwrap());
+        assert!(
+            st.is_new(&[5.0, 5.0], "B", &t).unwrap(),
+            "single picture: NaN interval"
+        );
+        assert!(!st
+            .is_new(
+                &[5.0, 5.0],
+                "B",
+                &GaussianTest {
+                    success_percentage: 0.0,
+                    ..t
+                }
+            )
+            .unwrap());
         assert!(!st.is_new(&[5.0, 5.0], "unknown", &t).unwrap());
         assert!(st.is_new(&[5.0], "A", &t).is_err());
     }
 
     #[test]
     fn threshold_is_strict() {
-        assert_eq!(threshold_rule(&[0.5, 0.5000001, f32::NAN], 0.5), vec![false, true, true]);
+        assert_eq!(
+            threshold_rule(&[0.5, 0.5000001, f32::NAN], 0.5),
+            vec![false, true, true]
+        );
     }
 }

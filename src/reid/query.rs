@@ -57,10 +57,16 @@ impl NewIdGenerator {
     /// A generator that avoids the base's ids; `seed` makes the ids reproducible.
     pub fn new(kb: &KnowledgeBase, seed: Option<u64>) -> NewIdGenerator {
         let state = seed.unwrap_or_else(|| {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
             t ^ ((std::process::id() as u64) << 32)
         });
-        NewIdGenerator { state, used: kb.individuals().into_iter().map(String::from).collect() }
+        NewIdGenerator {
+            state,
+            used: kb.individuals().into_iter().map(String::from).collect(),
+        }
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -76,7 +82,9 @@ impl NewIdGenerator {
     pub fn next_id(&mut self) -> String {
         const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         loop {
-            let id: String = (0..10).map(|_| CHARS[(self.next_u64() % CHARS.len() as u64) as usize] as char).collect();
+            let id: String = (0..10)
+                .map(|_| CHARS[(self.next_u64() % CHARS.len() as u64) as usize] as char)
+                .collect();
             if self.used.insert(id.clone()) {
                 return id;
             }
@@ -87,7 +95,12 @@ impl NewIdGenerator {
 /// A sortable form of a date string: the numbers of `YYYY-MM-DD[ T]HH:MM:SS` (any separators,
 /// so EXIF's `YYYY:MM:DD` works too); `None` if it does not start with a year.
 pub fn date_key(s: &str) -> Option<Vec<u32>> {
-    let parts: Vec<u32> = s.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty()).take(7).map(|p| p.parse().unwrap_or(u32::MAX)).collect();
+    let parts: Vec<u32> = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .take(7)
+        .map(|p| p.parse().unwrap_or(u32::MAX))
+        .collect();
     match parts.first() {
         Some(y) if (1000..=9999).contains(y) => Some(parts),
         _ => None,
@@ -126,7 +139,9 @@ pub fn query(
     let nq = nn.n_queries();
     let k = nn.k;
     let recs = kb.records();
-    let nearest: Vec<&str> = (0..nq).map(|q| recs[nn.indices[q * k] as usize].individual_id.as_str()).collect();
+    let nearest: Vec<&str> = (0..nq)
+        .map(|q| recs[nn.indices[q * k] as usize].individual_id.as_str())
+        .collect();
     let is_new = match open_set {
         OpenSet::Closed => vec![false; nq],
         OpenSet::Threshold(t) => {
@@ -136,7 +151,9 @@ pub fn query(
         OpenSet::Gaussian(test) => {
             test.validate()?;
             let stats = ClusterStats::from_kb(kb);
-            (0..nq).map(|q| stats.is_new(&queries[q * d..(q + 1) * d], nearest[q], test)).collect::<Result<_, _>>()?
+            (0..nq)
+                .map(|q| stats.is_new(&queries[q * d..(q + 1) * d], nearest[q], test))
+                .collect::<Result<_, _>>()?
         }
     };
     let latest = latest_dates(kb);
@@ -150,7 +167,10 @@ pub fn query(
     };
     for q in 0..nq {
         let row = &nn.indices[q * k..(q + 1) * k];
-        let mut names: Vec<String> = row.iter().map(|&i| recs[i as usize].individual_id.clone()).collect();
+        let mut names: Vec<String> = row
+            .iter()
+            .map(|&i| recs[i as usize].individual_id.clone())
+            .collect();
         if is_new[q] {
             out.individual_predicted.push(ids.next_id());
             out.latest_picture.push(None);
@@ -159,8 +179,10 @@ pub fn query(
             names.insert(0, NEW_LABEL.to_string());
         } else {
             out.individual_predicted.push(nearest[q].to_string());
-            out.latest_picture.push(latest.get(nearest[q]).map(|s| s.to_string()));
-            out.location_closest.push(recs[row[0] as usize].location.clone());
+            out.latest_picture
+                .push(latest.get(nearest[q]).map(|s| s.to_string()));
+            out.location_closest
+                .push(recs[row[0] as usize].location.clone());
         }
         out.neighbor_ids.push(names);
     }
@@ -173,7 +195,11 @@ mod tests {
     use crate::reid::kb::Record;
 
     fn kb() -> KnowledgeBase {
-        let mut r = vec![Record::new("a1", "A"), Record::new("a2", "A"), Record::new("b1", "B")];
+        let mut r = vec![
+            Record::new("a1", "A"),
+            Record::new("a2", "A"),
+            Record::new("b1", "B"),
+        ];
         r[0].date = Some("2021-05-01 10:00:00".into());
         r[1].date = Some("2021-12-24".into());
         r[0].location = Some("ridge".into());
@@ -185,9 +211,19 @@ mod tests {
     fn lynx_id_columns() {
         let kb = kb();
         let mut ids = NewIdGenerator::new(&kb, Some(7));
-        let opts = SearchOptions { k: 3, ..Default::default() };
+        let opts = SearchOptions {
+            k: 3,
+            ..Default::default()
+        };
         // Query 0 is on row a1 (distance 0), query 1 at 45 degrees from everything known.
-        let out = query(&kb, &[1.0, 0.0, -1.0, -1.0], &opts, &OpenSet::Threshold(0.5), &mut ids).unwrap();
+        let out = query(
+            &kb,
+            &[1.0, 0.0, -1.0, -1.0],
+            &opts,
+            &OpenSet::Threshold(0.5),
+            &mut ids,
+        )
+        .unwrap();
         assert_eq!(out.is_new, vec![false, true]);
         assert_eq!(out.individual_predicted[0], "A");
         assert_eq!(out.latest_picture[0].as_deref(), Some("2021-12-24"));
@@ -208,7 +244,9 @@ mod tests {
         let mut g = NewIdGenerator::new(&kb, Some(1));
         let ids: HashSet<String> = (0..1000).map(|_| g.next_id()).collect();
         assert_eq!(ids.len(), 1000);
-        assert!(ids.iter().all(|s| s.len() == 10 && s.chars().all(|c| c.is_ascii_alphanumeric())));
+        assert!(ids
+            .iter()
+            .all(|s| s.len() == 10 && s.chars().all(|c| c.is_ascii_alphanumeric())));
     }
 
     #[test]

@@ -36,7 +36,11 @@ pub struct SearchOptions {
 
 impl Default for SearchOptions {
     fn default() -> Self {
-        SearchOptions { k: 5, query_batch: 1024, base_block: 1024 }
+        SearchOptions {
+            k: 5,
+            query_batch: 1024,
+            base_block: 1024,
+        }
     }
 }
 
@@ -74,21 +78,32 @@ pub fn inverse_norms(matrix: &[f32], dim: usize) -> Result<Vec<f32>, ReidError> 
                 }
                 s += (x as f64) * (x as f64);
             }
-            Ok(if s > 0.0 { (1.0 / s.sqrt()) as f32 } else { 0.0 })
+            Ok(if s > 0.0 {
+                (1.0 / s.sqrt()) as f32
+            } else {
+                0.0
+            })
         })
         .collect();
     norms
         .into_iter()
-        .map(|r| r.map_err(|i| ReidError::NonFinite(format!("row {i} has a NaN or infinite value"))))
+        .map(|r| {
+            r.map_err(|i| ReidError::NonFinite(format!("row {i} has a NaN or infinite value")))
+        })
         .collect()
 }
 
 fn check_shape(matrix: &[f32], dim: usize, what: &str) -> Result<(), ReidError> {
     if dim == 0 {
-        return Err(ReidError::Shape(format!("{what}: dimension must be positive")));
+        return Err(ReidError::Shape(format!(
+            "{what}: dimension must be positive"
+        )));
     }
     if matrix.len() % dim != 0 {
-        return Err(ReidError::Shape(format!("{what}: {} values is not a multiple of dimension {dim}", matrix.len())));
+        return Err(ReidError::Shape(format!(
+            "{what}: {} values is not a multiple of dimension {dim}",
+            matrix.len()
+        )));
     }
     Ok(())
 }
@@ -108,7 +123,10 @@ fn better(a: (f32, i64), b: (f32, i64)) -> bool {
 
 impl TopK {
     fn new(k: usize) -> Self {
-        TopK { k, items: Vec::with_capacity(k + 1) }
+        TopK {
+            k,
+            items: Vec::with_capacity(k + 1),
+        }
     }
 
     /// The similarity a candidate must reach to enter (NEG_INFINITY while not full).
@@ -129,7 +147,11 @@ impl TopK {
             }
             self.items.pop();
         }
-        let pos = self.items.iter().position(|&it| better(cand, it)).unwrap_or(self.items.len());
+        let pos = self
+            .items
+            .iter()
+            .position(|&it| better(cand, it))
+            .unwrap_or(self.items.len());
         self.items.insert(pos, cand);
     }
 
@@ -170,10 +192,15 @@ pub fn knn_cosine(
     check_shape(queries, dim, "queries")?;
     let n = base.len() / dim;
     if base_inv_norms.len() != n {
-        return Err(ReidError::Shape(format!("{} inverse norms for {n} base rows", base_inv_norms.len())));
+        return Err(ReidError::Shape(format!(
+            "{} inverse norms for {n} base rows",
+            base_inv_norms.len()
+        )));
     }
     if opts.k == 0 || opts.query_batch == 0 || opts.base_block == 0 {
-        return Err(ReidError::Argument("k, query_batch and base_block must be positive".into()));
+        return Err(ReidError::Argument(
+            "k, query_batch and base_block must be positive".into(),
+        ));
     }
     let q_inv = inverse_norms(queries, dim).map_err(|e| match e {
         ReidError::NonFinite(m) => ReidError::NonFinite(format!("query {m}")),
@@ -181,14 +208,26 @@ pub fn knn_cosine(
     })?;
     let nq = queries.len() / dim;
     let k = opts.k.min(n);
-    let mut out = Neighbours { k, distances: Vec::with_capacity(nq * k), indices: Vec::with_capacity(nq * k) };
+    let mut out = Neighbours {
+        k,
+        distances: Vec::with_capacity(nq * k),
+        indices: Vec::with_capacity(nq * k),
+    };
     if k == 0 || nq == 0 {
         return Ok(out);
     }
     for q0 in (0..nq).step_by(opts.query_batch) {
         let qb = opts.query_batch.min(nq - q0);
         let q = &queries[q0 * dim..(q0 + qb) * dim];
-        let tops = search_batch(base, base_inv_norms, dim, q, &q_inv[q0..q0 + qb], k, opts.base_block);
+        let tops = search_batch(
+            base,
+            base_inv_norms,
+            dim,
+            q,
+            &q_inv[q0..q0 + qb],
+            k,
+            opts.base_block,
+        );
         for t in tops {
             for (s, i) in t.items {
                 out.distances.push(1.0 - s);
@@ -199,7 +238,15 @@ pub fn knn_cosine(
     Ok(out)
 }
 
-fn search_batch(base: &[f32], inv: &[f32], dim: usize, q: &[f32], q_inv: &[f32], k: usize, block: usize) -> Vec<TopK> {
+fn search_batch(
+    base: &[f32],
+    inv: &[f32],
+    dim: usize,
+    q: &[f32],
+    q_inv: &[f32],
+    k: usize,
+    block: usize,
+) -> Vec<TopK> {
     let qb = q_inv.len();
     let n = inv.len();
     let n_blocks = n.div_ceil(block);
@@ -210,9 +257,22 @@ fn search_batch(base: &[f32], inv: &[f32], dim: usize, q: &[f32], q_inv: &[f32],
             let r0 = b * block;
             let nb = block.min(n - r0);
             scores.resize(qb * nb, 0.0);
-            block_dots(&base[r0 * dim..(r0 + nb) * dim], dim, q, qb, nb, &mut scores);
+            block_dots(
+                &base[r0 * dim..(r0 + nb) * dim],
+                dim,
+                q,
+                qb,
+                nb,
+                &mut scores,
+            );
             for (qi, top) in tops.iter_mut().enumerate() {
-                scan_row(&scores[qi * nb..(qi + 1) * nb], &inv[r0..r0 + nb], q_inv[qi], r0, top);
+                scan_row(
+                    &scores[qi * nb..(qi + 1) * nb],
+                    &inv[r0..r0 + nb],
+                    q_inv[qi],
+                    r0,
+                    top,
+                );
             }
             (tops, scores)
         })
@@ -263,7 +323,9 @@ mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
     }
 
@@ -291,7 +353,11 @@ mod tests {
         let base: Vec<f32> = (0..n * dim).map(|_| lcg(&mut seed)).collect();
         let queries: Vec<f32> = (0..nq * dim).map(|_| lcg(&mut seed)).collect();
         let inv = inverse_norms(&base, dim).unwrap();
-        let opts = SearchOptions { k, query_batch: 5, base_block: 64 };
+        let opts = SearchOptions {
+            k,
+            query_batch: 5,
+            base_block: 64,
+        };
         let nn = knn_cosine(&base, &inv, dim, &queries, &opts).unwrap();
         assert_eq!(nn.n_queries(), nq);
         for qi in 0..nq {
@@ -308,7 +374,18 @@ mod tests {
         // Rows 1 and 3 are identical: the lower index comes first. Row 2 is zero: distance 1.
         let base = [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 2.0, 0.0];
         let inv = inverse_norms(&base, 2).unwrap();
-        let nn = knn_cosine(&base, &inv, 2, &[1.0, 0.0], &SearchOptions { k: 10, base_block: 1, ..Default::default() }).unwrap();
+        let nn = knn_cosine(
+            &base,
+            &inv,
+            2,
+            &[1.0, 0.0],
+            &SearchOptions {
+                k: 10,
+                base_block: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(nn.k, 4);
         assert_eq!(nn.indices, vec![1, 3, 0, 2]);
         assert_eq!(nn.distances[3], 1.0);
@@ -316,11 +393,34 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error() {
-        assert!(matches!(inverse_norms(&[1.0, f32::NAN], 2), Err(ReidError::NonFinite(_))));
-        assert!(matches!(inverse_norms(&[1.0, 2.0, 3.0], 2), Err(ReidError::Shape(_))));
+        assert!(matches!(
+            inverse_norms(&[1.0, f32::NAN], 2),
+            Err(ReidError::NonFinite(_))
+        ));
+        assert!(matches!(
+            inverse_norms(&[1.0, 2.0, 3.0], 2),
+            Err(ReidError::Shape(_))
+        ));
         let base = [1.0, 0.0];
         let inv = inverse_norms(&base, 2).unwrap();
-        assert!(knn_cosine(&base, &inv, 2, &[f32::INFINITY, 0.0], &SearchOptions::default()).is_err());
-        assert!(knn_cosine(&base, &inv, 2, &[1.0, 0.0], &SearchOptions { k: 0, ..Default::default() }).is_err());
+        assert!(knn_cosine(
+            &base,
+            &inv,
+            2,
+            &[f32::INFINITY, 0.0],
+            &SearchOptions::default()
+        )
+        .is_err());
+        assert!(knn_cosine(
+            &base,
+            &inv,
+            2,
+            &[1.0, 0.0],
+            &SearchOptions {
+                k: 0,
+                ..Default::default()
+            }
+        )
+        .is_err());
     }
 }
