@@ -54,7 +54,9 @@ def test_index_with_duplicates_near_queries_and_odd_sizes():
     rng = np.random.default_rng(1)
     base = rng.standard_normal((3_001, 37)).astype(np.float32)
     base[100] = base[7] * 3.0  # same direction: equal distance, lower row first
-    queries = np.concatenate([base[[7, 2_999]] + 1e-3, rng.standard_normal((50, 37))]).astype(np.float32)
+    queries = np.concatenate([base[[7, 2_999]] + 1e-3, rng.standard_normal((50, 37))]).astype(
+        np.float32
+    )
     index = CosineIndex(base)
     assert len(index) == 3_001 and index.dim == 37
     d, i = index.search(queries, k=7, query_batch=16, base_block=100)

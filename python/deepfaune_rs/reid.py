@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -74,10 +74,10 @@ class QueryResult:
     indices: np.ndarray
     individual_predicted: list[str]
     is_new: np.ndarray
-    latest_picture_individual_predicted: list[Optional[str]]
-    location_closest_individual: list[Optional[str]]
+    latest_picture_individual_predicted: list[str | None]
+    location_closest_individual: list[str | None]
     neighbor_ids: list[list[str]]
-    filepaths: Optional[list[str]] = None
+    filepaths: list[str] | None = None
     neighbor_filepaths: list[list[str]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -117,10 +117,10 @@ class Evaluation:
     map: dict[int, float]
     new_precision: float
     new_recall: float
-    threshold: Optional[float]
+    threshold: float | None
     n_test: int
     n_validation: int
-    sweep: Optional[dict[str, list[float]]] = None
+    sweep: dict[str, list[float]] | None = None
 
     def summary(self) -> dict[str, float]:
         """The figures as one flat dict (for printing or a DataFrame row)."""
@@ -135,10 +135,10 @@ class Evaluation:
         return out
 
 
-def _truths(kb: KnowledgeBase, true_ids: Sequence[Optional[str]]) -> list[Optional[str]]:
+def _truths(kb: KnowledgeBase, true_ids: Sequence[str | None]) -> list[str | None]:
     """Truth per query: None when lynx-id would say "New" (no id, "New", or not in the base)."""
     known = set(kb.individuals())
-    out: list[Optional[str]] = []
+    out: list[str | None] = []
     for t in true_ids:
         if t is None or (isinstance(t, float) and np.isnan(t)):
             out.append(None)
@@ -160,13 +160,15 @@ class KnowledgeBase:
 
     @classmethod
     def load(cls, folder: PathLike) -> KnowledgeBase:
-        """Reads ``informations.csv`` + ``embeddings.safetensors`` (lynx-id's files) from a folder."""
+        """Reads lynx-id's ``informations.csv`` + ``embeddings.safetensors`` from a folder."""
         return cls(0, _inner=_core.KnowledgeBase.load(os.fspath(folder)))
 
     @classmethod
     def load_files(cls, informations: PathLike, embeddings: PathLike) -> KnowledgeBase:
         """Reads a lynx-id pair of files given by path."""
-        return cls(0, _inner=_core.KnowledgeBase.load_files(os.fspath(informations), os.fspath(embeddings)))
+        return cls(
+            0, _inner=_core.KnowledgeBase.load_files(os.fspath(informations), os.fspath(embeddings))
+        )
 
     def save(self, folder: PathLike) -> None:
         """Writes both files into ``folder`` (created if needed), each atomically."""
@@ -180,7 +182,8 @@ class KnowledgeBase:
         return len(self._kb)
 
     def __repr__(self) -> str:
-        return f"KnowledgeBase({len(self)} pictures, {len(self.individuals())} individuals, dim={self.dim})"
+        n_ind = len(self.individuals())
+        return f"KnowledgeBase({len(self)} pictures, {n_ind} individuals, dim={self.dim})"
 
     @property
     def dim(self) -> int:
@@ -195,7 +198,7 @@ class KnowledgeBase:
         """Pictures per individual."""
         return self._kb.individual_counts()
 
-    def columns(self) -> dict[str, list[Optional[str]]]:
+    def columns(self) -> dict[str, list[str | None]]:
         """The rows as a dict of lists."""
         return self._kb.columns()
 
@@ -215,8 +218,8 @@ class KnowledgeBase:
         filepaths: Sequence[str],
         individual_ids: Sequence[str],
         embeddings: Any,
-        dates: Optional[Sequence[Optional[str]]] = None,
-        locations: Optional[Sequence[Optional[str]]] = None,
+        dates: Sequence[str | None] | None = None,
+        locations: Sequence[str | None] | None = None,
     ) -> None:
         """Appends rows; fails, changing nothing, if a filepath is already known."""
         self._kb.add(*self._rows(filepaths, individual_ids, embeddings, dates, locations))
@@ -226,8 +229,8 @@ class KnowledgeBase:
         filepaths: Sequence[str],
         individual_ids: Sequence[str],
         embeddings: Any,
-        dates: Optional[Sequence[Optional[str]]] = None,
-        locations: Optional[Sequence[Optional[str]]] = None,
+        dates: Sequence[str | None] | None = None,
+        locations: Sequence[str | None] | None = None,
     ) -> tuple[int, int]:
         """lynx-id's update: known filepaths get the new individual and embedding (and date and
         location when given), others are appended. Returns ``(updated, added)``."""
@@ -235,10 +238,12 @@ class KnowledgeBase:
 
     @staticmethod
     def _rows(filepaths, individual_ids, embeddings, dates, locations) -> tuple:  # noqa: ANN001
-        def strs(v: Optional[Sequence[Any]]) -> Optional[list[Optional[str]]]:
+        def strs(v: Sequence[Any] | None) -> list[str | None] | None:
             if v is None:
                 return None
-            return [None if x is None or (isinstance(x, float) and np.isnan(x)) else str(x) for x in v]
+            return [
+                None if x is None or (isinstance(x, float) and np.isnan(x)) else str(x) for x in v
+            ]
 
         return (
             [os.fspath(p) for p in filepaths],
@@ -264,13 +269,13 @@ class KnowledgeBase:
         self,
         embeddings: Any,
         k: int = 5,
-        threshold: Optional[float] = None,
+        threshold: float | None = None,
         *,
         gaussian: bool = False,
         confidence: float = 0.997,
         success_percentage: float = 100.0,
-        filepaths: Optional[Sequence[str]] = None,
-        seed: Optional[int] = None,
+        filepaths: Sequence[str] | None = None,
+        seed: int | None = None,
     ) -> QueryResult:
         """The k nearest pictures of each query embedding and lynx-id's verdict.
 
@@ -310,11 +315,11 @@ class KnowledgeBase:
     def evaluate(
         self,
         embeddings: Any,
-        true_ids: Sequence[Optional[str]],
+        true_ids: Sequence[str | None],
         *,
         k: int = 5,
-        threshold: Optional[float] = None,
-        thresholds: Optional[Sequence[float]] = None,
+        threshold: float | None = None,
+        thresholds: Sequence[float] | None = None,
         validation_fraction: float = 0.5,
         seed: int = 0,
     ) -> Evaluation:
@@ -338,13 +343,19 @@ class KnowledgeBase:
         n = len(truth)
         if threshold is None:
             if not 0.0 < validation_fraction < 1.0:
-                raise InvalidArgumentError("validation_fraction must be within (0, 1) to sweep thresholds")
+                raise InvalidArgumentError(
+                    "validation_fraction must be within (0, 1) to sweep thresholds"
+                )
             perm = np.random.default_rng(seed).permutation(n)
             n_val = int(round(n * validation_fraction))
             if n_val == 0 or n_val == n:
-                raise InvalidArgumentError(f"{n} queries are too few to split for a threshold sweep")
+                raise InvalidArgumentError(
+                    f"{n} queries are too few to split for a threshold sweep"
+                )
             val, test = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-            grid = np.round(np.arange(0.0, 2.0 + 1e-9, 0.01), 6) if thresholds is None else thresholds
+            grid = (
+                np.round(np.arange(0.0, 2.0 + 1e-9, 0.01), 6) if thresholds is None else thresholds
+            )
             sw = _core.reid_threshold_sweep(
                 [truth[i] for i in val],
                 [float(nearest_d[i]) for i in val],
@@ -352,7 +363,9 @@ class KnowledgeBase:
                 [float(t) for t in grid],
             )
             threshold = sw["best_threshold"]
-            sweep = {key: sw[key] for key in ("thresholds", "accuracy", "new_precision", "new_recall")}
+            sweep = {
+                key: sw[key] for key in ("thresholds", "accuracy", "new_precision", "new_recall")
+            }
         else:
             val, test = np.array([], dtype=np.int64), np.arange(n)
             sweep = None
