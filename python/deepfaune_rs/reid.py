@@ -34,6 +34,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 NEW = "New"
 
 CosineIndex = _core.CosineIndex
+clahe_rgb = _core.clahe_rgb
 
 
 def _f32(a: Any, what: str) -> np.ndarray:
@@ -388,4 +389,124 @@ class KnowledgeBase:
         )
 
 
-__all__ = ["NEW", "CosineIndex", "Evaluation", "KnowledgeBase", "QueryResult", "knn_cosine"]
+@dataclass
+class EmbeddingResult:
+    """One embedding per input file: ``embeddings[i]`` belongs to ``paths[i]``; failed files
+    have NaN rows and are listed in ``failures`` as ``(index, reason)``."""
+
+    paths: list[str]
+    embeddings: np.ndarray
+    failures: list[tuple[int, str]]
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask of the files that were embedded."""
+        mask = np.ones(len(self.paths), dtype=bool)
+        mask[[i for i, _ in self.failures]] = False
+        return mask
+
+
+class Embedder:
+    """An embedding model described by a manifest: a built-in id (``"yolox-embed"``,
+    ``"deepfaune-cls"``, ``"lynx-id-dinov2"``) or a ``.toml`` path; ``weights`` overrides where
+    the ONNX file is looked for.
+
+    Crops come from given boxes (``box_format="xyxy"`` pixels, or ``"megadetector"``
+    normalised ``[x, y, w, h]``), from a :class:`~deepfaune_rs.Detector` (its square animal
+    crops, as DeepFaune classifies them), or are the whole images.
+    """
+
+    def __init__(
+        self,
+        model: PathLike = "yolox-embed",
+        weights: PathLike | None = None,
+        intra_threads: int = 0,
+    ) -> None:
+        w = None if weights is None else os.fspath(weights)
+        self._inner = _core.Embedder(os.fspath(model), weights=w, intra_threads=intra_threads)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest's main facts (id, size, dim, ...)."""
+        return self._inner.manifest
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return int(self.manifest["dim"])
+
+    def embed(
+        self,
+        paths: Sequence[PathLike],
+        boxes: Any = None,
+        *,
+        box_format: str = "xyxy",
+        square: bool = False,
+        detector: Any = None,
+        batch_size: int = 8,
+    ) -> EmbeddingResult:
+        """Embeds one crop per file.
+
+        ``boxes`` is ``[n, 4]`` (a row of -1 or NaN: no box, the file fails); with no boxes and
+        a ``detector`` (a :class:`~deepfaune_rs.Detector`, or ``True`` for the embedded one),
+        the detector's animal crop of each image is used; with neither, the whole image.
+        """
+        p = [os.fspath(x) for x in paths]
+        if boxes is None and detector is not None:
+            if detector is True:
+                from .detect import Detector
+
+                detector = Detector()
+            det = detector.detect(p, progress=False)
+            boxes, box_format, square = det.crop_boxes, "xyxy", False
+        b = None if boxes is None else np.ascontiguousarray(boxes, dtype=np.float32)
+        emb, failures = self._inner.embed_files(
+            p, boxes=b, box_format=box_format, square=square, batch_size=batch_size
+        )
+        return EmbeddingResult(paths=p, embeddings=emb, failures=list(failures))
+
+    def prepare(self, image: np.ndarray, box: Sequence[float] | None = None) -> np.ndarray:
+        """The model input ``[3, size, size]`` for one crop of an ``HxWx3`` uint8 image."""
+        b = None if box is None else [float(v) for v in box]
+        return self._inner.prepare(np.ascontiguousarray(image, dtype=np.uint8), b)
+
+    def embed_tensors(self, tensors: np.ndarray) -> np.ndarray:
+        """Runs prepared inputs ``[n, 3, size, size]``; returns ``[n, dim]``."""
+        return self._inner.embed_tensors(np.ascontiguousarray(tensors, dtype=np.float32))
+
+
+def boxes_from_megadetector(
+    path: PathLike, *, category: str = "1", min_conf: float = 0.0
+) -> tuple[list[str], np.ndarray]:
+    """Reads a MegaDetector batch JSON: per image, the most confident box of ``category``
+    (``"1"`` = animal) with confidence at least ``min_conf``, as normalised ``[x, y, w, h]``
+    (NaN row when none). Returns ``(file names, boxes[n, 4])``; embed them with
+    ``box_format="megadetector"``."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    files, boxes = [], []
+    for im in data.get("images", []):
+        best = None
+        for d in im.get("detections") or []:
+            if str(d.get("category")) == category and d.get("conf", 0.0) >= min_conf:
+                if best is None or d["conf"] > best["conf"]:
+                    best = d
+        files.append(im["file"])
+        boxes.append(best["bbox"] if best is not None else [np.nan] * 4)
+    return files, np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+
+
+__all__ = [
+    "NEW",
+    "CosineIndex",
+    "EmbeddingResult",
+    "Embedder",
+    "Evaluation",
+    "KnowledgeBase",
+    "QueryResult",
+    "boxes_from_megadetector",
+    "clahe_rgb",
+    "knn_cosine",
+]

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::image_io::{read_image as core_read, DecodeOptions};
 use crate::preprocess::{resize_pil as core_resize_pil, PilFilter, Rect};
 
-fn to_rgb(arr: &PyReadonlyArray3<'_, u8>) -> PyResult<image::RgbImage> {
+pub(super) fn to_rgb(arr: &PyReadonlyArray3<'_, u8>) -> PyResult<image::RgbImage> {
     let a = arr.as_array();
     let (h, w, c) = a.dim();
     if c != 3 {
@@ -24,7 +24,7 @@ fn to_rgb(arr: &PyReadonlyArray3<'_, u8>) -> PyResult<image::RgbImage> {
         .ok_or_else(|| pyo3::exceptions::PyValueError::new_err("bad image shape"))
 }
 
-fn from_rgb(py: Python<'_>, img: image::RgbImage) -> Bound<'_, PyArray3<u8>> {
+pub(super) fn from_rgb(py: Python<'_>, img: image::RgbImage) -> Bound<'_, PyArray3<u8>> {
     let (w, h) = img.dimensions();
     Array3::from_shape_vec((h as usize, w as usize, 3), img.into_raw())
         .expect("sizes agree")

@@ -6,6 +6,7 @@ mod errors;
 mod image_io;
 mod numpy_views;
 mod reid;
+mod reid_embed;
 
 use pyo3::prelude::*;
 
@@ -71,5 +72,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     image_io::register(m)?;
     detect::register(m)?;
     reid::register(m)?;
+    reid_embed::register(m)?;
     Ok(())
 }

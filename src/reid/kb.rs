@@ -682,7 +682,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         assert!(matches!(
             KnowledgeBase::load(t.path()),
-            Err(ReidError::Io { .. })
+            Err(ReidError::NotFound(_))
         ));
         std::fs::write(t.path().join(INFORMATIONS_CSV), "filepath,lynx_id\na,A\n").unwrap();
         std::fs::write(t.path().join(EMBEDDINGS_SAFETENSORS), b"garbage").unwrap();

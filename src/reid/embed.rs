@@ -1,1 +1,0 @@
-//! Embedding stage (work in progress).
