@@ -68,6 +68,7 @@ pub fn to_json(res: &DetectionResults, root: Option<&Path>, threshold: f32) -> V
 /// Writes the JSON file atomically.
 pub fn write(res: &DetectionResults, path: &Path, root: Option<&Path>, threshold: f32) -> Result<(), Error> {
     let doc = to_json(res, root, threshold);
-    let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Output { path: path.to_path_buf(), reason: e.to_string() })?;
+    let text = serde_json::to_string_pretty(&doc)
+        .map_err(|e| Error::Output { path: path.to_path_buf(), reason: e.to_string() })?;
     write_atomic(path, text.as_bytes())
 }
