@@ -135,3 +135,6 @@ mod tests {
         assert!(predict_all(&["a"], &[], &rows, 10.0, &AggregateOptions::default()).is_err());
     }
 }
+
+#[cfg(test)]
+mod parity_tests;
