@@ -62,7 +62,8 @@ impl Default for SortOptions {
 pub struct SortItem<'a> {
     /// The file.
     pub source: &'a Path,
-    /// Its class folder name (the prediction as printed, e.g. `chevreuil`).
+    /// Its class folder name: the prediction as printed (`chevreuil`, `indéfini`). DeepFaune sorts
+    /// by the sequence-level `prediction`, not the per-image one.
     pub class: &'a str,
     /// Person boxes `[x1, y1, x2, y2]` in the upright image's pixels (for `blur_humans`).
     pub person_boxes: &'a [[f32; 4]],
