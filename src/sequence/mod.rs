@@ -1,6 +1,7 @@
 //! Stage: sequences. Images taken in a burst are judged together (SPEC 2.4).
 //!
 //! - [`grouping`]: cutting the images into sequences (per folder, by date, `maxlag_s`).
+//! - [`label`]: what a prediction says, and its name in each language.
 //! - [`aggregate`]: DeepFaune's averaging of logits over images into one prediction, used for
 //!   single images ("base" results), sequences and video frames alike.
 //!
@@ -24,11 +25,13 @@
 
 pub mod aggregate;
 pub mod grouping;
+pub mod label;
 
 use std::path::Path;
 
-pub use aggregate::{aggregate, AggregateOptions, ImageRows, Label, LogitTable, Prediction};
+pub use aggregate::{aggregate, AggregateOptions, ImageRows, LogitTable, Prediction};
 pub use grouping::{group_sequences, order_by_sequence};
+pub use label::Label;
 
 use crate::detect::decision::ImageKind;
 use crate::error::Error;
