@@ -106,7 +106,8 @@ def main() -> None:
     for r in results.values():
         per = r["seconds"] / r["images"]
         print(
-            f"{r['variant']:<8} {r['images']:>6} {per:>8.4f} {1 / per:>7.2f} {r['peak_rss_mb']:>12.0f}"
+            f"{r['variant']:<8} {r['images']:>6} {per:>8.4f} {1 / per:>7.2f} "
+            f"{r['peak_rss_mb']:>12.0f}"
         )
     ours = results["ours"]["seconds"]
     print(f"overhead over the model-only floor: {ours / results['floor']['seconds'] - 1:+.1%}")
