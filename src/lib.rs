@@ -10,7 +10,12 @@
 //!    (DF, MDS, DFbsMDS, DFMDS, MDR).
 //! 4. [`run`]: the streaming driver: parallel decoding feeding inference through a bounded queue,
 //!    per-file failures recorded as data.
-//! 5. [`export`]: MegaDetector batch JSON, written atomically.
+//! 5. [`sequence`]: images grouped into sequences (per folder, by date) and DeepFaune's logit
+//!    averaging into one prediction per image, sequence or video.
+//! 6. [`reid`]: individual re-identification (lynx-id): crop embeddings, a knowledge base in
+//!    lynx-id's files, exact cosine k-NN, open-set "new individual" rules and retrieval metrics.
+//! 7. [`export`]: MegaDetector batch JSON, DeepFaune's results table (CSV), sorting files into one
+//!    folder per class; written atomically.
 //!
 //! Model facts (input size, letterbox style, output layout, classes, thresholds) live in TOML
 //! manifests ([`manifest`]); ONNX Runtime is loaded at run time from a shared library
@@ -26,6 +31,7 @@ pub mod preprocess;
 pub mod reid;
 pub mod run;
 pub mod runtime;
+pub mod sequence;
 
 #[cfg(feature = "python")]
 mod python;

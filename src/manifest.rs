@@ -3,6 +3,7 @@
 //! A manifest says everything the code must not hard-code: the weights file and its checksum,
 //! input size, letterbox style, resampler, scaling, output layout, class names, thresholds.
 //! The built-in manifests are compiled in ([`builtin`]); users may pass their own file.
+//! Classifier manifests (class lists in five languages, bird head) are in [`classifier`].
 //!
 //! ```
 //! let m = deepfaune_rs::manifest::builtin("md-lite").unwrap();
@@ -12,6 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub mod classifier;
 
 use crate::error::ModelError;
 

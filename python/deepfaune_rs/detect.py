@@ -149,7 +149,7 @@ class DetectionResult:
 
     @property
     def category_names(self) -> list[str]:
-        """Per-image category as text (``empty``, ``animal``, ``human``, ``vehicle``, ``failed``)."""
+        """Per-image category as text: empty, animal, human, vehicle or failed."""
         return [CATEGORY_NAMES[int(c)] for c in self.category]
 
     def to_megadetector_json(self, path: PathLike, root: PathLike | None = None) -> None:

@@ -1,8 +1,12 @@
-//! Stage 5: exports, each written atomically ([`atomic`]).
+//! Stage 6: exports, each written atomically ([`atomic`]).
 //!
 //! - [`megadetector`]: MegaDetector batch output 1.6 (read by Timelapse, AddaxAI, megadetector-utils).
+//! - [`table`]: DeepFaune's results table (filename, date, seqnum, predictions, counts) and its CSV.
+//! - [`sort`]: the files sorted into one folder per prediction (copy, move or symlink).
 
 pub mod atomic;
 pub mod megadetector;
+pub mod sort;
+pub mod table;
 
 pub use atomic::write_atomic;

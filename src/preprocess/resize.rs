@@ -146,17 +146,16 @@ fn horizontal_pass(src: &Buf, c: &Coeffs) -> Buf {
         for (xx, px) in out_row.chunks_exact_mut(3).enumerate() {
             let (xmin, n) = c.bounds[xx];
             let k = &c.kk[xx * c.ksize..xx * c.ksize + n];
-            let half = 1i32 << (PRECISION_BITS - 1);
-            let (mut s0, mut s1, mut s2) = (half, half, half);
-            for (x, &kx) in k.iter().enumerate() {
-                let p = &r[(x + xmin) * 3..(x + xmin) * 3 + 3];
-                s0 = s0.wrapping_add(p[0] as i32 * kx);
-                s1 = s1.wrapping_add(p[1] as i32 * kx);
-                s2 = s2.wrapping_add(p[2] as i32 * kx);
+            let taps = &r[xmin * 3..(xmin + n) * 3];
+            let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
+            for (p, &kx) in taps.chunks_exact(3).zip(k) {
+                acc[0] = acc[0].wrapping_add(p[0] as i32 * kx);
+                acc[1] = acc[1].wrapping_add(p[1] as i32 * kx);
+                acc[2] = acc[2].wrapping_add(p[2] as i32 * kx);
             }
-            px[0] = clip8(s0);
-            px[1] = clip8(s1);
-            px[2] = clip8(s2);
+            px[0] = clip8(acc[0]);
+            px[1] = clip8(acc[1]);
+            px[2] = clip8(acc[2]);
         }
     }
     Buf {
@@ -171,16 +170,21 @@ fn vertical_pass(src: &Buf, c: &Coeffs, row0: usize) -> Buf {
     let oh = c.bounds.len();
     let stride = src.w * 3;
     let mut data = vec![0u8; oh * stride];
+    let mut acc = vec![0i32; stride];
     for (yy, out_row) in data.chunks_exact_mut(stride).enumerate() {
         let (ymin, n) = c.bounds[yy];
         let ymin = ymin - row0;
         let k = &c.kk[yy * c.ksize..yy * c.ksize + n];
-        for (xi, o) in out_row.iter_mut().enumerate() {
-            let mut s = 1i32 << (PRECISION_BITS - 1);
-            for (y, &ky) in k.iter().enumerate() {
-                s = s.wrapping_add(src.data[(ymin + y) * stride + xi] as i32 * ky);
+        acc.fill(1i32 << (PRECISION_BITS - 1));
+        // Row by row over the taps: the same integer sums as Pillow's loop, in cache order.
+        for (y, &ky) in k.iter().enumerate() {
+            let row = &src.data[(ymin + y) * stride..(ymin + y + 1) * stride];
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a = a.wrapping_add(v as i32 * ky);
             }
-            *o = clip8(s);
+        }
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = clip8(a);
         }
     }
     Buf {

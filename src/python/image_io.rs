@@ -19,7 +19,10 @@ pub(super) fn to_rgb(arr: &PyReadonlyArray3<'_, u8>) -> PyResult<image::RgbImage
             "expected an HxWx3 uint8 array",
         ));
     }
-    let data: Vec<u8> = a.iter().copied().collect();
+    let data: Vec<u8> = match a.as_slice() {
+        Some(s) => s.to_vec(),
+        None => a.iter().copied().collect(),
+    };
     image::RgbImage::from_raw(w as u32, h as u32, data)
         .ok_or_else(|| pyo3::exceptions::PyValueError::new_err("bad image shape"))
 }

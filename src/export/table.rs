@@ -1,0 +1,306 @@
+//! DeepFaune's results table (SPEC 2.6): one row per image, the columns of DeepFaune's CSV/XLSX
+//! export, sorted by sequence number then file name, and its CSV writer.
+//!
+//! DeepFaune writes the table with `pandas.DataFrame.to_csv(index=False)`; the CSV here matches
+//! that text: a header line, comma-separated, fields quoted only when they hold a comma, a quote
+//! or a line break (quotes doubled), the date as the camera wrote it (`2021:05:28 13:45:07`) or
+//! `NA` when the image has none, scores as Python prints floats (`0.97`, `1.0`), `\n` line ends,
+//! UTF-8. XLSX is left to pandas/openpyxl on the Python side, fed with the same [`ResultRow`]s.
+
+use std::path::Path;
+
+use crate::error::Error;
+use crate::export::write_atomic;
+use crate::manifest::classifier::LabelNames;
+use crate::sequence::SequencePredictions;
+
+/// The columns, in DeepFaune's order.
+pub const COLUMNS: [&str; 10] = [
+    "filename",
+    "date",
+    "seqnum",
+    "predictionbase",
+    "scorebase",
+    "prediction",
+    "score",
+    "top1",
+    "count",
+    "humancount",
+];
+
+/// What DeepFaune writes for an image without a date.
+pub const MISSING_DATE: &str = "NA";
+
+/// One row of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRow {
+    /// The image path as given to the run.
+    pub filename: String,
+    /// EXIF DateTimeOriginal as written by the camera, `None` when absent.
+    pub date: Option<String>,
+    /// Sequence number.
+    pub seqnum: u32,
+    /// The image's own prediction.
+    pub predictionbase: String,
+    /// Its score (two decimals).
+    pub scorebase: f32,
+    /// The sequence's prediction.
+    pub prediction: String,
+    /// Its score.
+    pub score: f32,
+    /// The sequence's best label whatever the threshold.
+    pub top1: String,
+    /// Animal boxes in the image.
+    pub count: u32,
+    /// Person boxes in the image.
+    pub humancount: u32,
+}
+
+/// Builds the table from a run's columns (all in input order) and sorts it like DeepFaune: by
+/// sequence number, then by file name (string order).
+///
+/// ```
+/// use deepfaune_rs::detect::decision::ImageKind;
+/// use deepfaune_rs::export::table::results_table;
+/// use deepfaune_rs::manifest::classifier::builtin_classifier;
+/// use deepfaune_rs::sequence::{predict_all, AggregateOptions, ImageRows, LogitTable};
+/// let m = builtin_classifier("deepfaune-v14").unwrap();
+/// let paths = ["cam/b.jpg", "cam/a.jpg"];
+/// let kinds = [ImageKind::Empty, ImageKind::Human];
+/// let logits = vec![0.0; 2 * 38];
+/// let rows = ImageRows::new(&kinds, LogitTable::new(&logits, 38).unwrap(), None).unwrap();
+/// let p = predict_all(&paths, &[None, None], &rows, 10.0, &AggregateOptions::default()).unwrap();
+/// let dates: [Option<&str>; 2] = [None, None];
+/// let t = results_table(&paths, &dates, &p, &[0, 0], &[0, 2], &m.names("en").unwrap(), false).unwrap();
+/// assert_eq!((t[0].filename.as_str(), t[0].seqnum, t[0].prediction.as_str()), ("cam/b.jpg", 1, "empty"));
+/// assert_eq!((t[1].prediction.as_str(), t[1].humancount), ("human", 2));
+/// ```
+pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
+    paths: &[P],
+    dates: &[Option<D>],
+    predictions: &SequencePredictions,
+    count: &[u32],
+    humancount: &[u32],
+    names: &LabelNames<'_>,
+    bird_head: bool,
+) -> Result<Vec<ResultRow>, Error> {
+    let n = paths.len();
+    let lengths = [
+        dates.len(),
+        predictions.seqnum.len(),
+        predictions.base.len(),
+        count.len(),
+        humancount.len(),
+    ];
+    if lengths.iter().any(|&l| l != n) || predictions.sequence.len() != n {
+        return Err(Error::InvalidArgument(format!(
+            "{n} paths but columns of lengths {lengths:?}"
+        )));
+    }
+    let mut rows: Vec<ResultRow> = (0..n)
+        .map(|i| {
+            let (b, s) = (predictions.base[i], predictions.sequence[i]);
+            ResultRow {
+                filename: paths[i].as_ref().to_string_lossy().into_owned(),
+                date: dates[i].as_ref().map(|d| d.as_ref().to_string()),
+                seqnum: predictions.seqnum[i],
+                predictionbase: b.label.text(names, bird_head),
+                scorebase: b.score,
+                prediction: s.label.text(names, bird_head),
+                score: s.score,
+                top1: s.top1.text(names, bird_head),
+                count: count[i],
+                humancount: humancount[i],
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        a.seqnum
+            .cmp(&b.seqnum)
+            .then_with(|| a.filename.cmp(&b.filename))
+    });
+    Ok(rows)
+}
+
+/// The table as CSV text (header included).
+///
+/// ```
+/// use deepfaune_rs::export::table::{results_csv, ResultRow};
+/// let row = ResultRow {
+///     filename: "cam 1/a,b.jpg".into(), date: None, seqnum: 1, predictionbase: "chevreuil".into(),
+///     scorebase: 0.97, prediction: "chevreuil".into(), score: 1.0, top1: "chevreuil".into(),
+///     count: 1, humancount: 0,
+/// };
+/// let csv = results_csv(&[row]);
+/// assert_eq!(csv.lines().nth(1), Some("\"cam 1/a,b.jpg\",NA,1,chevreuil,0.97,chevreuil,1.0,chevreuil,1,0"));
+/// ```
+pub fn results_csv(rows: &[ResultRow]) -> String {
+    let mut out = String::with_capacity(64 * (rows.len() + 1));
+    out.push_str(&COLUMNS.join(","));
+    out.push('\n');
+    for r in rows {
+        let fields = [
+            field(&r.filename),
+            field(r.date.as_deref().unwrap_or(MISSING_DATE)),
+            r.seqnum.to_string(),
+            field(&r.predictionbase),
+            python_float(r.scorebase),
+            field(&r.prediction),
+            python_float(r.score),
+            field(&r.top1),
+            r.count.to_string(),
+            r.humancount.to_string(),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes [`results_csv`] to `path` atomically (a crash never leaves half a file).
+pub fn write_results_csv(path: &Path, rows: &[ResultRow]) -> Result<(), Error> {
+    write_atomic(path, results_csv(rows).as_bytes())
+}
+
+/// Python's `csv.QUOTE_MINIMAL`: quoted when the field holds the delimiter, the quote or a line
+/// break; quotes doubled.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A two-decimal score printed like Python's `repr(float)`: `0.97`, `0.5`, `1.0`, `0.0`.
+fn python_float(score: f32) -> String {
+    if !score.is_finite() {
+        return String::new(); // pandas writes NaN as an empty field
+    }
+    let hundredths = (f64::from(score) * 100.0).round();
+    // Rust's `{:?}` is the shortest round-trip form with a trailing `.0`, like Python's repr.
+    format!("{:?}", hundredths / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::classifier::builtin_classifier;
+    use crate::sequence::{Label, Prediction};
+
+    fn p(label: Label, score: f32) -> Prediction {
+        Prediction {
+            label,
+            score,
+            top1: if label == Label::Undefined {
+                Label::Class(0)
+            } else {
+                label
+            },
+        }
+    }
+
+    #[test]
+    fn rows_are_sorted_by_seqnum_then_filename_with_localised_labels() {
+        let m = builtin_classifier("deepfaune-v14").unwrap();
+        let fr = m.names("fr").unwrap();
+        let paths = ["d/z.jpg", "d/b.jpg", "c/a.jpg", "d/a.jpg"];
+        let preds = SequencePredictions {
+            seqnum: vec![1, 2, 2, 1],
+            base: vec![
+                p(Label::Class(9), 0.97),
+                p(Label::Empty, 1.0),
+                p(Label::Undefined, 0.41),
+                p(Label::Human, 1.0),
+            ],
+            sequence: vec![
+                p(Label::Class(9), 0.95),
+                p(Label::Undefined, 0.41),
+                p(Label::Undefined, 0.41),
+                p(Label::Class(9), 0.95),
+            ],
+        };
+        let dates = [
+            Some("2021:05:28 13:45:07"),
+            None,
+            None,
+            Some("2021:05:28 13:45:09"),
+        ];
+        let rows = results_table(
+            &paths,
+            &dates,
+            &preds,
+            &[1, 0, 2, 0],
+            &[0, 0, 0, 3],
+            &fr,
+            false,
+        )
+        .unwrap();
+        let order: Vec<&str> = rows.iter().map(|r| r.filename.as_str()).collect();
+        assert_eq!(order, ["d/a.jpg", "d/z.jpg", "c/a.jpg", "d/b.jpg"]);
+        assert_eq!(rows[0].predictionbase, "humain");
+        assert_eq!(rows[0].prediction, "chevreuil");
+        assert_eq!(
+            (rows[2].prediction.as_str(), rows[2].top1.as_str()),
+            ("indéfini", "bison")
+        );
+        let csv = results_csv(&rows);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "filename,date,seqnum,predictionbase,scorebase,prediction,score,top1,count,humancount"
+        );
+        assert_eq!(
+            lines[1],
+            "d/a.jpg,2021:05:28 13:45:09,1,humain,1.0,chevreuil,0.95,chevreuil,0,3"
+        );
+        assert_eq!(lines[4], "d/b.jpg,NA,2,vide,1.0,indéfini,0.41,bison,0,0");
+        assert!(csv.ends_with('\n') && !csv.contains('\r'));
+    }
+
+    #[test]
+    fn quoting_and_float_text() {
+        assert_eq!(field("plain name.jpg"), "plain name.jpg");
+        assert_eq!(field("a\"b"), "\"a\"\"b\"");
+        assert_eq!(field("line\nbreak"), "\"line\nbreak\"");
+        // Python: repr(0.07) == '0.07', repr(1.0) == '1.0', repr(0.0) == '0.0', repr(0.1) == '0.1'
+        for (x, text) in [
+            (0.07f32, "0.07"),
+            (1.0, "1.0"),
+            (0.0, "0.0"),
+            (0.1, "0.1"),
+            (0.29, "0.29"),
+            (0.57, "0.57"),
+        ] {
+            assert_eq!(python_float(x), text);
+        }
+        assert_eq!(python_float(f32::NAN), "");
+    }
+
+    #[test]
+    fn written_atomically_and_length_checked() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("deepfaune.csv");
+        write_results_csv(&path, &[]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{}\n", COLUMNS.join(","))
+        );
+        let m = builtin_classifier("deepfaune-v14").unwrap();
+        let preds = SequencePredictions {
+            seqnum: vec![1],
+            base: vec![p(Label::Empty, 1.0)],
+            sequence: vec![],
+        };
+        let r = results_table(
+            &["a"],
+            &[None::<&str>],
+            &preds,
+            &[0],
+            &[0],
+            &m.names("en").unwrap(),
+            false,
+        );
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,523 @@
+//! Classifier manifests: DeepFaune's species classifiers (v1.4, v1.3, v1.1) and test models.
+//!
+//! One TOML file per model under `models/`, parsed raw then validated, like detector manifests.
+//! The class list (model output order) comes in up to five languages (`en`, `fr`, `it`, `de`,
+//! `es`); `en` and `fr` are required, the others may be absent when DeepFaune never shipped them
+//! (v1.1 has no Spanish list).
+//!
+//! ```
+//! use deepfaune_rs::manifest::classifier::builtin_classifier;
+//! let m = builtin_classifier("deepfaune-v14").unwrap();
+//! assert_eq!(m.num_classes(), 38);
+//! let fr = m.names("fr").unwrap();
+//! assert_eq!(fr.classes[5], "chacal doré");
+//! assert_eq!(fr.undefined, "indéfini");
+//! assert_eq!(m.bird_head.as_ref().unwrap().num_groups(), 8);
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ResizeMethod;
+use crate::error::ModelError;
+
+/// The languages DeepFaune ships, in its order.
+pub const LANGUAGES: [&str; 5] = ["en", "fr", "it", "de", "es"];
+
+/// How the crop is brought to the input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fit {
+    /// Both sides resized to `size` (aspect ratio not kept), as DeepFaune does.
+    Squash,
+}
+
+/// Input facts of a classifier.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierInput {
+    /// Side of the square input, in pixels.
+    pub size: u32,
+    /// Resampler.
+    pub resize: ResizeMethod,
+    /// How the crop is fitted.
+    pub fit: Fit,
+    /// Per-channel mean (RGB, on 0-1 values).
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation.
+    pub std: [f32; 3],
+    /// Name of the input tensor.
+    pub name: String,
+}
+
+/// Output tensor names of a classifier.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierOutput {
+    /// Raw logits `[b, classes]`.
+    pub logits: String,
+    /// The embedding `[b, embedding_dim]` (the CLS token for DeepFaune's ViT).
+    pub embedding: String,
+}
+
+/// Post-processing defaults of a classifier.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierPostprocess {
+    /// Scores below it give `undefined`.
+    pub threshold: f32,
+}
+
+/// DeepFaune 1.4's optional bird head: a small network on the embedding giving 8 bird groups.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BirdHead {
+    /// Weights file name.
+    pub file: String,
+    /// sha256 of the weights file; empty when the user exports it.
+    #[serde(default)]
+    pub sha256: String,
+    /// Official download URL of the original weights.
+    #[serde(default)]
+    pub url: String,
+    /// Format of what `url` serves.
+    #[serde(default)]
+    pub url_format: String,
+    /// Name of the input tensor (fed with the classifier's embedding).
+    pub input: String,
+    /// Name of the output tensor (raw logits `[b, groups]`).
+    pub output: String,
+    /// Group names by language, in the head's output order.
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+impl BirdHead {
+    /// Number of bird groups.
+    pub fn num_groups(&self) -> usize {
+        self.groups.get("en").map_or(0, Vec::len)
+    }
+}
+
+/// A classifier manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierManifest {
+    /// Always `"classifier"`.
+    pub kind: String,
+    /// Short id (`deepfaune-v14`, ...).
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// DeepFaune version the weights belong to (`1.4`, or `test`).
+    pub version: String,
+    /// Weights file name (relative to the manifest's folder or the model directory).
+    pub file: String,
+    /// sha256 of the weights file; empty when it cannot be pinned (a file the user exports).
+    #[serde(default)]
+    pub sha256: String,
+    /// Official download URL of the original weights.
+    #[serde(default)]
+    pub url: String,
+    /// Format of what `url` serves (`pt` needs an export to ONNX first).
+    #[serde(default)]
+    pub url_format: String,
+    /// Licence of the weights.
+    #[serde(default)]
+    pub license: String,
+    /// The network (timm name for DeepFaune's).
+    pub architecture: String,
+    /// Width of the embedding output.
+    pub embedding_dim: usize,
+    /// Input facts.
+    pub input: ClassifierInput,
+    /// Output tensor names.
+    pub output: ClassifierOutput,
+    /// Post-processing defaults.
+    pub postprocess: ClassifierPostprocess,
+    /// Class names by language, in the model's output order.
+    pub classes: BTreeMap<String, Vec<String>>,
+    /// `[human, vehicle, empty, undefined]` by language.
+    pub labels: BTreeMap<String, [String; 4]>,
+    /// The optional bird head.
+    #[serde(default)]
+    pub bird_head: Option<BirdHead>,
+    /// English class (or bird group, or `human`) -> scientific name, where one is clear.
+    #[serde(default)]
+    pub scientific_names: BTreeMap<String, String>,
+    /// Where the manifest was read from (None for built-ins).
+    #[serde(skip)]
+    pub source_dir: Option<PathBuf>,
+}
+
+/// All names needed to print a prediction in one language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelNames<'a> {
+    /// Animal classes, in model order.
+    pub classes: &'a [String],
+    /// Bird groups, when the manifest has a bird head with this language.
+    pub bird_groups: Option<&'a [String]>,
+    /// `human` in this language.
+    pub human: &'a str,
+    /// `vehicle` in this language.
+    pub vehicle: &'a str,
+    /// `empty` in this language.
+    pub empty: &'a str,
+    /// `undefined` in this language.
+    pub undefined: &'a str,
+    /// Index of the `bird` class (English name `bird`), if the model has one.
+    pub bird_class: Option<usize>,
+}
+
+impl ClassifierManifest {
+    /// Parses and validates a manifest from TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ModelError> {
+        let bad = |reason: String| ModelError::Manifest {
+            path: origin.to_string(),
+            reason,
+        };
+        let m: ClassifierManifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if m.kind != "classifier" {
+            return Err(bad(format!("kind is '{}', expected 'classifier'", m.kind)));
+        }
+        if m.input.size < 16 || m.input.size > 4096 {
+            return Err(bad(format!(
+                "input.size {} out of range 16..4096",
+                m.input.size
+            )));
+        }
+        if m.input.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || m.input.mean.iter().any(|v| !v.is_finite())
+        {
+            return Err(bad(
+                "input.mean must be finite and input.std positive".into()
+            ));
+        }
+        if !(0.0..=1.0).contains(&m.postprocess.threshold) {
+            return Err(bad("postprocess.threshold must be within 0..1".into()));
+        }
+        if m.embedding_dim == 0 {
+            return Err(bad("embedding_dim must be positive".into()));
+        }
+        check_sha(&m.sha256).map_err(|r| bad(r.into()))?;
+        let n = check_names(&m.classes, "classes").map_err(bad)?;
+        for lang in m.classes.keys() {
+            if !m.labels.contains_key(lang) {
+                return Err(bad(format!("labels has no '{lang}' entry")));
+            }
+        }
+        if let Some(b) = &m.bird_head {
+            check_sha(&b.sha256).map_err(|r| bad(format!("bird_head: {r}")))?;
+            check_names(&b.groups, "bird_head.groups").map_err(bad)?;
+            if !m.classes["en"].iter().any(|c| c == "bird") {
+                return Err(bad("a bird head needs a class named 'bird'".into()));
+            }
+        }
+        let known = |k: &str| {
+            m.classes["en"].iter().any(|c| c == k)
+                || k == "human"
+                || k == "vehicle"
+                || m.bird_head
+                    .as_ref()
+                    .is_some_and(|b| b.groups["en"].iter().any(|g| g == k))
+        };
+        if let Some(k) = m.scientific_names.keys().find(|k| !known(k)) {
+            return Err(bad(format!(
+                "scientific_names has '{k}', which is no English class of this model"
+            )));
+        }
+        debug_assert_eq!(n, m.num_classes());
+        Ok(m)
+    }
+
+    /// Reads a manifest file.
+    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Manifest {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut m = Self::from_toml(&text, &path.display().to_string())?;
+        m.source_dir = path.parent().map(Path::to_path_buf);
+        Ok(m)
+    }
+
+    /// Number of animal classes (the width of the logits).
+    pub fn num_classes(&self) -> usize {
+        self.classes.get("en").map_or(0, Vec::len)
+    }
+
+    /// Languages this manifest has names for, in DeepFaune's order.
+    pub fn languages(&self) -> Vec<&'static str> {
+        LANGUAGES
+            .into_iter()
+            .filter(|l| self.classes.contains_key(*l))
+            .collect()
+    }
+
+    /// The names of every label in `lang` (`en`, `fr`, `it`, `de`, `es`); `None` when the manifest
+    /// has no list in that language.
+    pub fn names(&self, lang: &str) -> Option<LabelNames<'_>> {
+        let classes = self.classes.get(lang)?;
+        let [human, vehicle, empty, undefined] = self.labels.get(lang)?;
+        Some(LabelNames {
+            classes,
+            bird_groups: self
+                .bird_head
+                .as_ref()
+                .and_then(|b| b.groups.get(lang))
+                .map(Vec::as_slice),
+            human,
+            vehicle,
+            empty,
+            undefined,
+            bird_class: self.classes["en"].iter().position(|c| c == "bird"),
+        })
+    }
+
+    /// Indices of the classes named in `names` (any language of this manifest, case-sensitive);
+    /// the names that match no class are returned as errors.
+    ///
+    /// ```
+    /// let m = deepfaune_rs::manifest::classifier::builtin_classifier("deepfaune-v14").unwrap();
+    /// assert_eq!(m.class_indices(&["wolf", "loup", "lynx"]), Ok(vec![20, 22]));
+    /// assert!(m.class_indices(&["dragon"]).is_err());
+    /// ```
+    pub fn class_indices<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<usize>, Vec<String>> {
+        let mut found = Vec::new();
+        let mut unknown = Vec::new();
+        for name in names {
+            let name = name.as_ref();
+            match self
+                .classes
+                .values()
+                .find_map(|list| list.iter().position(|c| c == name))
+            {
+                Some(i) => found.push(i),
+                None => unknown.push(name.to_string()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(unknown);
+        }
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
+    }
+}
+
+fn check_sha(s: &str) -> Result<(), &'static str> {
+    if !s.is_empty() && (s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err("sha256 must be 64 hex digits");
+    }
+    Ok(())
+}
+
+/// Checks a by-language name table: `en` and `fr` present, known languages only, equal lengths,
+/// no empty or duplicate names. Returns the length.
+fn check_names(table: &BTreeMap<String, Vec<String>>, what: &str) -> Result<usize, String> {
+    let en = table
+        .get("en")
+        .ok_or_else(|| format!("{what} has no 'en' list"))?;
+    if !table.contains_key("fr") {
+        return Err(format!("{what} has no 'fr' list"));
+    }
+    if en.is_empty() {
+        return Err(format!("{what}.en is empty"));
+    }
+    for (lang, list) in table {
+        if !LANGUAGES.contains(&lang.as_str()) {
+            return Err(format!(
+                "{what}: unknown language '{lang}' (expected one of {LANGUAGES:?})"
+            ));
+        }
+        if list.len() != en.len() {
+            return Err(format!(
+                "{what}.{lang} has {} names, {what}.en has {}",
+                list.len(),
+                en.len()
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for name in list {
+            if name.trim().is_empty() || !seen.insert(name) {
+                return Err(format!("{what}.{lang}: empty or duplicate name '{name}'"));
+            }
+        }
+    }
+    Ok(en.len())
+}
+
+/// The built-in classifier manifests' TOML text, by file name.
+pub const BUILTIN_CLASSIFIERS: &[(&str, &str)] = &[
+    (
+        "deepfaune-v14.toml",
+        include_str!("../../models/deepfaune-v14.toml"),
+    ),
+    (
+        "deepfaune-v13.toml",
+        include_str!("../../models/deepfaune-v13.toml"),
+    ),
+    (
+        "deepfaune-v11.toml",
+        include_str!("../../models/deepfaune-v11.toml"),
+    ),
+];
+
+/// All built-in classifier manifests.
+pub fn builtin_classifiers() -> Vec<ClassifierManifest> {
+    BUILTIN_CLASSIFIERS
+        .iter()
+        .filter_map(|(name, text)| ClassifierManifest::from_toml(text, name).ok())
+        .collect()
+}
+
+/// A built-in classifier manifest by id (case-insensitive).
+pub fn builtin_classifier(id: &str) -> Result<ClassifierManifest, ModelError> {
+    builtin_classifiers()
+        .into_iter()
+        .find(|m| m.id.eq_ignore_ascii_case(id))
+        .ok_or_else(|| ModelError::Unknown(id.to_string()))
+}
+
+/// Where a classifier's weights are expected: next to the manifest file, else in
+/// [`super::model_dir`].
+pub fn classifier_weights_path(m: &ClassifierManifest) -> PathBuf {
+    if let Some(dir) = &m.source_dir {
+        let p = dir.join(&m.file);
+        if p.exists() {
+            return p;
+        }
+    }
+    super::model_dir().join(&m.file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn models_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+    }
+
+    #[test]
+    fn builtins_parse_with_deepfaune_sizes() {
+        let all = builtin_classifiers();
+        assert_eq!(
+            all.len(),
+            BUILTIN_CLASSIFIERS.len(),
+            "every built-in classifier manifest must parse"
+        );
+        let sizes: Vec<(String, usize)> = all
+            .iter()
+            .map(|m| (m.id.clone(), m.num_classes()))
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                ("deepfaune-v14".to_string(), 38),
+                ("deepfaune-v13".to_string(), 34),
+                ("deepfaune-v11".to_string(), 26)
+            ]
+        );
+        let v14 = builtin_classifier("DEEPFAUNE-V14").unwrap();
+        assert_eq!(v14.languages(), LANGUAGES);
+        assert_eq!((v14.input.size, v14.postprocess.threshold), (182, 0.8));
+        let v11 = builtin_classifier("deepfaune-v11").unwrap();
+        assert_eq!(
+            v11.languages(),
+            ["en", "fr", "it", "de"],
+            "DeepFaune 1.1 has no Spanish list"
+        );
+        assert!(v11.names("es").is_none());
+    }
+
+    #[test]
+    fn class_order_is_alphabetical_by_french_name() {
+        // DeepFaune's rule; byte order works here because the accents only appear after the first
+        // differing letter.
+        for m in builtin_classifiers() {
+            let fr = &m.classes["fr"];
+            assert!(fr.windows(2).all(|w| w[0] < w[1]), "{}: {fr:?}", m.id);
+        }
+    }
+
+    #[test]
+    fn v14_english_names_match_the_spec() {
+        let spec = "bison, badger, ibex, beaver, red deer, golden jackal, chamois, cat, goat, roe deer, dog, \
+                    raccoon dog, fallow deer, squirrel, moose, equid, genet, wolverine, hedgehog, lagomorph, wolf, \
+                    otter, lynx, marmot, micromammal, mouflon, sheep, mustelid, bird, bear, porcupine, nutria, \
+                    muskrat, raccoon, fox, reindeer, wild boar, cow";
+        let spec: Vec<&str> = spec.split(',').map(str::trim).collect();
+        let m = builtin_classifier("deepfaune-v14").unwrap();
+        assert_eq!(m.classes["en"], spec);
+        let names = m.names("de").unwrap();
+        assert_eq!(
+            (names.human, names.vehicle, names.empty, names.undefined),
+            ("Mensch", "Fahrzeug", "Leer", "Undefiniert")
+        );
+        assert_eq!(names.bird_class, Some(28));
+        assert_eq!(names.bird_groups.unwrap()[7], "Greifvögel");
+    }
+
+    #[test]
+    fn older_versions_are_subsets_of_v14_in_the_same_order() {
+        let v14 = builtin_classifier("deepfaune-v14").unwrap();
+        for id in ["deepfaune-v13", "deepfaune-v11"] {
+            let m = builtin_classifier(id).unwrap();
+            for lang in ["en", "fr"] {
+                let pos: Vec<usize> = m.classes[lang]
+                    .iter()
+                    .map(|c| {
+                        v14.classes[lang]
+                            .iter()
+                            .position(|d| d == c)
+                            .unwrap_or_else(|| panic!("{id} {c}"))
+                    })
+                    .collect();
+                assert!(pos.windows(2).all(|w| w[0] < w[1]), "{id} {lang}");
+            }
+        }
+    }
+
+    #[test]
+    fn test_manifests_describe_the_shared_models() {
+        for (name, emb) in [("tiny-pixel-c38.toml", 24843), ("tiny-vit-c38.toml", 64)] {
+            let m = ClassifierManifest::from_file(&models_dir().join(name)).unwrap();
+            assert_eq!((m.num_classes(), m.embedding_dim), (38, emb));
+            assert_eq!(m.sha256.len(), 64);
+            let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/models")
+                .join(&m.file);
+            if shared.exists() {
+                assert_eq!(
+                    crate::manifest::sha256_file(&shared).unwrap(),
+                    m.sha256,
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_bad_manifests() {
+        let good = BUILTIN_CLASSIFIERS[0].1;
+        assert!(ClassifierManifest::from_toml(good, "x").is_ok());
+        let cases = [
+            good.replace("kind = \"classifier\"", "kind = \"detector\""),
+            good.replacen("\"bison\", ", "", 1), // en shorter than fr
+            good.replacen("\"badger\"", "\"bison\"", 1), // duplicate
+            good.replace("threshold = 0.8", "threshold = 1.5"),
+            good.replace("\"Meles meles\"", "\"Meles meles\"\n\"dragon\" = \"Draco\""),
+            good.replace("\nes = [\"bisonte\"", "\nxx = [\"bisonte\""),
+            good.replace("std = [0.229", "std = [0.0"),
+        ];
+        for (i, text) in cases.iter().enumerate() {
+            assert_ne!(text, good, "case {i} did not change the text");
+            assert!(
+                ClassifierManifest::from_toml(text, "x").is_err(),
+                "case {i} accepted"
+            );
+        }
+    }
+}

@@ -1,0 +1,573 @@
+//! DeepFaune's aggregation of images into one prediction (SPEC 2.4; `predictTools.py`,
+//! `PredictorBase.__averageLogitInSequence`): one image, a sequence, or the frames of a video.
+//!
+//! DeepFaune builds one row per image: the animal logits, then human, vehicle and empty columns
+//! (empty = 15 by default, 0 once the detector found something; human or vehicle = 15 for such
+//! images) and tells the image kinds apart by which of the last three columns is positive. Those
+//! columns only encode the detector's decision, so here the decision is passed directly as an
+//! [`ImageKind`] per row and the logits array holds the animal columns only (`[n, classes]`,
+//! exactly what the classifier returns); rows of non-animal images are never read.
+//!
+//! The arithmetic follows DeepFaune's numpy float32 steps: the per-class mean of the animal rows
+//! (summed row by row), divided by the temperature, `exp`, a sum in class order, one division.
+//! The threshold is compared with the untruncated score (as DeepFaune does); the reported score is
+//! then truncated to two decimals, `int(score * 100) / 100`.
+//!
+//! Where DeepFaune would crash or print NaN, this code answers instead (documented on
+//! [`aggregate`]): non-finite mean logits are left out of the softmax, a softmax whose plain sum
+//! overflows is recomputed relative to its maximum, and when no class is left (all disabled, all
+//! NaN) the answer is `undefined` with score 0.
+
+use super::label::Label;
+use crate::detect::decision::ImageKind;
+use crate::error::Error;
+
+/// Temperature applied to the mean logits of a single image (DeepFaune 1.4).
+pub const TEMPERATURE_IMAGE: f32 = 1.10;
+/// Temperature applied to the mean logits of several images.
+pub const TEMPERATURE_SEQUENCE: f32 = 1.04;
+/// Temperature of the bird head's mean logits.
+pub const TEMPERATURE_BIRD: f32 = 0.9;
+
+/// The answer for one image, sequence or video.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// The prediction (`Undefined` when the score is below the threshold).
+    pub label: Label,
+    /// The score truncated to two decimals (0.97, 1.0).
+    pub score: f32,
+    /// The best label whatever the threshold (equals `label` unless that is `Undefined`).
+    pub top1: Label,
+}
+
+/// Aggregation settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateOptions {
+    /// Scores below it give `undefined` (DeepFaune's GUI default: 0.8).
+    pub threshold: f32,
+    /// Animal classes the user switched off (indices); they are dropped before the softmax.
+    pub disabled: Vec<usize>,
+    /// Index of the `bird` class: when set and bird logits are given, a passing `bird` is refined
+    /// into a bird group (see [`aggregate`]).
+    pub bird_class: Option<usize>,
+}
+
+impl Default for AggregateOptions {
+    fn default() -> Self {
+        AggregateOptions {
+            threshold: 0.8,
+            disabled: Vec::new(),
+            bird_class: None,
+        }
+    }
+}
+
+/// A row-major `[rows, width]` table of f32 logits, borrowed (a numpy array's buffer fits as is).
+#[derive(Debug, Clone, Copy)]
+pub struct LogitTable<'a> {
+    values: &'a [f32],
+    width: usize,
+}
+
+impl<'a> LogitTable<'a> {
+    /// Wraps `values` as rows of `width`; an error when the length is not a multiple of `width`.
+    pub fn new(values: &'a [f32], width: usize) -> Result<Self, Error> {
+        if width == 0 || values.len() % width != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "{} logits do not make rows of {width}",
+                values.len()
+            )));
+        }
+        Ok(LogitTable { values, width })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.values.len() / self.width
+    }
+
+    /// Columns per row.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    fn row(&self, i: usize) -> &'a [f32] {
+        &self.values[i * self.width..(i + 1) * self.width]
+    }
+}
+
+/// Per-image inputs of the aggregation: the detector's decision, the classifier's logits and,
+/// optionally, the bird head's logits. All have one row per image.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageRows<'a> {
+    kinds: &'a [ImageKind],
+    logits: LogitTable<'a>,
+    bird_logits: Option<LogitTable<'a>>,
+}
+
+impl<'a> ImageRows<'a> {
+    /// Checks that every table has one row per image. Rows of non-animal images may hold anything
+    /// (zeros, NaN): they are never read.
+    pub fn new(
+        kinds: &'a [ImageKind],
+        logits: LogitTable<'a>,
+        bird_logits: Option<LogitTable<'a>>,
+    ) -> Result<Self, Error> {
+        let n = kinds.len();
+        if logits.rows() != n || bird_logits.is_some_and(|b| b.rows() != n) {
+            return Err(Error::InvalidArgument(format!(
+                "{n} images but {} logit rows and {:?} bird logit rows",
+                logits.rows(),
+                bird_logits.map(|b| b.rows())
+            )));
+        }
+        Ok(ImageRows {
+            kinds,
+            logits,
+            bird_logits,
+        })
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    /// The detector's decision for each image.
+    pub fn kinds(&self) -> &'a [ImageKind] {
+        self.kinds
+    }
+}
+
+/// DeepFaune's `__averageLogitInSequence` over the images `members` (one image, a sequence, or
+/// the frames of a video):
+///
+/// 1. every image empty (or no image at all) => `Empty`, score 1.0, no threshold;
+/// 2. else, if any image is an animal image: the mean logit of each enabled class over the animal
+///    images only, divided by [`TEMPERATURE_IMAGE`] for one animal image or
+///    [`TEMPERATURE_SEQUENCE`] for several, softmax; the best class (the first one on ties) and its
+///    probability. With [`AggregateOptions::bird_class`] set, bird logits given, `bird` best and
+///    its probability at or above the threshold: the bird groups' mean logits over the same images,
+///    at [`TEMPERATURE_BIRD`], softmax; the best group replaces `bird` only if it passes too;
+/// 3. else `Human` if there are at least as many human images as vehicle images, else `Vehicle`,
+///    probability 1.0.
+///
+/// The probability is compared with the threshold (below => `Undefined`, `top1` keeps the best
+/// label), then truncated to two decimals.
+///
+/// Beyond DeepFaune (which crashes or returns NaN there): a class whose mean logit is not finite
+/// is left out; if the plain softmax sum overflows it is recomputed relative to the maximum; if no
+/// class is left the answer is `Undefined`, score 0, top1 `Undefined`.
+///
+/// ```
+/// use deepfaune_rs::detect::decision::ImageKind;
+/// use deepfaune_rs::sequence::{aggregate, AggregateOptions, ImageRows, Label, LogitTable};
+/// let kinds = [ImageKind::Animal, ImageKind::Empty];
+/// let logits = [0.0, 2.2, 0.0, 0.0]; // two classes, two images
+/// let rows = ImageRows::new(&kinds, LogitTable::new(&logits, 2).unwrap(), None).unwrap();
+/// let p = aggregate(&rows, &[0, 1], &AggregateOptions::default()).unwrap();
+/// // one animal image: logits / 1.10 = [0, 2]; softmax = e^2 / (1 + e^2) = 0.8808 -> 0.88
+/// assert_eq!((p.label, p.score, p.top1), (Label::Class(1), 0.88, Label::Class(1)));
+/// ```
+pub fn aggregate(
+    rows: &ImageRows<'_>,
+    members: &[usize],
+    opts: &AggregateOptions,
+) -> Result<Prediction, Error> {
+    if let Some(&i) = members.iter().find(|&&i| i >= rows.len()) {
+        return Err(Error::InvalidArgument(format!(
+            "image {i} out of range ({} images)",
+            rows.len()
+        )));
+    }
+    let kind_count = |k: ImageKind| members.iter().filter(|&&i| rows.kinds[i] == k).count();
+    if kind_count(ImageKind::Empty) == members.len() {
+        return Ok(Prediction {
+            label: Label::Empty,
+            score: 1.0,
+            top1: Label::Empty,
+        });
+    }
+    let animals: Vec<usize> = members
+        .iter()
+        .copied()
+        .filter(|&i| rows.kinds[i] == ImageKind::Animal)
+        .collect();
+    let (top1, score) = if animals.is_empty() {
+        let best = if kind_count(ImageKind::Human) >= kind_count(ImageKind::Vehicle) {
+            Label::Human
+        } else {
+            Label::Vehicle
+        };
+        (best, 1.0f32)
+    } else {
+        let temperature = if animals.len() == 1 {
+            TEMPERATURE_IMAGE
+        } else {
+            TEMPERATURE_SEQUENCE
+        };
+        let enabled: Vec<usize> = (0..rows.logits.width())
+            .filter(|c| !opts.disabled.contains(c))
+            .collect();
+        match softmax_best(&rows.logits, &animals, &enabled, temperature) {
+            None => {
+                return Ok(Prediction {
+                    label: Label::Undefined,
+                    score: 0.0,
+                    top1: Label::Undefined,
+                })
+            }
+            Some((best, p)) => {
+                refine_bird(rows, &animals, opts, best, p).unwrap_or((Label::Class(best), p))
+            }
+        }
+    };
+    // DeepFaune: `bestscore < threshold` on the float32 score, then `int(bestscore * 100) / 100.`
+    let label = if score < opts.threshold {
+        Label::Undefined
+    } else {
+        top1
+    };
+    Ok(Prediction {
+        label,
+        score: truncate_2(score),
+        top1,
+    })
+}
+
+/// The bird head step: `Some((group, p))` when `best` is the bird class, passes the threshold, and
+/// the best group passes too.
+fn refine_bird(
+    rows: &ImageRows<'_>,
+    animals: &[usize],
+    opts: &AggregateOptions,
+    best: usize,
+    p: f32,
+) -> Option<(Label, f32)> {
+    let birds = rows.bird_logits?;
+    if opts.bird_class != Some(best) || p < opts.threshold {
+        return None;
+    }
+    let groups: Vec<usize> = (0..birds.width()).collect();
+    let (g, pg) = softmax_best(&birds, animals, &groups, TEMPERATURE_BIRD)?;
+    (pg >= opts.threshold).then_some((Label::BirdGroup(g), pg))
+}
+
+/// Mean of `columns` over `images`, divided by `temperature`, softmax over the finite ones;
+/// the first best column and its probability.
+fn softmax_best(
+    table: &LogitTable<'_>,
+    images: &[usize],
+    columns: &[usize],
+    temperature: f32,
+) -> Option<(usize, f32)> {
+    let n = images.len() as f32;
+    let mut scaled: Vec<(usize, f32)> = Vec::with_capacity(columns.len());
+    for &c in columns {
+        // numpy's mean along axis 0 of a C-ordered array adds the rows one after the other.
+        let mut sum = 0.0f32;
+        for &i in images {
+            sum += table.row(i)[c];
+        }
+        let v = sum / n / temperature;
+        if v.is_finite() {
+            scaled.push((c, v));
+        }
+    }
+    let (best, best_v) =
+        scaled
+            .iter()
+            .copied()
+            .fold(None, |acc: Option<(usize, f32)>, (c, v)| match acc {
+                Some((_, bv)) if bv >= v => acc,
+                _ => Some((c, v)),
+            })?;
+    let sum: f32 = scaled.iter().map(|&(_, v)| v.exp()).sum();
+    let p = if sum.is_finite() && best_v.exp().is_finite() {
+        best_v.exp() / sum
+    } else {
+        1.0 / scaled.iter().map(|&(_, v)| (v - best_v).exp()).sum::<f32>()
+    };
+    Some((best, p))
+}
+
+/// `int(score * 100) / 100` with DeepFaune's float32 product.
+fn truncate_2(score: f32) -> f32 {
+    let hundredths = (score * 100.0).trunc();
+    (f64::from(hundredths) / 100.0) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ImageKind::{Animal, Empty, Human, Vehicle};
+
+    fn run(
+        kinds: &[ImageKind],
+        logits: &[f32],
+        width: usize,
+        opts: &AggregateOptions,
+    ) -> Prediction {
+        let rows = ImageRows::new(kinds, LogitTable::new(logits, width).unwrap(), None).unwrap();
+        let all: Vec<usize> = (0..kinds.len()).collect();
+        aggregate(&rows, &all, opts).unwrap()
+    }
+
+    #[test]
+    fn all_empty_is_empty_with_score_one_whatever_the_threshold() {
+        let opts = AggregateOptions {
+            threshold: 1.0,
+            ..Default::default()
+        };
+        let p = run(&[Empty, Empty], &[9.0, 0.0, 0.0, 9.0], 2, &opts);
+        assert_eq!(
+            p,
+            Prediction {
+                label: Label::Empty,
+                score: 1.0,
+                top1: Label::Empty
+            }
+        );
+        let rows = ImageRows::new(&[], LogitTable::new(&[], 2).unwrap(), None).unwrap();
+        assert_eq!(
+            aggregate(&rows, &[], &opts).unwrap().label,
+            Label::Empty,
+            "no image = all empty"
+        );
+    }
+
+    #[test]
+    fn one_image_uses_temperature_1_10() {
+        // logits [1.1, 0, 0] / 1.10 = [1, 0, 0]; softmax(1) = e / (e + 2) = 2.71828 / 4.71828 = 0.57612
+        let p = run(
+            &[Animal],
+            &[1.1, 0.0, 0.0],
+            3,
+            &AggregateOptions {
+                threshold: 0.5,
+                ..Default::default()
+            },
+        );
+        assert_eq!((p.label, p.score), (Label::Class(0), 0.57));
+        // Same with threshold 0.8: undefined, top1 kept, score still reported.
+        let p = run(&[Animal], &[1.1, 0.0, 0.0], 3, &AggregateOptions::default());
+        assert_eq!(
+            (p.label, p.score, p.top1),
+            (Label::Undefined, 0.57, Label::Class(0))
+        );
+    }
+
+    #[test]
+    fn sequence_mean_over_animal_images_only_with_temperature_1_04() {
+        // Animal rows [3.12, 0] and [1.04, 0] -> mean [2.08, 0] / 1.04 = [2, 0];
+        // softmax = e^2 / (e^2 + 1) = 7.389056 / 8.389056 = 0.880797 -> 0.88.
+        // The human and empty rows hold garbage that must not be read.
+        let kinds = [Animal, Human, Animal, Empty];
+        let logits = [3.12, 0.0, 99.0, -99.0, 1.04, 0.0, f32::NAN, 5.0];
+        let p = run(&kinds, &logits, 2, &AggregateOptions::default());
+        assert_eq!(
+            (p.label, p.score, p.top1),
+            (Label::Class(0), 0.88, Label::Class(0))
+        );
+    }
+
+    #[test]
+    fn score_is_truncated_not_rounded() {
+        // [ln 9 * 1.1, 0]: / 1.1 -> [ln 9, 0]; softmax = 9 / 10 = 0.9 exactly in theory; any float
+        // error must not lift it above 0.90. And 0.8999 -> 0.89, never 0.90.
+        let p = run(
+            &[Animal],
+            &[9f32.ln() * 1.1, 0.0],
+            2,
+            &AggregateOptions::default(),
+        );
+        assert!(p.score == 0.9 || p.score == 0.89, "{}", p.score);
+        // e^x / (e^x + 1) = 0.996 -> x = ln(0.996 / 0.004) = 5.5175; rounding would give 1.0.
+        let x = (0.996f32 / 0.004).ln() * 1.1;
+        let p = run(&[Animal], &[x, 0.0], 2, &AggregateOptions::default());
+        assert_eq!(p.score, 0.99);
+    }
+
+    #[test]
+    fn threshold_is_applied_to_the_untruncated_score() {
+        // softmax of [x, 0] = 0.805 at threshold 0.805: passes (0.805 >= 0.805 in f32 up to one ulp)
+        // though the printed score is 0.80, below the threshold.
+        let x = (0.8051f32 / 0.1949).ln() * 1.1; // p = 0.8051
+        let opts = AggregateOptions {
+            threshold: 0.805,
+            ..Default::default()
+        };
+        let p = run(&[Animal], &[x, 0.0], 2, &opts);
+        assert_eq!((p.label, p.score), (Label::Class(0), 0.80));
+    }
+
+    #[test]
+    fn disabled_classes_are_dropped_before_the_softmax() {
+        // [4.4, 2.2, 0] / 1.1 = [4, 2, 0]; class 0 disabled -> softmax over [2, 0]:
+        // e^2 / (e^2 + 1) = 0.8808 -> class 1, 0.88. With class 0 enabled, class 0 would win.
+        let opts = AggregateOptions {
+            disabled: vec![0],
+            ..Default::default()
+        };
+        let p = run(&[Animal], &[4.4, 2.2, 0.0], 3, &opts);
+        assert_eq!((p.label, p.score), (Label::Class(1), 0.88));
+        let all_off = AggregateOptions {
+            disabled: vec![0, 1, 2],
+            ..Default::default()
+        };
+        let p = run(&[Animal], &[4.4, 2.2, 0.0], 3, &all_off);
+        assert_eq!(
+            p,
+            Prediction {
+                label: Label::Undefined,
+                score: 0.0,
+                top1: Label::Undefined
+            }
+        );
+    }
+
+    #[test]
+    fn ties_go_to_the_first_class() {
+        // [0, 0] -> 0.5 each; first class wins (numpy argmax).
+        let opts = AggregateOptions {
+            threshold: 0.5,
+            ..Default::default()
+        };
+        let p = run(&[Animal], &[0.0, 0.0], 2, &opts);
+        assert_eq!((p.label, p.score), (Label::Class(0), 0.5));
+    }
+
+    #[test]
+    fn human_and_vehicle_by_majority_ties_to_human() {
+        let d = AggregateOptions::default();
+        let z = [0.0; 6];
+        assert_eq!(
+            run(&[Human, Vehicle, Empty], &z, 2, &d).label,
+            Label::Human,
+            "1 human vs 1 vehicle"
+        );
+        assert_eq!(
+            run(&[Vehicle, Vehicle, Human], &z, 2, &d).label,
+            Label::Vehicle
+        );
+        let p = run(&[Empty, Vehicle, Empty], &z, 2, &d);
+        assert_eq!(
+            (p.label, p.score, p.top1),
+            (Label::Vehicle, 1.0, Label::Vehicle)
+        );
+        // An animal anywhere wins over people and vehicles.
+        let logits = [0.0, 0.0, 0.0, 0.0, 5.5, 0.0];
+        assert_eq!(
+            run(&[Human, Human, Animal], &logits, 2, &d).label,
+            Label::Class(0)
+        );
+    }
+
+    #[test]
+    fn nan_and_huge_logits_do_not_poison_the_answer() {
+        // NaN class left out: [NaN, 2.2, 0] / 1.1 -> softmax over [2, 0] = 0.8808.
+        let p = run(
+            &[Animal],
+            &[f32::NAN, 2.2, 0.0],
+            3,
+            &AggregateOptions::default(),
+        );
+        assert_eq!((p.label, p.score), (Label::Class(1), 0.88));
+        // exp(1000) overflows f32: recomputed relative to the max: 1 / (1 + e^-1000) = 1.0.
+        let p = run(&[Animal], &[1100.0, 0.0], 2, &AggregateOptions::default());
+        assert_eq!((p.label, p.score), (Label::Class(0), 1.0));
+        let p = run(
+            &[Animal],
+            &[f32::NAN, f32::INFINITY],
+            2,
+            &AggregateOptions::default(),
+        );
+        assert_eq!(p.label, Label::Undefined);
+    }
+
+    fn bird_rows<'a>(kinds: &'a [ImageKind], logits: &'a [f32], birds: &'a [f32]) -> ImageRows<'a> {
+        ImageRows::new(
+            kinds,
+            LogitTable::new(logits, 2).unwrap(),
+            Some(LogitTable::new(birds, 3).unwrap()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn bird_head_refines_a_passing_bird() {
+        // Class 1 is "bird". Logits [0, 3.3] / 1.1 = [0, 3]: p(bird) = e^3 / (e^3 + 1) = 0.9526.
+        // Bird logits [0, 2.7, 0] / 0.9 = [0, 3, 0]: p = e^3 / (e^3 + 2) = 20.0855 / 22.0855 = 0.9094.
+        let kinds = [Animal];
+        let opts = AggregateOptions {
+            bird_class: Some(1),
+            ..Default::default()
+        };
+        let p = aggregate(
+            &bird_rows(&kinds, &[0.0, 3.3], &[0.0, 2.7, 0.0]),
+            &[0],
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.label, p.score, p.top1),
+            (Label::BirdGroup(1), 0.90, Label::BirdGroup(1))
+        );
+        // A weak group (bird logits [0, 0.9, 0] / 0.9 = [0, 1, 0]: e / (e + 2) = 0.576) keeps "bird".
+        let p = aggregate(
+            &bird_rows(&kinds, &[0.0, 3.3], &[0.0, 0.9, 0.0]),
+            &[0],
+            &opts,
+        )
+        .unwrap();
+        assert_eq!((p.label, p.score), (Label::Class(1), 0.95));
+        // Bird below the threshold: no refinement even with a confident group; undefined.
+        let p = aggregate(
+            &bird_rows(&kinds, &[0.0, 1.1], &[0.0, 9.0, 0.0]),
+            &[0],
+            &opts,
+        )
+        .unwrap();
+        assert_eq!((p.label, p.top1), (Label::Undefined, Label::Class(1)));
+        // Bird head off (bird_class None): plain bird.
+        let off = AggregateOptions::default();
+        let p = aggregate(
+            &bird_rows(&kinds, &[0.0, 3.3], &[0.0, 2.7, 0.0]),
+            &[0],
+            &off,
+        )
+        .unwrap();
+        assert_eq!(p.label, Label::Class(1));
+    }
+
+    #[test]
+    fn bird_groups_average_over_the_animal_images_only() {
+        // Two animal images: logits mean [0, 3.12] / 1.04 = [0, 3] -> bird 0.9526.
+        // Bird rows [0, 1.8, 0] and [0, 3.6, 0] -> mean [0, 2.7, 0] / 0.9 = [0, 3, 0] -> 0.9094.
+        // The empty image's bird row (huge values) must not count.
+        let kinds = [Animal, Empty, Animal];
+        let logits = [0.0, 3.12, 0.0, 0.0, 0.0, 3.12];
+        let birds = [0.0, 1.8, 0.0, 50.0, -50.0, 50.0, 0.0, 3.6, 0.0];
+        let opts = AggregateOptions {
+            bird_class: Some(1),
+            ..Default::default()
+        };
+        let p = aggregate(&bird_rows(&kinds, &logits, &birds), &[0, 1, 2], &opts).unwrap();
+        assert_eq!((p.label, p.score), (Label::BirdGroup(1), 0.90));
+    }
+
+    #[test]
+    fn bad_shapes_and_indices_are_errors() {
+        assert!(LogitTable::new(&[0.0; 5], 2).is_err());
+        assert!(LogitTable::new(&[], 0).is_err());
+        let t = LogitTable::new(&[0.0; 4], 2).unwrap();
+        assert!(ImageRows::new(&[Animal], t, None).is_err());
+        let rows = ImageRows::new(&[Animal, Empty], t, None).unwrap();
+        assert!(aggregate(&rows, &[2], &AggregateOptions::default()).is_err());
+    }
+}
