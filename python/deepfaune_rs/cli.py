@@ -78,7 +78,13 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"detect": _cmd_detect, "models": _cmd_models}
+def _cmd_reid(args: argparse.Namespace) -> int:
+    from .cli_reid import main as reid_main
+
+    return reid_main(args)
+
+
+COMMANDS = {"detect": _cmd_detect, "models": _cmd_models, "reid": _cmd_reid}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_detect(sub)
     _add_models(sub)
+    from .cli_reid import add_parser as _add_reid
+
+    _add_reid(sub)
     return parser
 
 

@@ -1,0 +1,80 @@
+"""``deepfaune-rs reid build|query|update|eval`` on the jaguar pictures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors.numpy import load_file
+
+from deepfaune_rs.cli import main
+from deepfaune_rs.reid import KnowledgeBase
+
+
+@pytest.fixture(scope="module")
+def jaguar_tables(testdata, shared_models, tmp_path_factory):
+    d = testdata / "jaguar"
+    model = shared_models / "yolox_tiny_backbone_embed.onnx"
+    if not (d / "reid_manifest.csv").is_file() or not model.is_file():
+        pytest.skip("jaguar images or the embedding model are missing from ../shared")
+    df = pd.read_csv(d / "reid_manifest.csv")
+    df = df[[(d / f).is_file() for f in df["filename"]]].sort_values("filename")
+    df["filepath"] = [str(d / f) for f in df["filename"]]
+    df["lynx_id"] = df["filename"].str.extract(r"_(\d{8}_\d{4})\.")[0]
+    df["date"] = df["lynx_id"]
+    first = ~df["lynx_id"].duplicated()
+    cols = ["filepath", "lynx_id", "date", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+    out = tmp_path_factory.mktemp("cli")
+    df[first][cols].to_csv(out / "gallery.csv", index=False)
+    df[~first][cols].to_csv(out / "probes.csv", index=False)
+    return out, model, len(df[first]), len(df[~first])
+
+
+def test_build_query_update_eval(jaguar_tables):
+    out, model, n_gallery, n_probes = jaguar_tables
+    w = ["--weights", str(model)]
+    kb_dir = out / "kb"
+    assert main(["reid", "build", str(out / "gallery.csv"), "-o", str(kb_dir), *w]) == 0
+    kb = KnowledgeBase.load(kb_dir)
+    assert len(kb) == n_gallery and kb.dim == 672
+
+    res_csv, res_emb = out / "results.csv", out / "results.safetensors"
+    argv = ["reid", "query", str(kb_dir), str(out / "probes.csv"), "-o", str(res_csv)]
+    assert main([*argv, "--embeddings-output", str(res_emb), "--threshold", "0.05", *w]) == 0
+    res = pd.read_csv(res_csv)
+    assert list(res.columns)[:10] == [
+        "filepath",
+        "individual_predicted",
+        "is_new",
+        "latest_picture_individual_predicted",
+        "location_closest_individual",
+        "neighbor_1",
+        "neighbor_2",
+        "neighbor_3",
+        "neighbor_4",
+        "neighbor_5",
+    ]
+    assert len(res) == n_probes and load_file(str(res_emb))["embeddings"].shape == (n_probes, 672)
+
+    assert main(["reid", "update", str(kb_dir), str(res_csv), str(res_emb)]) == 0
+    after = KnowledgeBase.load(kb_dir)
+    assert len(after) == n_gallery + n_probes
+    np.testing.assert_array_equal(
+        after.embeddings()[n_gallery:], load_file(str(res_emb))["embeddings"]
+    )
+
+    figures = out / "eval.json"
+    argv = ["reid", "eval", str(out / "gallery.csv"), str(out / "probes.csv")]
+    argv[2] = str(kb_dir)
+    assert main([*argv, "--threshold", "0.3", "-o", str(figures), *w]) == 0
+    summary = json.loads(figures.read_text())
+    assert summary["n_test"] == n_probes and 0.0 <= summary["cmc@5"] <= 1.0
+
+
+def test_missing_base_is_an_error_not_a_traceback(tmp_path, capsys):
+    assert (
+        main(["reid", "update", str(tmp_path), str(tmp_path / "r.csv"), str(tmp_path / "e")]) == 1
+    )
+    assert "error" in capsys.readouterr().err
