@@ -20,6 +20,7 @@
 //! ([`runtime`]). The Python bindings (feature `python`) live in `python/` and only convert types.
 #![deny(missing_docs)]
 
+pub mod classify;
 pub mod detect;
 pub mod error;
 pub mod export;
