@@ -7,7 +7,20 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
-__all__: list[str]
+__all__ = [
+    "DetectionResults",
+    "Detector",
+    "Pipeline",
+    "PipelineResults",
+    "__version__",
+    "builtin_models",
+    "init_runtime",
+    "model_dir",
+    "read_image",
+    "resize_cv2_linear",
+    "resize_pil",
+    "runtime_path",
+]
 
 _Path = Union[str, PathLike[str]]
 _Progress = Optional[Callable[[int, int], object]]
