@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The project's test command (README: "Run the tests"): Rust unit tests, then the Python tests
-# against the installed package. ONNX Runtime for the Rust tests comes from the onnxruntime wheel.
+# The project's test command (README: "Run the tests"): Rust unit tests, the type stubs against the
+# compiled module, then the Python tests against the installed package. ONNX Runtime for the Rust
+# tests comes from the onnxruntime wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEEPFAUNE_ORT_DYLIB="$(python -c 'import deepfaune_rs._runtime as r; print(r.find_library())')"
 export DEEPFAUNE_ORT_DYLIB
 cargo test --locked
+python -m mypy.stubtest deepfaune_rs._core
 python -m pytest -q tests

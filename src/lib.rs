@@ -8,20 +8,22 @@
 //! 3. [`detect`]: ONNX detectors (YOLOv8 / YOLOv5 / YOLOX layouts), NMS, the per-image decision
 //!    (empty / animal / human / vehicle), the square crop box, and the detector modes
 //!    (DF, MDS, DFbsMDS, DFMDS, MDR).
-//! 4. [`run`]: the streaming driver: parallel decoding feeding inference through a bounded queue,
+//! 4. [`classify`]: the crop squashed to the classifier's input, batched ONNX inference, raw logits
+//!    and the embedding per crop.
+//! 5. [`run`]: the streaming driver: parallel decoding feeding inference through a bounded queue,
 //!    per-file failures recorded as data.
-//! 5. [`sequence`]: images grouped into sequences (per folder, by date) and DeepFaune's logit
-//!    averaging into one prediction per image, sequence or video.
-//! 6. [`reid`]: individual re-identification (lynx-id): crop embeddings, a knowledge base in
+//! 6. [`sequence`]: DeepFaune's sequences and logit averaging.
+//! 7. [`reid`]: individual re-identification (lynx-id): crop embeddings, a knowledge base in
 //!    lynx-id's files, exact cosine k-NN, open-set "new individual" rules and retrieval metrics.
-//! 7. [`export`]: MegaDetector batch JSON, DeepFaune's results table (CSV), sorting files into one
-//!    folder per class; written atomically.
+//! 8. [`export`]: MegaDetector batch JSON, DeepFaune's table, sorting into folders, all written
+//!    atomically.
 //!
 //! Model facts (input size, letterbox style, output layout, classes, thresholds) live in TOML
 //! manifests ([`manifest`]); ONNX Runtime is loaded at run time from a shared library
 //! ([`runtime`]). The Python bindings (feature `python`) live in `python/` and only convert types.
 #![deny(missing_docs)]
 
+pub mod classify;
 pub mod detect;
 pub mod error;
 pub mod export;

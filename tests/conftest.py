@@ -15,14 +15,14 @@ def shared_dir() -> Path:
     return Path(env) if env else REPO.parent / "shared"
 
 
-def testdata_dir() -> Path:
+def find_testdata() -> Path:
     env = os.environ.get("DEEPFAUNE_TESTDATA")
     return Path(env) if env else shared_dir() / "testdata"
 
 
 @pytest.fixture(scope="session")
 def testdata() -> Path:
-    d = testdata_dir()
+    d = find_testdata()
     if not d.is_dir():
         pytest.skip(f"test images not found at {d} (set DEEPFAUNE_TESTDATA)")
     return d

@@ -16,6 +16,7 @@ _core.init_runtime(str(_find_library()))
 
 from .detect import DetectionResult, Detector  # noqa: E402
 from .models import list_models  # noqa: E402
+from .pipeline import Pipeline, PipelineResult  # noqa: E402
 
 read_image = _core.read_image
 resize_pil = _core.resize_pil
@@ -26,6 +27,8 @@ __all__ = [
     "DetectionResult",
     "Detector",
     "list_models",
+    "Pipeline",
+    "PipelineResult",
     "read_image",
     "resize_cv2_linear",
     "resize_pil",

@@ -35,6 +35,36 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="the whole DeepFaune pipeline: species, sequences, table")
+    p.add_argument("inputs", nargs="+", help="image files or folders (walked recursively)")
+    p.add_argument("-o", "--output", required=True, help="table to write: .csv or .xlsx")
+    p.add_argument("--detector", default="DFbsMDS", help="detector or mode (default DFbsMDS)")
+    p.add_argument("--detector-threshold", type=float, default=None)
+    p.add_argument("--classifier", default="deepfaune-v14", help="id, manifest .toml or .onnx")
+    p.add_argument("--classifier-manifest", default=None, help="manifest for a bare .onnx")
+    p.add_argument("--threshold", type=float, default=0.8, help="score below it = undefined")
+    p.add_argument("--maxlag", type=float, default=10, help="seconds between images of a sequence")
+    p.add_argument("--language", default="en", choices=["en", "fr", "it", "de", "es"])
+    p.add_argument("--disable", nargs="*", default=[], metavar="CLASS", help="classes to ignore")
+    p.add_argument("--bird-head", action="store_true", help="refine birds into 8 groups")
+    p.add_argument("--json", default=None, help="also write MegaDetector batch JSON here")
+    p.add_argument("--sort-into", default=None, metavar="DEST", help="sort images into folders")
+    p.add_argument("--sort-mode", default="copy", choices=["copy", "move", "symlink"])
+    p.add_argument("--blur-humans", action="store_true", help="blur people in sorted copies")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    for what in ("classifier", "detector"):
+        p = sub.add_parser(
+            f"export-{what}",
+            help=f"convert official {what} weights (.pt) to ONNX (needs the [export] extra)",
+        )
+        p.add_argument("weights")
+        p.add_argument("-o", "--output", required=True)
+
+
 def _add_models(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("models", help="list model manifests and where their weights are expected")
 
@@ -52,6 +82,63 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(cats.items()))
     print(f"{len(res)} images ({summary}) -> {args.output}", file=sys.stderr)
     return _report_failures(res.failures)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from . import Detector, Pipeline
+
+    det = Detector(args.detector, threshold=args.detector_threshold)
+    pipe = Pipeline(
+        det,
+        args.classifier,
+        classifier_manifest=args.classifier_manifest,
+        threshold=args.threshold,
+        maxlag_s=args.maxlag,
+        language=args.language,
+        disabled_classes=args.disable,
+        bird_head=args.bird_head,
+    )
+    res = pipe.run(args.inputs, progress=not args.no_progress)
+    if args.output.lower().endswith(".xlsx"):
+        res.to_excel(args.output)
+    else:
+        res.to_csv(args.output)
+    if args.json:
+        res.to_megadetector_json(args.json, root=args.inputs[0] if len(args.inputs) == 1 else None)
+    n_seq = int(res.seqnum.max(initial=0))
+    print(f"{len(res)} images, {n_seq} sequences -> {args.output}", file=sys.stderr)
+    status = _report_failures(res.detections.failures)
+    if args.sort_into:
+        report = res.sort_into(args.sort_into, mode=args.sort_mode, blur_humans=args.blur_humans)
+        print(f"sorted {len(report['placed'])} files into {report['root']}", file=sys.stderr)
+        for src, reason in report["failures"]:
+            print(f"  not sorted: {src}: {reason}", file=sys.stderr)
+        if report["failures"]:
+            status = EXIT_FAILURES
+    return status
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    try:
+        from . import export
+    except ImportError as e:  # pragma: no cover
+        print(f"deepfaune-rs: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        if args.command == "export-classifier":
+            info = export.export_classifier(args.weights, args.output)
+        else:
+            info = export.export_detector(args.weights, args.output)
+    except ImportError as e:
+        print(
+            f"deepfaune-rs: the export needs torch and timm/ultralytics ({e}): "
+            'pip install "deepfaune-rs[export]"',
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    for k, v in info.items():
+        print(f"{k}: {v}")
+    return EXIT_OK
 
 
 def _report_failures(failures: Sequence[dict]) -> int:
@@ -84,7 +171,14 @@ def _cmd_reid(args: argparse.Namespace) -> int:
     return reid_main(args)
 
 
-COMMANDS = {"detect": _cmd_detect, "models": _cmd_models, "reid": _cmd_reid}
+COMMANDS = {
+    "detect": _cmd_detect,
+    "run": _cmd_run,
+    "models": _cmd_models,
+    "export-classifier": _cmd_export,
+    "export-detector": _cmd_export,
+    "reid": _cmd_reid,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deepfaune-rs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_detect(sub)
+    _add_run(sub)
     _add_models(sub)
+    _add_export(sub)
     from .cli_reid import add_parser as _add_reid
 
     _add_reid(sub)

@@ -144,6 +144,7 @@ fn create_root(dest: &Path, name: &str) -> Result<PathBuf, Error> {
         path: p.to_path_buf(),
         reason: e.to_string(),
     };
+    fs::create_dir_all(dest).map_err(|e| err(dest, e))?;
     for i in 1u32.. {
         let root = if i == 1 {
             dest.join(name)

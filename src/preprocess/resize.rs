@@ -197,8 +197,9 @@ fn vertical_pass(src: &Buf, c: &Coeffs, row0: usize) -> Buf {
 /// Resizes `rect` of `src` to `out_w` x `out_h` exactly as Pillow's `Image.resize` does on the
 /// cropped image (`src.crop(rect).resize((out_w, out_h), filter)`).
 ///
-/// Pass order follows Pillow 13: horizontal first, except when the width grows while the height
-/// shrinks, where the vertical pass runs first (each pass rounds to 8 bits, so order matters).
+/// The horizontal pass runs first, then the vertical one, as in Pillow up to 11.x (the Pillow of
+/// DeepFaune 1.4.1's time). Each pass rounds to 8 bits, so the order matters: later Pillow
+/// releases sometimes run the vertical pass first and differ from this by one level at places.
 ///
 /// ```
 /// use deepfaune_rs::preprocess::{resize_pil, PilFilter, Rect};
@@ -241,10 +242,7 @@ pub fn resize_pil(
     let need_h = ow != in_w;
     let need_v = oh != in_h;
     let vert = precompute(in_h, oh, filter);
-    let out = if need_h && need_v && ow > in_w && oh < in_h {
-        let tmp = vertical_pass(&rows(0, in_h), &vert, 0);
-        horizontal_pass(&tmp, &precompute(in_w, ow, filter))
-    } else if need_h {
+    let out = if need_h {
         // Only the source rows the vertical pass will read.
         let y_first = vert.bounds[0].0;
         let y_last = vert.bounds[oh - 1].0 + vert.bounds[oh - 1].1;

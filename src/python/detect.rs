@@ -37,10 +37,10 @@ pub(crate) fn progress_hook<'a>(
 }
 
 /// One or two ONNX detectors with DeepFaune's per-image decision.
-#[pyclass(module = "deepfaune_rs._core", name = "Detector")]
+#[pyclass(module = "deepfaune_rs._core", name = "Detector", frozen)]
 pub struct PyDetector {
-    detectors: Mutex<DetectorSet>,
-    run: RunOptions,
+    pub(crate) detectors: Mutex<DetectorSet>,
+    pub(crate) run: RunOptions,
 }
 
 #[pymethods]
@@ -160,6 +160,12 @@ impl PyDetector {
 pub struct PyDetectionResults {
     pub(crate) res: DetectionResults,
     threshold: f32,
+}
+
+impl PyDetectionResults {
+    pub(crate) fn new(res: DetectionResults, threshold: f32) -> Self {
+        PyDetectionResults { res, threshold }
+    }
 }
 
 #[pymethods]

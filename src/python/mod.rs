@@ -5,6 +5,7 @@ mod detect;
 mod errors;
 mod image_io;
 mod numpy_views;
+mod pipeline;
 mod reid;
 mod reid_embed;
 
@@ -71,6 +72,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(model_dir, m)?)?;
     image_io::register(m)?;
     detect::register(m)?;
+    pipeline::register(m)?;
     reid::register(m)?;
     reid_embed::register(m)?;
     Ok(())

@@ -2,12 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::ordered_stream;
 use crate::detect::decision::decide;
-use crate::detect::detector::{OnnxDetector, PreparedInput};
 use crate::detect::DetectorSet;
 use crate::error::Error;
-use crate::image_io::{read_image, walk, DecodeOptions, DecodedImage, Timestamp};
+use crate::image_io::{walk, DecodeOptions, DecodedImage, Timestamp};
 
 /// Options of a run.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +88,7 @@ pub struct DetectionResults {
 }
 
 impl DetectionResults {
-    fn push_failure(
+    pub(crate) fn push_failure(
         &mut self,
         index: usize,
         path: &Path,
@@ -116,7 +114,12 @@ impl DetectionResults {
         });
     }
 
-    fn push_image(&mut self, path: &Path, img: &DecodedImage, dets: Vec<crate::detect::Detection>) {
+    pub(crate) fn push_image(
+        &mut self,
+        path: &Path,
+        img: &DecodedImage,
+        dets: Vec<crate::detect::Detection>,
+    ) {
         let row = self.paths.len() as u32;
         let (w, h) = img.image.dimensions();
         let d = decide(&dets, w, h);
@@ -173,8 +176,6 @@ pub fn collect_files(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Failure>) {
     (files, failures)
 }
 
-type Prepared = Result<(DecodedImage, PreparedInput), crate::error::ImageError>;
-
 /// Detects on every file (folders are walked). Per-file problems are recorded in
 /// [`DetectionResults::failures`] and the run goes on; `progress(done, total)` may return an
 /// error (e.g. [`Error::Cancelled`]) to stop.
@@ -184,70 +185,5 @@ pub fn detect_files(
     opts: &RunOptions,
     progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
 ) -> Result<DetectionResults, Error> {
-    let (files, walk_failures) = collect_files(inputs);
-    let mut res = DetectionResults {
-        detector: match &set.secondary {
-            Some(s) => format!("{}+{}", set.primary.manifest.id, s.manifest.id),
-            None => set.primary.manifest.id.clone(),
-        },
-        ..Default::default()
-    };
-    let manifest = set.primary.manifest.clone();
-    let decode = opts.decode;
-    let total = files.len();
-    let batch = opts.batch_size.max(1);
-    let mut pending: Vec<(usize, DecodedImage, PreparedInput)> = Vec::with_capacity(batch);
-    let mut done = 0usize;
-
-    let flush = |pending: &mut Vec<(usize, DecodedImage, PreparedInput)>,
-                 res: &mut DetectionResults,
-                 set: &mut DetectorSet|
-     -> Result<(), Error> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let imgs: Vec<&image::RgbImage> = pending.iter().map(|p| &p.1.image).collect();
-        let inputs: Vec<&PreparedInput> = pending.iter().map(|p| &p.2).collect();
-        let dets = set.detect(&imgs, &inputs)?;
-        for ((i, img, _), d) in pending.drain(..).zip(dets) {
-            res.push_image(&files[i], &img, d);
-        }
-        Ok(())
-    };
-
-    ordered_stream(
-        total,
-        opts.threads,
-        opts.window.max(batch),
-        |i| -> Prepared {
-            let img = read_image(&files[i], &decode)?;
-            let input = OnnxDetector::prepare(&manifest, &img.image);
-            Ok((img, input))
-        },
-        |i, item| {
-            match item {
-                Ok((img, input)) => {
-                    pending.push((i, img, input));
-                    if pending.len() >= batch {
-                        flush(&mut pending, &mut res, set)?;
-                    }
-                }
-                Err(e) => {
-                    // Keep row order: earlier pending images go first.
-                    flush(&mut pending, &mut res, set)?;
-                    let stage = if e.key() == "io" || e.key() == "empty" {
-                        "read"
-                    } else {
-                        "decode"
-                    };
-                    res.push_failure(i, &files[i], stage, e.key(), e.to_string());
-                }
-            }
-            done += 1;
-            progress(done, total)
-        },
-    )?;
-    flush(&mut pending, &mut res, set)?;
-    res.failures.extend(walk_failures);
-    Ok(res)
+    Ok(super::pipeline::run_pipeline(inputs, set, None, opts, progress)?.detection)
 }

@@ -6,12 +6,14 @@
 //! [`detection`] builds the detection run on it.
 
 pub mod detection;
+pub mod pipeline;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 pub use detection::{detect_files, DetectionResults, Failure, RunOptions};
+pub use pipeline::{run_pipeline, ClassifyStage, PipelineResults};
 
 use crate::error::Error;
 

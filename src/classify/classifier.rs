@@ -1,0 +1,224 @@
+//! The ONNX classifier, driven by its manifest.
+
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::error::{Error, ModelError};
+use crate::manifest::classifier::{
+    builtin_classifier, classifier_weights_path, ClassifierManifest,
+};
+use crate::manifest::sha256_file;
+use crate::runtime::{new_session, ModelSource, SessionOptions};
+
+/// Outputs for a batch of crops.
+#[derive(Debug, Clone, Default)]
+pub struct ClassifierOutputs {
+    /// Raw logits, row-major `[batch, classes]`.
+    pub logits: Vec<f32>,
+    /// Embeddings, row-major `[batch, embedding_dim]` (empty when not requested).
+    pub embeddings: Vec<f32>,
+    /// Bird-head logits `[batch, groups]` (empty without a bird head).
+    pub bird_logits: Vec<f32>,
+}
+
+/// An ONNX classifier (and its optional bird head).
+pub struct OnnxClassifier {
+    /// The manifest.
+    pub manifest: ClassifierManifest,
+    session: Session,
+    bird_head: Option<Session>,
+}
+
+impl std::fmt::Debug for OnnxClassifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxClassifier")
+            .field("id", &self.manifest.id)
+            .finish()
+    }
+}
+
+fn has_ext(s: &str, ext: &str) -> bool {
+    Path::new(s)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+fn weights(
+    m: &ClassifierManifest,
+    file: &str,
+    sha256: &str,
+    url: &str,
+    explicit: Option<PathBuf>,
+) -> Result<PathBuf, ModelError> {
+    let p = match explicit {
+        Some(p) => p,
+        None => {
+            let mut mm = m.clone();
+            mm.file = file.to_string();
+            classifier_weights_path(&mm)
+        }
+    };
+    if !p.is_file() {
+        let hint = if url.is_empty() {
+            "put the ONNX file there, or pass its path".to_string()
+        } else {
+            format!("download the official weights ({url}) and convert them: `deepfaune-rs export-classifier WEIGHTS.pt -o {}`", p.display())
+        };
+        return Err(ModelError::WeightsMissing { path: p, hint });
+    }
+    if !sha256.is_empty() {
+        let found = sha256_file(&p).map_err(|e| ModelError::WeightsMissing {
+            path: p.clone(),
+            hint: e.to_string(),
+        })?;
+        if found != sha256 {
+            return Err(ModelError::Checksum {
+                path: p,
+                expected: sha256.to_string(),
+                found,
+            });
+        }
+    }
+    Ok(p)
+}
+
+/// Loads a classifier: `spec` is a built-in id (`deepfaune-v14`), a manifest (`.toml`) or an ONNX
+/// file (with `manifest` naming its manifest, default `deepfaune-v14`). `bird_head` loads the
+/// manifest's bird head too (its weights must exist).
+pub fn load_classifier(
+    spec: &str,
+    manifest: Option<&str>,
+    bird_head: bool,
+    session: SessionOptions,
+) -> Result<OnnxClassifier, Error> {
+    let read = |s: &str| -> Result<ClassifierManifest, ModelError> {
+        if has_ext(s, "toml") {
+            ClassifierManifest::from_file(Path::new(s))
+        } else {
+            builtin_classifier(s)
+        }
+    };
+    let (m, path) = if has_ext(spec, "onnx") {
+        let m = read(manifest.unwrap_or("deepfaune-v14"))?;
+        let p = weights(&m, &m.file, "", "", Some(PathBuf::from(spec)))?;
+        (m, p)
+    } else {
+        let m = read(spec)?;
+        let p = weights(&m, &m.file, &m.sha256, &m.url, None)?;
+        (m, p)
+    };
+    let session_main = new_session(&ModelSource::File(path), session)?;
+    let names: Vec<String> = session_main
+        .outputs()
+        .iter()
+        .map(|o| o.name().to_string())
+        .collect();
+    for needed in [&m.output.logits, &m.output.embedding] {
+        if !names.contains(needed) {
+            return Err(ModelError::Mismatch(format!(
+                "classifier has no output '{needed}' (outputs: {names:?})"
+            ))
+            .into());
+        }
+    }
+    if !session_main
+        .inputs()
+        .iter()
+        .any(|i| i.name() == m.input.name)
+    {
+        return Err(
+            ModelError::Mismatch(format!("classifier has no input '{}'", m.input.name)).into(),
+        );
+    }
+    let head = match (&m.bird_head, bird_head) {
+        (Some(h), true) => {
+            let p = weights(&m, &h.file, &h.sha256, &h.url, None)?;
+            Some(new_session(&ModelSource::File(p), session)?)
+        }
+        (None, true) => {
+            return Err(Error::InvalidArgument(format!(
+                "classifier '{}' has no bird head",
+                m.id
+            )))
+        }
+        _ => None,
+    };
+    Ok(OnnxClassifier {
+        manifest: m,
+        session: session_main,
+        bird_head: head,
+    })
+}
+
+impl OnnxClassifier {
+    /// Number of classes (logits per crop).
+    pub fn num_classes(&self) -> usize {
+        self.manifest.num_classes()
+    }
+
+    /// Whether the bird head is loaded.
+    pub fn has_bird_head(&self) -> bool {
+        self.bird_head.is_some()
+    }
+
+    /// Runs prepared crops (`tensors`, each `3 * size * size`) in one batch.
+    pub fn infer(
+        &mut self,
+        tensors: &[&[f32]],
+        keep_embeddings: bool,
+    ) -> Result<ClassifierOutputs, Error> {
+        if tensors.is_empty() {
+            return Ok(ClassifierOutputs::default());
+        }
+        let size = self.manifest.input.size as usize;
+        let per = 3 * size * size;
+        let mut data = Vec::with_capacity(per * tensors.len());
+        for t in tensors {
+            data.extend_from_slice(t);
+        }
+        let n = tensors.len();
+        let c = self.num_classes();
+        let input = TensorRef::from_array_view(([n, 3, size, size], data.as_slice()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.manifest.input.name.as_str() => input])?;
+        let (lshape, logits) =
+            outputs[self.manifest.output.logits.as_str()].try_extract_tensor::<f32>()?;
+        if lshape.len() != 2 || lshape[0] as usize != n || lshape[1] as usize != c {
+            return Err(ModelError::Mismatch(format!(
+                "logits shape {:?}, expected [{n}, {c}]",
+                lshape.iter().collect::<Vec<_>>()
+            ))
+            .into());
+        }
+        let (eshape, emb) =
+            outputs[self.manifest.output.embedding.as_str()].try_extract_tensor::<f32>()?;
+        let d = self.manifest.embedding_dim;
+        if eshape.len() != 2 || eshape[0] as usize != n || eshape[1] as usize != d {
+            return Err(ModelError::Mismatch(format!(
+                "embedding shape {:?}, expected [{n}, {d}]",
+                eshape.iter().collect::<Vec<_>>()
+            ))
+            .into());
+        }
+        let mut out = ClassifierOutputs {
+            logits: logits.to_vec(),
+            ..Default::default()
+        };
+        if let (Some(head), Some(spec)) =
+            (self.bird_head.as_mut(), self.manifest.bird_head.as_ref())
+        {
+            let x = TensorRef::from_array_view(([n, d], emb))?;
+            let o = head.run(ort::inputs![spec.input.as_str() => x])?;
+            let (_, b) = o[spec.output.as_str()].try_extract_tensor::<f32>()?;
+            out.bird_logits = b.to_vec();
+        }
+        if keep_embeddings {
+            out.embeddings = emb.to_vec();
+        }
+        Ok(out)
+    }
+}

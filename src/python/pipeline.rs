@@ -1,0 +1,414 @@
+//! Bindings of the whole pipeline: `Pipeline` and `PipelineResults` (detection, classification,
+//! sequences, DeepFaune's table, sorting).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use numpy::{PyArray1, PyArray2};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use super::detect::{progress_hook, PyDetectionResults, PyDetector};
+use super::errors::{to_pyerr, IntoPyResult};
+use super::numpy_views::{view1, view2};
+use crate::classify::{load_classifier, OnnxClassifier};
+use crate::detect::decision::ImageKind;
+use crate::error::Error;
+use crate::export::sort::{sort_into_folders, SortItem, SortMode, SortOptions};
+use crate::export::table::{results_table, write_results_csv, ResultRow};
+use crate::run::{run_pipeline, ClassifyStage, PipelineResults};
+use crate::runtime::SessionOptions;
+use crate::sequence::{
+    kind_from_code, predict_all, AggregateOptions, ImageRows, LogitTable, SequencePredictions,
+};
+
+/// Detector + classifier + DeepFaune's sequence logic.
+#[pyclass(module = "deepfaune_rs._core", name = "Pipeline")]
+pub struct PyPipeline {
+    detector: Py<PyDetector>,
+    classifier: Mutex<OnnxClassifier>,
+    language: String,
+    opts: AggregateOptions,
+    maxlag_s: f64,
+    batch_size: usize,
+}
+
+#[pymethods]
+impl PyPipeline {
+    #[new]
+    #[pyo3(signature = (detector, classifier = "deepfaune-v14", *, classifier_manifest = None, threshold = 0.8,
+                        maxlag_s = 10.0, language = "en", disabled_classes = Vec::new(), bird_head = false,
+                        batch_size = 1, intra_threads = 0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        detector: Py<PyDetector>,
+        classifier: &str,
+        classifier_manifest: Option<String>,
+        threshold: f32,
+        maxlag_s: f64,
+        language: &str,
+        disabled_classes: Vec<String>,
+        bird_head: bool,
+        batch_size: usize,
+        intra_threads: usize,
+    ) -> PyResult<Self> {
+        if !(0.0..=1.0).contains(&threshold) || !maxlag_s.is_finite() || maxlag_s < 0.0 {
+            return Err(to_pyerr(Error::InvalidArgument(
+                "threshold must be within 0..1 and maxlag_s >= 0".into(),
+            )));
+        }
+        let spec = classifier.to_string();
+        let session = SessionOptions {
+            intra_threads,
+            spinning: false,
+        };
+        let clf = py
+            .detach(|| load_classifier(&spec, classifier_manifest.as_deref(), bird_head, session))
+            .py()?;
+        let m = &clf.manifest;
+        if m.names(language).is_none() {
+            return Err(to_pyerr(Error::InvalidArgument(format!(
+                "language '{language}' is not available for {} (available: {:?})",
+                m.id,
+                m.languages()
+            ))));
+        }
+        let disabled = m.class_indices(&disabled_classes).map_err(|unknown| {
+            to_pyerr(Error::InvalidArgument(format!(
+                "unknown classes to disable: {unknown:?}"
+            )))
+        })?;
+        let bird_class = if bird_head {
+            m.names("en").and_then(|n| n.bird_class)
+        } else {
+            None
+        };
+        Ok(PyPipeline {
+            detector,
+            classifier: Mutex::new(clf),
+            language: language.to_string(),
+            opts: AggregateOptions {
+                threshold,
+                disabled,
+                bird_class,
+            },
+            maxlag_s,
+            batch_size: batch_size.max(1),
+        })
+    }
+
+    /// Class names of the classifier in the pipeline's language.
+    #[getter]
+    fn class_names(&self) -> Vec<String> {
+        let c = self.classifier.lock().unwrap_or_else(|p| p.into_inner());
+        c.manifest
+            .names(&self.language)
+            .map(|n| n.classes.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Runs the pipeline over files and folders.
+    #[pyo3(signature = (paths, progress = None, keep_embeddings = true))]
+    fn run(
+        &self,
+        py: Python<'_>,
+        paths: Vec<PathBuf>,
+        progress: Option<Py<PyAny>>,
+        keep_embeddings: bool,
+    ) -> PyResult<PyPipelineResults> {
+        let slot = Mutex::new(None);
+        let det = self.detector.get();
+        let result = py.detach(|| {
+            let mut set = det.detectors.lock().unwrap_or_else(|p| p.into_inner());
+            let mut clf = self.classifier.lock().unwrap_or_else(|p| p.into_inner());
+            let mut hook = progress_hook(&progress, &slot);
+            let stage = ClassifyStage {
+                classifier: &mut clf,
+                batch_size: self.batch_size,
+                keep_embeddings,
+            };
+            let res = run_pipeline(&paths, &mut set, Some(stage), &det.run, &mut hook)?;
+            let preds = sequences(&res, self.maxlag_s, &self.opts)?;
+            let names = clf
+                .manifest
+                .names(&self.language)
+                .expect("checked at construction");
+            let bird = self.opts.bird_class.is_some();
+            let label = |p: &crate::sequence::Prediction, top1: bool| {
+                if top1 {
+                    p.top1.text(&names, bird)
+                } else {
+                    p.label.text(&names, bird)
+                }
+            };
+            let text = Texts {
+                predictionbase: preds.base.iter().map(|p| label(p, false)).collect(),
+                prediction: preds.sequence.iter().map(|p| label(p, false)).collect(),
+                top1: preds.sequence.iter().map(|p| label(p, true)).collect(),
+            };
+            let d = &res.detection;
+            let dates: Vec<Option<&str>> = d
+                .date
+                .iter()
+                .map(|t| t.as_ref().map(|t| t.text.as_str()))
+                .collect();
+            let table = results_table(
+                &d.paths,
+                &dates,
+                &preds,
+                &d.count,
+                &d.humancount,
+                &names,
+                bird,
+            )?;
+            let class_names = names.classes.to_vec();
+            Ok::<_, Error>((res, preds, text, table, class_names))
+        });
+        if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        let (mut res, preds, text, table, class_names) = result.py()?;
+        let detection = std::mem::take(&mut res.detection);
+        let threshold = det
+            .detectors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .primary
+            .manifest
+            .postprocess
+            .threshold;
+        let detections = Py::new(py, PyDetectionResults::new(detection, threshold))?;
+        let scorebase = preds.base.iter().map(|p| p.score).collect();
+        let score = preds.sequence.iter().map(|p| p.score).collect();
+        Ok(PyPipelineResults {
+            detections,
+            res,
+            seqnum: preds.seqnum.clone(),
+            scorebase,
+            score,
+            text,
+            table,
+            class_names,
+            preds,
+        })
+    }
+}
+
+fn sequences(
+    res: &PipelineResults,
+    maxlag_s: f64,
+    opts: &AggregateOptions,
+) -> Result<SequencePredictions, Error> {
+    let d = &res.detection;
+    let kinds: Vec<ImageKind> = d.category.iter().map(|&c| kind_from_code(c)).collect();
+    let logits = LogitTable::new(&res.logits, res.num_classes)?;
+    let bird = if res.num_bird_groups > 0 {
+        Some(LogitTable::new(&res.bird_logits, res.num_bird_groups)?)
+    } else {
+        None
+    };
+    let rows = ImageRows::new(&kinds, logits, bird)?;
+    let dates: Vec<Option<i64>> = d
+        .date
+        .iter()
+        .map(|t| t.as_ref().map(|t| t.seconds))
+        .collect();
+    predict_all(&d.paths, &dates, &rows, maxlag_s, opts)
+}
+
+struct Texts {
+    predictionbase: Vec<String>,
+    prediction: Vec<String>,
+    top1: Vec<String>,
+}
+
+/// Results of `Pipeline.run`. Arrays are read-only views without copies.
+#[pyclass(module = "deepfaune_rs._core", name = "PipelineResults", frozen)]
+pub struct PyPipelineResults {
+    detections: Py<PyDetectionResults>,
+    res: PipelineResults,
+    seqnum: Vec<u32>,
+    scorebase: Vec<f32>,
+    score: Vec<f32>,
+    text: Texts,
+    table: Vec<ResultRow>,
+    class_names: Vec<String>,
+    #[allow(dead_code)]
+    preds: SequencePredictions,
+}
+
+#[pymethods]
+impl PyPipelineResults {
+    fn __len__(&self) -> usize {
+        self.seqnum.len()
+    }
+    /// The detection results (boxes, categories, failures).
+    #[getter]
+    fn detections(&self, py: Python<'_>) -> Py<PyDetectionResults> {
+        self.detections.clone_ref(py)
+    }
+    /// Raw logits per image, `[n, classes]` (zeros where no animal was classified).
+    #[getter]
+    fn logits<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let r = &slf.get().res;
+        view2(slf.clone().into_any(), &r.logits, r.num_classes)
+    }
+    /// Embedding per image, `[n, d]` (zeros where no animal was classified; `[n, 0]` if not kept).
+    #[getter]
+    fn embeddings<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let r = &slf.get().res;
+        view2(slf.clone().into_any(), &r.embeddings, r.embedding_dim)
+    }
+    /// Bird-head logits per image, `[n, groups]`.
+    #[getter]
+    fn bird_logits<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let r = &slf.get().res;
+        view2(slf.clone().into_any(), &r.bird_logits, r.num_bird_groups)
+    }
+    /// Whether each image's logits come from the classifier.
+    #[getter]
+    fn classified(&self) -> Vec<bool> {
+        self.res.classified.clone()
+    }
+    /// Sequence number per image (1..N).
+    #[getter]
+    fn seqnum<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        view1(slf.clone().into_any(), &slf.get().seqnum)
+    }
+    /// Per-image score (two decimals, truncated).
+    #[getter]
+    fn scorebase<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        view1(slf.clone().into_any(), &slf.get().scorebase)
+    }
+    /// Per-sequence score, repeated on each image.
+    #[getter]
+    fn score<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        view1(slf.clone().into_any(), &slf.get().score)
+    }
+    /// Per-image prediction.
+    #[getter]
+    fn predictionbase(&self) -> Vec<String> {
+        self.text.predictionbase.clone()
+    }
+    /// Per-sequence prediction, on each image.
+    #[getter]
+    fn prediction(&self) -> Vec<String> {
+        self.text.prediction.clone()
+    }
+    /// Per-sequence best label whatever the threshold.
+    #[getter]
+    fn top1(&self) -> Vec<String> {
+        self.text.top1.clone()
+    }
+    /// Class names (the logits' columns).
+    #[getter]
+    fn class_names(&self) -> Vec<String> {
+        self.class_names.clone()
+    }
+
+    /// DeepFaune's table as columns (sorted by seqnum then filename).
+    fn table<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        let t = &self.table;
+        d.set_item(
+            "filename",
+            t.iter().map(|r| r.filename.clone()).collect::<Vec<_>>(),
+        )?;
+        d.set_item("date", t.iter().map(|r| r.date.clone()).collect::<Vec<_>>())?;
+        d.set_item("seqnum", t.iter().map(|r| r.seqnum).collect::<Vec<_>>())?;
+        d.set_item(
+            "predictionbase",
+            t.iter()
+                .map(|r| r.predictionbase.clone())
+                .collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            "scorebase",
+            t.iter().map(|r| r.scorebase).collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            "prediction",
+            t.iter().map(|r| r.prediction.clone()).collect::<Vec<_>>(),
+        )?;
+        d.set_item("score", t.iter().map(|r| r.score).collect::<Vec<_>>())?;
+        d.set_item("top1", t.iter().map(|r| r.top1.clone()).collect::<Vec<_>>())?;
+        d.set_item("count", t.iter().map(|r| r.count).collect::<Vec<_>>())?;
+        d.set_item(
+            "humancount",
+            t.iter().map(|r| r.humancount).collect::<Vec<_>>(),
+        )?;
+        Ok(d)
+    }
+
+    /// Writes DeepFaune's CSV atomically.
+    fn to_csv(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        py.detach(|| write_results_csv(&path, &self.table)).py()
+    }
+
+    /// Copies/moves/links every image into `<dest>/deepfaune_<timestamp>/<prediction>/`.
+    /// Returns `(root, [(source, destination)], [(source, reason)])`.
+    #[pyo3(signature = (dest, mode = "copy", blur_humans = false, timestamp = None))]
+    fn sort_into<'py>(
+        &self,
+        py: Python<'py>,
+        dest: PathBuf,
+        mode: &str,
+        blur_humans: bool,
+        timestamp: Option<String>,
+    ) -> PyResult<(PathBuf, Bound<'py, PyList>, Bound<'py, PyList>)> {
+        let mode = match mode {
+            "copy" => SortMode::Copy,
+            "move" => SortMode::Move,
+            "symlink" => SortMode::Symlink,
+            other => {
+                return Err(to_pyerr(Error::InvalidArgument(format!(
+                    "mode '{other}': use copy, move or symlink"
+                ))))
+            }
+        };
+        let det = self.detections.get();
+        let d = &det.res;
+        let mut person: Vec<Vec<[f32; 4]>> = vec![Vec::new(); d.len()];
+        for k in 0..d.det_image.len() {
+            if d.det_category[k] == 1 {
+                person[d.det_image[k] as usize].push(d.det_xyxy[k]);
+            }
+        }
+        let items: Vec<SortItem<'_>> = (0..d.len())
+            .filter(|&i| d.category[i] != crate::run::detection::CATEGORY_FAILED)
+            .map(|i| SortItem {
+                source: &d.paths[i],
+                class: &self.text.prediction[i],
+                person_boxes: &person[i],
+            })
+            .collect();
+        let opts = SortOptions {
+            mode,
+            blur_humans,
+            timestamp,
+        };
+        let report = py.detach(|| sort_into_folders(&dest, &items, &opts)).py()?;
+        let placed = PyList::new(
+            py,
+            report
+                .placed
+                .iter()
+                .map(|(s, t)| (s.as_os_str(), t.as_os_str())),
+        )?;
+        let failed = PyList::new(
+            py,
+            report
+                .failures
+                .iter()
+                .map(|f| (f.source.as_os_str(), f.reason.clone())),
+        )?;
+        Ok((report.root, placed, failed))
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyPipeline>()?;
+    m.add_class::<PyPipelineResults>()?;
+    Ok(())
+}

@@ -1,0 +1,105 @@
+"""DeepFaune's outputs: the table (CSV, XLSX, pandas), folder sorting, the `run` CLI."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import deepfaune_rs
+from conftest import REPO
+
+COLUMNS = "filename,date,seqnum,predictionbase,scorebase,prediction,score,top1,count,humancount"
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return REPO / "models" / "tiny-pixel-c38.toml"
+
+
+@pytest.fixture(scope="module")
+def result(shared_models, manifest, testdata):
+    pipe = deepfaune_rs.Pipeline(
+        "md-lite", shared_models / "pixel_classifier_182_c38.onnx", classifier_manifest=manifest
+    )
+    return pipe.run(testdata / "southwest", progress=False)
+
+
+def test_table_is_sorted_by_seqnum_then_filename(result):
+    df = result.to_pandas()
+    assert ",".join(df.columns) == COLUMNS
+    assert len(df) == len(result)
+    keys = list(zip(df["seqnum"], df["filename"]))
+    assert keys == sorted(keys)
+    # Every image row appears once with its own per-image values.
+    by_path = dict(zip(result.paths, result.predictionbase))
+    assert dict(zip(df["filename"], df["predictionbase"])) == by_path
+
+
+def test_csv_round_trips(result, tmp_path):
+    out = tmp_path / "r.csv"
+    result.to_csv(out)
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert ",".join(rows[0]) == COLUMNS
+    df = result.to_pandas()
+    assert [r[0] for r in rows[1:]] == list(df["filename"])
+    assert [float(r[6]) for r in rows[1:]] == pytest.approx(list(df["score"]), abs=1e-6)
+    # Missing dates are written as DeepFaune writes them.
+    assert any(r[1] == "NA" for r in rows[1:])
+
+
+def test_excel(result, tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("openpyxl")
+    out = tmp_path / "r.xlsx"
+    result.to_excel(out)
+    back = pd.read_excel(out)
+    assert list(back.columns) == COLUMNS.split(",")
+    assert list(back["filename"]) == list(result.to_pandas()["filename"])
+
+
+def test_sort_into_places_every_readable_image_once(result, tmp_path):
+    report = result.sort_into(tmp_path / "out")
+    root = report["root"]
+    placed = dict(report["placed"])
+    ok = [p for p, c in zip(result.paths, result.detections.category) if c != 255]
+    assert sorted(placed) == sorted(ok)
+    for src, dst in placed.items():
+        i = result.paths.index(src)
+        assert os.path.dirname(dst) == os.path.join(root, result.prediction[i])
+        with open(src, "rb") as a, open(dst, "rb") as b:
+            assert a.read() == b.read()
+    # A second sort never overwrites: a new root folder.
+    again = result.sort_into(tmp_path / "out")
+    assert again["root"] != root and len(again["placed"]) == len(placed)
+    # The walk skips the sorted copies.
+    walked = deepfaune_rs.Detector().detect(tmp_path / "out", progress=False)
+    assert len(walked) == 0
+
+
+def test_embeddings_and_logits_are_views(result):
+    assert result.logits.shape == (len(result), 38)
+    assert result.embeddings.shape[0] == len(result)
+    assert not result.logits.flags.writeable and not result.logits.flags.owndata
+    animal = np.asarray(result.classified)
+    assert animal.any() and np.abs(result.logits[animal]).sum() > 0
+
+
+def test_cli_run(shared_models, manifest, testdata, tmp_path):
+    out = tmp_path / "r.csv"
+    cmd = [
+        sys.executable, "-m", "deepfaune_rs.cli", "run", str(testdata / "southwest"),
+        "-o", str(out), "--detector", "md-lite",
+        "--classifier", str(shared_models / "pixel_classifier_182_c38.onnx"),
+        "--classifier-manifest", str(manifest), "--no-progress", "--language", "fr",
+    ]  # fmt: skip
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == 3, p.stderr  # error_img.JPG is a 0-byte file
+    text = out.read_text(encoding="utf-8")
+    assert text.splitlines()[0] == COLUMNS
+    assert "vide" in text
