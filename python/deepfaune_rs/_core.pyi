@@ -8,6 +8,16 @@ import numpy.typing as npt
 
 __version__: str
 __all__ = [
+    "CosineIndex",
+    "Embedder",
+    "KnowledgeBase",
+    "clahe_gray",
+    "clahe_rgb",
+    "knn_cosine",
+    "reid_cmc_map",
+    "reid_new_precision_recall",
+    "reid_threshold_sweep",
+    "reid_top1_accuracy",
     "DetectionResults",
     "Detector",
     "Pipeline",
@@ -160,3 +170,106 @@ class PipelineResults:
         blur_humans: bool = False,
         timestamp: Optional[str] = None,
     ) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]: ...
+
+# --- re-identification (src/python/reid.rs, src/python/reid_embed.rs) ---
+
+_F32 = npt.NDArray[np.float32]
+_I64 = npt.NDArray[np.int64]
+
+def knn_cosine(base: _F32, queries: _F32, k: int = 5) -> tuple[_F32, _I64]: ...
+def reid_top1_accuracy(truth: list[Optional[str]], predicted: list[Optional[str]]) -> float: ...
+def reid_cmc_map(
+    truth: list[Optional[str]], neighbours: list[list[str]], n_relevant: dict[str, int], k: int
+) -> tuple[list[float], list[float]]: ...
+def reid_new_precision_recall(
+    truth_new: list[bool], predicted_new: list[bool]
+) -> tuple[float, float]: ...
+def reid_threshold_sweep(
+    truth: list[Optional[str]],
+    nearest_distance: list[float],
+    nearest_individual: list[str],
+    thresholds: list[float],
+) -> dict[str, Any]: ...
+def clahe_rgb(
+    image: npt.NDArray[np.uint8], clip_limit: float = 4.0, tile_grid: int = 4
+) -> npt.NDArray[np.uint8]: ...
+def clahe_gray(
+    image: npt.NDArray[np.uint8], clip_limit: float = 4.0, tile_grid: int = 4
+) -> npt.NDArray[np.uint8]: ...
+
+@final
+class CosineIndex:
+    def __new__(cls, base: _F32) -> CosineIndex: ...
+    def __len__(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    def search(
+        self, queries: _F32, k: int = 5, query_batch: int = 1024, base_block: int = 1024
+    ) -> tuple[_F32, _I64]: ...
+
+@final
+class KnowledgeBase:
+    def __new__(cls, dim: int) -> KnowledgeBase: ...
+    @staticmethod
+    def load(folder: _Path) -> KnowledgeBase: ...
+    @staticmethod
+    def load_files(informations: _Path, embeddings: _Path) -> KnowledgeBase: ...
+    def save(self, folder: _Path) -> None: ...
+    def save_files(self, informations: _Path, embeddings: _Path) -> None: ...
+    def __len__(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    def columns(self) -> dict[str, list[Any]]: ...
+    def embeddings(self) -> _F32: ...
+    def individuals(self) -> list[str]: ...
+    def individual_counts(self) -> dict[str, int]: ...
+    def position(self, filepath: str) -> Optional[int]: ...
+    def add(
+        self,
+        filepaths: Sequence[str],
+        individual_ids: Sequence[str],
+        embeddings: _F32,
+        dates: Optional[Sequence[Optional[str]]] = None,
+        locations: Optional[Sequence[Optional[str]]] = None,
+    ) -> None: ...
+    def update(
+        self,
+        filepaths: Sequence[str],
+        individual_ids: Sequence[str],
+        embeddings: _F32,
+        dates: Optional[Sequence[Optional[str]]] = None,
+        locations: Optional[Sequence[Optional[str]]] = None,
+    ) -> tuple[int, int]: ...
+    def remove(self, filepaths: Sequence[str]) -> int: ...
+    def rename_individual(self, old: str, new: str) -> int: ...
+    def merge_individuals(self, sources: Sequence[str], into: str) -> int: ...
+    def query(
+        self,
+        queries: _F32,
+        k: int = 5,
+        threshold: Optional[float] = None,
+        gaussian: bool = False,
+        confidence: float = 0.997,
+        success_percentage: float = 100.0,
+        seed: Optional[int] = None,
+    ) -> dict[str, Any]: ...
+
+@final
+class Embedder:
+    def __new__(
+        cls, model: str = "yolox-embed", weights: Optional[_Path] = None, intra_threads: int = 0
+    ) -> Embedder: ...
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+    def embed_files(
+        self,
+        paths: Sequence[_Path],
+        boxes: Optional[_F32] = None,
+        box_format: str = "xyxy",
+        square: bool = False,
+        batch_size: int = 8,
+    ) -> tuple[_F32, list[tuple[int, str]]]: ...
+    def prepare(
+        self, image: npt.NDArray[np.uint8], bbox: Optional[tuple[float, float, float, float]] = None
+    ) -> _F32: ...
+    def embed_tensors(self, tensors: _F32) -> _F32: ...

@@ -154,15 +154,15 @@ impl PyEmbedder {
 
     /// The model input `[3, size, size]` for one crop of an `HxWx3` uint8 image; `box` is
     /// `[x1, y1, x2, y2]` in pixels (whole image when None).
-    #[pyo3(signature = (image, r#box = None))]
+    #[pyo3(signature = (image, bbox = None))]
     fn prepare<'py>(
         &self,
         py: Python<'py>,
         image: PyReadonlyArray3<'py, u8>,
-        r#box: Option<[f32; 4]>,
+        bbox: Option<[f32; 4]>,
     ) -> PyResult<Bound<'py, PyArray3<f32>>> {
         let img = to_rgb(&image)?;
-        let crop = match r#box {
+        let crop = match bbox {
             None => CropBox::Full,
             Some(coords) => CropBox::Box {
                 coords,
