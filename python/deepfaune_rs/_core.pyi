@@ -121,7 +121,11 @@ class Pipeline:
     @property
     def class_names(self) -> list[str]: ...
     def run(
-        self, paths: Sequence[_Path], progress: _Progress = None, keep_embeddings: bool = True
+        self,
+        paths: Sequence[_Path],
+        progress: _Progress = None,
+        keep_embeddings: bool = True,
+        checkpoint: Optional[_Path] = None,
     ) -> PipelineResults: ...
 
 @final
