@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from os import PathLike
-from typing import Any, Callable, Optional, Union, final
+from typing import Any, Callable, final
 
 import numpy as np
 import numpy.typing as npt
@@ -23,8 +23,8 @@ __all__ = [
     "runtime_path",
 ]
 
-_Path = Union[str, PathLike[str]]
-_Progress = Optional[Callable[[int, int], object]]
+_Path = str | PathLike[str]
+_Progress = Callable[[int, int], object] | None
 
 def init_runtime(path: _Path) -> None: ...
 def runtime_path() -> str | None: ...
