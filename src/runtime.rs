@@ -87,6 +87,26 @@ pub enum ModelSource {
     Static(&'static [u8]),
 }
 
+impl ModelSource {
+    /// A short identity of the weights for checkpoints: path, size and modification time of a
+    /// file, or the length of embedded bytes.
+    pub fn identity(&self) -> String {
+        match self {
+            ModelSource::File(p) => {
+                let meta = std::fs::metadata(p).ok();
+                let size = meta.as_ref().map_or(0, |m| m.len());
+                let mtime = meta
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                let path = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+                format!("{}|{size}|{mtime}", path.display())
+            }
+            ModelSource::Static(b) => format!("embedded|{}", b.len()),
+        }
+    }
+}
+
 /// Builds a CPU inference session.
 pub fn new_session(source: &ModelSource, opts: SessionOptions) -> Result<Session, RuntimeError> {
     let env = environment()?;

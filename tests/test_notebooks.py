@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import REPO, shared_dir, find_testdata
+from conftest import REPO, find_testdata, shared_dir
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 

@@ -1,7 +1,8 @@
 """Type stubs of the compiled core (``deepfaune_rs._core``), checked with ``mypy.stubtest``."""
 
+from collections.abc import Sequence
 from os import PathLike
-from typing import Any, Callable, Optional, Sequence, Union, final
+from typing import Any, Callable, final
 
 import numpy as np
 import numpy.typing as npt
@@ -32,20 +33,20 @@ __all__ = [
     "runtime_path",
 ]
 
-_Path = Union[str, PathLike[str]]
-_Progress = Optional[Callable[[int, int], object]]
+_Path = str | PathLike[str]
+_Progress = Callable[[int, int], object] | None
 
 def init_runtime(path: _Path) -> None: ...
-def runtime_path() -> Optional[str]: ...
+def runtime_path() -> str | None: ...
 def builtin_models() -> list[dict[str, Any]]: ...
 def model_dir() -> str: ...
 def read_image(
-    path: _Path, max_pixels: Optional[int] = None
-) -> tuple[npt.NDArray[np.uint8], Optional[str], int]: ...
+    path: _Path, max_pixels: int | None = None
+) -> tuple[npt.NDArray[np.uint8], str | None, int]: ...
 def resize_pil(
     image: npt.NDArray[np.uint8],
     size: tuple[int, int],
-    box_: Optional[tuple[int, int, int, int]] = None,
+    box_: tuple[int, int, int, int] | None = None,
     filter: str = "bicubic",
 ) -> npt.NDArray[np.uint8]: ...
 def resize_cv2_linear(
@@ -58,11 +59,11 @@ class Detector:
         cls,
         model: str = "md-lite",
         *,
-        secondary: Optional[str] = None,
-        mode: Optional[str] = None,
-        threshold: Optional[float] = None,
-        manifest: Optional[str] = None,
-        weights: Optional[dict[str, _Path]] = None,
+        secondary: str | None = None,
+        mode: str | None = None,
+        threshold: float | None = None,
+        manifest: str | None = None,
+        weights: dict[str, _Path] | None = None,
         intra_threads: int = 0,
         threads: int = 0,
         batch_size: int = 1,
@@ -76,7 +77,7 @@ class Detector:
         self,
         paths: Sequence[_Path],
         progress: _Progress = None,
-        max_pixels: Optional[int] = None,
+        max_pixels: int | None = None,
     ) -> DetectionResults: ...
 
 @final
@@ -85,7 +86,7 @@ class DetectionResults:
     @property
     def paths(self) -> list[str]: ...
     @property
-    def dates(self) -> list[Optional[str]]: ...
+    def dates(self) -> list[str | None]: ...
     @property
     def category(self) -> npt.NDArray[np.uint8]: ...
     @property
@@ -110,7 +111,7 @@ class DetectionResults:
     def failures(self) -> list[dict[str, Any]]: ...
     @property
     def detector(self) -> str: ...
-    def to_megadetector_json(self, path: _Path, root: Optional[_Path] = None) -> None: ...
+    def to_megadetector_json(self, path: _Path, root: _Path | None = None) -> None: ...
 
 @final
 class Pipeline:
@@ -119,7 +120,7 @@ class Pipeline:
         detector: Detector,
         classifier: str = "deepfaune-v14",
         *,
-        classifier_manifest: Optional[str] = None,
+        classifier_manifest: str | None = None,
         threshold: float = 0.8,
         maxlag_s: float = 10.0,
         language: str = "en",
@@ -131,7 +132,11 @@ class Pipeline:
     @property
     def class_names(self) -> list[str]: ...
     def run(
-        self, paths: Sequence[_Path], progress: _Progress = None, keep_embeddings: bool = True
+        self,
+        paths: Sequence[_Path],
+        progress: _Progress = None,
+        keep_embeddings: bool = True,
+        checkpoint: _Path | None = None,
     ) -> PipelineResults: ...
 
 @final
@@ -168,7 +173,7 @@ class PipelineResults:
         dest: _Path,
         mode: str = "copy",
         blur_humans: bool = False,
-        timestamp: Optional[str] = None,
+        timestamp: str | None = None,
     ) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]: ...
 
 # --- re-identification (src/python/reid.rs, src/python/reid_embed.rs) ---

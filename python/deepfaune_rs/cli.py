@@ -52,6 +52,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sort-into", default=None, metavar="DEST", help="sort images into folders")
     p.add_argument("--sort-mode", default="copy", choices=["copy", "move", "symlink"])
     p.add_argument("--blur-humans", action="store_true", help="blur people in sorted copies")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="record progress in OUTPUT.checkpoint and resume from it after an interruption",
+    )
+    p.add_argument("--no-embeddings", action="store_true", help="do not keep crop embeddings")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -98,7 +104,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         disabled_classes=args.disable,
         bird_head=args.bird_head,
     )
-    res = pipe.run(args.inputs, progress=not args.no_progress)
+    checkpoint = args.output + ".checkpoint" if args.resume else None
+    res = pipe.run(
+        args.inputs,
+        progress=not args.no_progress,
+        keep_embeddings=not args.no_embeddings,
+        checkpoint=checkpoint,
+    )
     if args.output.lower().endswith(".xlsx"):
         res.to_excel(args.output)
     else:

@@ -81,13 +81,27 @@ class Pipeline:
         return self._inner.class_names
 
     def run(
-        self, inputs: Inputs, progress: ProgressArg = True, keep_embeddings: bool = True
+        self,
+        inputs: Inputs,
+        progress: ProgressArg = True,
+        keep_embeddings: bool = True,
+        checkpoint: PathLike | None = None,
     ) -> PipelineResult:
         """Runs over image files and folders (walked recursively). Unreadable files are listed in
-        ``result.detections.failures`` and treated as empty, as DeepFaune does."""
+        ``result.detections.failures`` and treated as empty, as DeepFaune does.
+
+        ``checkpoint``: a file where every processed image is recorded as soon as it is done. If
+        the run is interrupted (crash, sleep, Ctrl-C), calling ``run`` again with the same
+        checkpoint skips what is done and gives the same results as one uninterrupted run. A
+        checkpoint written with other models or settings is refused (``InvalidArgumentError``)."""
         paths = _as_paths(inputs)
         callback = make_callback(progress, "deepfaune")
-        res = self._inner.run(paths, progress=callback, keep_embeddings=keep_embeddings)
+        res = self._inner.run(
+            paths,
+            progress=callback,
+            keep_embeddings=keep_embeddings,
+            checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+        )
         from pathlib import Path
 
         root = paths[0] if len(paths) == 1 and Path(paths[0]).is_dir() else None

@@ -27,6 +27,8 @@ pub struct ClassifierOutputs {
 pub struct OnnxClassifier {
     /// The manifest.
     pub manifest: ClassifierManifest,
+    /// Identity of the weights ([`ModelSource::identity`]).
+    pub source: String,
     session: Session,
     bird_head: Option<Session>,
 }
@@ -110,6 +112,7 @@ pub fn load_classifier(
         let p = weights(&m, &m.file, &m.sha256, &m.url, None)?;
         (m, p)
     };
+    let source = ModelSource::File(path.clone()).identity();
     let session_main = new_session(&ModelSource::File(path), session)?;
     let names: Vec<String> = session_main
         .outputs()
@@ -148,6 +151,7 @@ pub fn load_classifier(
     };
     Ok(OnnxClassifier {
         manifest: m,
+        source,
         session: session_main,
         bird_head: head,
     })

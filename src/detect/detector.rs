@@ -28,6 +28,8 @@ pub struct PreparedInput {
 pub struct OnnxDetector {
     /// The manifest (with any threshold override applied).
     pub manifest: DetectorManifest,
+    /// Identity of the weights ([`ModelSource::identity`]).
+    pub source: String,
     categories: Vec<Category>,
     session: Session,
     input_name: String,
@@ -122,6 +124,7 @@ impl OnnxDetector {
         let categories = manifest.categories();
         Ok(OnnxDetector {
             manifest,
+            source: source.identity(),
             categories,
             session,
             input_name,

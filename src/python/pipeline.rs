@@ -16,7 +16,8 @@ use crate::detect::decision::ImageKind;
 use crate::error::Error;
 use crate::export::sort::{sort_into_folders, SortItem, SortMode, SortOptions};
 use crate::export::table::{results_table, write_results_csv, ResultRow};
-use crate::run::{run_pipeline, ClassifyStage, PipelineResults};
+use crate::run::checkpoint::fingerprint;
+use crate::run::{run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume};
 use crate::runtime::SessionOptions;
 use crate::sequence::{
     kind_from_code, predict_all, AggregateOptions, ImageRows, LogitTable, SequencePredictions,
@@ -108,14 +109,16 @@ impl PyPipeline {
             .unwrap_or_default()
     }
 
-    /// Runs the pipeline over files and folders.
-    #[pyo3(signature = (paths, progress = None, keep_embeddings = true))]
+    /// Runs the pipeline over files and folders. With `checkpoint`, progress is appended to that
+    /// file and a later run with the same file resumes where this one stopped.
+    #[pyo3(signature = (paths, progress = None, keep_embeddings = true, checkpoint = None))]
     fn run(
         &self,
         py: Python<'_>,
         paths: Vec<PathBuf>,
         progress: Option<Py<PyAny>>,
         keep_embeddings: bool,
+        checkpoint: Option<PathBuf>,
     ) -> PyResult<PyPipelineResults> {
         let slot = Mutex::new(None);
         let det = self.detector.get();
@@ -123,12 +126,24 @@ impl PyPipeline {
             let mut set = det.detectors.lock().unwrap_or_else(|p| p.into_inner());
             let mut clf = self.classifier.lock().unwrap_or_else(|p| p.into_inner());
             let mut hook = progress_hook(&progress, &slot);
-            let stage = ClassifyStage {
-                classifier: &mut clf,
-                batch_size: self.batch_size,
-                keep_embeddings,
+            let mut open = match &checkpoint {
+                None => None,
+                Some(path) => {
+                    let settings = serde_json::json!({
+                        "inputs": paths.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+                        "threshold": self.opts.threshold,
+                        "disabled": self.opts.disabled,
+                        "maxlag_s": self.maxlag_s,
+                        "language": self.language,
+                        "keep_embeddings": keep_embeddings,
+                        "max_pixels": det.run.decode.max_pixels,
+                    });
+                    Some(Checkpoint::open(path, fingerprint(&set, Some(&clf), settings))?)
+                }
             };
-            let res = run_pipeline(&paths, &mut set, Some(stage), &det.run, &mut hook)?;
+            let resume = open.as_mut().map(|(c, done)| Resume { checkpoint: c, done: std::mem::take(done) });
+            let stage = ClassifyStage { classifier: &mut clf, batch_size: self.batch_size, keep_embeddings };
+            let res = run_pipeline_resumable(&paths, &mut set, Some(stage), &det.run, &mut hook, resume)?;
             let preds = sequences(&res, self.maxlag_s, &self.opts)?;
             let names = clf
                 .manifest

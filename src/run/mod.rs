@@ -5,6 +5,7 @@
 //! with at most `window` items in flight: memory does not grow with the number of files.
 //! [`detection`] builds the detection run on it.
 
+pub mod checkpoint;
 pub mod detection;
 pub mod pipeline;
 
@@ -12,8 +13,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
+pub use checkpoint::Checkpoint;
 pub use detection::{detect_files, DetectionResults, Failure, RunOptions};
-pub use pipeline::{run_pipeline, ClassifyStage, PipelineResults};
+pub use pipeline::{run_pipeline, run_pipeline_resumable, ClassifyStage, PipelineResults, Resume};
 
 use crate::error::Error;
 

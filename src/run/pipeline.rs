@@ -4,9 +4,12 @@
 //! per-image decision and the crop run on the calling thread in input order. Crops wait in a
 //! small batch for the classifier; each decoded image is dropped as soon as its crop is cut.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-use super::detection::{collect_files, DetectionResults, RunOptions, CATEGORY_FAILED};
+use super::checkpoint::{self, decode_f32, encode_f32, Checkpoint, Record};
+
+use super::detection::{collect_files, DetectionResults, Failure, RunOptions, CATEGORY_FAILED};
 use super::ordered_stream;
 use crate::classify::{prepare_crop, OnnxClassifier};
 use crate::detect::decision::ImageKind;
@@ -47,12 +50,133 @@ pub struct ClassifyStage<'a> {
     pub keep_embeddings: bool,
 }
 
+/// The static names of failure stages and kinds, for records read back from a checkpoint.
+fn intern(s: &str) -> &'static str {
+    const NAMES: [&str; 9] = [
+        "walk",
+        "read",
+        "decode",
+        "io",
+        "empty",
+        "format",
+        "corrupt",
+        "too_large",
+        "classify",
+    ];
+    NAMES.iter().find(|n| **n == s).copied().unwrap_or("other")
+}
+
 struct Pending {
     row: usize,
     tensor: Vec<f32>,
 }
 
 impl PipelineResults {
+    /// Number of image rows.
+    pub fn len(&self) -> usize {
+        self.classified.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.classified.is_empty()
+    }
+
+    /// The checkpoint record of row `i`.
+    pub fn record(&self, i: usize) -> Record {
+        let d = &self.detection;
+        let (path, path_bytes) = checkpoint::path_key(&d.paths[i]);
+        let first = d.det_image.partition_point(|&r| (r as usize) < i);
+        let end = d.det_image.partition_point(|&r| (r as usize) <= i);
+        let boxes = (first..end)
+            .map(|k| {
+                (
+                    d.det_xyxy[k].map(f32::to_bits),
+                    d.det_conf[k].to_bits(),
+                    d.det_category[k],
+                )
+            })
+            .collect();
+        let best = if d.best_detection[i] >= 0 {
+            d.best_detection[i] - first as i64
+        } else {
+            -1
+        };
+        let failure = d
+            .failures
+            .iter()
+            .find(|f| f.index == Some(i))
+            .map(|f| (f.stage.to_string(), f.kind.to_string(), f.reason.clone()));
+        let (c, e, g) = (self.num_classes, self.embedding_dim, self.num_bird_groups);
+        Record {
+            path,
+            path_bytes,
+            width: d.width[i],
+            height: d.height[i],
+            date: d.date[i].as_ref().map(|t| (t.text.clone(), t.seconds)),
+            category: d.category[i],
+            count: d.count[i],
+            humancount: d.humancount[i],
+            crop: d.crop[i],
+            best,
+            boxes,
+            classified: self.classified[i],
+            logits: encode_f32(&self.logits[i * c..(i + 1) * c]),
+            embedding: encode_f32(&self.embeddings[i * e..(i + 1) * e]),
+            bird_logits: encode_f32(&self.bird_logits[i * g..(i + 1) * g]),
+            failure,
+        }
+    }
+
+    /// Appends a row from a checkpoint record.
+    pub fn push_record(&mut self, rec: &Record) -> Result<(), Error> {
+        let bad = |what: &str| {
+            Error::InvalidArgument(format!("checkpoint record of {}: {what}", rec.path))
+        };
+        let logits = decode_f32(&rec.logits).map_err(|e| bad(&e))?;
+        let emb = decode_f32(&rec.embedding).map_err(|e| bad(&e))?;
+        let bird = decode_f32(&rec.bird_logits).map_err(|e| bad(&e))?;
+        if logits.len() != self.num_classes
+            || emb.len() != self.embedding_dim
+            || bird.len() != self.num_bird_groups
+        {
+            return Err(bad("its sizes do not match this run's models"));
+        }
+        let d = &mut self.detection;
+        let row = d.paths.len();
+        let first = d.det_conf.len() as i64;
+        d.paths.push(rec.path_buf());
+        d.width.push(rec.width);
+        d.height.push(rec.height);
+        d.date.push(rec.timestamp());
+        d.category.push(rec.category);
+        d.count.push(rec.count);
+        d.humancount.push(rec.humancount);
+        d.crop.push(rec.crop);
+        d.best_detection
+            .push(if rec.best >= 0 { first + rec.best } else { -1 });
+        for (xyxy, conf, cat) in &rec.boxes {
+            d.det_image.push(row as u32);
+            d.det_xyxy.push(xyxy.map(f32::from_bits));
+            d.det_conf.push(f32::from_bits(*conf));
+            d.det_category.push(*cat);
+        }
+        if let Some((stage, kind, reason)) = &rec.failure {
+            d.failures.push(Failure {
+                index: Some(row),
+                path: rec.path_buf(),
+                stage: intern(stage),
+                kind: intern(kind),
+                reason: reason.clone(),
+            });
+        }
+        self.logits.extend(logits);
+        self.embeddings.extend(emb);
+        self.bird_logits.extend(bird);
+        self.classified.push(rec.classified);
+        Ok(())
+    }
+
     fn push_row(&mut self) {
         self.logits
             .extend(std::iter::repeat_n(0.0, self.num_classes));
@@ -99,11 +223,49 @@ type Prepared = Result<(DecodedImage, PreparedInput), ImageError>;
 pub fn run_pipeline(
     inputs: &[PathBuf],
     set: &mut DetectorSet,
-    mut classify: Option<ClassifyStage<'_>>,
+    classify: Option<ClassifyStage<'_>>,
     opts: &RunOptions,
     progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
 ) -> Result<PipelineResults, Error> {
-    let (files, walk_failures) = collect_files(inputs);
+    run_pipeline_resumable(inputs, set, classify, opts, progress, None)
+}
+
+/// A checkpoint to append to, and the records of the images it already holds.
+pub struct Resume<'a> {
+    /// The open checkpoint.
+    pub checkpoint: &'a mut Checkpoint,
+    /// Records already done, keyed as [`checkpoint::path_key`] keys them.
+    pub done: HashMap<String, Record>,
+}
+
+fn key_of(p: &Path) -> String {
+    let (s, b) = checkpoint::path_key(p);
+    b.unwrap_or(s)
+}
+
+/// [`run_pipeline`] with a checkpoint: images already in it are not processed again, every new
+/// image is appended as soon as its results are complete, and the results are assembled in walk
+/// order from both, so an interrupted-then-resumed run gives the same results as one run.
+pub fn run_pipeline_resumable(
+    inputs: &[PathBuf],
+    set: &mut DetectorSet,
+    mut classify: Option<ClassifyStage<'_>>,
+    opts: &RunOptions,
+    progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
+    mut resume: Option<Resume<'_>>,
+) -> Result<PipelineResults, Error> {
+    let (all_files, walk_failures) = collect_files(inputs);
+    let grand_total = all_files.len();
+    let files: Vec<PathBuf> = match &resume {
+        Some(r) => all_files
+            .iter()
+            .filter(|f| !r.done.contains_key(&key_of(f)))
+            .cloned()
+            .collect(),
+        None => all_files.clone(),
+    };
+    let already = grand_total - files.len();
+    let mut recorded = 0usize;
     let mut res = PipelineResults::default();
     res.detection.detector = match &set.secondary {
         Some(s) => format!("{}+{}", set.primary.manifest.id, s.manifest.id),
@@ -126,6 +288,7 @@ pub fn run_pipeline(
     let manifest = set.primary.manifest.clone();
     let decode = opts.decode;
     let total = files.len();
+    let shape = (res.num_classes, res.embedding_dim, res.num_bird_groups);
     let batch = opts.batch_size.max(1);
     let mut waiting: Vec<(usize, DecodedImage, PreparedInput)> = Vec::with_capacity(batch);
     let mut crops: Vec<Pending> = Vec::new();
@@ -195,13 +358,56 @@ pub fn run_pipeline(
                 }
             }
             done += 1;
-            progress(done, total)
+            if let Some(r) = resume.as_mut() {
+                // Rows before the first crop still waiting for the classifier are complete.
+                let complete = crops.first().map_or(res.len(), |c| c.row);
+                while recorded < complete {
+                    r.checkpoint.append(&res.record(recorded))?;
+                    recorded += 1;
+                }
+            }
+            progress(already + done, grand_total)
         },
     )?;
     detect_waiting(&mut waiting, &mut res, &mut crops, &mut classify, set)?;
     if let Some(stage) = classify.as_mut() {
         res.classify(stage, &mut crops)?;
     }
+    let mut res = match resume {
+        None => res,
+        Some(r) => {
+            while recorded < res.len() {
+                r.checkpoint.append(&res.record(recorded))?;
+                recorded += 1;
+            }
+            r.checkpoint.sync()?;
+            // Assemble in walk order from the checkpoint's records and this run's rows.
+            let mut fresh: HashMap<String, usize> = HashMap::new();
+            for (row, p) in res.detection.paths.iter().enumerate() {
+                fresh.insert(key_of(p), row);
+            }
+            let mut out = PipelineResults {
+                num_classes: shape.0,
+                embedding_dim: shape.1,
+                num_bird_groups: shape.2,
+                ..Default::default()
+            };
+            out.detection.detector = res.detection.detector.clone();
+            for f in &all_files {
+                let k = key_of(f);
+                let rec = match fresh.get(&k) {
+                    Some(&row) => res.record(row),
+                    None => r
+                        .done
+                        .get(&k)
+                        .cloned()
+                        .expect("every file is done or fresh"),
+                };
+                out.push_record(&rec)?;
+            }
+            out
+        }
+    };
     res.detection.failures.extend(walk_failures);
     debug_assert!(
         res.detection

@@ -1,0 +1,405 @@
+//! Checkpoints: resuming a run after a crash, a sleep or a pulled plug.
+//!
+//! A checkpoint is an append-only JSON-lines file: a header line with the run's fingerprint
+//! (models and settings), then one line per processed image with everything the final outputs
+//! need (detections, decision, logits, embedding, failure). Lines are flushed after every image
+//! and synced to disk every [`SYNC_EVERY`] images or [`SYNC_SECONDS`]; a torn last line (the
+//! process died mid-write) is ignored on resume. Floats are stored as their exact bits, so a
+//! resumed run produces the same bytes as an uninterrupted one.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::image_io::Timestamp;
+
+/// Images between two syncs to disk.
+pub const SYNC_EVERY: usize = 20;
+/// Seconds between two syncs to disk.
+pub const SYNC_SECONDS: u64 = 10;
+const FORMAT: &str = "deepfaune-rs-checkpoint/1";
+
+/// Everything the outputs need about one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The image path (lossy UTF-8 for display; `path_bytes` is exact).
+    pub path: String,
+    /// The exact path bytes (base64) where the platform gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_bytes: Option<String>,
+    /// Width after orientation.
+    pub width: u32,
+    /// Height after orientation.
+    pub height: u32,
+    /// EXIF date text and seconds.
+    pub date: Option<(String, i64)>,
+    /// Category code (255 failed).
+    pub category: u8,
+    /// Animal boxes.
+    pub count: u32,
+    /// Person boxes.
+    pub humancount: u32,
+    /// Crop box or -1.
+    pub crop: [i32; 4],
+    /// Index of the deciding box among this image's boxes, -1 when none.
+    pub best: i64,
+    /// Boxes: xyxy bits, conf bits, category.
+    pub boxes: Vec<([u32; 4], u32, u8)>,
+    /// Whether the classifier ran on this image.
+    pub classified: bool,
+    /// Logits, embedding, bird logits as base64 of little-endian f32.
+    pub logits: String,
+    /// See `logits`.
+    pub embedding: String,
+    /// See `logits`.
+    pub bird_logits: String,
+    /// Failure (stage, kind, reason) of a failed image.
+    pub failure: Option<(String, String, String)>,
+}
+
+/// Encodes f32 values exactly.
+pub fn encode_f32(v: &[f32]) -> String {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    B64.encode(bytes)
+}
+
+/// Decodes [`encode_f32`].
+pub fn decode_f32(s: &str) -> Result<Vec<f32>, String> {
+    let bytes = B64.decode(s).map_err(|e| e.to_string())?;
+    if bytes.len() % 4 != 0 {
+        return Err("float data length is not a multiple of 4".into());
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// The key identifying an image across runs.
+pub fn path_key(p: &Path) -> (String, Option<String>) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = p.as_os_str().as_bytes();
+        match std::str::from_utf8(bytes) {
+            Ok(s) => (s.to_string(), None),
+            Err(_) => (p.to_string_lossy().into_owned(), Some(B64.encode(bytes))),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        (p.to_string_lossy().into_owned(), None)
+    }
+}
+
+impl Record {
+    /// The exact path.
+    pub fn path_buf(&self) -> PathBuf {
+        #[cfg(unix)]
+        if let Some(b) = self.path_bytes.as_deref().and_then(|b| B64.decode(b).ok()) {
+            use std::os::unix::ffi::OsStrExt;
+            return PathBuf::from(std::ffi::OsStr::from_bytes(&b));
+        }
+        PathBuf::from(&self.path)
+    }
+
+    /// The date as a [`Timestamp`].
+    pub fn timestamp(&self) -> Option<Timestamp> {
+        self.date.as_ref().map(|(text, seconds)| Timestamp {
+            text: text.clone(),
+            seconds: *seconds,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    format: String,
+    fingerprint: serde_json::Value,
+}
+
+/// An open checkpoint, appending records.
+pub struct Checkpoint {
+    path: PathBuf,
+    out: BufWriter<File>,
+    unsynced: usize,
+    last_sync: Instant,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Output {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+impl Checkpoint {
+    /// Opens `path` for a run with `fingerprint`. An existing checkpoint with the same
+    /// fingerprint is resumed (its records are returned, keyed by path); one with another
+    /// fingerprint is refused with [`Error::InvalidArgument`] saying what differs.
+    pub fn open(
+        path: &Path,
+        fingerprint: serde_json::Value,
+    ) -> Result<(Checkpoint, HashMap<String, Record>), Error> {
+        let mut done = HashMap::new();
+        let exists = path.is_file()
+            && std::fs::metadata(path)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false);
+        if exists {
+            let f = File::open(path).map_err(|e| io_err(path, e))?;
+            let mut lines = BufReader::new(f).lines();
+            let header: Header = match lines.next() {
+                Some(Ok(l)) => serde_json::from_str(&l).map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "{} is not a deepfaune-rs checkpoint ({e})",
+                        path.display()
+                    ))
+                })?,
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} is not a deepfaune-rs checkpoint",
+                        path.display()
+                    )))
+                }
+            };
+            if header.format != FORMAT {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: unknown checkpoint format '{}'",
+                    path.display(),
+                    header.format
+                )));
+            }
+            if header.fingerprint != fingerprint {
+                return Err(Error::InvalidArgument(format!(
+                    "the checkpoint {} comes from another model or other settings ({}); delete it or write to another output",
+                    path.display(),
+                    describe_difference(&header.fingerprint, &fingerprint)
+                )));
+            }
+            for line in lines {
+                // A torn last line (killed mid-write) or an I/O error ends the usable part.
+                let Ok(line) = line else { break };
+                let Ok(rec) = serde_json::from_str::<Record>(&line) else {
+                    break;
+                };
+                done.insert(
+                    rec.path_bytes.clone().unwrap_or_else(|| rec.path.clone()),
+                    rec,
+                );
+            }
+            // Rewrite the valid part so appends follow a complete line.
+            let mut text = serde_json::to_string(&header).map_err(|e| io_err(path, e))?;
+            text.push('\n');
+            let mut recs: Vec<&Record> = done.values().collect();
+            recs.sort_by(|a, b| a.path.cmp(&b.path));
+            for r in recs {
+                text.push_str(&serde_json::to_string(r).map_err(|e| io_err(path, e))?);
+                text.push('\n');
+            }
+            crate::export::write_atomic(path, text.as_bytes())?;
+        } else {
+            let header = Header {
+                format: FORMAT.into(),
+                fingerprint,
+            };
+            let mut text = serde_json::to_string(&header).map_err(|e| io_err(path, e))?;
+            text.push('\n');
+            crate::export::write_atomic(path, text.as_bytes())?;
+        }
+        let f = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| io_err(path, e))?;
+        Ok((
+            Checkpoint {
+                path: path.to_path_buf(),
+                out: BufWriter::new(f),
+                unsynced: 0,
+                last_sync: Instant::now(),
+            },
+            done,
+        ))
+    }
+
+    /// Appends one image's record.
+    pub fn append(&mut self, rec: &Record) -> Result<(), Error> {
+        let mut line = serde_json::to_string(rec).map_err(|e| io_err(&self.path, e))?;
+        line.push('\n');
+        self.out
+            .write_all(line.as_bytes())
+            .map_err(|e| io_err(&self.path, e))?;
+        self.out.flush().map_err(|e| io_err(&self.path, e))?;
+        self.unsynced += 1;
+        if self.unsynced >= SYNC_EVERY
+            || self.last_sync.elapsed() >= Duration::from_secs(SYNC_SECONDS)
+        {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Forces the appended records to disk.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        self.out.flush().map_err(|e| io_err(&self.path, e))?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .map_err(|e| io_err(&self.path, e))?;
+        self.unsynced = 0;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+}
+
+/// The fingerprint of a pipeline run: models (manifest and weights identity) and every setting
+/// that changes the outputs. `settings` are added as given (threshold, maxlag, language, ...).
+pub fn fingerprint(
+    detectors: &crate::detect::DetectorSet,
+    classifier: Option<&crate::classify::OnnxClassifier>,
+    settings: serde_json::Value,
+) -> serde_json::Value {
+    use sha2::{Digest, Sha256};
+    let hash = |s: String| -> String {
+        Sha256::digest(s.as_bytes())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let det = |d: &crate::detect::OnnxDetector| {
+        serde_json::json!({
+            "id": d.manifest.id,
+            "manifest": hash(format!("{:?}{:?}{:?}", d.manifest.input, d.manifest.output, d.manifest.postprocess)),
+            "weights": d.source,
+        })
+    };
+    serde_json::json!({
+        "mode": format!("{:?}", detectors.mode),
+        "detector": det(&detectors.primary),
+        "secondary": detectors.secondary.as_ref().map(det),
+        "classifier": classifier.map(|c| serde_json::json!({
+            "id": c.manifest.id,
+            "manifest": hash(format!("{:?}{:?}{:?}", c.manifest.input, c.manifest.output, c.manifest.classes)),
+            "weights": c.source,
+            "bird_head": c.has_bird_head(),
+        })),
+        "settings": settings,
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+fn describe_difference(old: &serde_json::Value, new: &serde_json::Value) -> String {
+    match (old.as_object(), new.as_object()) {
+        (Some(a), Some(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            let diffs: Vec<String> = keys
+                .into_iter()
+                .filter(|k| a.get(*k) != b.get(*k))
+                .map(|k| {
+                    format!(
+                        "{k}: {} -> {}",
+                        a.get(k).unwrap_or(&serde_json::Value::Null),
+                        b.get(k).unwrap_or(&serde_json::Value::Null)
+                    )
+                })
+                .collect();
+            diffs.join("; ")
+        }
+        _ => "unreadable fingerprint".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rec(path: &str) -> Record {
+        Record {
+            path: path.into(),
+            path_bytes: None,
+            width: 10,
+            height: 20,
+            date: Some(("2021:01:01 00:00:00".into(), 1_609_459_200)),
+            category: 1,
+            count: 1,
+            humancount: 0,
+            crop: [1, 2, 3, 4],
+            best: 0,
+            boxes: vec![([1.5f32.to_bits(), 2, 3, 4], 0.9f32.to_bits(), 0)],
+            classified: true,
+            logits: encode_f32(&[0.1, -2.5, f32::MIN_POSITIVE]),
+            embedding: String::new(),
+            bird_logits: String::new(),
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn floats_round_trip_exactly() {
+        let v = [0.1f32, -0.0, 1e-38, 3.4e38, f32::EPSILON];
+        let back = decode_f32(&encode_f32(&v)).unwrap();
+        assert_eq!(
+            v.map(f32::to_bits).to_vec(),
+            back.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn resumes_and_ignores_a_torn_line() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("run.ckpt");
+        let fp = json!({"model": "a", "threshold": 0.8});
+        {
+            let (mut c, done) = Checkpoint::open(&p, fp.clone()).unwrap();
+            assert!(done.is_empty());
+            c.append(&rec("a.jpg")).unwrap();
+            c.append(&rec("b.jpg")).unwrap();
+        }
+        // Simulate a crash in the middle of a line.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"path\": \"c.jp").unwrap();
+        drop(f);
+        let (mut c, done) = Checkpoint::open(&p, fp.clone()).unwrap();
+        assert_eq!(done.len(), 2);
+        assert_eq!(done["a.jpg"], rec("a.jpg"));
+        c.append(&rec("c.jpg")).unwrap();
+        drop(c);
+        let (_, done) = Checkpoint::open(&p, fp).unwrap();
+        assert_eq!(done.len(), 3);
+    }
+
+    #[test]
+    fn refuses_other_settings() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("run.ckpt");
+        drop(Checkpoint::open(&p, json!({"model": "a", "threshold": 0.8})).unwrap());
+        let e = Checkpoint::open(&p, json!({"model": "b", "threshold": 0.8}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("another model or other settings") && e.contains("model: \"a\" -> \"b\""),
+            "{e}"
+        );
+        std::fs::write(&p, b"not json\n").unwrap();
+        assert!(Checkpoint::open(&p, json!({})).is_err());
+    }
+}
