@@ -182,15 +182,15 @@ _F32 = npt.NDArray[np.float32]
 _I64 = npt.NDArray[np.int64]
 
 def knn_cosine(base: _F32, queries: _F32, k: int = 5) -> tuple[_F32, _I64]: ...
-def reid_top1_accuracy(truth: list[Optional[str]], predicted: list[Optional[str]]) -> float: ...
+def reid_top1_accuracy(truth: list[str | None], predicted: list[str | None]) -> float: ...
 def reid_cmc_map(
-    truth: list[Optional[str]], neighbours: list[list[str]], n_relevant: dict[str, int], k: int
+    truth: list[str | None], neighbours: list[list[str]], n_relevant: dict[str, int], k: int
 ) -> tuple[list[float], list[float]]: ...
 def reid_new_precision_recall(
     truth_new: list[bool], predicted_new: list[bool]
 ) -> tuple[float, float]: ...
 def reid_threshold_sweep(
-    truth: list[Optional[str]],
+    truth: list[str | None],
     nearest_distance: list[float],
     nearest_individual: list[str],
     thresholds: list[float],
@@ -228,22 +228,22 @@ class KnowledgeBase:
     def embeddings(self) -> _F32: ...
     def individuals(self) -> list[str]: ...
     def individual_counts(self) -> dict[str, int]: ...
-    def position(self, filepath: str) -> Optional[int]: ...
+    def position(self, filepath: str) -> int | None: ...
     def add(
         self,
         filepaths: Sequence[str],
         individual_ids: Sequence[str],
         embeddings: _F32,
-        dates: Optional[Sequence[Optional[str]]] = None,
-        locations: Optional[Sequence[Optional[str]]] = None,
+        dates: Sequence[str | None] | None = None,
+        locations: Sequence[str | None] | None = None,
     ) -> None: ...
     def update(
         self,
         filepaths: Sequence[str],
         individual_ids: Sequence[str],
         embeddings: _F32,
-        dates: Optional[Sequence[Optional[str]]] = None,
-        locations: Optional[Sequence[Optional[str]]] = None,
+        dates: Sequence[str | None] | None = None,
+        locations: Sequence[str | None] | None = None,
     ) -> tuple[int, int]: ...
     def remove(self, filepaths: Sequence[str]) -> int: ...
     def rename_individual(self, old: str, new: str) -> int: ...
@@ -252,29 +252,29 @@ class KnowledgeBase:
         self,
         queries: _F32,
         k: int = 5,
-        threshold: Optional[float] = None,
+        threshold: float | None = None,
         gaussian: bool = False,
         confidence: float = 0.997,
         success_percentage: float = 100.0,
-        seed: Optional[int] = None,
+        seed: int | None = None,
     ) -> dict[str, Any]: ...
 
 @final
 class Embedder:
     def __new__(
-        cls, model: str = "yolox-embed", weights: Optional[_Path] = None, intra_threads: int = 0
+        cls, model: str = "yolox-embed", weights: _Path | None = None, intra_threads: int = 0
     ) -> Embedder: ...
     @property
     def manifest(self) -> dict[str, Any]: ...
     def embed_files(
         self,
         paths: Sequence[_Path],
-        boxes: Optional[_F32] = None,
+        boxes: _F32 | None = None,
         box_format: str = "xyxy",
         square: bool = False,
         batch_size: int = 8,
     ) -> tuple[_F32, list[tuple[int, str]]]: ...
     def prepare(
-        self, image: npt.NDArray[np.uint8], bbox: Optional[tuple[float, float, float, float]] = None
+        self, image: npt.NDArray[np.uint8], bbox: tuple[float, float, float, float] | None = None
     ) -> _F32: ...
     def embed_tensors(self, tensors: _F32) -> _F32: ...
