@@ -12,6 +12,7 @@ __all__ = [
     "Detector",
     "Pipeline",
     "PipelineResults",
+    "VideoResult",
     "__version__",
     "builtin_models",
     "init_runtime",
@@ -123,6 +124,13 @@ class Pipeline:
     def run(
         self, paths: Sequence[_Path], progress: _Progress = None, keep_embeddings: bool = True
     ) -> PipelineResults: ...
+    def run_frames(
+        self,
+        frames: Sequence[npt.NDArray[np.uint8]],
+        slots: Sequence[Optional[int]],
+        source: _Path,
+        keep_embeddings: bool = False,
+    ) -> VideoResult: ...
 
 @final
 class PipelineResults:
@@ -159,4 +167,28 @@ class PipelineResults:
         mode: str = "copy",
         blur_humans: bool = False,
         timestamp: Optional[str] = None,
+        extra: Sequence[tuple[_Path, str]] = ...,
     ) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]: ...
+
+@final
+class VideoResult:
+    @property
+    def detections(self) -> DetectionResults: ...
+    @property
+    def logits(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def embeddings(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def slots(self) -> list[Optional[int]]: ...
+    @property
+    def prediction(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def top1(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def humancount(self) -> int: ...
+    @property
+    def keyframe_slot(self) -> Optional[int]: ...

@@ -6,6 +6,7 @@ mod errors;
 mod image_io;
 mod numpy_views;
 mod pipeline;
+mod video;
 
 use pyo3::prelude::*;
 
@@ -71,5 +72,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     image_io::register(m)?;
     detect::register(m)?;
     pipeline::register(m)?;
+    video::register(m)?;
     Ok(())
 }
