@@ -162,7 +162,11 @@ def _frame_count(container: Any, stream: Any, fps: float) -> int:
 
 class _FrameReader:
     """Decodes frames by number, seeking to the keyframe before a far target instead of decoding
-    everything in between."""
+    everything in between.
+
+    A target more than one keyframe interval ahead is reached by seeking (the interval is learnt
+    from the keyframes decoded so far, one second until one is seen); a nearer one by decoding on.
+    """
 
     def __init__(self, container: Any, stream: Any, fps: float) -> None:
         self.container, self.stream, self.fps = container, stream, fps
@@ -170,15 +174,22 @@ class _FrameReader:
         self.tb = stream.time_base
         self.iterator: Iterator[tuple[int, Any]] | None = None
         self.current: tuple[int, Any] | None = None
-        # Decoding forward beats seeking within about two seconds of video.
-        self.seek_gap = max(int(2 * fps), 24)
+        self.last_key: int | None = None
+        self.key_interval = max(int(fps), 1)
 
     def _number(self, frame: Any, counter: int) -> int:
         if frame.pts is None or not self.tb or self.fps <= 0:
-            return counter
-        return int(round(float((frame.pts - self.start) * self.tb) * self.fps))
+            n = counter
+        else:
+            n = int(round(float((frame.pts - self.start) * self.tb) * self.fps))
+        if frame.key_frame:
+            if self.last_key is not None and n > self.last_key:
+                self.key_interval = n - self.last_key
+            self.last_key = n
+        return n
 
     def _decode_from(self, target: int) -> Iterator[tuple[int, Any]]:
+        self.last_key = None  # keyframe intervals are only measured within one decoding run
         if target > 0 and self.tb and self.fps > 0:
             ts = self.start + int(target / self.fps / self.tb)
             self.container.seek(ts, stream=self.stream, backward=True, any_frame=False)
@@ -206,7 +217,7 @@ class _FrameReader:
         if self.iterator is not None and self.current is not None:
             if self.current[0] >= target:  # the frame after a gap in the numbering
                 return self.current[1]
-            if target - self.current[0] > self.seek_gap:
+            if target - self.current[0] > self.key_interval:
                 self.iterator = None
         if self.iterator is None or self.current is None:
             self.iterator = self._decode_from(target)
