@@ -11,8 +11,8 @@
 //! 4. [`classify`]: the crop squashed to the classifier's input, batched ONNX inference, raw logits
 //!    and the embedding per crop.
 //! 5. [`run`]: the streaming driver: parallel decoding feeding inference through a bounded queue,
-//!    per-file failures recorded as data.
-//! 6. [`sequence`]: DeepFaune's sequences and logit averaging.
+//!    per-file failures recorded as data; frames held in memory (videos) through the same steps.
+//! 6. [`sequence`]: DeepFaune's sequences and logit averaging, and one answer per video.
 //! 7. [`reid`]: individual re-identification (lynx-id): crop embeddings, a knowledge base in
 //!    lynx-id's files, exact cosine k-NN, open-set "new individual" rules and retrieval metrics.
 //! 8. [`export`]: MegaDetector batch JSON, DeepFaune's table, sorting into folders, all written

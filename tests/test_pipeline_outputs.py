@@ -14,6 +14,8 @@ import deepfaune_rs
 from conftest import REPO
 
 COLUMNS = "filename,date,seqnum,predictionbase,scorebase,prediction,score,top1,count,humancount"
+# southwest/ also holds error_vid.mp4 (0 bytes): a video row, hence two more columns.
+WITH_VIDEOS = COLUMNS + ",media_type,keyframe"
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +33,18 @@ def result(shared_models, manifest, testdata):
 
 def test_table_is_sorted_by_seqnum_then_filename(result):
     df = result.to_pandas()
-    assert ",".join(df.columns) == COLUMNS
-    assert len(df) == len(result)
+    assert ",".join(df.columns) == WITH_VIDEOS
+    assert len(df) == len(result) + 1
     keys = list(zip(df["seqnum"], df["filename"]))
     assert keys == sorted(keys)
     # Every image row appears once with its own per-image values.
+    images = df[df["media_type"] == "image"]
     by_path = dict(zip(result.paths, result.predictionbase))
-    assert dict(zip(df["filename"], df["predictionbase"])) == by_path
+    assert dict(zip(images["filename"], images["predictionbase"])) == by_path
+    # The empty video is a failure, and a row judged empty as DeepFaune does.
+    (video,) = result.videos
+    assert video.failure["kind"] == "empty" and video.prediction == "empty"
+    assert df["filename"].iloc[-1] == video.path
 
 
 def test_csv_round_trips(result, tmp_path):
@@ -45,7 +52,7 @@ def test_csv_round_trips(result, tmp_path):
     result.to_csv(out)
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert ",".join(rows[0]) == COLUMNS
+    assert ",".join(rows[0]) == WITH_VIDEOS
     df = result.to_pandas()
     assert [r[0] for r in rows[1:]] == list(df["filename"])
     assert [float(r[6]) for r in rows[1:]] == pytest.approx(list(df["score"]), abs=1e-6)
@@ -59,7 +66,7 @@ def test_excel(result, tmp_path):
     out = tmp_path / "r.xlsx"
     result.to_excel(out)
     back = pd.read_excel(out)
-    assert list(back.columns) == COLUMNS.split(",")
+    assert list(back.columns) == WITH_VIDEOS.split(",")
     assert list(back["filename"]) == list(result.to_pandas()["filename"])
 
 
@@ -99,7 +106,8 @@ def test_cli_run(shared_models, manifest, testdata, tmp_path):
         "--classifier-manifest", str(manifest), "--no-progress", "--language", "fr",
     ]  # fmt: skip
     p = subprocess.run(cmd, capture_output=True, text=True)
-    assert p.returncode == 3, p.stderr  # error_img.JPG is a 0-byte file
+    assert p.returncode == 3, p.stderr  # error_img.JPG and error_vid.mp4 are 0-byte files
+    assert "error_vid.mp4" in p.stderr and "error_img.JPG" in p.stderr
     text = out.read_text(encoding="utf-8")
-    assert text.splitlines()[0] == COLUMNS
+    assert text.splitlines()[0] == WITH_VIDEOS
     assert "vide" in text

@@ -23,6 +23,7 @@ __all__ = [
     "Detector",
     "Pipeline",
     "PipelineResults",
+    "VideoResult",
     "__version__",
     "builtin_models",
     "init_runtime",
@@ -138,6 +139,13 @@ class Pipeline:
         keep_embeddings: bool = True,
         checkpoint: _Path | None = None,
     ) -> PipelineResults: ...
+    def run_frames(
+        self,
+        frames: Sequence[npt.NDArray[np.uint8]],
+        slots: Sequence[int | None],
+        source: _Path,
+        keep_embeddings: bool = False,
+    ) -> VideoResult: ...
 
 @final
 class PipelineResults:
@@ -174,7 +182,31 @@ class PipelineResults:
         mode: str = "copy",
         blur_humans: bool = False,
         timestamp: str | None = None,
+        extra: Sequence[tuple[_Path, str]] = ...,
     ) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]: ...
+
+@final
+class VideoResult:
+    @property
+    def detections(self) -> DetectionResults: ...
+    @property
+    def logits(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def embeddings(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def slots(self) -> list[int | None]: ...
+    @property
+    def prediction(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def top1(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def humancount(self) -> int: ...
+    @property
+    def keyframe_slot(self) -> int | None: ...
 
 # --- re-identification (src/python/reid.rs, src/python/reid_embed.rs) ---
 

@@ -21,7 +21,7 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "detect", help="detect animals, people and vehicles; write MegaDetector JSON"
     )
-    p.add_argument("inputs", nargs="+", help="image files or folders (walked recursively)")
+    p.add_argument("inputs", nargs="+", help="image/video files or folders (walked recursively)")
     p.add_argument("-o", "--output", required=True, help="MegaDetector batch JSON 1.6 to write")
     p.add_argument(
         "--model",
@@ -37,7 +37,7 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the whole DeepFaune pipeline: species, sequences, table")
-    p.add_argument("inputs", nargs="+", help="image files or folders (walked recursively)")
+    p.add_argument("inputs", nargs="+", help="image/video files or folders (walked recursively)")
     p.add_argument("-o", "--output", required=True, help="table to write: .csv or .xlsx")
     p.add_argument("--detector", default="DFbsMDS", help="detector or mode (default DFbsMDS)")
     p.add_argument("--detector-threshold", type=float, default=None)
@@ -49,7 +49,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--disable", nargs="*", default=[], metavar="CLASS", help="classes to ignore")
     p.add_argument("--bird-head", action="store_true", help="refine birds into 8 groups")
     p.add_argument("--json", default=None, help="also write MegaDetector batch JSON here")
-    p.add_argument("--sort-into", default=None, metavar="DEST", help="sort images into folders")
+    p.add_argument(
+        "--sort-into", default=None, metavar="DEST", help="sort images and videos into folders"
+    )
     p.add_argument("--sort-mode", default="copy", choices=["copy", "move", "symlink"])
     p.add_argument("--blur-humans", action="store_true", help="blur people in sorted copies")
     p.add_argument(
@@ -118,8 +120,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         res.to_megadetector_json(args.json, root=args.inputs[0] if len(args.inputs) == 1 else None)
     n_seq = int(res.seqnum.max(initial=0))
-    print(f"{len(res)} images, {n_seq} sequences -> {args.output}", file=sys.stderr)
-    status = _report_failures(res.detections.failures)
+    print(
+        f"{len(res)} images, {n_seq} sequences, {len(res.videos)} videos -> {args.output}",
+        file=sys.stderr,
+    )
+    status = _report_failures(res.failures)
     if args.sort_into:
         report = res.sort_into(args.sort_into, mode=args.sort_mode, blur_humans=args.blur_humans)
         print(f"sorted {len(report['placed'])} files into {report['root']}", file=sys.stderr)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -10,6 +13,8 @@ from typing import TYPE_CHECKING
 from . import _core
 from ._progress import ProgressArg, make_callback
 from .detect import DetectionResult, Detector, Inputs, PathLike, _as_paths
+from .video import is_unsupported_video, is_video, walk_videos
+from .videos import VideoRecord, megadetector_entry, run_videos, unsupported_failure
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -87,40 +92,73 @@ class Pipeline:
         keep_embeddings: bool = True,
         checkpoint: PathLike | None = None,
     ) -> PipelineResult:
-        """Runs over image files and folders (walked recursively). Unreadable files are listed in
-        ``result.detections.failures`` and treated as empty, as DeepFaune does.
+        """Runs over image and video files and folders (walked recursively). Images go through
+        DeepFaune's image path (sequences per folder); each video is sampled (12 frames, see
+        :func:`deepfaune_rs.video.frame_indices`) and judged as one sequence of its own
+        (:attr:`PipelineResult.videos`). Unreadable files are listed in
+        :attr:`PipelineResult.failures` and treated as empty, as DeepFaune does.
 
         ``checkpoint``: a file where every processed image is recorded as soon as it is done. If
         the run is interrupted (crash, sleep, Ctrl-C), calling ``run`` again with the same
-        checkpoint skips what is done and gives the same results as one uninterrupted run. A
-        checkpoint written with other models or settings is refused (``InvalidArgumentError``)."""
+        checkpoint skips the images already done and gives the same results as one uninterrupted
+        run (videos are processed again). A checkpoint written with other models or settings is
+        refused (``InvalidArgumentError``)."""
         paths = _as_paths(inputs)
+        images: list[str] = []
+        videos: list[str] = []
+        unsupported: list[str] = []
+        for p in paths:
+            if os.path.isdir(p):
+                images.append(p)
+                found, skipped = walk_videos(p)
+                videos += found
+                unsupported += skipped
+            elif is_video(p):
+                videos.append(p)
+            elif is_unsupported_video(p):
+                unsupported.append(p)
+            else:
+                images.append(p)
         callback = make_callback(progress, "deepfaune")
         res = self._inner.run(
-            paths,
+            images,
             progress=callback,
             keep_embeddings=keep_embeddings,
             checkpoint=None if checkpoint is None else os.fspath(checkpoint),
         )
-        from pathlib import Path
-
-        root = paths[0] if len(paths) == 1 and Path(paths[0]).is_dir() else None
-        return PipelineResult(res, root)
+        records = run_videos(
+            self._inner,
+            videos,
+            progress=make_callback(progress, "videos") if videos else None,
+            keep_embeddings=keep_embeddings,
+        )
+        root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
+        return PipelineResult(res, root, records, [unsupported_failure(p) for p in unsupported])
 
 
 class PipelineResult:
-    """Results of :meth:`Pipeline.run`, one row per image in walk order.
+    """Results of :meth:`Pipeline.run`, one row per image in walk order, plus :attr:`videos`.
 
-    Columns: :attr:`seqnum`, :attr:`predictionbase`, :attr:`scorebase`, :attr:`prediction`,
+    Image columns: :attr:`seqnum`, :attr:`predictionbase`, :attr:`scorebase`, :attr:`prediction`,
     :attr:`score`, :attr:`top1`, :attr:`logits` ``[n, classes]`` and :attr:`embeddings`
     ``[n, d]`` (read-only numpy views, no copies), plus :attr:`detections` (boxes, counts,
-    failures).
+    failures). ``len()`` counts images; each video is one :class:`VideoRecord` and one row of the
+    table (:meth:`to_pandas`, :meth:`to_csv`), numbered as a sequence of its own after the images'
+    sequences.
     """
 
-    def __init__(self, inner: _core.PipelineResults, root: str | None) -> None:
+    def __init__(
+        self,
+        inner: _core.PipelineResults,
+        root: str | None,
+        videos: Sequence[VideoRecord] = (),
+        other_failures: Sequence[dict] = (),
+    ) -> None:
         self._r = inner
         self.root = root
         self.detections = DetectionResult(inner.detections, root)
+        self.videos: list[VideoRecord] = list(videos)
+        self._other_failures = list(other_failures)
 
     def __len__(self) -> int:
         return len(self._r)
@@ -128,9 +166,19 @@ class PipelineResult:
     def __repr__(self) -> str:
         from collections import Counter
 
-        top = Counter(self.prediction).most_common(5)
+        top = Counter(list(self.prediction) + [v.prediction for v in self.videos]).most_common(5)
         n_seq = int(self.seqnum.max(initial=0))
-        return f"<PipelineResult {len(self)} images, {n_seq} sequences, {top}>"
+        return (
+            f"<PipelineResult {len(self)} images, {n_seq} sequences, "
+            f"{len(self.videos)} videos, {top}>"
+        )
+
+    @property
+    def failures(self) -> list[dict]:
+        """Every file that could not be processed (images, videos, unsupported video formats):
+        path, stage, kind, reason."""
+        videos = [v.failure for v in self.videos if v.failure is not None]
+        return list(self.detections.failures) + videos + self._other_failures
 
     paths = property(lambda self: self.detections.paths, doc="File path of each image.")
     dates = property(lambda self: self.detections.dates, doc="EXIF DateTimeOriginal or None.")
@@ -160,16 +208,45 @@ class PipelineResult:
         """Bird-head logits ``[n, 8]`` when the bird head ran."""
         return self._r.bird_logits
 
+    def table(self) -> dict[str, list]:
+        """DeepFaune's table as columns (see :meth:`to_pandas`)."""
+        t = self._r.table()
+        if not self.videos:
+            return t
+        n_images = len(t["filename"])
+        first = max(t["seqnum"], default=0) + 1
+        for k, v in enumerate(self.videos):
+            # DeepFaune: every video is its own sequence; its base columns equal the video's.
+            row = [v.path, v.date, first + k, v.prediction, v.score, v.prediction, v.score]
+            row += [v.top1, v.count, v.humancount]
+            for name, value in zip(COLUMNS, row):
+                t[name].append(value)
+        t["media_type"] = ["image"] * n_images + ["video"] * len(self.videos)
+        t["keyframe"] = [None] * n_images + [v.keyframe for v in self.videos]
+        return t
+
     def to_pandas(self) -> pd.DataFrame:
         """DeepFaune's table: filename, date, seqnum, predictionbase, scorebase, prediction, score,
-        top1, count, humancount; sorted by seqnum then filename."""
+        top1, count, humancount; sorted by seqnum then filename. With videos, one row per video
+        (its prediction in both the base and sequence columns, counts = most boxes in a frame)
+        and two more columns: ``media_type`` (image/video) and ``keyframe`` (frame number)."""
         import pandas as pd
 
-        return pd.DataFrame(self._r.table(), columns=COLUMNS)
+        t = self.table()
+        return pd.DataFrame(t, columns=list(t))
 
     def to_csv(self, path: PathLike) -> None:
-        """Writes DeepFaune's CSV (atomically)."""
-        self._r.to_csv(os.fspath(path))
+        """Writes DeepFaune's CSV (atomically); see :meth:`to_pandas` for videos."""
+        if not self.videos:
+            self._r.to_csv(os.fspath(path))
+            return
+        t = self.table()
+        columns = list(t)
+        with _atomic(path, "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(columns)
+            for i in range(len(t["filename"])):
+                w.writerow([_csv_cell(name, t[name][i]) for name in columns])
 
     def to_excel(self, path: PathLike) -> None:
         """Writes DeepFaune's table as XLSX (needs ``openpyxl``), atomically."""
@@ -187,13 +264,70 @@ class PipelineResult:
                 os.unlink(tmp)
 
     def to_megadetector_json(self, path: PathLike, root: PathLike | None = None) -> None:
-        """Writes the detections as MegaDetector batch JSON 1.6."""
-        self.detections.to_megadetector_json(path, root)
+        """Writes the detections as MegaDetector batch JSON 1.6; a video's entry has
+        ``frame_rate``, ``frames_processed`` and a ``frame_number`` on each detection."""
+        if not self.videos:
+            self.detections.to_megadetector_json(path, root)
+            return
+        root = self.root if root is None else os.fspath(root)
+        with tempfile.TemporaryDirectory() as tmp:
+            images = os.path.join(tmp, "images.json")
+            self.detections.to_megadetector_json(images, root)
+            with open(images, encoding="utf-8") as f:
+                doc = json.load(f)
+        for v in self.videos:
+            doc["images"].append(megadetector_entry(v, _relative(v.path, root)))
+        with _atomic(path, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2, ensure_ascii=False)
 
     def sort_into(self, dest: PathLike, mode: str = "copy", blur_humans: bool = False) -> dict:
         """Sorts the images into ``<dest>/deepfaune_<timestamp>/<prediction>/`` as DeepFaune does
         (``mode``: copy, move or symlink; name clashes get ``_2``, ``_3``; nothing is overwritten).
         Returns ``{"root", "placed": [(src, dst)], "failures": [(src, reason)]}``."""
         stamp = datetime.now().strftime("%d-%m-%Y_%H-%M-%S")
-        root, placed, failures = self._r.sort_into(os.fspath(dest), mode, blur_humans, stamp)
+        videos = [(v.path, v.prediction) for v in self.videos if v.failure is None]
+        root, placed, failures = self._r.sort_into(
+            os.fspath(dest), mode, blur_humans, stamp, extra=videos
+        )
         return {"root": root, "placed": placed, "failures": failures}
+
+
+def _csv_cell(column: str, value: object) -> object:
+    """A cell as DeepFaune's pandas CSV prints it (and as the Rust writer does)."""
+    if value is None:
+        return "NA" if column == "date" else ""
+    if column in ("score", "scorebase"):
+        import numpy as np
+
+        return str(np.float32(value))
+    return value
+
+
+def _relative(path: str, root: str | None) -> str:
+    """MegaDetector's ``"file"``: relative to ``root`` when below it, ``/`` separators."""
+    if root is not None:
+        rel = os.path.relpath(path, root)
+        if not rel.startswith(".."):
+            path = rel
+    return path.replace("\\", "/")
+
+
+class _atomic:
+    """Opens a temporary file next to ``path`` and renames it over ``path`` on success."""
+
+    def __init__(self, path: PathLike, mode: str, **kwargs: object) -> None:
+        self.path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        fd, self.tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(fd)
+        self.f = open(self.tmp, mode, **kwargs)  # noqa: SIM115
+
+    def __enter__(self):  # noqa: ANN204
+        return self.f
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        self.f.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        elif os.path.exists(self.tmp):
+            os.unlink(self.tmp)

@@ -8,6 +8,7 @@ mod numpy_views;
 mod pipeline;
 mod reid;
 mod reid_embed;
+mod video;
 
 use pyo3::prelude::*;
 
@@ -75,5 +76,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pipeline::register(m)?;
     reid::register(m)?;
     reid_embed::register(m)?;
+    video::register(m)?;
     Ok(())
 }

@@ -26,12 +26,12 @@ use crate::sequence::{
 /// Detector + classifier + DeepFaune's sequence logic.
 #[pyclass(module = "deepfaune_rs._core", name = "Pipeline")]
 pub struct PyPipeline {
-    detector: Py<PyDetector>,
-    classifier: Mutex<OnnxClassifier>,
-    language: String,
-    opts: AggregateOptions,
+    pub(super) detector: Py<PyDetector>,
+    pub(super) classifier: Mutex<OnnxClassifier>,
+    pub(super) language: String,
+    pub(super) opts: AggregateOptions,
     maxlag_s: f64,
-    batch_size: usize,
+    pub(super) batch_size: usize,
 }
 
 #[pymethods]
@@ -208,6 +208,20 @@ impl PyPipeline {
             preds,
         })
     }
+
+    /// Runs sampled video frames (`[h, w, 3]` uint8 RGB arrays) through the pipeline;
+    /// `slots[k]` is the frame at sampled position `k`, or None when it could not be read.
+    #[pyo3(signature = (frames, slots, source, keep_embeddings = false))]
+    fn run_frames(
+        &self,
+        py: Python<'_>,
+        frames: Vec<numpy::PyReadonlyArray3<'_, u8>>,
+        slots: Vec<Option<usize>>,
+        source: PathBuf,
+        keep_embeddings: bool,
+    ) -> PyResult<super::video::PyVideoResult> {
+        super::video::run_video(self, py, frames, slots, source, keep_embeddings)
+    }
 }
 
 fn sequences(
@@ -361,9 +375,10 @@ impl PyPipelineResults {
         py.detach(|| write_results_csv(&path, &self.table)).py()
     }
 
-    /// Copies/moves/links every image into `<dest>/deepfaune_<timestamp>/<prediction>/`.
+    /// Copies/moves/links every image into `<dest>/deepfaune_<timestamp>/<prediction>/`, and the
+    /// `extra` `(file, prediction)` pairs (videos) into the same folder tree.
     /// Returns `(root, [(source, destination)], [(source, reason)])`.
-    #[pyo3(signature = (dest, mode = "copy", blur_humans = false, timestamp = None))]
+    #[pyo3(signature = (dest, mode = "copy", blur_humans = false, timestamp = None, extra = Vec::new()))]
     fn sort_into<'py>(
         &self,
         py: Python<'py>,
@@ -371,6 +386,7 @@ impl PyPipelineResults {
         mode: &str,
         blur_humans: bool,
         timestamp: Option<String>,
+        extra: Vec<(PathBuf, String)>,
     ) -> PyResult<(PathBuf, Bound<'py, PyList>, Bound<'py, PyList>)> {
         let mode = match mode {
             "copy" => SortMode::Copy,
@@ -397,6 +413,11 @@ impl PyPipelineResults {
                 class: &self.text.prediction[i],
                 person_boxes: &person[i],
             })
+            .chain(extra.iter().map(|(source, class)| SortItem {
+                source,
+                class,
+                person_boxes: &[],
+            }))
             .collect();
         let opts = SortOptions {
             mode,

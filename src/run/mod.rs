@@ -3,10 +3,11 @@
 //! [`ordered_stream`] runs a `prepare` step (decode, letterbox) on worker threads and hands the
 //! results to a `consume` step on the calling thread (inference, bookkeeping) **in input order**,
 //! with at most `window` items in flight: memory does not grow with the number of files.
-//! [`detection`] builds the detection run on it.
+//! [`detection`] builds the detection run on it; [`frames`] runs frames held in memory (videos).
 
 pub mod checkpoint;
 pub mod detection;
+pub mod frames;
 pub mod pipeline;
 
 use std::collections::BTreeMap;

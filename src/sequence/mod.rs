@@ -4,6 +4,7 @@
 //! - [`label`]: what a prediction says, and its name in each language.
 //! - [`aggregate`]: DeepFaune's averaging of logits over images into one prediction, used for
 //!   single images ("base" results), sequences and video frames alike.
+//! - [`video`]: one prediction per video from its sampled frames (counts, keyframe).
 //!
 //! [`predict_all`] does both for a whole run and returns, for every image, its sequence number,
 //! its own prediction and its sequence's prediction.
@@ -26,6 +27,7 @@
 pub mod aggregate;
 pub mod grouping;
 pub mod label;
+pub mod video;
 
 use std::path::Path;
 

@@ -1,0 +1,307 @@
+"""Videos: which frames DeepFaune 1.4.1 looks at, and reading them with PyAV (SPEC 2.5).
+
+DeepFaune reads videos with OpenCV (``cv2.VideoCapture``). Here frames come from PyAV, whose
+wheels carry their own FFmpeg on Linux, macOS and Windows (``pip install deepfaune-rs[video]``),
+so no system FFmpeg is needed. Frame numbers, frame count and frame rate follow OpenCV's FFmpeg
+backend: frame ``k`` is the frame whose timestamp is ``k / fps`` after the stream start, the count
+is the container's frame count or ``round(duration * fps)``, and the rate is FFmpeg's guessed rate.
+Frames are converted to RGB by FFmpeg's swscale (as OpenCV does to BGR).
+
+The package imports without PyAV; videos are then reported as failures that say how to install it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+#: Extensions DeepFaune accepts for videos (compared case-insensitively).
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mpeg", ".mov", ".m4v")
+#: Video formats that DeepFaune does not read; given explicitly or met in a folder, they are
+#: reported as failures instead of being passed over in silence.
+UNSUPPORTED_VIDEO_EXTENSIONS = (".mkv", ".webm", ".wmv", ".flv", ".mpg", ".3gp", ".mts", ".m2ts")
+#: Frames DeepFaune samples per video (its video ``BATCH_SIZE``).
+FRAMES_PER_VIDEO = 12
+#: MIME type of each supported extension (Camtrap DP ``fileMediatype``).
+MEDIA_TYPES = {
+    ".avi": "video/x-msvideo",
+    ".mp4": "video/mp4",
+    ".mpeg": "video/mpeg",
+    ".mov": "video/quicktime",
+    ".m4v": "video/x-m4v",
+}
+#: Output folders the package writes hold this file; walks skip them (as the Rust walk does).
+OUTPUT_MARKER = ".deepfaune-rs-output"
+INSTALL_HINT = 'PyAV is not installed: pip install "deepfaune-rs[video]"'
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    """Whether the file name has one of DeepFaune's video extensions."""
+    return os.path.splitext(os.fspath(path))[1].lower() in VIDEO_EXTENSIONS
+
+
+def is_unsupported_video(path: str | os.PathLike) -> bool:
+    """Whether the file name is a video format DeepFaune does not read."""
+    return os.path.splitext(os.fspath(path))[1].lower() in UNSUPPORTED_VIDEO_EXTENSIONS
+
+
+def frame_indices(total_frames: int, fps: float, n_frames: int = FRAMES_PER_VIDEO) -> list[int]:
+    """The frame numbers DeepFaune 1.4.1 classifies in a video (``PredictorVideo.nextBatch``).
+
+    The first ``int(n * 2 / 3 + 0.5)`` (8 of 12) frames are ``int(int(fps) / 3)`` apart (about 3 per
+    second), the step shrunk while ``7 * step`` exceeds the frame count; the remaining 4 are
+    spread evenly over the rest: step ``int((total - last) / 4)``, none when that is 0. Numbers can
+    repeat (step 0 under 3 fps) or reach ``total_frames`` (DeepFaune then reads nothing there and
+    counts the position as empty). No frames: empty list.
+
+    >>> frame_indices(300, 30)  # step 10; rest (300 - 70) / 4 = 57.5 -> 57
+    [0, 10, 20, 30, 40, 50, 60, 70, 127, 184, 241, 298]
+    >>> frame_indices(5, 30)  # step 10 -> 0 (7 * 1 > 5); (5 - 0) / 4 -> 1
+    [0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]
+    """
+    if total_frames <= 0:
+        return []
+    n_begin = int(n_frames * 2 / 3 + 0.5)
+    n_rest = n_frames - n_begin
+    step = int(int(fps) / 3)
+    while (n_begin - 1) * step > total_frames:
+        step -= 1
+    begin = [k * step for k in range(n_begin)]
+    rest_step = int((total_frames - begin[-1]) / n_rest) if n_rest else 0
+    rest = [begin[-1] + (k + 1) * rest_step for k in range(n_rest)] if rest_step > 0 else []
+    return begin + rest
+
+
+class VideoError(Exception):
+    """A video that cannot be classified; ``stage`` (read/decode) and ``kind`` as for images."""
+
+    def __init__(self, stage: str, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.stage = stage
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass
+class SampledVideo:
+    """The frames read from one video.
+
+    ``positions`` are DeepFaune's sampled frame numbers; ``frames`` the distinct frames that could
+    be read (``[h, w, 3]`` uint8 RGB) with their ``frame_numbers``; ``slots[k]`` the index in
+    ``frames`` of position ``k``, or None when that frame could not be read.
+    """
+
+    path: str
+    total_frames: int
+    fps: float
+    positions: list[int]
+    frames: list[np.ndarray] = field(default_factory=list)
+    frame_numbers: list[int] = field(default_factory=list)
+    slots: list[int | None] = field(default_factory=list)
+    date: str | None = None
+    seconds: float = 0.0
+
+
+def _import_av() -> Any:
+    try:
+        import av
+    except ImportError:
+        return None
+    return av
+
+
+def creation_date(metadata: Sequence[dict]) -> str | None:
+    """The first ``creation_time`` tag among ``metadata`` dicts (DeepFaune reads the first stream's
+    tag) as EXIF-style ``YYYY:MM:DD HH:MM:SS``, the clock as written (UTC, no time-zone shift).
+
+    >>> creation_date([{}, {"creation_time": "2023-05-01T12:34:56.000000Z"}])
+    '2023:05:01 12:34:56'
+    >>> creation_date([{"creation_time": "garbage"}]) is None
+    True
+    """
+    for md in metadata:
+        raw = md.get("creation_time") if md else None
+        if not raw:
+            continue
+        text = str(raw).strip().replace("Z", "+00:00")
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            try:
+                when = datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
+            except ValueError:
+                continue
+        return when.strftime("%Y:%m:%d %H:%M:%S")
+    return None
+
+
+def _frame_rate(stream: Any) -> float:
+    for rate in (stream.guessed_rate, stream.average_rate, stream.base_rate):
+        if rate:
+            return float(rate)
+    return 0.0
+
+
+def _frame_count(container: Any, stream: Any, fps: float) -> int:
+    """OpenCV's ``CAP_PROP_FRAME_COUNT``: ``nb_frames``, else ``floor(duration * fps + 0.5)``."""
+    if stream.frames:
+        return int(stream.frames)
+    seconds = 0.0
+    if container.duration:
+        seconds = container.duration / 1_000_000
+    elif stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    return int(np.floor(seconds * fps + 0.5)) if fps > 0 else 0
+
+
+class _FrameReader:
+    """Decodes frames by number, seeking to the keyframe before a far target instead of decoding
+    everything in between.
+
+    A target more than one keyframe interval ahead is reached by seeking (the interval is learnt
+    from the keyframes decoded so far, one second until one is seen); a nearer one by decoding on.
+    """
+
+    def __init__(self, container: Any, stream: Any, fps: float) -> None:
+        self.container, self.stream, self.fps = container, stream, fps
+        self.start = stream.start_time or 0
+        self.tb = stream.time_base
+        self.iterator: Iterator[tuple[int, Any]] | None = None
+        self.current: tuple[int, Any] | None = None
+        self.last_key: int | None = None
+        self.key_interval = max(int(fps), 1)
+
+    def _number(self, frame: Any, counter: int) -> int:
+        if frame.pts is None or not self.tb or self.fps <= 0:
+            n = counter
+        else:
+            n = int(round(float((frame.pts - self.start) * self.tb) * self.fps))
+        if frame.key_frame:
+            if self.last_key is not None and n > self.last_key:
+                self.key_interval = n - self.last_key
+            self.last_key = n
+        return n
+
+    def _decode_from(self, target: int) -> Iterator[tuple[int, Any]]:
+        self.last_key = None  # keyframe intervals are only measured within one decoding run
+        if target > 0 and self.tb and self.fps > 0:
+            ts = self.start + int(target / self.fps / self.tb)
+            self.container.seek(ts, stream=self.stream, backward=True, any_frame=False)
+            frames = self.container.decode(self.stream)
+            first = next(frames, None)
+            if first is None:
+                return
+            n = self._number(first, target)
+            if n <= target:
+                yield n, first
+                for frame in frames:
+                    n = self._number(frame, n + 1)
+                    yield n, frame
+                return
+        # From the start: the seek overshot, or nothing to seek to.
+        self.container.seek(0, stream=self.stream, backward=True, any_frame=False)
+        counter = 0
+        for frame in self.container.decode(self.stream):
+            counter = self._number(frame, counter)
+            yield counter, frame
+            counter += 1
+
+    def read(self, target: int) -> Any | None:
+        """The frame numbered ``target`` (or the first after it), None past the end."""
+        if self.iterator is not None and self.current is not None:
+            if self.current[0] >= target:  # the frame after a gap in the numbering
+                return self.current[1]
+            if target - self.current[0] > self.key_interval:
+                self.iterator = None
+        if self.iterator is None or self.current is None:
+            self.iterator = self._decode_from(target)
+            self.current = None
+        for number, frame in self.iterator:
+            self.current = (number, frame)
+            if number >= target:
+                return frame
+        self.iterator = None
+        return None
+
+
+def sample_video(path: str | os.PathLike, n_frames: int = FRAMES_PER_VIDEO) -> SampledVideo:
+    """Reads the frames DeepFaune classifies in ``path`` (see :func:`frame_indices`).
+
+    Raises :class:`VideoError` when the file cannot be classified at all: PyAV missing, empty
+    file, not a video, no frames; frames missing at some positions are recorded in ``slots``.
+    """
+    path = os.fspath(path)
+    av = _import_av()
+    if av is None:
+        raise VideoError("read", "missing_dependency", INSTALL_HINT)
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise VideoError("read", "io", str(e)) from e
+    if size == 0:
+        raise VideoError("read", "empty", "empty file (0 bytes)")
+    t0 = time.perf_counter()
+    try:
+        container = av.open(path)
+    except Exception as e:  # PyAV raises many FFmpeg error classes
+        raise VideoError("decode", "corrupt", f"not a readable video: {e}") from e
+    try:
+        if not container.streams.video:
+            raise VideoError("decode", "format", "no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = _frame_rate(stream)
+        total = _frame_count(container, stream, fps)
+        if total <= 0:
+            raise VideoError("decode", "empty", "the video has no frames")
+        positions = frame_indices(total, fps, n_frames)
+        out = SampledVideo(path, total, fps, positions)
+        out.date = creation_date([dict(container.streams[0].metadata), dict(container.metadata)])
+        reader = _FrameReader(container, stream, fps)
+        found: dict[int, int] = {}
+        for number in sorted(set(positions)):
+            try:
+                frame = reader.read(number) if number < total else None
+            except Exception:  # a damaged packet: this position stays unread, as in DeepFaune
+                frame, reader.iterator = None, None
+            if frame is None:
+                continue
+            found[number] = len(out.frames)
+            out.frames.append(frame.to_ndarray(format="rgb24"))
+            out.frame_numbers.append(number)
+        out.slots = [found.get(p) for p in positions]
+        if not out.frames:
+            raise VideoError("decode", "corrupt", "no frame could be decoded")
+        out.seconds = time.perf_counter() - t0
+        return out
+    finally:
+        container.close()
+
+
+def walk_videos(root: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Videos under ``root`` (sorted, skipping folders this package wrote), and unsupported video
+    files found on the way. A ``root`` that is a file is returned as is."""
+    root = os.fspath(root)
+    if os.path.isfile(root):
+        if is_video(root):
+            return [root], []
+        return [], [root] if is_unsupported_video(root) else []
+    videos: list[str] = []
+    unsupported: list[str] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        if folder != root and OUTPUT_MARKER in files:
+            dirs[:] = []
+            continue
+        for name in files:
+            full = os.path.join(folder, name)
+            if is_video(name):
+                videos.append(full)
+            elif is_unsupported_video(name):
+                unsupported.append(full)
+    return sorted(videos), sorted(unsupported)

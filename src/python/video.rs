@@ -1,0 +1,179 @@
+//! Bindings of the video path: `Pipeline.run_frames` (frames as numpy arrays in, one
+//! `VideoResult` out). Frame extraction happens in Python (`deepfaune_rs/video.py`).
+
+use std::path::PathBuf;
+
+use image::RgbImage;
+use numpy::{PyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+use super::detect::PyDetectionResults;
+use super::errors::{to_pyerr, IntoPyResult};
+use super::numpy_views::view2;
+use super::pipeline::PyPipeline;
+use crate::error::Error;
+use crate::run::frames::run_frames;
+use crate::run::{ClassifyStage, PipelineResults};
+use crate::sequence::kind_from_code;
+use crate::sequence::video::{summarize_video, FrameRows, VideoSummary};
+
+/// Copies an `[h, w, 3]` uint8 array into an image.
+fn to_rgb(a: &PyReadonlyArray3<'_, u8>) -> Result<RgbImage, Error> {
+    let shape = a.shape();
+    let (h, w) = (shape[0], shape[1]);
+    if shape[2] != 3 || h == 0 || w == 0 || h > u32::MAX as usize || w > u32::MAX as usize {
+        return Err(Error::InvalidArgument(format!(
+            "a frame must be a non-empty [height, width, 3] uint8 array, got {shape:?}"
+        )));
+    }
+    let data: Vec<u8> = match a.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => a.as_array().iter().copied().collect(),
+    };
+    RgbImage::from_raw(w as u32, h as u32, data)
+        .ok_or_else(|| Error::InvalidArgument("frame buffer size mismatch".into()))
+}
+
+/// Runs `frames` through the pipeline and aggregates the sampled `slots` into one prediction.
+pub(super) fn run_video(
+    pipe: &PyPipeline,
+    py: Python<'_>,
+    frames: Vec<PyReadonlyArray3<'_, u8>>,
+    slots: Vec<Option<usize>>,
+    source: PathBuf,
+    keep_embeddings: bool,
+) -> PyResult<PyVideoResult> {
+    let images = frames
+        .iter()
+        .map(to_rgb)
+        .collect::<Result<Vec<_>, _>>()
+        .py()?;
+    if let Some(bad) = slots.iter().flatten().find(|&&i| i >= images.len()) {
+        return Err(to_pyerr(Error::InvalidArgument(format!(
+            "slot points at frame {bad} but {} frames were given",
+            images.len()
+        ))));
+    }
+    let det = pipe.detector.get();
+    let result = py.detach(|| {
+        let mut set = det.detectors.lock().unwrap_or_else(|p| p.into_inner());
+        let mut clf = pipe.classifier.lock().unwrap_or_else(|p| p.into_inner());
+        let stage = ClassifyStage {
+            classifier: &mut clf,
+            batch_size: pipe.batch_size,
+            keep_embeddings,
+        };
+        let res = run_frames(images, &source, &mut set, Some(stage), det.run.batch_size)?;
+        let summary = summarize(&res, &slots, pipe)?;
+        let names = clf
+            .manifest
+            .names(&pipe.language)
+            .expect("checked at construction");
+        let bird = pipe.opts.bird_class.is_some();
+        let p = summary.prediction;
+        let text = [p.label.text(&names, bird), p.top1.text(&names, bird)];
+        let threshold = set.primary.manifest.postprocess.threshold;
+        Ok::<_, Error>((res, summary, text, threshold))
+    });
+    let (mut res, summary, [prediction, top1], threshold) = result.py()?;
+    let detection = std::mem::take(&mut res.detection);
+    Ok(PyVideoResult {
+        detections: Py::new(py, PyDetectionResults::new(detection, threshold))?,
+        res,
+        summary,
+        slots,
+        prediction,
+        top1,
+    })
+}
+
+fn summarize(
+    res: &PipelineResults,
+    slots: &[Option<usize>],
+    pipe: &PyPipeline,
+) -> Result<VideoSummary, Error> {
+    let d = &res.detection;
+    let kinds: Vec<_> = d.category.iter().map(|&c| kind_from_code(c)).collect();
+    let rows = FrameRows {
+        kinds: &kinds,
+        logits: &res.logits,
+        num_classes: res.num_classes,
+        bird_logits: &res.bird_logits,
+        count: &d.count,
+        humancount: &d.humancount,
+    };
+    summarize_video(&rows, slots, &pipe.opts)
+}
+
+/// One video's result: per decoded frame (detections, logits) and for the video as a whole
+/// (prediction, counts, keyframe). Arrays are read-only views without copies.
+#[pyclass(module = "deepfaune_rs._core", name = "VideoResult", frozen)]
+pub struct PyVideoResult {
+    detections: Py<PyDetectionResults>,
+    res: PipelineResults,
+    summary: VideoSummary,
+    slots: Vec<Option<usize>>,
+    prediction: String,
+    top1: String,
+}
+
+#[pymethods]
+impl PyVideoResult {
+    /// Detections per decoded frame (one row per frame given to `run_frames`).
+    #[getter]
+    fn detections(&self, py: Python<'_>) -> Py<PyDetectionResults> {
+        self.detections.clone_ref(py)
+    }
+    /// Raw logits per decoded frame, `[frames, classes]` (zeros where no animal was classified).
+    #[getter]
+    fn logits<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let r = &slf.get().res;
+        view2(slf.clone().into_any(), &r.logits, r.num_classes)
+    }
+    /// Embedding per decoded frame, `[frames, d]` (`[frames, 0]` if not kept).
+    #[getter]
+    fn embeddings<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let r = &slf.get().res;
+        view2(slf.clone().into_any(), &r.embeddings, r.embedding_dim)
+    }
+    /// The sampled positions: index of the decoded frame, or None when it could not be read.
+    #[getter]
+    fn slots(&self) -> Vec<Option<usize>> {
+        self.slots.clone()
+    }
+    /// The video's prediction in the pipeline's language (`undefined` below the threshold).
+    #[getter]
+    fn prediction(&self) -> String {
+        self.prediction.clone()
+    }
+    /// The score, truncated to two decimals.
+    #[getter]
+    fn score(&self) -> f32 {
+        self.summary.prediction.score
+    }
+    /// The best label whatever the threshold.
+    #[getter]
+    fn top1(&self) -> String {
+        self.top1.clone()
+    }
+    /// Most animal boxes in one sampled frame.
+    #[getter]
+    fn count(&self) -> u32 {
+        self.summary.count
+    }
+    /// Most person boxes in one sampled frame.
+    #[getter]
+    fn humancount(&self) -> u32 {
+        self.summary.humancount
+    }
+    /// The slot of the frame that shows the prediction best, None for an empty video.
+    #[getter]
+    fn keyframe_slot(&self) -> Option<usize> {
+        self.summary.keyframe
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyVideoResult>()?;
+    Ok(())
+}
