@@ -15,6 +15,7 @@ from . import _core  # isort: skip
 _core.init_runtime(str(_find_library()))
 
 from .detect import DetectionResult, Detector  # noqa: E402
+from .megadetector import read_megadetector_json  # noqa: E402
 from .models import list_models  # noqa: E402
 
 read_image = _core.read_image
@@ -27,6 +28,7 @@ __all__ = [
     "Detector",
     "list_models",
     "read_image",
+    "read_megadetector_json",
     "resize_cv2_linear",
     "resize_pil",
     *_errors_all,

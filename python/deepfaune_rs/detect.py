@@ -146,10 +146,18 @@ class DetectionResult:
         lambda self: self._r.failures, doc="Failed files: path, stage, kind, reason."
     )
     detector = property(lambda self: self._r.detector, doc="Ids of the detectors used.")
+    classification_categories = property(
+        lambda self: dict(self._r.classification_categories),
+        doc="Species categories {id: name} read from a MegaDetector file ({} otherwise).",
+    )
+    classifications = property(
+        lambda self: self._r.classifications,
+        doc="Per box: [(category id, score), ...] read from a MegaDetector file.",
+    )
 
     @property
     def category_names(self) -> list[str]:
-        """Per-image category as text (``empty``, ``animal``, ``human``, ``vehicle``, ``failed``)."""
+        """Per-image category as text: ``empty``, ``animal``, ``human``, ``vehicle``, ``failed``."""
         return [CATEGORY_NAMES[int(c)] for c in self.category]
 
     def to_megadetector_json(self, path: PathLike, root: PathLike | None = None) -> None:

@@ -4,6 +4,7 @@
 mod detect;
 mod errors;
 mod image_io;
+mod megadetector;
 mod numpy_views;
 
 use pyo3::prelude::*;
@@ -69,5 +70,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(model_dir, m)?)?;
     image_io::register(m)?;
     detect::register(m)?;
+    megadetector::register(m)?;
     Ok(())
 }
