@@ -15,6 +15,7 @@ from . import _core  # isort: skip
 _core.init_runtime(str(_find_library()))
 
 from .detect import DetectionResult, Detector  # noqa: E402
+from .megadetector import read_megadetector_json  # noqa: E402
 from .models import list_models  # noqa: E402
 from .pipeline import Pipeline, PipelineResult  # noqa: E402
 
@@ -30,6 +31,7 @@ __all__ = [
     "Pipeline",
     "PipelineResult",
     "read_image",
+    "read_megadetector_json",
     "resize_cv2_linear",
     "resize_pil",
     *_errors_all,

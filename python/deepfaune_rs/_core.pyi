@@ -29,6 +29,7 @@ __all__ = [
     "init_runtime",
     "model_dir",
     "read_image",
+    "read_megadetector_json",
     "resize_cv2_linear",
     "resize_pil",
     "runtime_path",
@@ -50,6 +51,9 @@ def resize_pil(
     box_: tuple[int, int, int, int] | None = None,
     filter: str = "bicubic",
 ) -> npt.NDArray[np.uint8]: ...
+def read_megadetector_json(
+    path: _Path, root: _Path | None = None, threshold: float = 0.4
+) -> DetectionResults: ...
 def resize_cv2_linear(
     image: npt.NDArray[np.uint8], size: tuple[int, int]
 ) -> npt.NDArray[np.uint8]: ...
@@ -112,6 +116,10 @@ class DetectionResults:
     def failures(self) -> list[dict[str, Any]]: ...
     @property
     def detector(self) -> str: ...
+    @property
+    def classification_categories(self) -> list[tuple[str, str]]: ...
+    @property
+    def classifications(self) -> list[list[tuple[str, float]]]: ...
     def to_megadetector_json(self, path: _Path, root: _Path | None = None) -> None: ...
 
 @final

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 PathLike = Union[str, "os.PathLike[str]"]
-Inputs = Union[PathLike, Sequence[PathLike]]
+Inputs = Union[PathLike, bytes, Sequence[Union[PathLike, bytes]]]
 
 #: Names of the per-image category codes.
 CATEGORY_NAMES = {0: "empty", 1: "animal", 2: "human", 3: "vehicle", 255: "failed"}
@@ -25,9 +25,11 @@ CLASS_NAMES = {0: "animal", 1: "person", 2: "vehicle"}
 
 
 def _as_paths(inputs: Inputs) -> list[str]:
-    if isinstance(inputs, (str, os.PathLike)):
-        return [os.fspath(inputs)]
-    return [os.fspath(p) for p in inputs]
+    # fsdecode: bytes paths (names that are not UTF-8) become str with surrogate escapes, which
+    # the core turns back into the same bytes.
+    if isinstance(inputs, (str, bytes, os.PathLike)):
+        return [os.fsdecode(inputs)]
+    return [os.fsdecode(p) for p in inputs]
 
 
 class Detector:
@@ -146,6 +148,14 @@ class DetectionResult:
         lambda self: self._r.failures, doc="Failed files: path, stage, kind, reason."
     )
     detector = property(lambda self: self._r.detector, doc="Ids of the detectors used.")
+    classification_categories = property(
+        lambda self: dict(self._r.classification_categories),
+        doc="Species categories {id: name} read from a MegaDetector file ({} otherwise).",
+    )
+    classifications = property(
+        lambda self: self._r.classifications,
+        doc="Per box: [(category id, score), ...] read from a MegaDetector file.",
+    )
 
     @property
     def category_names(self) -> list[str]:

@@ -2,9 +2,11 @@
 //!
 //! bbox `[x_min, y_min, width, height]` normalised to 0-1 (4 decimals), conf 3 decimals,
 //! categories "1" animal, "2" person, "3" vehicle; a failed file has `"failure"` and
-//! `"detections": null`.
+//! `"detections": null`. Reading such files (ours or other tools'): [`read`].
 
 use std::path::Path;
+
+pub mod read;
 
 use serde_json::{json, Map, Value};
 

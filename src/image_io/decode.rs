@@ -84,8 +84,8 @@ fn check_size(width: u64, height: u64, opts: &DecodeOptions) -> Result<(), Image
     Ok(())
 }
 
-/// libjpeg decode. `Ok(None)` means "a JPEG libjpeg cannot turn into RGB itself" (CMYK/YCCK),
-/// left to the `image` crate.
+/// libjpeg decode. CMYK and YCCK JPEGs are read as CMYK by libjpeg and converted as Pillow does
+/// (see [`cmyk_to_rgb_like_pillow`]); `Ok(None)` is kept for colour spaces neither handles.
 fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<Option<RgbImage>, ImageError> {
     if jpeg_is_truncated(bytes) {
         return Err(ImageError::Corrupt(
@@ -96,11 +96,27 @@ fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<Option<RgbImage>, I
         let d =
             mozjpeg::Decompress::new_mem(bytes).map_err(|e| ImageError::Corrupt(e.to_string()))?;
         check_size(d.width() as u64, d.height() as u64, opts)?;
-        if matches!(
+        let cmyk = matches!(
             d.color_space(),
             mozjpeg::ColorSpace::JCS_CMYK | mozjpeg::ColorSpace::JCS_YCCK
-        ) {
-            return Ok(None);
+        );
+        if cmyk {
+            let mut started = d
+                .to_colorspace(mozjpeg::ColorSpace::JCS_CMYK)
+                .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+            let (w, h) = (started.width() as u32, started.height() as u32);
+            let px: Vec<[u8; 4]> = started
+                .read_scanlines()
+                .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+            if px.len() != w as usize * h as usize {
+                return Err(ImageError::Corrupt("incomplete scan data".into()));
+            }
+            let _ = started.finish();
+            let rgb: Vec<u8> = px
+                .iter()
+                .flat_map(|p| cmyk_to_rgb_like_pillow(*p))
+                .collect();
+            return Ok(RgbImage::from_raw(w, h, rgb));
         }
         let mut started = d.rgb().map_err(|e| ImageError::Corrupt(e.to_string()))?;
         let (w, h) = (started.width() as u32, started.height() as u32);
@@ -127,6 +143,26 @@ fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<Option<RgbImage>, I
             ))
         }
     }
+}
+
+/// One pixel of libjpeg's CMYK output to RGB, as Pillow does it: Pillow reads every CMYK JPEG
+/// as Adobe-inverted (`CMYK;I`), then `convert("RGB")` computes
+/// `(255 - k) - (c * (255 - k)) / 255` with its rounding `MULDIV255`.
+///
+/// ```
+/// // Inverted storage: 255 means "no ink". No ink at all is white; full black ink is black.
+/// # use deepfaune_rs::image_io::decode::cmyk_to_rgb_like_pillow;
+/// assert_eq!(cmyk_to_rgb_like_pillow([255, 255, 255, 255]), [255, 255, 255]);
+/// assert_eq!(cmyk_to_rgb_like_pillow([255, 255, 255, 0]), [0, 0, 0]);
+/// ```
+pub fn cmyk_to_rgb_like_pillow(stored: [u8; 4]) -> [u8; 3] {
+    let [c, m, y, k] = stored.map(|v| 255 - v as i32);
+    let nk = 255 - k;
+    let muldiv255 = |a: i32, b: i32| {
+        let t = a * b + 128;
+        ((t >> 8) + t) >> 8
+    };
+    [c, m, y].map(|v| (nk - muldiv255(v, nk)).clamp(0, 255) as u8)
 }
 
 /// True when no end-of-image marker follows the first start-of-scan: libjpeg would pad the
@@ -161,6 +197,10 @@ fn decode_generic(
     format: ImageFormat,
     opts: &DecodeOptions,
 ) -> Result<RgbImage, ImageError> {
+    if let Some((w, h)) = bmp_dimensions(bytes).filter(|_| format == ImageFormat::Bmp) {
+        // The BMP decoder refuses sides above 65,535 as a format error: judge the size first.
+        check_size(w, h, opts)?;
+    }
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
     let max_side = u32::try_from(opts.max_pixels).unwrap_or(u32::MAX);
@@ -177,7 +217,53 @@ fn decode_generic(
     limits.max_alloc = Some(opts.max_pixels.saturating_mul(8));
     reader.limits(limits);
     let img: DynamicImage = reader.decode().map_err(|e| classify_image_error(e, opts))?;
-    Ok(img.to_rgb8())
+    Ok(to_rgb8_like_pillow(img))
+}
+
+/// 8-bit RGB as Pillow and OpenCV give it: 16-bit samples keep their high byte (`v >> 8`), where
+/// the `image` crate would round `v * 255 / 65535` (one level off for some values). Alpha is
+/// dropped. Pillow itself clips 16-bit grayscale (`I;16` to `RGB`) to 255: OpenCV's high byte is
+/// the only sensible reading there, and the one kept.
+fn to_rgb8_like_pillow(img: DynamicImage) -> RgbImage {
+    let (w, h) = (img.width(), img.height());
+    let high = |v: u16| (v >> 8) as u8;
+    let from = |data: Vec<u8>| RgbImage::from_raw(w, h, data).expect("sizes agree");
+    match img {
+        DynamicImage::ImageRgb16(b) => from(b.into_raw().into_iter().map(high).collect()),
+        DynamicImage::ImageRgba16(b) => from(
+            b.into_raw()
+                .chunks_exact(4)
+                .flat_map(|p| [high(p[0]), high(p[1]), high(p[2])])
+                .collect(),
+        ),
+        DynamicImage::ImageLuma16(b) => from(
+            b.into_raw()
+                .into_iter()
+                .flat_map(|v| [high(v); 3])
+                .collect(),
+        ),
+        DynamicImage::ImageLumaA16(b) => from(
+            b.into_raw()
+                .chunks_exact(2)
+                .flat_map(|p| [high(p[0]); 3])
+                .collect(),
+        ),
+        other => other.to_rgb8(),
+    }
+}
+
+/// Width and height from a BMP header (BITMAPCOREHEADER or any later info header); a negative
+/// height means top-down rows.
+fn bmp_dimensions(bytes: &[u8]) -> Option<(u64, u64)> {
+    let u32_at = |i: usize| Some(u32::from_le_bytes(bytes.get(i..i + 4)?.try_into().ok()?));
+    let u16_at = |i: usize| Some(u16::from_le_bytes(bytes.get(i..i + 2)?.try_into().ok()?));
+    if u32_at(14)? == 12 {
+        Some((u16_at(18)? as u64, u16_at(20)? as u64))
+    } else {
+        let w = u32_at(18)? as i32;
+        let h = u32_at(22)? as i32;
+        Some((w.unsigned_abs() as u64, h.unsigned_abs() as u64))
+    }
 }
 
 fn classify_image_error(e: image::ImageError, opts: &DecodeOptions) -> ImageError {
@@ -288,6 +374,55 @@ mod tests {
             decode_bytes(&png, &o).unwrap_err(),
             ImageError::TooLarge { .. }
         ));
+    }
+
+    #[test]
+    fn cmyk_converts_like_pillow() {
+        // Stored (inverted) 155,255,255,205 = ink c=100, m=0, y=0, k=50; 255-k = 205;
+        // Pillow: 205 - MULDIV255(100, 205) = 205 - 80 = 125 (205 * (1 - 100/255) = 124.6).
+        assert_eq!(
+            cmyk_to_rgb_like_pillow([155, 255, 255, 205]),
+            [125, 205, 205]
+        );
+        assert_eq!(cmyk_to_rgb_like_pillow([0, 0, 0, 255]), [0, 0, 0]);
+    }
+
+    #[test]
+    fn sixteen_bit_keeps_the_high_byte() {
+        // 0x80FF: the high byte is 128; rounding 0x80FF * 255 / 65535 = 128.5 would give 129.
+        let img = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(
+            3,
+            2,
+            image::Rgb([0x80FF, 0xFFFF, 0x00FF]),
+        );
+        let mut png = Vec::new();
+        DynamicImage::ImageRgb16(img)
+            .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        let d = decode_bytes(&png, &DecodeOptions::default()).unwrap();
+        assert_eq!(d.image.get_pixel(2, 1).0, [128, 255, 0]);
+    }
+
+    #[test]
+    fn bmp_sides_above_65535_are_too_large_not_corrupt() {
+        let mut bmp = Vec::new();
+        RgbImage::new(4, 4)
+            .write_to(&mut Cursor::new(&mut bmp), ImageFormat::Bmp)
+            .unwrap();
+        bmp[18..22].copy_from_slice(&100_000i32.to_le_bytes());
+        bmp[22..26].copy_from_slice(&(-100_000i32).to_le_bytes()); // top-down rows
+        let e = decode_bytes(&bmp, &DecodeOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ImageError::TooLarge {
+                    width: 100_000,
+                    height: 100_000,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! - [`walk`]: the recursive, sorted folder walk (DeepFaune's file list).
 //! - [`decode`]: bytes to RGB pixels, EXIF orientation applied, with failures as values.
 //! - [`exif`]: DateTimeOriginal and orientation.
+//! - [`header`]: size and EXIF without decoding pixels.
 
 pub mod decode;
 pub mod exif;
+pub mod header;
 pub mod walk;
 
 pub use decode::{read_image, DecodeOptions, DecodedImage};
 pub use exif::{ExifInfo, Timestamp};
+pub use header::{read_header, ImageHeader};
 pub use walk::{walk, WalkOutput, IMAGE_EXTENSIONS};

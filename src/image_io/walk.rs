@@ -163,6 +163,40 @@ mod tests {
         assert_eq!(w.errors.len(), 1);
     }
 
+    /// Scale check, run by hand (not in CI): `DEEPFAUNE_WALK_N=1000000 cargo test --release
+    /// --lib walk_scale -- --ignored --nocapture`. Creates N empty files in folders of 1,000 and
+    /// times the walk. The walk holds one directory handle at a time (each listing is read to
+    /// the end before the next folder is opened), so only the path list grows with N.
+    #[test]
+    #[ignore]
+    fn walk_scale() {
+        let n: usize = std::env::var("DEEPFAUNE_WALK_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        let t = tempfile::tempdir().unwrap();
+        let start = std::time::Instant::now();
+        for i in 0..n {
+            let dir = t.path().join(format!("cam{:04}", i / 1000));
+            if i % 1000 == 0 {
+                std::fs::create_dir(&dir).unwrap();
+            }
+            std::fs::File::create(dir.join(format!("img{i:07}.jpg"))).unwrap();
+        }
+        println!("created {n} files in {:.1?}", start.elapsed());
+        let start = std::time::Instant::now();
+        let w = walk(t.path());
+        let took = start.elapsed();
+        assert_eq!(w.files.len(), n);
+        assert!(w.errors.is_empty());
+        let bytes: usize = w.files.iter().map(|p| p.as_os_str().len() + 24).sum();
+        println!(
+            "walked {n} files in {took:.2?} ({:.2} us/file), path list ~{} MB",
+            took.as_secs_f64() * 1e6 / n as f64,
+            bytes / 1_000_000
+        );
+    }
+
     #[test]
     fn missing_root_is_reported() {
         let w = walk(Path::new("/definitely/not/here"));

@@ -13,6 +13,7 @@ use super::numpy_views::{view1, view2};
 use crate::detect::loader::{load, LoadOptions};
 use crate::detect::{DetectorMode, DetectorSet};
 use crate::error::Error;
+use crate::export::megadetector::read::Classifications;
 use crate::run::{detect_files, DetectionResults, RunOptions};
 use crate::runtime::SessionOptions;
 
@@ -150,6 +151,7 @@ impl PyDetector {
         Ok(PyDetectionResults {
             res: result.py()?,
             threshold,
+            classifications: Classifications::default(),
         })
     }
 }
@@ -159,12 +161,18 @@ impl PyDetector {
 #[pyclass(module = "deepfaune_rs._core", name = "DetectionResults", frozen)]
 pub struct PyDetectionResults {
     pub(crate) res: DetectionResults,
-    threshold: f32,
+    pub(crate) threshold: f32,
+    /// Species classifications read from a MegaDetector file, aligned with the boxes.
+    pub(crate) classifications: Classifications,
 }
 
 impl PyDetectionResults {
     pub(crate) fn new(res: DetectionResults, threshold: f32) -> Self {
-        PyDetectionResults { res, threshold }
+        PyDetectionResults {
+            res,
+            threshold,
+            classifications: Classifications::default(),
+        }
     }
 }
 
@@ -267,6 +275,26 @@ impl PyDetectionResults {
             list.append(d)?;
         }
         Ok(list)
+    }
+    /// Classification categories read from a MegaDetector file (`{id: name}`; empty otherwise).
+    #[getter]
+    fn classification_categories(&self) -> Vec<(String, String)> {
+        self.classifications.categories.clone()
+    }
+    /// Per box: the `(category id, score)` pairs read from a MegaDetector file (empty lists
+    /// when there were none).
+    #[getter]
+    fn classifications(&self) -> Vec<Vec<(String, f32)>> {
+        let c = &self.classifications;
+        (0..self.res.det_conf.len())
+            .map(|b| {
+                if b + 1 < c.start.len() {
+                    c.of_box(b).map(|(id, s)| (id.to_string(), s)).collect()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect()
     }
     /// Detector ids that produced these results.
     #[getter]

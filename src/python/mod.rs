@@ -4,6 +4,7 @@
 mod detect;
 mod errors;
 mod image_io;
+mod megadetector;
 mod numpy_views;
 mod pipeline;
 mod reid;
@@ -77,5 +78,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     reid::register(m)?;
     reid_embed::register(m)?;
     video::register(m)?;
+    megadetector::register(m)?;
     Ok(())
 }

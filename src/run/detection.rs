@@ -88,6 +88,7 @@ pub struct DetectionResults {
 }
 
 impl DetectionResults {
+    /// Appends a failed image row and its [`Failure`].
     pub(crate) fn push_failure(
         &mut self,
         index: usize,
@@ -114,20 +115,34 @@ impl DetectionResults {
         });
     }
 
+    /// Appends a decoded image's row (see [`Self::push_row`]).
     pub(crate) fn push_image(
         &mut self,
         path: &Path,
         img: &DecodedImage,
         dets: Vec<crate::detect::Detection>,
     ) {
-        let row = self.paths.len() as u32;
         let (w, h) = img.image.dimensions();
+        self.push_row(path, w, h, img.exif.date.clone(), dets);
+    }
+
+    /// Appends an image row of size `w` x `h` (after orientation) with its boxes (all above the
+    /// threshold, original pixels) and DeepFaune's decision on them.
+    pub(crate) fn push_row(
+        &mut self,
+        path: &Path,
+        w: u32,
+        h: u32,
+        date: Option<Timestamp>,
+        dets: Vec<crate::detect::Detection>,
+    ) {
+        let row = self.paths.len() as u32;
         let d = decide(&dets, w, h);
         let first = self.det_conf.len() as i64;
         self.paths.push(path.to_path_buf());
         self.width.push(w);
         self.height.push(h);
-        self.date.push(img.exif.date.clone());
+        self.date.push(date);
         self.category.push(d.kind as u8);
         self.count.push(d.count);
         self.humancount.push(d.humancount);

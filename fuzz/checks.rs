@@ -1,0 +1,79 @@
+//! What each fuzz target checks, shared with the regression test (`tests/fuzz_regressions.rs`)
+//! that replays saved inputs under `cargo test`.
+
+use std::path::Path;
+
+use deepfaune_rs::export::megadetector::read::{parse, to_results};
+use deepfaune_rs::image_io::decode::{decode_bytes, DecodeOptions};
+use deepfaune_rs::image_io::exif::{parse_exif_datetime, read_exif};
+use deepfaune_rs::image_io::{ExifInfo, ImageHeader};
+use deepfaune_rs::manifest::classifier::ClassifierManifest;
+use deepfaune_rs::manifest::DetectorManifest;
+
+/// Decoding and EXIF: any bytes give an image within the pixel limit or an `ImageError`.
+pub fn decode_image(data: &[u8]) {
+    // A small limit keeps each run fast; the limit logic itself is part of what is fuzzed.
+    let opts = DecodeOptions {
+        max_pixels: 4_000_000,
+    };
+    if let Ok(d) = decode_bytes(data, &opts) {
+        let (w, h) = d.image.dimensions();
+        assert!(w as u64 * h as u64 <= opts.max_pixels);
+        assert!((1..=8).contains(&d.exif.orientation));
+    }
+}
+
+/// EXIF from any container, and the DateTimeOriginal parser.
+pub fn exif(data: &[u8]) {
+    let info = read_exif(data);
+    assert!((1..=8).contains(&info.orientation));
+    if let Ok(s) = std::str::from_utf8(data) {
+        if let Some(t) = parse_exif_datetime(s) {
+            // A parsed date parses back to itself from its own text.
+            assert_eq!(parse_exif_datetime(&t.text), Some(t));
+        }
+    }
+}
+
+/// The MegaDetector batch-file reader, with a fixed image size instead of files.
+pub fn megadetector_json(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(file) = parse(text) else {
+        return;
+    };
+    let header = |_: &Path| {
+        Ok(ImageHeader {
+            width: 640,
+            height: 480,
+            exif: ExifInfo {
+                date: None,
+                orientation: 1,
+            },
+        })
+    };
+    let out = to_results(&file, Path::new("/fuzz"), 0.4, &header);
+    let r = &out.results;
+    assert_eq!(r.len(), file.images.len());
+    assert_eq!(out.classifications.start.len(), r.det_conf.len() + 1);
+    for (i, best) in r.best_detection.iter().enumerate() {
+        if *best >= 0 {
+            assert_eq!(r.det_image[*best as usize] as usize, i);
+        }
+    }
+}
+
+/// Model manifests (detector and classifier), parsed then validated.
+pub fn manifest_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = DetectorManifest::from_toml(text, "fuzz");
+    if let Ok(m) = ClassifierManifest::from_toml(text, "fuzz") {
+        for lang in m.languages() {
+            let _ = m.names(lang);
+        }
+        let _ = m.num_classes();
+    }
+}
