@@ -4,6 +4,8 @@
 //! categories "1" animal, "2" person, "3" vehicle; a failed file has `"failure"` and
 //! `"detections": null`.
 
+pub mod classifications;
+
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
