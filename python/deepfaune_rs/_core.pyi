@@ -1,7 +1,7 @@
 """Type stubs of the compiled core (``deepfaune_rs._core``), checked with ``mypy.stubtest``."""
 
 from os import PathLike
-from typing import Any, Callable, Optional, Sequence, Union, final
+from typing import Any, Callable, Mapping, Optional, Sequence, Union, final
 
 import numpy as np
 import numpy.typing as npt
@@ -153,6 +153,17 @@ class PipelineResults:
     def class_names(self) -> list[str]: ...
     def table(self) -> dict[str, list[Any]]: ...
     def to_csv(self, path: _Path) -> None: ...
+    def to_megadetector_json(self, path: _Path, root: Optional[_Path] = None) -> None: ...
+    def to_camtrap_dp(
+        self,
+        folder: _Path,
+        deployments: Optional[Sequence[Mapping[str, str]]] = None,
+        deployment_of: Optional[Mapping[str, str]] = None,
+        timezone: Optional[str] = None,
+        root: Optional[_Path] = None,
+        undated: str = "exclude",
+        metadata: Optional[str] = None,
+    ) -> list[str]: ...
     def sort_into(
         self,
         dest: _Path,

@@ -159,7 +159,7 @@ impl PyDetector {
 #[pyclass(module = "deepfaune_rs._core", name = "DetectionResults", frozen)]
 pub struct PyDetectionResults {
     pub(crate) res: DetectionResults,
-    threshold: f32,
+    pub(crate) threshold: f32,
 }
 
 impl PyDetectionResults {
