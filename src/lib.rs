@@ -13,8 +13,8 @@
 //! 5. [`run`]: the streaming driver: parallel decoding feeding inference through a bounded queue,
 //!    per-file failures recorded as data.
 //! 6. [`sequence`]: DeepFaune's sequences and logit averaging.
-//! 7. [`export`]: MegaDetector batch JSON, DeepFaune's table, sorting into folders, all written
-//!    atomically.
+//! 7. [`export`]: MegaDetector batch JSON (with species), Camtrap DP packages, DeepFaune's table,
+//!    sorting into folders, all written atomically.
 //!
 //! Model facts (input size, letterbox style, output layout, classes, thresholds) live in TOML
 //! manifests ([`manifest`]); ONNX Runtime is loaded at run time from a shared library
