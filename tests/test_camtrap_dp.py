@@ -288,6 +288,7 @@ def test_without_user_data_warns_and_invents_nothing(result, tmp_path, monkeypat
     text = "\n".join(found)
     assert "project title, samplingDesign, captureMethod missing" in text
     assert "spatial coverage left out" in text and "contributors missing" in text
+    assert "jaguar" not in text, "no media, no deployment, nothing to warn about"
     deps = pd.read_csv(out / "deployments.csv", dtype=str, keep_default_na=False)
     readable = [Path(p) for p, c in zip(result.paths, result.detections.category) if c != 255]
     with_dates = {p.parent.name for p in readable if exif_date(p)}

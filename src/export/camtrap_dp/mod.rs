@@ -137,19 +137,24 @@ pub fn write_camtrap_dp(
             failed += 1;
             continue;
         }
-        let dep = deployment_of(p);
-        let offset = zone(&dep);
-        let mtime = || modified_seconds(p).map(|s| s + i64::from(offset.0) * 60);
-        let local_seconds = match (&d.date[i], opts.undated) {
-            (Some(t), _) => t.seconds,
-            (None, UndatedMedia::FileTime) if mtime().is_some() => {
+        // The camera's naive clock, or the file's UTC modification time shifted below.
+        let (clock, utc) = match (&d.date[i], opts.undated) {
+            (Some(t), _) => (t.seconds, false),
+            (None, UndatedMedia::FileTime) if modified_seconds(p).is_some() => {
                 by_mtime.push(p.display().to_string());
-                mtime().unwrap_or_default()
+                (modified_seconds(p).unwrap_or_default(), true)
             }
             (None, _) => {
                 left_out.push(p.display().to_string());
                 continue;
             }
+        };
+        let dep = deployment_of(p);
+        let offset = zone(&dep);
+        let local_seconds = if utc {
+            clock + i64::from(offset.0) * 60
+        } else {
+            clock
         };
         let key = rel(p).unwrap_or_else(|| slash_path(p));
         media.push(Medium {
@@ -187,7 +192,8 @@ pub fn write_camtrap_dp(
         ));
     }
 
-    let base = folder.parent().map(abs);
+    // Absolute first: the parent of a bare name ("pkg") is "", which every path starts with.
+    let base = abs(folder).parent().map(Path::to_path_buf);
     let mut outside = false;
     let media_rows: Vec<Row> = media
         .iter()

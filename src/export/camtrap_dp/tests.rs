@@ -203,3 +203,31 @@ fn without_deployments_warns_instead_of_inventing() {
     assert_eq!((deps[1][0].as_str(), deps[1][3].as_str()), ("cam1", ""));
     assert!(!out.path().join("pkg").join(OUTPUT_MARKER).exists());
 }
+
+#[test]
+fn file_paths_never_absolute_for_a_relative_package_folder() {
+    let t = tempfile::tempdir().unwrap();
+    let (d, p) = run(t.path());
+    let m = builtin_classifier("deepfaune-v14").unwrap();
+    let src = CamtrapSource {
+        detection: &d,
+        predictions: &p,
+        manifest: &m,
+    };
+    let opts = CamtrapOptions {
+        root: Some(t.path().to_path_buf()),
+        ..Default::default()
+    };
+    // A bare folder name resolves against the working directory, outside the image tree.
+    let name = format!("camtrap-test-pkg-{}", std::process::id());
+    let result = write_camtrap_dp(&src, Path::new(&name), &opts);
+    let media = std::fs::read_to_string(Path::new(&name).join("media.csv"));
+    let _ = std::fs::remove_dir_all(&name);
+    assert!(result
+        .unwrap()
+        .iter()
+        .any(|w| w.contains("filePath is relative to")));
+    let media = media.unwrap();
+    assert!(media.contains(",cam1/a.jpg,"), "{media}");
+    assert!(!media.contains(",/"), "{media}");
+}
