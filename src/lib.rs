@@ -15,8 +15,8 @@
 //! 6. [`sequence`]: DeepFaune's sequences and logit averaging, and one answer per video.
 //! 7. [`reid`]: individual re-identification (lynx-id): crop embeddings, a knowledge base in
 //!    lynx-id's files, exact cosine k-NN, open-set "new individual" rules and retrieval metrics.
-//! 8. [`export`]: MegaDetector batch JSON, DeepFaune's table, sorting into folders, all written
-//!    atomically.
+//! 8. [`export`]: MegaDetector batch JSON (with species), Camtrap DP packages, DeepFaune's table,
+//!    sorting into folders, all written atomically.
 //!
 //! Model facts (input size, letterbox style, output layout, classes, thresholds) live in TOML
 //! manifests ([`manifest`]); ONNX Runtime is loaded at run time from a shared library

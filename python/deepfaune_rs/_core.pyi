@@ -1,6 +1,6 @@
 """Type stubs of the compiled core (``deepfaune_rs._core``), checked with ``mypy.stubtest``."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import Any, Callable, final
 
@@ -184,6 +184,17 @@ class PipelineResults:
     def class_names(self) -> list[str]: ...
     def table(self) -> dict[str, list[Any]]: ...
     def to_csv(self, path: _Path) -> None: ...
+    def to_megadetector_json(self, path: _Path, root: _Path | None = None) -> None: ...
+    def to_camtrap_dp(
+        self,
+        folder: _Path,
+        deployments: Sequence[Mapping[str, str]] | None = None,
+        deployment_of: Mapping[str, str] | None = None,
+        timezone: str | None = None,
+        root: _Path | None = None,
+        undated: str = "exclude",
+        metadata: str | None = None,
+    ) -> list[str]: ...
     def sort_into(
         self,
         dest: _Path,

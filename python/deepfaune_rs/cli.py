@@ -10,6 +10,10 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pipeline import PipelineResult
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -48,7 +52,30 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--language", default="en", choices=["en", "fr", "it", "de", "es"])
     p.add_argument("--disable", nargs="*", default=[], metavar="CLASS", help="classes to ignore")
     p.add_argument("--bird-head", action="store_true", help="refine birds into 8 groups")
-    p.add_argument("--json", default=None, help="also write MegaDetector batch JSON here")
+    p.add_argument(
+        "--json", default=None, help="also write MegaDetector batch JSON (with species) here"
+    )
+    p.add_argument(
+        "--camtrap-dp", default=None, metavar="FOLDER", help="write a Camtrap DP package"
+    )
+    p.add_argument(
+        "--deployments",
+        default=None,
+        metavar="CSV",
+        help="Camtrap DP deployments (deploymentID = folder name, latitude, longitude, ...)",
+    )
+    p.add_argument(
+        "--timezone",
+        default=None,
+        help="camera clocks' UTC offset for Camtrap DP: +02:00, or --timezone=-05:00 when negative",
+    )
+    p.add_argument(
+        "--camtrap-metadata",
+        default=None,
+        metavar="JSON",
+        help="Camtrap DP package metadata (title, contributors, project: title, samplingDesign, "
+        "captureMethod)",
+    )
     p.add_argument(
         "--sort-into", default=None, metavar="DEST", help="sort images and videos into folders"
     )
@@ -119,6 +146,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         res.to_csv(args.output)
     if args.json:
         res.to_megadetector_json(args.json, root=args.inputs[0] if len(args.inputs) == 1 else None)
+    if args.camtrap_dp:
+        _write_camtrap_dp(res, args)
     n_seq = int(res.seqnum.max(initial=0))
     print(
         f"{len(res)} images, {n_seq} sequences, {len(res.videos)} videos -> {args.output}",
@@ -133,6 +162,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if report["failures"]:
             status = EXIT_FAILURES
     return status
+
+
+def _write_camtrap_dp(res: PipelineResult, args: argparse.Namespace) -> None:
+    import json
+    import warnings
+
+    metadata = None
+    if args.camtrap_metadata:
+        with open(args.camtrap_metadata, encoding="utf-8") as f:
+            metadata = json.load(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = res.to_camtrap_dp(
+            args.camtrap_dp,
+            args.deployments,
+            timezone=args.timezone,
+            metadata=metadata,
+            root=args.inputs[0] if len(args.inputs) == 1 else None,
+        )
+    print(f"Camtrap DP package -> {args.camtrap_dp}", file=sys.stderr)
+    for w in found:
+        print(f"  warning: {w}", file=sys.stderr)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -6,9 +6,9 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._progress import ProgressArg, make_callback
@@ -264,21 +264,84 @@ class PipelineResult:
                 os.unlink(tmp)
 
     def to_megadetector_json(self, path: PathLike, root: PathLike | None = None) -> None:
-        """Writes the detections as MegaDetector batch JSON 1.6; a video's entry has
-        ``frame_rate``, ``frames_processed`` and a ``frame_number`` on each detection."""
-        if not self.videos:
-            self.detections.to_megadetector_json(path, root)
-            return
+        """Writes MegaDetector batch JSON 1.6 (atomically) with the species: the classifier's
+        classes as ``classification_categories`` (English names) and, on the classified box of
+        each animal image, ``classifications``: the top 3 ``[class id, probability]`` by softmax of
+        the image's logits at DeepFaune's single-image temperature (1.10), switched-off classes
+        left out. A video's entry has ``frame_rate``, ``frames_processed`` and a
+        ``frame_number`` on each detection. File names are relative to ``root`` (default: the
+        folder that was run)."""
         root = self.root if root is None else os.fspath(root)
+        if not self.videos:
+            self._r.to_megadetector_json(os.fspath(path), root)
+            return
         with tempfile.TemporaryDirectory() as tmp:
             images = os.path.join(tmp, "images.json")
-            self.detections.to_megadetector_json(images, root)
+            self._r.to_megadetector_json(images, root)
             with open(images, encoding="utf-8") as f:
                 doc = json.load(f)
         for v in self.videos:
             doc["images"].append(megadetector_entry(v, _relative(v.path, root)))
         with _atomic(path, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2, ensure_ascii=False)
+
+    def to_camtrap_dp(
+        self,
+        folder: PathLike,
+        deployments: PathLike | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        deployment_of: Mapping[str, str] | None = None,
+        timezone: str | None = None,
+        undated: str = "exclude",
+        metadata: Mapping[str, Any] | None = None,
+        root: PathLike | None = None,
+    ) -> list[str]:
+        """Writes a Camtrap DP 1.0.2 package (``datapackage.json``, ``deployments.csv``,
+        ``media.csv``, ``observations.csv``) into ``folder``, each file atomically.
+
+        Sequences become events (``eventID`` ``seq<seqnum>``, ``observationLevel`` event, the
+        sequence's prediction and the most animals seen in one image); every detection box is a
+        media-level observation (bbox as fractions of the image), the classified one with the
+        species. Scientific names come from the classifier manifest's ``scientific_names``.
+
+        ``deployments``: a CSV file (or rows) with ``deploymentID`` and any Camtrap DP deployment
+        columns (``latitude``, ``longitude``, ``deploymentStart`` with its UTC offset, ...). An
+        image belongs to the deployment named by its folder (path relative to the run's folder,
+        or the folder's name), unless ``deployment_of`` maps that folder to another id.
+        ``timezone`` (``"+02:00"``) is the camera clocks' zone; by default each deployment's
+        ``deploymentStart`` offset, else UTC. ``undated``: ``"exclude"`` images without EXIF date
+        (the standard requires a timestamp) or date them by file ``"mtime"``. ``metadata``: package
+        fields (``title``, ``contributors``, ``licenses``, and ``project`` with ``title``,
+        ``samplingDesign``, ``captureMethod``, which Camtrap DP requires).
+
+        Nothing is invented: what the images cannot tell (coordinates, project facts) and is not
+        given is left out and reported. Returns those warnings (also emitted with
+        :func:`warnings.warn`).
+        """
+        import json
+        import warnings
+
+        rows = None
+        if deployments is not None:
+            if isinstance(deployments, (str, os.PathLike)):
+                import csv
+
+                with open(os.fspath(deployments), newline="", encoding="utf-8-sig") as f:
+                    rows = [dict(r) for r in csv.DictReader(f)]
+            else:
+                rows = [{str(k): str(v) for k, v in r.items()} for r in deployments]
+        found = self._r.to_camtrap_dp(
+            os.fspath(folder),
+            deployments=rows,
+            deployment_of=None if deployment_of is None else dict(deployment_of),
+            timezone=timezone,
+            root=self.root if root is None else os.fspath(root),
+            undated=undated,
+            metadata=None if metadata is None else json.dumps(dict(metadata)),
+        )
+        for w in found:
+            warnings.warn(f"Camtrap DP: {w}", UserWarning, stacklevel=2)
+        return found
 
     def sort_into(self, dest: PathLike, mode: str = "copy", blur_humans: bool = False) -> dict:
         """Sorts the images into ``<dest>/deepfaune_<timestamp>/<prediction>/`` as DeepFaune does

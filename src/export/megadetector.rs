@@ -4,6 +4,8 @@
 //! categories "1" animal, "2" person, "3" vehicle; a failed file has `"failure"` and
 //! `"detections": null`. Reading such files (ours or other tools'): [`read`].
 
+pub mod classifications;
+
 use std::path::Path;
 
 pub mod read;

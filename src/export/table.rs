@@ -164,7 +164,7 @@ pub fn write_results_csv(path: &Path, rows: &[ResultRow]) -> Result<(), Error> {
 
 /// Python's `csv.QUOTE_MINIMAL`: quoted when the field holds the delimiter, the quote or a line
 /// break; quotes doubled.
-fn field(s: &str) -> String {
+pub(crate) fn field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

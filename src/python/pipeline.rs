@@ -1,6 +1,7 @@
 //! Bindings of the whole pipeline: `Pipeline` and `PipelineResults` (detection, classification,
-//! sequences, DeepFaune's table, sorting).
+//! sequences, DeepFaune's table, sorting, MegaDetector JSON and Camtrap DP exports).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -14,8 +15,13 @@ use super::numpy_views::{view1, view2};
 use crate::classify::{load_classifier, OnnxClassifier};
 use crate::detect::decision::ImageKind;
 use crate::error::Error;
+use crate::export::camtrap_dp::{
+    write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset,
+};
+use crate::export::megadetector::classifications::{write_with_classifications, Classifications};
 use crate::export::sort::{sort_into_folders, SortItem, SortMode, SortOptions};
 use crate::export::table::{results_table, write_results_csv, ResultRow};
+use crate::manifest::classifier::ClassifierManifest;
 use crate::run::checkpoint::fingerprint;
 use crate::run::{run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume};
 use crate::runtime::SessionOptions;
@@ -178,12 +184,13 @@ impl PyPipeline {
                 bird,
             )?;
             let class_names = names.classes.to_vec();
-            Ok::<_, Error>((res, preds, text, table, class_names))
+            let manifest = clf.manifest.clone();
+            Ok::<_, Error>((res, preds, text, table, class_names, manifest))
         });
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
-        let (mut res, preds, text, table, class_names) = result.py()?;
+        let (mut res, preds, text, table, class_names, manifest) = result.py()?;
         let detection = std::mem::take(&mut res.detection);
         let threshold = det
             .detectors
@@ -206,6 +213,8 @@ impl PyPipeline {
             table,
             class_names,
             preds,
+            manifest,
+            disabled: self.opts.disabled.clone(),
         })
     }
 
@@ -263,8 +272,9 @@ pub struct PyPipelineResults {
     text: Texts,
     table: Vec<ResultRow>,
     class_names: Vec<String>,
-    #[allow(dead_code)]
     preds: SequencePredictions,
+    manifest: ClassifierManifest,
+    disabled: Vec<usize>,
 }
 
 #[pymethods]
@@ -373,6 +383,86 @@ impl PyPipelineResults {
     /// Writes DeepFaune's CSV atomically.
     fn to_csv(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         py.detach(|| write_results_csv(&path, &self.table)).py()
+    }
+
+    /// Writes MegaDetector batch JSON 1.6 with the species classifications (top 3 at the
+    /// single-image temperature on each classified box) atomically.
+    #[pyo3(signature = (path, root = None))]
+    fn to_megadetector_json(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        root: Option<PathBuf>,
+    ) -> PyResult<()> {
+        let det = self.detections.get();
+        let cls = Classifications {
+            class_names: self
+                .manifest
+                .classes
+                .get("en")
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            logits: &self.res.logits,
+            classified: &self.res.classified,
+            disabled: &self.disabled,
+        };
+        py.detach(|| {
+            write_with_classifications(&det.res, &path, root.as_deref(), det.threshold, &cls)
+        })
+        .py()
+    }
+
+    /// Writes a Camtrap DP 1.0.2 package into `folder`; returns the warnings.
+    #[pyo3(signature = (folder, deployments = None, deployment_of = None, timezone = None,
+                        root = None, undated = "exclude", metadata = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn to_camtrap_dp(
+        &self,
+        py: Python<'_>,
+        folder: PathBuf,
+        deployments: Option<Vec<BTreeMap<String, String>>>,
+        deployment_of: Option<BTreeMap<String, String>>,
+        timezone: Option<String>,
+        root: Option<PathBuf>,
+        undated: &str,
+        metadata: Option<String>,
+    ) -> PyResult<Vec<String>> {
+        let bad = |m: String| to_pyerr(Error::InvalidArgument(m));
+        let timezone = match timezone {
+            Some(t) => Some(UtcOffset::parse(&t).ok_or_else(|| {
+                bad(format!(
+                    "timezone '{t}': use an offset such as +02:00, -05:30 or Z"
+                ))
+            })?),
+            None => None,
+        };
+        let undated = match undated {
+            "exclude" => UndatedMedia::Exclude,
+            "mtime" => UndatedMedia::FileTime,
+            other => return Err(bad(format!("undated '{other}': use exclude or mtime"))),
+        };
+        let metadata = match metadata
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+        {
+            None => serde_json::Map::new(),
+            Some(Ok(serde_json::Value::Object(m))) => m,
+            Some(_) => return Err(bad("metadata must be a JSON object".into())),
+        };
+        let opts = CamtrapOptions {
+            deployments,
+            deployment_of: deployment_of.unwrap_or_default(),
+            timezone,
+            root,
+            undated,
+            metadata,
+        };
+        let src = CamtrapSource {
+            detection: &self.detections.get().res,
+            predictions: &self.preds,
+            manifest: &self.manifest,
+        };
+        py.detach(|| write_camtrap_dp(&src, &folder, &opts)).py()
     }
 
     /// Copies/moves/links every image into `<dest>/deepfaune_<timestamp>/<prediction>/`, and the

@@ -1,0 +1,202 @@
+//! `deployments.csv`: from the user's rows where given, otherwise only what the images tell
+//! (deploymentStart/End from their dates). Coordinates are never invented: a missing required
+//! field is reported as a warning and left empty.
+
+use std::collections::BTreeMap;
+
+use super::time::{iso_datetime, UtcOffset};
+
+/// The columns of Camtrap DP 1.0.2 `deployments.csv`, in the schema's order.
+pub const DEPLOYMENT_FIELDS: [&str; 24] = [
+    "deploymentID",
+    "locationID",
+    "locationName",
+    "latitude",
+    "longitude",
+    "coordinateUncertainty",
+    "deploymentStart",
+    "deploymentEnd",
+    "setupBy",
+    "cameraID",
+    "cameraModel",
+    "cameraDelay",
+    "cameraHeight",
+    "cameraDepth",
+    "cameraTilt",
+    "cameraHeading",
+    "detectionDistance",
+    "timestampIssues",
+    "baitUse",
+    "featureType",
+    "habitat",
+    "deploymentGroups",
+    "deploymentTags",
+    "deploymentComments",
+];
+
+/// Fields the schema requires.
+pub const REQUIRED: [&str; 5] = [
+    "deploymentID",
+    "latitude",
+    "longitude",
+    "deploymentStart",
+    "deploymentEnd",
+];
+
+/// One deployment row: Camtrap DP field -> text (absent = empty cell).
+pub type DeploymentRow = BTreeMap<String, String>;
+
+/// What the images of one deployment tell: the earliest and latest naive dates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObservedSpan {
+    /// Earliest and latest dated image (naive local seconds), if any image is dated.
+    pub span: Option<(i64, i64)>,
+    /// The time zone used for the deployment's media.
+    pub offset: Option<UtcOffset>,
+}
+
+/// Checks the user's rows: unknown columns are dropped (warned), rows without a deploymentID
+/// or with a duplicate one are dropped (warned). Returns the rows by deploymentID.
+pub fn user_rows(
+    rows: &[DeploymentRow],
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, DeploymentRow> {
+    let mut unknown: Vec<&str> = rows
+        .iter()
+        .flat_map(|r| r.keys())
+        .map(String::as_str)
+        .filter(|k| !DEPLOYMENT_FIELDS.contains(k))
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    if !unknown.is_empty() {
+        warnings.push(format!(
+            "deployments: columns {unknown:?} are no Camtrap DP 1.0.2 deployment fields and were left out"
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let id = r.get("deploymentID").map(|s| s.trim()).unwrap_or("");
+        if id.is_empty() {
+            warnings.push(format!(
+                "deployments: row {} has no deploymentID and was left out",
+                i + 1
+            ));
+            continue;
+        }
+        let kept: DeploymentRow = r
+            .iter()
+            .filter(|(k, v)| DEPLOYMENT_FIELDS.contains(&k.as_str()) && !v.trim().is_empty())
+            .map(|(k, v)| (k.clone(), v.trim().to_string()))
+            .collect();
+        if out.insert(id.to_string(), kept).is_some() {
+            warnings.push(format!(
+                "deployments: deploymentID '{id}' appears twice; the last row is kept"
+            ));
+        }
+    }
+    out
+}
+
+/// The final row of one deployment: the user's values, deploymentStart/End filled from the
+/// images where the user gave none, and a warning naming the required fields still missing.
+pub fn complete_row(
+    id: &str,
+    user: Option<&DeploymentRow>,
+    observed: &ObservedSpan,
+    warnings: &mut Vec<String>,
+) -> DeploymentRow {
+    let mut row = user.cloned().unwrap_or_default();
+    row.insert("deploymentID".into(), id.to_string());
+    let mut filled = Vec::new();
+    if let (Some((first, last)), Some(tz)) = (observed.span, observed.offset) {
+        for (field, t) in [("deploymentStart", first), ("deploymentEnd", last)] {
+            if !row.contains_key(field) {
+                row.insert(field.into(), iso_datetime(t, tz));
+                filled.push(field);
+            }
+        }
+    }
+    if !filled.is_empty() {
+        warnings.push(format!(
+            "deployment '{id}': {} taken from the first/last image dates (the camera may have run longer)",
+            filled.join(" and ")
+        ));
+    }
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|f| !row.contains_key(*f))
+        .collect();
+    if !missing.is_empty() {
+        warnings.push(format!(
+            "deployment '{id}': required {} missing (not in the images; give them in a deployments CSV), \
+             the package will not validate until they are filled",
+            missing.join(", ")
+        ));
+    }
+    row
+}
+
+/// The numeric coordinates of a row, when both parse.
+pub fn coordinates(row: &DeploymentRow) -> Option<(f64, f64)> {
+    let lat = row.get("latitude")?.parse::<f64>().ok()?;
+    let lon = row.get("longitude")?.parse::<f64>().ok()?;
+    (lat.is_finite() && lon.is_finite()).then_some((lat, lon))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pairs: &[(&str, &str)]) -> DeploymentRow {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn user_rows_drop_unknown_columns_and_bad_rows() {
+        let mut w = Vec::new();
+        let rows = [
+            row(&[
+                ("deploymentID", "cam1"),
+                ("latitude", "45.1"),
+                ("colour", "red"),
+            ]),
+            row(&[("latitude", "1")]),
+        ];
+        let out = user_rows(&rows, &mut w);
+        assert_eq!(out.len(), 1);
+        assert!(!out["cam1"].contains_key("colour"));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("colour") && w[1].contains("row 2"));
+    }
+
+    #[test]
+    fn dates_filled_from_images_and_missing_coordinates_warned() {
+        let mut w = Vec::new();
+        let seen = ObservedSpan {
+            span: Some((0, 86_400)),
+            offset: Some(UtcOffset(60)),
+        };
+        let r = complete_row("cam1", None, &seen, &mut w);
+        assert_eq!(r["deploymentStart"], "1970-01-01T00:00:00+01:00");
+        assert_eq!(r["deploymentEnd"], "1970-01-02T00:00:00+01:00");
+        assert!(!r.contains_key("latitude"));
+        assert!(w[1].contains("latitude, longitude") && !w[1].contains("deploymentStart"));
+        // User values win and nothing is reported missing.
+        let mut w = Vec::new();
+        let user = row(&[
+            ("latitude", "45"),
+            ("longitude", "6"),
+            ("deploymentStart", "2020-01-01T00:00:00Z"),
+            ("deploymentEnd", "2020-02-01T00:00:00Z"),
+        ]);
+        let r = complete_row("cam1", Some(&user), &seen, &mut w);
+        assert_eq!(r["deploymentStart"], "2020-01-01T00:00:00Z");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(coordinates(&r), Some((45.0, 6.0)));
+    }
+}
