@@ -369,7 +369,7 @@ def test_mixed_folder_megadetector_json(mixed, tmp_path):
     except ImportError:
         return
     report = validate_batch_results(str(path), ValidateBatchResultsOptions())
-    assert not report["errors"]
+    assert not report["validation_results"]["errors"]
 
 
 def test_mixed_folder_sorting_places_videos_by_prediction(mixed, tmp_path):

@@ -131,7 +131,15 @@ def unsupported_failure(path: str) -> dict:
 def megadetector_entry(rec: VideoRecord, name: str) -> dict:
     """The video's entry in MegaDetector batch JSON 1.6 (boxes normalised to the frame size)."""
     if rec.failure is not None:
-        return {"file": name, "failure": rec.failure["reason"], "detections": None}
+        # The format's checker wants frame_rate and frames_processed on every video entry,
+        # failed ones too (0 when the container could not be read).
+        return {
+            "file": name,
+            "failure": rec.failure["reason"],
+            "frame_rate": round(float(rec.frame_rate or 0.0), 3),
+            "frames_processed": [],
+            "detections": None,
+        }
     w, h = rec.frame_size
     dets = []
     for d in rec.detections:
