@@ -148,3 +148,5 @@ def test_models_listing():
     assert ids["md-lite"]["embedded"] and ids["md-lite"]["available"]
     assert ids["df"]["url"].endswith(".pt")
     assert ids["mdr"]["input_size"] == 1280
+    assert ids["deepfaune-v14"]["kind"] == "classifier" and not ids["deepfaune-v14"]["embedded"]
+    assert ids["deepfaune-v14"]["expected_path"].endswith(".onnx")

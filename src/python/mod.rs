@@ -56,6 +56,24 @@ fn builtin_models(py: Python<'_>) -> PyResult<Vec<Bound<'_, pyo3::types::PyDict>
         d.set_item("threshold", m.postprocess.threshold)?;
         out.push(d);
     }
+    for m in crate::manifest::classifier::builtin_classifiers() {
+        let d = pyo3::types::PyDict::new(py);
+        let path = crate::manifest::classifier::classifier_weights_path(&m);
+        d.set_item("id", &m.id)?;
+        d.set_item("kind", &m.kind)?;
+        d.set_item("name", &m.name)?;
+        d.set_item("file", &m.file)?;
+        d.set_item("url", &m.url)?;
+        d.set_item("url_format", &m.url_format)?;
+        d.set_item("sha256", &m.sha256)?;
+        d.set_item("license", &m.license)?;
+        d.set_item("embedded", false)?;
+        d.set_item("expected_path", path.as_os_str())?;
+        d.set_item("available", path.is_file())?;
+        d.set_item("input_size", m.input.size)?;
+        d.set_item("threshold", m.postprocess.threshold)?;
+        out.push(d);
+    }
     Ok(out)
 }
 
