@@ -25,54 +25,85 @@ fn runtime_path() -> Option<std::path::PathBuf> {
     crate::runtime::loaded_path()
 }
 
+/// One row of [`builtin_models`]: the facts every manifest kind shares.
+struct ModelRow<'a> {
+    id: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    file: &'a str,
+    url: &'a str,
+    url_format: &'a str,
+    sha256: &'a str,
+    license: &'a str,
+    /// `None` for the embedded model.
+    expected_path: Option<std::path::PathBuf>,
+    input_size: u32,
+    threshold: f32,
+}
+
+impl ModelRow<'_> {
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("id", self.id)?;
+        d.set_item("kind", self.kind)?;
+        d.set_item("name", self.name)?;
+        d.set_item("file", self.file)?;
+        d.set_item("url", self.url)?;
+        d.set_item("url_format", self.url_format)?;
+        d.set_item("sha256", self.sha256)?;
+        d.set_item("license", self.license)?;
+        d.set_item("embedded", self.expected_path.is_none())?;
+        d.set_item(
+            "expected_path",
+            self.expected_path.as_ref().map(|p| p.as_os_str()),
+        )?;
+        d.set_item(
+            "available",
+            self.expected_path.as_ref().is_none_or(|p| p.is_file()),
+        )?;
+        d.set_item("input_size", self.input_size)?;
+        d.set_item("threshold", self.threshold)?;
+        Ok(d)
+    }
+}
+
 /// The built-in model manifests, with where their weights are expected and whether they are there.
 #[pyfunction]
 fn builtin_models(py: Python<'_>) -> PyResult<Vec<Bound<'_, pyo3::types::PyDict>>> {
-    use crate::manifest;
+    use crate::manifest::{self, classifier};
     let mut out = Vec::new();
     for m in manifest::builtin_detectors() {
-        let d = pyo3::types::PyDict::new(py);
         let embedded = m.id == manifest::EMBEDDED_DETECTOR_ID;
-        let path = manifest::weights_path(&m);
-        d.set_item("id", &m.id)?;
-        d.set_item("kind", &m.kind)?;
-        d.set_item("name", &m.name)?;
-        d.set_item("file", &m.file)?;
-        d.set_item("url", &m.url)?;
-        d.set_item("url_format", &m.url_format)?;
-        d.set_item("sha256", &m.sha256)?;
-        d.set_item("license", &m.license)?;
-        d.set_item("embedded", embedded)?;
-        d.set_item(
-            "expected_path",
-            if embedded {
-                None
-            } else {
-                Some(path.as_os_str())
-            },
-        )?;
-        d.set_item("available", embedded || path.is_file())?;
-        d.set_item("input_size", m.input.size)?;
-        d.set_item("threshold", m.postprocess.threshold)?;
-        out.push(d);
+        let row = ModelRow {
+            id: &m.id,
+            kind: &m.kind,
+            name: &m.name,
+            file: &m.file,
+            url: &m.url,
+            url_format: &m.url_format,
+            sha256: &m.sha256,
+            license: &m.license,
+            expected_path: (!embedded).then(|| manifest::weights_path(&m)),
+            input_size: m.input.size,
+            threshold: m.postprocess.threshold,
+        };
+        out.push(row.to_dict(py)?);
     }
-    for m in crate::manifest::classifier::builtin_classifiers() {
-        let d = pyo3::types::PyDict::new(py);
-        let path = crate::manifest::classifier::classifier_weights_path(&m);
-        d.set_item("id", &m.id)?;
-        d.set_item("kind", &m.kind)?;
-        d.set_item("name", &m.name)?;
-        d.set_item("file", &m.file)?;
-        d.set_item("url", &m.url)?;
-        d.set_item("url_format", &m.url_format)?;
-        d.set_item("sha256", &m.sha256)?;
-        d.set_item("license", &m.license)?;
-        d.set_item("embedded", false)?;
-        d.set_item("expected_path", path.as_os_str())?;
-        d.set_item("available", path.is_file())?;
-        d.set_item("input_size", m.input.size)?;
-        d.set_item("threshold", m.postprocess.threshold)?;
-        out.push(d);
+    for m in classifier::builtin_classifiers() {
+        let row = ModelRow {
+            id: &m.id,
+            kind: &m.kind,
+            name: &m.name,
+            file: &m.file,
+            url: &m.url,
+            url_format: &m.url_format,
+            sha256: &m.sha256,
+            license: &m.license,
+            expected_path: Some(classifier::classifier_weights_path(&m)),
+            input_size: m.input.size,
+            threshold: m.postprocess.threshold,
+        };
+        out.push(row.to_dict(py)?);
     }
     Ok(out)
 }
