@@ -27,25 +27,7 @@ pub fn run_frames(
     mut classify: Option<ClassifyStage<'_>>,
     batch_size: usize,
 ) -> Result<PipelineResults, Error> {
-    let mut res = PipelineResults::default();
-    res.detection.detector = match &set.secondary {
-        Some(s) => format!("{}+{}", set.primary.manifest.id, s.manifest.id),
-        None => set.primary.manifest.id.clone(),
-    };
-    if let Some(stage) = &classify {
-        let m = &stage.classifier.manifest;
-        res.num_classes = m.num_classes();
-        res.embedding_dim = if stage.keep_embeddings {
-            m.embedding_dim
-        } else {
-            0
-        };
-        res.num_bird_groups = if stage.classifier.has_bird_head() {
-            m.bird_head.as_ref().map_or(0, |b| b.num_groups())
-        } else {
-            0
-        };
-    }
+    let mut res = PipelineResults::for_run(set, classify.as_ref());
     let manifest = set.primary.manifest.clone();
     let prepared: Vec<_> = frames
         .par_iter()

@@ -72,6 +72,31 @@ struct Pending {
 }
 
 impl PipelineResults {
+    /// Empty results shaped for a run: the detector label and the widths of the logit,
+    /// embedding and bird-logit rows the classifier stage (if any) will fill.
+    pub(crate) fn for_run(set: &DetectorSet, classify: Option<&ClassifyStage<'_>>) -> Self {
+        let mut res = PipelineResults::default();
+        res.detection.detector = match &set.secondary {
+            Some(s) => format!("{}+{}", set.primary.manifest.id, s.manifest.id),
+            None => set.primary.manifest.id.clone(),
+        };
+        if let Some(stage) = classify {
+            let m = &stage.classifier.manifest;
+            res.num_classes = m.num_classes();
+            res.embedding_dim = if stage.keep_embeddings {
+                m.embedding_dim
+            } else {
+                0
+            };
+            res.num_bird_groups = if stage.classifier.has_bird_head() {
+                m.bird_head.as_ref().map_or(0, |b| b.num_groups())
+            } else {
+                0
+            };
+        }
+        res
+    }
+
     /// Number of image rows.
     pub fn len(&self) -> usize {
         self.classified.len()
@@ -266,25 +291,7 @@ pub fn run_pipeline_resumable(
     };
     let already = grand_total - files.len();
     let mut recorded = 0usize;
-    let mut res = PipelineResults::default();
-    res.detection.detector = match &set.secondary {
-        Some(s) => format!("{}+{}", set.primary.manifest.id, s.manifest.id),
-        None => set.primary.manifest.id.clone(),
-    };
-    if let Some(stage) = &classify {
-        let m = &stage.classifier.manifest;
-        res.num_classes = m.num_classes();
-        res.embedding_dim = if stage.keep_embeddings {
-            m.embedding_dim
-        } else {
-            0
-        };
-        res.num_bird_groups = if stage.classifier.has_bird_head() {
-            m.bird_head.as_ref().map_or(0, |b| b.num_groups())
-        } else {
-            0
-        };
-    }
+    let mut res = PipelineResults::for_run(set, classify.as_ref());
     let manifest = set.primary.manifest.clone();
     let decode = opts.decode;
     let total = files.len();
