@@ -31,6 +31,15 @@ pub enum ImageError {
         /// The limit in pixels.
         limit: u64,
     },
+    /// The file is bigger than any image within the pixel limit can be (8 bytes a pixel, as
+    /// 16-bit RGBA without compression, plus 1 MiB): it is not read into memory.
+    #[error("file too large: {bytes} bytes exceeds the limit of {limit} bytes for an image")]
+    FileTooLarge {
+        /// The file's size.
+        bytes: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
 impl ImageError {
@@ -41,7 +50,7 @@ impl ImageError {
             ImageError::Empty => "empty",
             ImageError::Format(_) => "format",
             ImageError::Corrupt(_) => "corrupt",
-            ImageError::TooLarge { .. } => "too_large",
+            ImageError::TooLarge { .. } | ImageError::FileTooLarge { .. } => "too_large",
         }
     }
 }

@@ -220,6 +220,29 @@ def test_file_vanishing_during_the_run(tmp_path):
     assert f["index"] == 11 and res.category[11] == 255
 
 
+def test_the_walk_is_lazy_results_start_before_it_ends(tmp_path):
+    """The folders are walked as the run goes (no pre-scan of the whole tree): an image created
+    in a later folder after the first result is still found, and the progress total, a lower
+    bound while the count runs, ends equal to the number of images."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "z").mkdir()
+    for i in range(40):
+        (tmp_path / "a" / f"f{i:02d}.jpg").write_bytes(_jpeg_bytes())
+    late = tmp_path / "z" / "late.jpg"
+    calls = []
+
+    def progress(done, total):
+        calls.append((done, total))
+        if done == 1:
+            late.write_bytes(_jpeg_bytes())
+
+    res = deepfaune_rs.Detector(threads=1).detect(tmp_path, progress=progress)
+    assert len(res) == 41 and os.fspath(res.paths[-1]) == os.fspath(late)
+    assert not res.failures
+    assert [d for d, _ in calls] == list(range(1, 42))
+    assert all(d <= t for d, t in calls) and calls[-1] == (41, 41)
+
+
 def test_file_truncated_during_the_run(tmp_path):
     last = _twelve(tmp_path)
 

@@ -78,11 +78,21 @@ def test_python_checkpoint_reuses_finished_work(shared_models, testdata, tmp_pat
         classifier_manifest=REPO / "models" / "tiny-pixel-c38.toml",
     )
     ckpt = tmp_path / "run.checkpoint"
-    # buow/ holds only images (videos are not checkpointed: they are processed again).
-    first = pipe.run(testdata / "buow", progress=False, checkpoint=ckpt)
+    folder = tmp_path / "buow"
+    folder.mkdir()
+    for src in sorted((testdata / "buow").iterdir()):
+        (folder / src.name).symlink_to(src)
+    first = pipe.run(folder, progress=False, checkpoint=ckpt)
+    # Every image is now unreadable: a run that opened any of them again would list it as a
+    # failure. The resumed run must take them all from the checkpoint.
+    for f in folder.iterdir():
+        f.unlink()
+        f.write_bytes(b"")
+    size = ckpt.stat().st_size
     calls = []
-    second = pipe.run(testdata / "buow", progress=lambda d, t: calls.append(d), checkpoint=ckpt)
-    assert calls == []  # nothing left to process
+    second = pipe.run(folder, progress=lambda d, t: calls.append((d, t)), checkpoint=ckpt)
+    assert ckpt.stat().st_size == size  # nothing appended: nothing was processed
+    assert calls[-1] == (len(first), len(first))
     assert first.to_pandas().equals(second.to_pandas())
     assert (first.logits == second.logits).all() and (first.embeddings == second.embeddings).all()
     assert first.detections.failures == second.detections.failures

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import _core
 from ._progress import ProgressArg, make_callback
 from .detect import DetectionResult, Detector, Inputs, PathLike, _as_paths
-from .video import is_unsupported_video, is_video, walk_videos
+from .video import is_unsupported_video, is_video
 from .videos import VideoRecord, megadetector_entry, run_videos, unsupported_failure
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,9 +110,6 @@ class Pipeline:
         for p in paths:
             if os.path.isdir(p):
                 images.append(p)
-                found, skipped = walk_videos(p)
-                videos += found
-                unsupported += skipped
             elif is_video(p):
                 videos.append(p)
             elif is_unsupported_video(p):
@@ -120,12 +117,16 @@ class Pipeline:
             else:
                 images.append(p)
         callback = make_callback(progress, "deepfaune")
+        # The core walks the folders lazily (results start at once) and hands back the videos
+        # it met on the way; they run after the images.
         res = self._inner.run(
             images,
             progress=callback,
             keep_embeddings=keep_embeddings,
             checkpoint=None if checkpoint is None else os.fspath(checkpoint),
         )
+        videos += res.videos
+        unsupported += res.unsupported_videos
         records = run_videos(
             self._inner,
             videos,

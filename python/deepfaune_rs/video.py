@@ -36,8 +36,6 @@ MEDIA_TYPES = {
     ".mov": "video/quicktime",
     ".m4v": "video/x-m4v",
 }
-#: Output folders the package writes hold this file; walks skip them (as the Rust walk does).
-OUTPUT_MARKER = ".deepfaune-rs-output"
 INSTALL_HINT = 'PyAV is not installed: pip install "deepfaune-rs[video]"'
 
 
@@ -282,26 +280,3 @@ def sample_video(path: str | os.PathLike, n_frames: int = FRAMES_PER_VIDEO) -> S
         return out
     finally:
         container.close()
-
-
-def walk_videos(root: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """Videos under ``root`` (sorted, skipping folders this package wrote), and unsupported video
-    files found on the way. A ``root`` that is a file is returned as is."""
-    root = os.fspath(root)
-    if os.path.isfile(root):
-        if is_video(root):
-            return [root], []
-        return [], [root] if is_unsupported_video(root) else []
-    videos: list[str] = []
-    unsupported: list[str] = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        if folder != root and OUTPUT_MARKER in files:
-            dirs[:] = []
-            continue
-        for name in files:
-            full = os.path.join(folder, name)
-            if is_video(name):
-                videos.append(full)
-            elif is_unsupported_video(name):
-                unsupported.append(full)
-    return sorted(videos), sorted(unsupported)

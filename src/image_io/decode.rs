@@ -45,6 +45,19 @@ pub fn read_image(path: &Path, opts: &DecodeOptions) -> Result<DecodedImage, Ima
     if meta.is_dir() {
         return Err(ImageError::Io("is a directory".into()));
     }
+    if !meta.is_file() {
+        // A named pipe or a device would block or never end.
+        return Err(ImageError::Io(
+            "not a regular file (pipe, socket or device)".into(),
+        ));
+    }
+    let limit = opts.max_pixels.saturating_mul(8).saturating_add(1 << 20);
+    if meta.len() > limit {
+        return Err(ImageError::FileTooLarge {
+            bytes: meta.len(),
+            limit,
+        });
+    }
     let bytes = std::fs::read(path).map_err(|e| ImageError::Io(e.to_string()))?;
     decode_bytes(&bytes, opts)
 }
@@ -325,6 +338,26 @@ mod tests {
     fn decodes_a_jpeg() {
         let d = decode_bytes(&tiny_jpeg(), &DecodeOptions::default()).unwrap();
         assert_eq!(d.image.dimensions(), (16, 8));
+    }
+
+    /// A file bigger than any image within the pixel limit is refused before it is read (a
+    /// sparse file: no disk space is used).
+    #[test]
+    fn oversized_files_are_not_read() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("huge.jpg");
+        let f = std::fs::File::create(&p).unwrap();
+        let opts = DecodeOptions { max_pixels: 1000 };
+        f.set_len(1000 * 8 + (1 << 20) + 1).unwrap();
+        let e = read_image(&p, &opts).unwrap_err();
+        assert!(matches!(e, ImageError::FileTooLarge { .. }), "{e}");
+        assert_eq!(e.key(), "too_large");
+        // At the limit the file is read (and found corrupt: it is all zeros).
+        f.set_len(1000 * 8 + (1 << 20)).unwrap();
+        assert!(!matches!(
+            read_image(&p, &opts).unwrap_err(),
+            ImageError::FileTooLarge { .. }
+        ));
     }
 
     #[test]

@@ -1,115 +1,283 @@
-//! The folder walk: every image file under a root, recursively, sorted (SPEC 2.1).
+//! The folder walk: every image (and video) file under a root, recursively, in sorted order
+//! (SPEC 2.1), produced lazily.
 //!
-//! Symlinked folders are followed once (a loop is reported, not followed forever); folders that
-//! deepfaune-rs itself wrote (they hold an [`OUTPUT_MARKER`] file) are skipped; folders that cannot
-//! be read are reported with the reason.
+//! [`Walker`] reads one folder listing at a time, sorts it by name and goes depth-first, so
+//! files come out in the same order as sorting every path (paths compare component by
+//! component) without holding the whole tree: a run over 100k files starts at once and the walk
+//! holds only the listings of the folders on the current path. Symlinked folders are followed
+//! once (a loop is reported, not followed forever); folders that deepfaune-rs itself wrote
+//! (they hold an [`OUTPUT_MARKER`] file) are skipped; folders that cannot be read are reported
+//! with the reason.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::FileType;
 use std::path::{Path, PathBuf};
 
 /// Extensions DeepFaune accepts for images, compared case-insensitively.
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "gif"];
 
+/// Extensions DeepFaune accepts for videos, compared case-insensitively.
+pub const VIDEO_EXTENSIONS: [&str; 5] = ["avi", "mp4", "mpeg", "mov", "m4v"];
+
+/// Video formats DeepFaune does not read: reported as failures instead of passed over.
+pub const UNSUPPORTED_VIDEO_EXTENSIONS: [&str; 8] =
+    ["mkv", "webm", "wmv", "flv", "mpg", "3gp", "mts", "m2ts"];
+
 /// A file deepfaune-rs writes into the folders it creates (sorting output), so later walks skip them.
 pub const OUTPUT_MARKER: &str = ".deepfaune-rs-output";
 
-/// What a walk found.
-#[derive(Debug, Default, Clone)]
-pub struct WalkOutput {
-    /// Image files, sorted.
-    pub files: Vec<PathBuf>,
-    /// Paths that could not be walked, with the reason.
-    pub errors: Vec<(PathBuf, String)>,
+/// What kind of media a file name says a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    /// One of [`IMAGE_EXTENSIONS`].
+    Image,
+    /// One of [`VIDEO_EXTENSIONS`].
+    Video,
+    /// One of [`UNSUPPORTED_VIDEO_EXTENSIONS`].
+    UnsupportedVideo,
+}
+
+/// The media kind of a file name, `None` for other files.
+///
+/// ```
+/// use deepfaune_rs::image_io::walk::{media_kind, MediaKind};
+/// use std::path::Path;
+/// assert_eq!(media_kind(Path::new("a/IMG_1.JPG")), Some(MediaKind::Image));
+/// assert_eq!(media_kind(Path::new("clip.Mp4")), Some(MediaKind::Video));
+/// assert_eq!(media_kind(Path::new("clip.mkv")), Some(MediaKind::UnsupportedVideo));
+/// assert_eq!(media_kind(Path::new("notes.txt")), None);
+/// ```
+pub fn media_kind(path: &Path) -> Option<MediaKind> {
+    let ext = path.extension()?.to_str()?;
+    let is = |list: &[&str]| list.iter().any(|x| x.eq_ignore_ascii_case(ext));
+    if is(&IMAGE_EXTENSIONS) {
+        Some(MediaKind::Image)
+    } else if is(&VIDEO_EXTENSIONS) {
+        Some(MediaKind::Video)
+    } else if is(&UNSUPPORTED_VIDEO_EXTENSIONS) {
+        Some(MediaKind::UnsupportedVideo)
+    } else {
+        None
+    }
 }
 
 /// True when the file name has an image extension.
 pub fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
-        .unwrap_or(false)
+    media_kind(path) == Some(MediaKind::Image)
 }
 
-/// Walks `root` recursively. A `root` that is itself a file is returned as the only entry.
-pub fn walk(root: &Path) -> WalkOutput {
-    let mut out = WalkOutput::default();
-    match std::fs::metadata(root) {
-        Ok(m) if m.is_file() => {
-            out.files.push(root.to_path_buf());
-            return out;
-        }
-        Ok(_) => {}
-        Err(e) => {
-            out.errors.push((root.to_path_buf(), e.to_string()));
-            return out;
+/// One thing a [`Walker`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// A media file.
+    File(PathBuf, MediaKind),
+    /// A path that could not be walked, with the reason.
+    Error(PathBuf, String),
+}
+
+/// A lazy, sorted, depth-first walk of one root (see the module documentation).
+///
+/// ```
+/// # let t = tempfile::tempdir().unwrap();
+/// # std::fs::create_dir(t.path().join("b")).unwrap();
+/// # for f in ["b/2.jpg", "a.JPG", "b.mp4", "notes.txt"] { std::fs::write(t.path().join(f), b"").unwrap(); }
+/// use deepfaune_rs::image_io::walk::{Found, Walker};
+/// let names: Vec<String> = Walker::new(t.path())
+///     .filter_map(|f| match f {
+///         Found::File(p, _) => Some(p.strip_prefix(t.path()).unwrap().display().to_string()),
+///         Found::Error(..) => None,
+///     })
+///     .collect();
+/// assert_eq!(names, ["a.JPG", "b/2.jpg", "b.mp4"]);
+/// ```
+#[derive(Debug)]
+pub struct Walker {
+    root: PathBuf,
+    /// Entries still to visit, per open folder (reversed: the next one is last), with their
+    /// type as the listing gave it.
+    stack: Vec<Vec<(OsString, Option<FileType>)>>,
+    /// The folders of `stack`, outermost first.
+    dirs: Vec<PathBuf>,
+    seen: HashSet<DirId>,
+    /// The root is a file, returned once; or errors/files waiting to be returned.
+    queued: Vec<Found>,
+    started: bool,
+}
+
+impl Walker {
+    /// A walk of `root`; a `root` that is a file is returned as the only entry (whatever its
+    /// extension: the caller named it).
+    pub fn new(root: &Path) -> Walker {
+        Walker {
+            root: root.to_path_buf(),
+            stack: Vec::new(),
+            dirs: Vec::new(),
+            seen: HashSet::new(),
+            queued: Vec::new(),
+            started: false,
         }
     }
-    let mut seen = HashSet::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
+
+    fn start(&mut self) {
+        self.started = true;
+        match std::fs::metadata(&self.root) {
+            Ok(m) if m.is_file() => {
+                let kind = media_kind(&self.root).unwrap_or(MediaKind::Image);
+                self.queued.push(Found::File(self.root.clone(), kind));
+            }
+            Ok(_) => {
+                let root = self.root.clone();
+                self.enter(root);
+            }
+            Err(e) => self
+                .queued
+                .push(Found::Error(self.root.clone(), e.to_string())),
+        }
+    }
+
+    /// Opens a folder: reads its whole listing (one handle at a time), sorted by name.
+    fn enter(&mut self, dir: PathBuf) {
         if let Some(id) = dir_identity(&dir) {
-            if !seen.insert(id) {
-                out.errors
-                    .push((dir, "folder already visited (symbolic link loop)".into()));
-                continue;
+            if !self.seen.insert(id) {
+                self.queued.push(Found::Error(
+                    dir,
+                    "folder already visited (symbolic link loop)".into(),
+                ));
+                return;
             }
         }
-        if dir != root && dir.join(OUTPUT_MARKER).exists() {
-            continue;
+        if dir != self.root && dir.join(OUTPUT_MARKER).exists() {
+            return;
         }
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) => {
-                out.errors.push((dir, e.to_string()));
-                continue;
+                self.queued.push(Found::Error(dir, e.to_string()));
+                return;
             }
         };
+        let mut names = Vec::new();
+        let mut errors = Vec::new();
         for entry in entries {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    out.errors.push((dir.clone(), e.to_string()));
-                    continue;
-                }
+            match entry {
+                Ok(e) => names.push((e.file_name(), e.file_type().ok())),
+                Err(e) => errors.push(Found::Error(dir.clone(), e.to_string())),
+            }
+        }
+        // Reverse order: `pop` gives the smallest name next.
+        names.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        self.queued.extend(errors);
+        self.stack.push(names);
+        self.dirs.push(dir);
+    }
+}
+
+impl Iterator for Walker {
+    type Item = Found;
+
+    fn next(&mut self) -> Option<Found> {
+        if !self.started {
+            self.start();
+        }
+        loop {
+            if let Some(f) = self.queued.pop() {
+                return Some(f);
+            }
+            let names = self.stack.last_mut()?;
+            let Some((name, file_type)) = names.pop() else {
+                self.stack.pop();
+                self.dirs.pop();
+                continue;
             };
-            let path = entry.path();
-            // Follows symbolic links; a dangling one is reported if it looks like an image.
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_dir() => {
-                    if has_image_extension(&path) {
-                        out.errors.push((
+            let path = self.dirs.last().expect("one folder per listing").join(name);
+            let kind = media_kind(&path);
+            // The listing's type saves a stat per file; symbolic links are followed (a dangling
+            // one is reported if it looks like media).
+            let file_type = match file_type {
+                Some(t) if !t.is_symlink() => Ok(t),
+                _ => std::fs::metadata(&path).map(|m| m.file_type()),
+            };
+            match file_type {
+                Ok(t) if t.is_dir() => {
+                    if kind.is_some() {
+                        let report = Found::Error(
                             path.clone(),
-                            "is a directory (named like an image); its contents are walked".into(),
-                        ));
+                            "is a directory (named like an image or video); its contents are walked"
+                                .into(),
+                        );
+                        self.enter(path);
+                        return Some(report);
                     }
-                    stack.push(path)
+                    self.enter(path);
+                }
+                Ok(t) if t.is_file() => {
+                    if let Some(kind) = kind {
+                        return Some(Found::File(path, kind));
+                    }
                 }
                 Ok(_) => {
-                    if has_image_extension(&path) {
-                        out.files.push(path);
+                    // A named pipe or a device would block or never end when read.
+                    if kind.is_some() {
+                        return Some(Found::Error(
+                            path,
+                            "not a regular file (pipe, socket or device)".into(),
+                        ));
                     }
                 }
                 Err(e) => {
-                    if has_image_extension(&path) {
-                        out.errors.push((path, e.to_string()));
+                    if kind.is_some() {
+                        return Some(Found::Error(path, e.to_string()));
                     }
                 }
             }
         }
     }
-    out.files.sort();
+}
+
+/// What a whole walk found (see [`walk`]).
+#[derive(Debug, Default, Clone)]
+pub struct WalkOutput {
+    /// Image files, sorted.
+    pub files: Vec<PathBuf>,
+    /// Video files (DeepFaune's extensions), sorted.
+    pub videos: Vec<PathBuf>,
+    /// Video files in formats DeepFaune does not read, sorted.
+    pub unsupported_videos: Vec<PathBuf>,
+    /// Paths that could not be walked, with the reason.
+    pub errors: Vec<(PathBuf, String)>,
+}
+
+/// Walks `root` to the end and collects what [`Walker`] finds. A `root` that is itself a file
+/// is returned as the only entry.
+pub fn walk(root: &Path) -> WalkOutput {
+    let mut out = WalkOutput::default();
+    for f in Walker::new(root) {
+        match f {
+            Found::File(p, MediaKind::Image) => out.files.push(p),
+            Found::File(p, MediaKind::Video) => out.videos.push(p),
+            Found::File(p, MediaKind::UnsupportedVideo) => out.unsupported_videos.push(p),
+            Found::Error(p, e) => out.errors.push((p, e)),
+        }
+    }
     out.errors.sort();
     out
 }
 
 #[cfg(unix)]
-fn dir_identity(p: &Path) -> Option<(u64, u64)> {
+type DirId = (u64, u64);
+
+#[cfg(unix)]
+fn dir_identity(p: &Path) -> Option<DirId> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(not(unix))]
-fn dir_identity(p: &Path) -> Option<PathBuf> {
+type DirId = PathBuf;
+
+#[cfg(not(unix))]
+fn dir_identity(p: &Path) -> Option<DirId> {
     std::fs::canonicalize(p).ok()
 }
 
@@ -148,6 +316,72 @@ mod tests {
             .collect();
         assert_eq!(rel, ["a/y.jpeg", "a/z.TiF", "b/sub/x.JPG", "b/w.png"]);
         assert!(w.errors.is_empty());
+    }
+
+    /// The lazy walk gives exactly the order of sorting every path (component-wise), also for
+    /// names that sort differently as whole strings ("a/z" vs "a.b", "a-b", upper case).
+    #[test]
+    fn lazy_order_equals_a_full_sort() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let names = ["a", "a.b", "a-b", "A", "a0", "b", "ab", "a_b", "a b"];
+        let mut expected = Vec::new();
+        let mut state = 12345u64;
+        let mut rnd = |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize % n
+        };
+        for _ in 0..120 {
+            let depth = 1 + rnd(3);
+            let mut p = r.to_path_buf();
+            for _ in 0..depth {
+                p.push(names[rnd(names.len())]);
+            }
+            let dir = p.clone();
+            if std::fs::metadata(&dir)
+                .map(|m| m.is_file())
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join(format!("{}.jpg", names[rnd(names.len())]));
+            if !file.exists() {
+                std::fs::write(&file, b"").unwrap();
+                expected.push(file);
+            }
+        }
+        expected.sort();
+        let got: Vec<PathBuf> = Walker::new(r)
+            .map(|f| match f {
+                Found::File(p, MediaKind::Image) => p,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(walk(r).files, expected);
+    }
+
+    #[test]
+    fn videos_and_unsupported_videos_are_found_apart() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::create_dir(r.join("cam")).unwrap();
+        for f in [
+            "cam/1.MP4",
+            "cam/2.jpg",
+            "cam/3.mkv",
+            "cam/4.avi",
+            "cam/x.txt",
+        ] {
+            std::fs::write(r.join(f), b"").unwrap();
+        }
+        let w = walk(r);
+        assert_eq!(w.files, [r.join("cam/2.jpg")]);
+        assert_eq!(w.videos, [r.join("cam/1.MP4"), r.join("cam/4.avi")]);
+        assert_eq!(w.unsupported_videos, [r.join("cam/3.mkv")]);
     }
 
     #[cfg(unix)]
@@ -194,6 +428,25 @@ mod tests {
             "walked {n} files in {took:.2?} ({:.2} us/file), path list ~{} MB",
             took.as_secs_f64() * 1e6 / n as f64,
             bytes / 1_000_000
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn named_pipes_are_reported_not_read() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("pipe.jpg");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !status.map(|s| s.success()).unwrap_or(false) {
+            return; // no mkfifo on this system
+        }
+        let w = walk(t.path());
+        assert!(w.files.is_empty());
+        assert_eq!(w.errors.len(), 1);
+        assert!(
+            w.errors[0].1.contains("not a regular file"),
+            "{:?}",
+            w.errors
         );
     }
 

@@ -287,6 +287,24 @@ impl PyPipelineResults {
     fn detections(&self, py: Python<'_>) -> Py<PyDetectionResults> {
         self.detections.clone_ref(py)
     }
+    /// Videos in DeepFaune's formats that the folder walk met, in walk order (the run itself
+    /// processes images only).
+    #[getter]
+    fn videos<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.res.discovered.videos.iter().map(|p| p.as_os_str()))
+    }
+    /// Video files in formats DeepFaune does not read that the folder walk met, in walk order.
+    #[getter]
+    fn unsupported_videos<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(
+            py,
+            self.res
+                .discovered
+                .unsupported_videos
+                .iter()
+                .map(|p| p.as_os_str()),
+        )
+    }
     /// Raw logits per image, `[n, classes]` (zeros where no animal was classified).
     #[getter]
     fn logits<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray2<f32>>> {

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use crate::detect::decision::decide;
 use crate::detect::DetectorSet;
 use crate::error::Error;
-use crate::image_io::{walk, DecodeOptions, DecodedImage, Timestamp};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::image_io::{DecodeOptions, DecodedImage, Found, MediaKind, Timestamp, Walker};
 
 /// Options of a run.
 #[derive(Debug, Clone, Copy)]
@@ -169,26 +171,68 @@ impl DetectionResults {
     }
 }
 
-/// Expands folders (recursive walk) and keeps files as given; walk problems become failures.
-pub fn collect_files(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Failure>) {
-    let mut files = Vec::new();
-    let mut failures = Vec::new();
-    for input in inputs {
-        if input.is_dir() {
-            let w = walk(input);
-            files.extend(w.files);
-            failures.extend(w.errors.into_iter().map(|(path, reason)| Failure {
+/// The inputs as one lazy stream: folders are walked ([`Walker`], sorted), files are kept as
+/// given (as images, whatever their extension: the caller named them).
+pub fn walk_inputs(inputs: &[PathBuf]) -> impl Iterator<Item = Found> + Send + '_ {
+    inputs
+        .iter()
+        .flat_map(|input| -> Box<dyn Iterator<Item = Found> + Send> {
+            if input.is_dir() {
+                Box::new(Walker::new(input))
+            } else {
+                Box::new(std::iter::once(Found::File(
+                    input.clone(),
+                    MediaKind::Image,
+                )))
+            }
+        })
+}
+
+/// What a walk met besides images: videos (for the video path), unsupported videos and walk
+/// problems (for the failures).
+#[derive(Debug, Default, Clone)]
+pub struct Discovered {
+    /// Videos in DeepFaune's formats, in walk order.
+    pub videos: Vec<PathBuf>,
+    /// Video files DeepFaune does not read, in walk order.
+    pub unsupported_videos: Vec<PathBuf>,
+    /// Folders and entries that could not be walked.
+    pub walk_failures: Vec<Failure>,
+}
+
+impl Discovered {
+    /// Keeps a non-image find; gives back the path of an image.
+    pub fn sort_out(&mut self, found: Found) -> Option<PathBuf> {
+        match found {
+            Found::File(p, MediaKind::Image) => return Some(p),
+            Found::File(p, MediaKind::Video) => self.videos.push(p),
+            Found::File(p, MediaKind::UnsupportedVideo) => self.unsupported_videos.push(p),
+            Found::Error(path, reason) => self.walk_failures.push(Failure {
                 index: None,
                 path,
                 stage: "walk",
                 kind: "walk",
                 reason,
-            }));
-        } else {
-            files.push(input.clone());
+            }),
+        }
+        None
+    }
+}
+
+/// Counts the images of `inputs` (a second, cheap walk: listings only) for the progress total,
+/// storing the running count in `counted`; gives up when `stop` is set. Returns the count.
+pub fn count_images(inputs: &[PathBuf], counted: &AtomicUsize, stop: &AtomicBool) -> usize {
+    let mut n = 0;
+    for f in walk_inputs(inputs) {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if matches!(f, Found::File(_, MediaKind::Image)) {
+            n += 1;
+            counted.store(n, Ordering::Relaxed);
         }
     }
-    (files, failures)
+    n
 }
 
 /// Detects on every file (folders are walked). Per-file problems are recorded in

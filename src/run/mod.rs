@@ -11,7 +11,7 @@ pub mod frames;
 pub mod pipeline;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
 pub use checkpoint::Checkpoint;
@@ -20,32 +20,34 @@ pub use pipeline::{run_pipeline, run_pipeline_resumable, ClassifyStage, Pipeline
 
 use crate::error::Error;
 
-/// Runs `prepare(i)` for `i in 0..n` on `threads` workers and `consume(i, item)` on the calling
-/// thread in order of `i`. At most `window` prepared items wait at any time. An error from
+/// Runs `prepare(i, &item)` for the items of `source` (taken lazily, numbered from 0) on
+/// `threads` workers and `consume(i, item, prepared)` on the calling thread in order of `i`. At
+/// most `window` prepared items wait at any time, and `source` is only pulled as workers need
+/// items, so a lazy source (a folder walk) starts producing results at once. An error from
 /// `consume` stops the workers and is returned.
-pub fn ordered_stream<P, F, C>(
-    n: usize,
+pub fn ordered_stream<T, I, P, F, C>(
+    source: I,
     threads: usize,
     window: usize,
     prepare: F,
     mut consume: C,
 ) -> Result<(), Error>
 where
+    T: Send,
+    I: Iterator<Item = T> + Send,
     P: Send,
-    F: Fn(usize) -> P + Sync,
-    C: FnMut(usize, P) -> Result<(), Error>,
+    F: Fn(usize, &T) -> P + Sync,
+    C: FnMut(usize, T, P) -> Result<(), Error>,
 {
-    if n == 0 {
-        return Ok(());
-    }
     let threads = threads.max(1);
     let window = window.max(threads);
-    let next = AtomicUsize::new(0);
+    // The source and the number of the next item it gives, taken together under one lock.
+    let source = Mutex::new((source, 0usize));
     let stop = AtomicBool::new(false);
     // `consumed` = how many items the consumer has taken; workers wait while too far ahead.
     let consumed = Mutex::new(0usize);
     let cv = Condvar::new();
-    let (tx, rx) = crossbeam_channel::bounded::<(usize, P)>(window);
+    let (tx, rx) = crossbeam_channel::bounded::<(usize, T, P)>(window);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("deepfaune-decode-{i}"))
@@ -55,12 +57,17 @@ where
     pool.in_place_scope(|s| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, stop, consumed, cv, prepare) = (&next, &stop, &consumed, &cv, &prepare);
+            let (source, stop, consumed, cv, prepare) = (&source, &stop, &consumed, &cv, &prepare);
             s.spawn(move |_| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= n || stop.load(Ordering::SeqCst) {
+                if stop.load(Ordering::SeqCst) {
                     break;
                 }
+                let (i, item) = {
+                    let mut src = source.lock().unwrap_or_else(|p| p.into_inner());
+                    let Some(item) = src.0.next() else { break };
+                    src.1 += 1;
+                    (src.1 - 1, item)
+                };
                 {
                     let mut c = consumed.lock().unwrap_or_else(|p| p.into_inner());
                     while i >= *c + window && !stop.load(Ordering::SeqCst) {
@@ -70,24 +77,20 @@ where
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let item = prepare(i);
-                if tx.send((i, item)).is_err() {
+                let prepared = prepare(i, &item);
+                if tx.send((i, item, prepared)).is_err() {
                     break;
                 }
             });
         }
         drop(tx);
-        let mut pending: BTreeMap<usize, P> = BTreeMap::new();
+        let mut pending: BTreeMap<usize, (T, P)> = BTreeMap::new();
         let mut expected = 0usize;
-        'outer: while expected < n {
-            match rx.recv() {
-                Ok((i, item)) => {
-                    pending.insert(i, item);
-                }
-                Err(_) => break,
-            }
-            while let Some(item) = pending.remove(&expected) {
-                if let Err(e) = consume(expected, item) {
+        // Ends when every worker has finished (the source is exhausted) and hung up.
+        'outer: while let Ok((i, item, prepared)) = rx.recv() {
+            pending.insert(i, (item, prepared));
+            while let Some((item, prepared)) = pending.remove(&expected) {
+                if let Err(e) = consume(expected, item, prepared) {
                     result = Err(e);
                     break 'outer;
                 }
@@ -116,10 +119,11 @@ mod tests {
         let max_seen = AtomicUsize::new(0);
         let mut got = Vec::new();
         ordered_stream(
-            200,
+            0..200usize,
             3,
             4,
-            |i| {
+            |i, &x| {
+                assert_eq!(i, x);
                 let f = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 max_seen.fetch_max(f, Ordering::SeqCst);
                 // Uneven work so items finish out of order.
@@ -128,7 +132,7 @@ mod tests {
                 ));
                 i * 2
             },
-            |i, v| {
+            |i, _, v| {
                 in_flight.fetch_sub(1, Ordering::SeqCst);
                 assert_eq!(v, i * 2);
                 got.push(i);
@@ -145,18 +149,48 @@ mod tests {
         );
     }
 
+    /// The source is pulled only as workers need items: when the first item is consumed, no
+    /// more than `window` + `threads` items have been taken from it.
+    #[test]
+    fn pulls_the_source_lazily() {
+        let pulled = AtomicUsize::new(0);
+        let source = (0..1_000_000usize).inspect(|_| {
+            pulled.fetch_add(1, Ordering::SeqCst);
+        });
+        let mut at_first = None;
+        let mut n = 0;
+        ordered_stream(
+            source,
+            2,
+            4,
+            |_, &x| x,
+            |_, _, _| {
+                at_first.get_or_insert(pulled.load(Ordering::SeqCst));
+                n += 1;
+                if n == 10 {
+                    Err(Error::Cancelled)
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .unwrap_err();
+        assert!(at_first.unwrap() <= 4 + 2 + 1, "{at_first:?}");
+        assert!(pulled.load(Ordering::SeqCst) < 100);
+    }
+
     #[test]
     fn consumer_error_stops_the_run() {
         let prepared = AtomicUsize::new(0);
         let r = ordered_stream(
-            10_000,
+            0..10_000usize,
             2,
             4,
-            |i| {
+            |i, _| {
                 prepared.fetch_add(1, Ordering::SeqCst);
                 i
             },
-            |i, _| {
+            |i, _, _| {
                 if i == 5 {
                     Err(Error::Cancelled)
                 } else {

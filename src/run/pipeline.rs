@@ -9,7 +9,12 @@ use std::path::{Path, PathBuf};
 
 use super::checkpoint::{self, decode_f32, encode_f32, Checkpoint, Record};
 
-use super::detection::{collect_files, DetectionResults, Failure, RunOptions, CATEGORY_FAILED};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::detection::{
+    count_images, walk_inputs, DetectionResults, Discovered, Failure, RunOptions, CATEGORY_FAILED,
+};
 use super::ordered_stream;
 use crate::classify::{prepare_crop, OnnxClassifier};
 use crate::detect::decision::ImageKind;
@@ -38,6 +43,8 @@ pub struct PipelineResults {
     pub bird_logits: Vec<f32>,
     /// Whether each image's logits row was filled by the classifier.
     pub classified: Vec<bool>,
+    /// Videos and unsupported videos met by the walk (walk failures are in `detection`).
+    pub discovered: Discovered,
 }
 
 /// Classification settings of a run.
@@ -240,7 +247,12 @@ impl PipelineResults {
     }
 }
 
-type Prepared = Result<(DecodedImage, PreparedInput), ImageError>;
+/// What a worker made of one image: decoded and letterboxed, a read/decode error, or nothing
+/// to do (the checkpoint already holds it).
+enum Prepared {
+    Fresh(Result<(DecodedImage, PreparedInput), ImageError>),
+    Restored,
+}
 
 /// Runs detection (and classification when `classify` is given) over files and folders.
 /// Per-file problems are rows with [`CATEGORY_FAILED`] and entries in `failures`; the run goes
@@ -268,41 +280,39 @@ fn key_of(p: &Path) -> String {
     b.unwrap_or(s)
 }
 
-/// [`run_pipeline`] with a checkpoint: images already in it are not processed again, every new
-/// image is appended as soon as its results are complete, and the results are assembled in walk
-/// order from both, so an interrupted-then-resumed run gives the same results as one run.
+/// [`run_pipeline`] with a checkpoint: images already in it are not processed again (their
+/// records take their place in walk order), and every new image is appended as soon as its
+/// results are complete, so an interrupted-then-resumed run gives the same results as one run.
+///
+/// The folders are walked lazily ([`walk_inputs`]): the first results come at once, however
+/// big the tree. A second walk on its own thread counts the images for `progress`; until it
+/// has finished, the total passed to `progress` is a lower bound that grows.
 pub fn run_pipeline_resumable(
     inputs: &[PathBuf],
     set: &mut DetectorSet,
     mut classify: Option<ClassifyStage<'_>>,
     opts: &RunOptions,
     progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
-    mut resume: Option<Resume<'_>>,
+    resume: Option<Resume<'_>>,
 ) -> Result<PipelineResults, Error> {
-    let (all_files, walk_failures) = collect_files(inputs);
-    let grand_total = all_files.len();
-    let files: Vec<PathBuf> = match &resume {
-        Some(r) => all_files
-            .iter()
-            .filter(|f| !r.done.contains_key(&key_of(f)))
-            .cloned()
-            .collect(),
-        None => all_files.clone(),
+    let (mut checkpoint, done_before) = match resume {
+        Some(r) => (Some(r.checkpoint), r.done),
+        None => (None, HashMap::new()),
     };
-    let already = grand_total - files.len();
-    let mut recorded = 0usize;
     let mut res = PipelineResults::for_run(set, classify.as_ref());
     let manifest = set.primary.manifest.clone();
     let decode = opts.decode;
-    let total = files.len();
-    let shape = (res.num_classes, res.embedding_dim, res.num_bird_groups);
     let batch = opts.batch_size.max(1);
-    let mut waiting: Vec<(usize, DecodedImage, PreparedInput)> = Vec::with_capacity(batch);
+    let mut waiting: Vec<(PathBuf, DecodedImage, PreparedInput)> = Vec::with_capacity(batch);
     let mut crops: Vec<Pending> = Vec::new();
+    // Rows taken from the checkpoint (not appended to it again), and rows appended so far.
+    let mut restored: Vec<bool> = Vec::new();
+    let mut recorded = 0usize;
     let mut done = 0usize;
+    let mut last_total = 0usize;
 
     // Detects the waiting images, records them, and cuts the crops of animal images.
-    let detect_waiting = |waiting: &mut Vec<(usize, DecodedImage, PreparedInput)>,
+    let detect_waiting = |waiting: &mut Vec<(PathBuf, DecodedImage, PreparedInput)>,
                           res: &mut PipelineResults,
                           crops: &mut Vec<Pending>,
                           classify: &mut Option<ClassifyStage<'_>>,
@@ -314,9 +324,9 @@ pub fn run_pipeline_resumable(
         let imgs: Vec<&image::RgbImage> = waiting.iter().map(|p| &p.1.image).collect();
         let prepared: Vec<&PreparedInput> = waiting.iter().map(|p| &p.2).collect();
         let dets = set.detect(&imgs, &prepared)?;
-        for ((i, img, _), d) in waiting.drain(..).zip(dets) {
+        for ((path, img, _), d) in waiting.drain(..).zip(dets) {
             let row = res.detection.len();
-            res.detection.push_image(&files[i], &img, d);
+            res.detection.push_image(&path, &img, d);
             res.push_row();
             if let Some(stage) = classify.as_mut() {
                 let crop = res.detection.crop[row];
@@ -334,88 +344,110 @@ pub fn run_pipeline_resumable(
         Ok(())
     };
 
-    ordered_stream(
-        total,
-        opts.threads,
-        opts.window.max(batch),
-        |i| -> Prepared {
-            let img = read_image(&files[i], &decode)?;
-            let input = OnnxDetector::prepare(&manifest, &img.image);
-            Ok((img, input))
-        },
-        |i, item| {
-            match item {
-                Ok((img, input)) => {
-                    waiting.push((i, img, input));
-                    if waiting.len() >= batch {
+    let discovered = Mutex::new(Discovered::default());
+    let images = walk_inputs(inputs).filter_map(|found| {
+        discovered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sort_out(found)
+    });
+    let (counted, count_finished, stop_count) = (
+        AtomicUsize::new(0),
+        AtomicBool::new(false),
+        AtomicBool::new(false),
+    );
+    std::thread::scope(|scope| -> Result<(), Error> {
+        scope.spawn(|| {
+            count_images(inputs, &counted, &stop_count);
+            count_finished.store(true, Ordering::SeqCst);
+        });
+        let streamed = ordered_stream(
+            images,
+            opts.threads,
+            opts.window.max(batch),
+            |_, path| {
+                if !done_before.is_empty() && done_before.contains_key(&key_of(path)) {
+                    return Prepared::Restored;
+                }
+                Prepared::Fresh(read_image(path, &decode).map(|img| {
+                    let input = OnnxDetector::prepare(&manifest, &img.image);
+                    (img, input)
+                }))
+            },
+            |i, path, item| {
+                match item {
+                    Prepared::Fresh(Ok((img, input))) => {
+                        waiting.push((path, img, input));
+                        if waiting.len() >= batch {
+                            detect_waiting(&mut waiting, &mut res, &mut crops, &mut classify, set)?;
+                        }
+                    }
+                    Prepared::Fresh(Err(e)) => {
+                        // Keep row order: earlier waiting images go first.
                         detect_waiting(&mut waiting, &mut res, &mut crops, &mut classify, set)?;
+                        let stage = if e.key() == "io" || e.key() == "empty" {
+                            "read"
+                        } else {
+                            "decode"
+                        };
+                        res.detection
+                            .push_failure(i, &path, stage, e.key(), e.to_string());
+                        res.push_row();
+                    }
+                    Prepared::Restored => {
+                        detect_waiting(&mut waiting, &mut res, &mut crops, &mut classify, set)?;
+                        let rec = &done_before[&key_of(&path)];
+                        restored.resize(res.len(), false);
+                        res.push_record(rec)?;
+                        restored.push(true);
                     }
                 }
-                Err(e) => {
-                    // Keep row order: earlier waiting images go first.
-                    detect_waiting(&mut waiting, &mut res, &mut crops, &mut classify, set)?;
-                    let stage = if e.key() == "io" || e.key() == "empty" {
-                        "read"
-                    } else {
-                        "decode"
-                    };
-                    res.detection
-                        .push_failure(i, &files[i], stage, e.key(), e.to_string());
-                    res.push_row();
+                done += 1;
+                if let Some(c) = checkpoint.as_mut() {
+                    // Rows before the first crop still waiting for the classifier are complete.
+                    let complete = crops.first().map_or(res.len(), |c| c.row);
+                    while recorded < complete {
+                        if !restored.get(recorded).copied().unwrap_or(false) {
+                            c.append(&res.record(recorded))?;
+                        }
+                        recorded += 1;
+                    }
                 }
-            }
-            done += 1;
-            if let Some(r) = resume.as_mut() {
-                // Rows before the first crop still waiting for the classifier are complete.
-                let complete = crops.first().map_or(res.len(), |c| c.row);
-                while recorded < complete {
-                    r.checkpoint.append(&res.record(recorded))?;
-                    recorded += 1;
-                }
-            }
-            progress(already + done, grand_total)
-        },
-    )?;
+                let found = counted.load(Ordering::SeqCst);
+                last_total = if count_finished.load(Ordering::SeqCst) {
+                    found.max(done)
+                } else {
+                    found.max(done + 1)
+                };
+                progress(done, last_total)
+            },
+        );
+        stop_count.store(true, Ordering::SeqCst);
+        streamed
+    })?;
     detect_waiting(&mut waiting, &mut res, &mut crops, &mut classify, set)?;
     if let Some(stage) = classify.as_mut() {
         res.classify(stage, &mut crops)?;
     }
-    let mut res = match resume {
-        None => res,
-        Some(r) => {
-            while recorded < res.len() {
-                r.checkpoint.append(&res.record(recorded))?;
-                recorded += 1;
+    if let Some(c) = checkpoint.as_mut() {
+        while recorded < res.len() {
+            if !restored.get(recorded).copied().unwrap_or(false) {
+                c.append(&res.record(recorded))?;
             }
-            r.checkpoint.sync()?;
-            // Assemble in walk order from the checkpoint's records and this run's rows.
-            let mut fresh: HashMap<String, usize> = HashMap::new();
-            for (row, p) in res.detection.paths.iter().enumerate() {
-                fresh.insert(key_of(p), row);
-            }
-            let mut out = PipelineResults {
-                num_classes: shape.0,
-                embedding_dim: shape.1,
-                num_bird_groups: shape.2,
-                ..Default::default()
-            };
-            out.detection.detector = res.detection.detector.clone();
-            for f in &all_files {
-                let k = key_of(f);
-                let rec = match fresh.get(&k) {
-                    Some(&row) => res.record(row),
-                    None => r
-                        .done
-                        .get(&k)
-                        .cloned()
-                        .expect("every file is done or fresh"),
-                };
-                out.push_record(&rec)?;
-            }
-            out
+            recorded += 1;
         }
-    };
-    res.detection.failures.extend(walk_failures);
+        c.sync()?;
+    }
+    if last_total != done {
+        // The count and the walk disagree (files came or went during the run): end at done.
+        progress(done, done)?;
+    }
+    let mut discovered = discovered.into_inner().unwrap_or_else(|p| p.into_inner());
+    discovered.walk_failures.sort_by(|a, b| a.path.cmp(&b.path));
+    res.detection
+        .failures
+        .extend(std::mem::take(&mut discovered.walk_failures));
+    res.discovered = discovered;
     debug_assert!(
         res.detection
             .category
