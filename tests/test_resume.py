@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -104,3 +105,80 @@ def test_python_checkpoint_reuses_finished_work(shared_models, testdata, tmp_pat
             maxlag_s=20,
         )
         other.run(testdata / "buow", progress=False, checkpoint=ckpt)
+
+
+def _lines(path) -> int:
+    try:
+        with open(path, "rb") as f:
+            return f.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def test_killed_during_the_videos_then_resumed_equals_one_run(shared_models, testdata, tmp_path):
+    """Videos are checkpointed too: a run killed after its first video is recorded resumes
+    without processing that video again and writes the same CSV bytes as one run."""
+    pytest.importorskip("av")
+    from test_video import _testdata_frames, make_video
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for src in sorted((testdata / "buow").iterdir())[:3]:
+        (folder / src.name).symlink_to(src)
+    for k, fps in enumerate([10, 15, 30, 12]):
+        make_video(folder / f"clip{k}.mp4", _testdata_frames(testdata, 60), fps)
+
+    whole = tmp_path / "whole.csv"
+    p = subprocess.run(_cmd(shared_models, folder, whole), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+    out = tmp_path / "resumed.csv"
+    videos = tmp_path / "resumed.csv.checkpoint.videos"
+    proc = subprocess.Popen(
+        _cmd(shared_models, folder, out, "--resume"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    # The header line, then one line per video.
+    while _lines(videos) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = _lines(videos) - 1
+    assert 1 <= done < 4 and not out.exists()
+
+    p = subprocess.run(_cmd(shared_models, folder, out, "--resume"), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert out.read_bytes() == whole.read_bytes()
+    assert _lines(videos) == 1 + 4  # every video once: nothing done twice
+
+
+def test_a_video_checkpoint_of_other_settings_is_not_reused(shared_models, testdata, tmp_path):
+    """The video records are bound to the image checkpoint's header: after the checkpoint is
+    deleted (a new run), stale video records beside it are dropped, not reused."""
+    pytest.importorskip("av")
+    from test_video import _testdata_frames, make_video
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    make_video(folder / "clip.mp4", _testdata_frames(testdata, 24), 12)
+    pipe = deepfaune_rs.Pipeline(
+        "md-lite",
+        shared_models / "pixel_classifier_182_c38.onnx",
+        classifier_manifest=REPO / "models" / "tiny-pixel-c38.toml",
+    )
+    ckpt = tmp_path / "run.checkpoint"
+    first = pipe.run(folder, progress=False, checkpoint=ckpt)
+    sidecar = tmp_path / "run.checkpoint.videos"
+    # Tamper with the recorded answer; a resumed run must take it as recorded...
+    lines = sidecar.read_text().splitlines()
+    rec = json.loads(lines[1])
+    rec["prediction"] = "recorded"
+    sidecar.write_text("\n".join([lines[0], json.dumps(rec)]) + "\n")
+    assert pipe.run(folder, progress=False, checkpoint=ckpt).videos[0].prediction == "recorded"
+    # ...but a new checkpoint (the old one deleted) ignores the stale sidecar.
+    ckpt.unlink()
+    again = pipe.run(folder, progress=False, checkpoint=ckpt)
+    assert again.videos[0].prediction == first.videos[0].prediction != "recorded"

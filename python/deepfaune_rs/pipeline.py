@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import _core
+from ._files import atomic_open
 from ._progress import ProgressArg, make_callback
 from .detect import DetectionResult, Detector, Inputs, PathLike, _as_paths
 from .video import is_unsupported_video, is_video
@@ -101,8 +102,8 @@ class Pipeline:
         ``checkpoint``: a file where every processed image is recorded as soon as it is done. If
         the run is interrupted (crash, sleep, Ctrl-C), calling ``run`` again with the same
         checkpoint skips the images already done and gives the same results as one uninterrupted
-        run (videos are processed again). A checkpoint written with other models or settings is
-        refused (``InvalidArgumentError``)."""
+        run. Videos are recorded in ``<checkpoint>.videos`` and skipped the same way. A
+        checkpoint written with other models or settings is refused (``InvalidArgumentError``)."""
         paths = _as_paths(inputs)
         images: list[str] = []
         videos: list[str] = []
@@ -117,6 +118,12 @@ class Pipeline:
             else:
                 images.append(p)
         callback = make_callback(progress, "deepfaune")
+        # A new checkpoint starts a new run: video records left beside an older one are stale.
+        resuming = (
+            checkpoint is not None
+            and os.path.isfile(checkpoint)
+            and os.path.getsize(checkpoint) > 0
+        )
         # The core walks the folders lazily (results start at once) and hands back the videos
         # it met on the way; they run after the images.
         res = self._inner.run(
@@ -132,6 +139,8 @@ class Pipeline:
             videos,
             progress=make_callback(progress, "videos") if videos else None,
             keep_embeddings=keep_embeddings,
+            checkpoint=checkpoint,
+            resuming=resuming,
         )
         root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
         return PipelineResult(res, root, records, [unsupported_failure(p) for p in unsupported])
@@ -243,7 +252,7 @@ class PipelineResult:
             return
         t = self.table()
         columns = list(t)
-        with _atomic(path, "w", newline="") as f:
+        with atomic_open(path, "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(columns)
             for i in range(len(t["filename"])):
@@ -251,8 +260,6 @@ class PipelineResult:
 
     def to_excel(self, path: PathLike) -> None:
         """Writes DeepFaune's table as XLSX (needs ``openpyxl``), atomically."""
-        import tempfile
-
         path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(suffix=".xlsx", dir=folder)
@@ -283,7 +290,7 @@ class PipelineResult:
                 doc = json.load(f)
         for v in self.videos:
             doc["images"].append(megadetector_entry(v, _relative(v.path, root)))
-        with _atomic(path, "w", encoding="utf-8") as f:
+        with atomic_open(path, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2, ensure_ascii=False)
 
     def to_camtrap_dp(
@@ -374,24 +381,3 @@ def _relative(path: str, root: str | None) -> str:
         if not rel.startswith(".."):
             path = rel
     return path.replace("\\", "/")
-
-
-class _atomic:
-    """Opens a temporary file next to ``path`` and renames it over ``path`` on success."""
-
-    def __init__(self, path: PathLike, mode: str, **kwargs: object) -> None:
-        self.path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(self.path))
-        fd, self.tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        os.close(fd)
-        self.f = open(self.tmp, mode, **kwargs)  # noqa: SIM115
-
-    def __enter__(self):  # noqa: ANN204
-        return self.f
-
-    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
-        self.f.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        elif os.path.exists(self.tmp):
-            os.unlink(self.tmp)

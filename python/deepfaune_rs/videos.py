@@ -4,13 +4,15 @@ per-detection ``frame_number``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import _core
+from ._files import atomic_open
 from .video import MEDIA_TYPES, SampledVideo, VideoError, sample_video
 
 
@@ -105,20 +107,103 @@ def run_videos(
     paths: Sequence[str],
     progress: Callable[[int, int], object] | None = None,
     keep_embeddings: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    resuming: bool = True,
 ) -> list[VideoRecord]:
-    """Samples, detects, classifies and aggregates each video; bad videos become failures."""
+    """Samples, detects, classifies and aggregates each video; bad videos become failures.
+
+    ``checkpoint``: the run's (image) checkpoint, already opened by the core for this run; the
+    videos are recorded beside it (:class:`VideoCheckpoint`), and videos it holds are not
+    processed again, unless ``resuming`` is false (the image checkpoint is new: older video
+    records are stale)."""
+    ckpt = None if checkpoint is None else VideoCheckpoint(checkpoint, resuming)
     out = []
-    for i, path in enumerate(paths):
-        t0 = time.perf_counter()
-        try:
-            rec = _record(pipe, sample_video(path), keep_embeddings)
-        except VideoError as e:
-            rec = _failed(pipe, path, e)
-        rec.seconds_total = time.perf_counter() - t0
-        out.append(rec)
-        if progress is not None:
-            progress(i + 1, len(paths))
+    try:
+        for i, path in enumerate(paths):
+            rec = None if ckpt is None else ckpt.done.get(path)
+            if rec is None:
+                t0 = time.perf_counter()
+                try:
+                    rec = _record(pipe, sample_video(path), keep_embeddings)
+                except VideoError as e:
+                    rec = _failed(pipe, path, e)
+                rec.seconds_total = time.perf_counter() - t0
+                if ckpt is not None:
+                    ckpt.append(rec)
+            out.append(rec)
+            if progress is not None:
+                progress(i + 1, len(paths))
+    finally:
+        if ckpt is not None:
+            ckpt.close()
     return out
+
+
+class VideoCheckpoint:
+    """The videos of a checkpointed run: ``<checkpoint>.videos``, JSON lines beside the core's
+    image checkpoint. Its first line copies that checkpoint's header (models and settings), so a
+    file left by a run with other settings is never reused (nor one left beside an image
+    checkpoint that has since been deleted); then one line per video with every field of its
+    :class:`VideoRecord` (but ``result``, the core object, which restored records lack). Each
+    line is flushed and synced; a torn last line (killed mid-write) is dropped on reopening.
+    Floats go through JSON exactly, so a resumed run writes the same outputs."""
+
+    FORMAT = "deepfaune-rs-video-checkpoint/1"
+
+    def __init__(self, images_checkpoint: str | os.PathLike, resuming: bool = True) -> None:
+        with open(images_checkpoint, encoding="utf-8") as f:
+            header = json.loads(f.readline())
+        self.path = os.fspath(images_checkpoint) + ".videos"
+        self.done: dict[str, VideoRecord] = {}
+        lines: list[str] = []
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                lines = f.read().split("\n")
+        except FileNotFoundError:
+            pass
+        first = {"format": self.FORMAT, "images_checkpoint": header}
+        valid = [json.dumps(first)]
+        if resuming and lines and _loads(lines[0]) == first:
+            for line in lines[1:]:
+                rec = _loads(line)
+                if not isinstance(rec, dict):
+                    break  # a torn last line ends the usable part
+                self.done[rec["path"]] = _from_json(rec)
+                valid.append(line)
+        # Rewrite the valid part (atomically), so appends follow a complete line.
+        with atomic_open(self.path, "w", encoding="utf-8") as f:
+            f.write("".join(v + "\n" for v in valid))
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def append(self, rec: VideoRecord) -> None:
+        self._file.write(json.dumps(_to_json(rec)) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _loads(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _to_json(rec: VideoRecord) -> dict:
+    return {f.name: getattr(rec, f.name) for f in fields(VideoRecord) if f.name != "result"}
+
+
+def _from_json(d: dict) -> VideoRecord:
+    known = {f.name for f in fields(VideoRecord)} - {"result"}
+    kw = {k: v for k, v in d.items() if k in known}
+    for k in ("box", "frame_size"):
+        if kw.get(k) is not None:
+            kw[k] = tuple(kw[k])
+    for det in kw.get("detections", []):
+        det["xyxy"] = tuple(det["xyxy"])
+    return VideoRecord(**kw)
 
 
 def unsupported_failure(path: str) -> dict:
