@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import all_test_images, testdata_dir  # noqa: E402
+from conftest import all_test_images, find_testdata  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time
@@ -48,9 +48,9 @@ def build_tree(root: Path, n: int, sources: list[Path]) -> None:
 
 
 def measure(n: int, threads: int, python: str) -> dict:
-    sources = all_test_images(testdata_dir())
+    sources = all_test_images(find_testdata())
     if not sources:
-        sys.exit(f"no test images under {testdata_dir()}")
+        sys.exit(f"no test images under {find_testdata()}")
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         build_tree(Path(tmp), n, sources)
         t = time.perf_counter()
