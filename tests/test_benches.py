@@ -1,0 +1,37 @@
+"""The benchmarks still run (tiny sizes): they are not tests of speed, only a guard against a
+benchmark that no longer starts (a renamed helper, a changed API). Timings are not checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+BENCHES = REPO / "benches"
+
+
+def _run(*args: str) -> str:
+    p = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def test_bench_memory_runs():
+    out = _run(str(BENCHES / "bench_memory.py"), "--n", "4", "8")
+    assert "N=      4" in out and "N=      8" in out and "peak RSS ratio" in out
+
+
+def test_bench_video_runs():
+    pytest.importorskip("av")
+    out = _run(str(BENCHES / "bench_video.py"), "--videos", "1", "--seconds", "1", "--fps", "6")
+    assert "video" in out
+
+
+@pytest.mark.parametrize("name", ["bench_detect.py", "bench_pipeline.py", "bench_reid.py"])
+def test_other_benches_start(name):
+    assert "usage" in _run(str(BENCHES / name), "--help")
