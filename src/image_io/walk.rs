@@ -399,8 +399,8 @@ mod tests {
 
     /// Scale check, run by hand (not in CI): `DEEPFAUNE_WALK_N=1000000 cargo test --release
     /// --lib walk_scale -- --ignored --nocapture`. Creates N empty files in folders of 1,000 and
-    /// times the walk. The walk holds one directory handle at a time (each listing is read to
-    /// the end before the next folder is opened), so only the path list grows with N.
+    /// times the first file of a lazy walk and the whole walk. The walk holds one directory
+    /// handle at a time (each listing is read to the end before the next folder is opened).
     #[test]
     #[ignore]
     fn walk_scale() {
@@ -418,6 +418,9 @@ mod tests {
             std::fs::File::create(dir.join(format!("img{i:07}.jpg"))).unwrap();
         }
         println!("created {n} files in {:.1?}", start.elapsed());
+        let start = std::time::Instant::now();
+        let first = Walker::new(t.path()).next();
+        println!("first file after {:.2?}: {first:?}", start.elapsed());
         let start = std::time::Instant::now();
         let w = walk(t.path());
         let took = start.elapsed();
