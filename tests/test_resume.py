@@ -33,6 +33,17 @@ def _records(path) -> int:
         return 0
 
 
+def _kill_when(cmd, ready) -> None:
+    """Starts `cmd` and SIGKILLs it as soon as `ready()` holds (failing if it ends first)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def test_killed_then_resumed_run_equals_an_uninterrupted_one(shared_models, testdata, tmp_path):
     whole = tmp_path / "whole.csv"
     p = subprocess.run(_cmd(shared_models, testdata, whole), capture_output=True, text=True)
@@ -40,17 +51,7 @@ def test_killed_then_resumed_run_equals_an_uninterrupted_one(shared_models, test
 
     out = tmp_path / "resumed.csv"
     ckpt = tmp_path / "resumed.csv.checkpoint"
-    proc = subprocess.Popen(
-        _cmd(shared_models, testdata, out, "--resume"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while _records(ckpt) < 12 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_when(_cmd(shared_models, testdata, out, "--resume"), lambda: _records(ckpt) >= 12)
     done = _records(ckpt)
     total = len(all_test_images(testdata))
     assert 12 <= done < total and not out.exists()
@@ -134,18 +135,8 @@ def test_killed_during_the_videos_then_resumed_equals_one_run(shared_models, tes
 
     out = tmp_path / "resumed.csv"
     videos = tmp_path / "resumed.csv.checkpoint.videos"
-    proc = subprocess.Popen(
-        _cmd(shared_models, folder, out, "--resume"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
     # The header line, then one line per video.
-    while _lines(videos) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_when(_cmd(shared_models, folder, out, "--resume"), lambda: _lines(videos) >= 2)
     done = _lines(videos) - 1
     assert 1 <= done < 4 and not out.exists()
 
