@@ -242,23 +242,13 @@ impl DetectorManifest {
         if p.max_det == 0 {
             return Err(bad("max_det must be positive".into()));
         }
-        if !m.sha256.is_empty()
-            && (m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            return Err(bad("sha256 must be 64 hex digits".into()));
-        }
+        check_sha(&m.sha256).map_err(|r| bad(r.into()))?;
         Ok(m)
     }
 
     /// Reads a manifest file.
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Manifest {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut m = Self::from_toml(&text, &path.display().to_string())?;
-        m.source_dir = path.parent().map(Path::to_path_buf);
-        Ok(m)
+        read_manifest(path, Self::from_toml, |m, dir| m.source_dir = dir)
     }
 
     /// The category of each model class, in model order.
@@ -318,13 +308,62 @@ pub fn model_dir() -> PathBuf {
 
 /// Where a manifest's weights are expected: next to the manifest file, else in [`model_dir`].
 pub fn weights_path(m: &DetectorManifest) -> PathBuf {
-    if let Some(dir) = &m.source_dir {
-        let p = dir.join(&m.file);
+    weights_beside(m.source_dir.as_deref(), &m.file)
+}
+
+/// The weights `file` of a manifest read from `source_dir`: there if it exists, else in
+/// [`model_dir`] (every manifest kind looks for its weights this way).
+pub fn weights_beside(source_dir: Option<&Path>, file: &str) -> PathBuf {
+    if let Some(dir) = source_dir {
+        let p = dir.join(file);
         if p.exists() {
             return p;
         }
     }
-    model_dir().join(&m.file)
+    model_dir().join(file)
+}
+
+/// Reads a manifest file of any kind: `parse` validates the text, `set_dir` records the
+/// manifest's folder (where its weights are looked for first).
+pub(crate) fn read_manifest<M>(
+    path: &Path,
+    parse: impl FnOnce(&str, &str) -> Result<M, ModelError>,
+    set_dir: impl FnOnce(&mut M, Option<PathBuf>),
+) -> Result<M, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::Manifest {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut m = parse(&text, &path.display().to_string())?;
+    set_dir(&mut m, path.parent().map(Path::to_path_buf));
+    Ok(m)
+}
+
+/// A manifest's `sha256`: empty (not pinned) or 64 hex digits.
+pub(crate) fn check_sha(s: &str) -> Result<(), &'static str> {
+    if !s.is_empty() && (s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err("sha256 must be 64 hex digits");
+    }
+    Ok(())
+}
+
+/// Checks `path` against a manifest's pinned `sha256` (nothing to check when it is empty).
+pub fn verify_sha256(path: &Path, expected: &str) -> Result<(), ModelError> {
+    if expected.is_empty() {
+        return Ok(());
+    }
+    let found = sha256_file(path).map_err(|e| ModelError::WeightsMissing {
+        path: path.to_path_buf(),
+        hint: e.to_string(),
+    })?;
+    if found != expected {
+        return Err(ModelError::Checksum {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            found,
+        });
+    }
+    Ok(())
 }
 
 /// Lowercase hex sha256 of a file, streamed.

@@ -9,7 +9,7 @@ use crate::error::{Error, ModelError};
 use crate::manifest::classifier::{
     builtin_classifier, classifier_weights_path, ClassifierManifest,
 };
-use crate::manifest::sha256_file;
+use crate::manifest::verify_sha256;
 use crate::runtime::{new_session, ModelSource, SessionOptions};
 
 /// Outputs for a batch of crops.
@@ -71,19 +71,7 @@ fn weights(
         };
         return Err(ModelError::WeightsMissing { path: p, hint });
     }
-    if !sha256.is_empty() {
-        let found = sha256_file(&p).map_err(|e| ModelError::WeightsMissing {
-            path: p.clone(),
-            hint: e.to_string(),
-        })?;
-        if found != sha256 {
-            return Err(ModelError::Checksum {
-                path: p,
-                expected: sha256.to_string(),
-                found,
-            });
-        }
-    }
+    verify_sha256(&p, sha256)?;
     Ok(p)
 }
 

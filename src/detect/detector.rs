@@ -75,19 +75,7 @@ pub fn model_source(
         };
         return Err(ModelError::WeightsMissing { path: p, hint });
     }
-    if !m.sha256.is_empty() {
-        let found = manifest::sha256_file(&p).map_err(|e| ModelError::WeightsMissing {
-            path: p.clone(),
-            hint: e.to_string(),
-        })?;
-        if found != m.sha256 {
-            return Err(ModelError::Checksum {
-                path: p,
-                expected: m.sha256.clone(),
-                found,
-            });
-        }
-    }
+    manifest::verify_sha256(&p, &m.sha256)?;
     Ok(ModelSource::File(p))
 }
 

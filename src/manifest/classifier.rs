@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::ResizeMethod;
+use super::{check_sha, read_manifest, ResizeMethod};
 use crate::error::ModelError;
 
 /// The languages DeepFaune ships, in its order.
@@ -233,13 +233,7 @@ impl ClassifierManifest {
 
     /// Reads a manifest file.
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Manifest {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut m = Self::from_toml(&text, &path.display().to_string())?;
-        m.source_dir = path.parent().map(Path::to_path_buf);
-        Ok(m)
+        read_manifest(path, Self::from_toml, |m, dir| m.source_dir = dir)
     }
 
     /// Number of animal classes (the width of the logits).
@@ -304,13 +298,6 @@ impl ClassifierManifest {
         found.dedup();
         Ok(found)
     }
-}
-
-fn check_sha(s: &str) -> Result<(), &'static str> {
-    if !s.is_empty() && (s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit())) {
-        return Err("sha256 must be 64 hex digits");
-    }
-    Ok(())
 }
 
 /// Checks a by-language name table: `en` and `fr` present, known languages only, equal lengths,
@@ -383,13 +370,7 @@ pub fn builtin_classifier(id: &str) -> Result<ClassifierManifest, ModelError> {
 /// Where a classifier's weights are expected: next to the manifest file, else in
 /// [`super::model_dir`].
 pub fn classifier_weights_path(m: &ClassifierManifest) -> PathBuf {
-    if let Some(dir) = &m.source_dir {
-        let p = dir.join(&m.file);
-        if p.exists() {
-            return p;
-        }
-    }
-    super::model_dir().join(&m.file)
+    super::weights_beside(m.source_dir.as_deref(), &m.file)
 }
 
 #[cfg(test)]

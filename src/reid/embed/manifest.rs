@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::ModelError;
-use crate::manifest::{model_dir, ResizeMethod};
+use crate::manifest::{check_sha, read_manifest, weights_beside, ResizeMethod};
 
 /// How a crop becomes the model's square input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -140,34 +140,18 @@ impl EmbeddingManifest {
         if m.output.dim == 0 {
             return Err(bad("output.dim must be positive".into()));
         }
-        if !m.sha256.is_empty()
-            && (m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            return Err(bad("sha256 must be 64 hex digits".into()));
-        }
+        check_sha(&m.sha256).map_err(|r| bad(r.into()))?;
         Ok(m)
     }
 
     /// Reads a manifest file.
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Manifest {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut m = Self::from_toml(&text, &path.display().to_string())?;
-        m.source_dir = path.parent().map(Path::to_path_buf);
-        Ok(m)
+        read_manifest(path, Self::from_toml, |m, dir| m.source_dir = dir)
     }
 
     /// Where the weights are expected: next to the manifest file, else in the model directory.
     pub fn weights_path(&self) -> PathBuf {
-        if let Some(dir) = &self.source_dir {
-            let p = dir.join(&self.file);
-            if p.exists() {
-                return p;
-            }
-        }
-        model_dir().join(&self.file)
+        weights_beside(self.source_dir.as_deref(), &self.file)
     }
 }
 

@@ -26,7 +26,7 @@ pub use manifest::{
 use crate::detect::crop_square;
 use crate::error::{Error, ModelError};
 use crate::image_io::decode::{read_image, DecodeOptions};
-use crate::manifest::{sha256_file, ResizeMethod};
+use crate::manifest::{verify_sha256, ResizeMethod};
 use crate::preprocess::resize::{resize_cv2_linear, resize_pil, PilFilter, Rect};
 use crate::runtime::{new_session, ModelSource, SessionOptions};
 
@@ -157,19 +157,7 @@ pub fn embedder_source(
             hint: format!("put {} there, or pass its path", m.file),
         });
     }
-    if !m.sha256.is_empty() {
-        let found = sha256_file(&p).map_err(|e| ModelError::WeightsMissing {
-            path: p.clone(),
-            hint: e.to_string(),
-        })?;
-        if found != m.sha256 {
-            return Err(ModelError::Checksum {
-                path: p,
-                expected: m.sha256.clone(),
-                found,
-            });
-        }
-    }
+    verify_sha256(&p, &m.sha256)?;
     Ok(ModelSource::File(p))
 }
 
