@@ -178,15 +178,15 @@ pub fn write_camtrap_dp(
     }
     let mut warnings = Vec::new();
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let p = src.predictions;
+    let seqnum = &src.predictions.seqnum;
     // Every video is a sequence of its own, numbered after the images' (as DeepFaune's table).
-    let first_video_seq = p.seqnum.iter().copied().max().unwrap_or(0) + 1;
+    let first_video_seq = seqnum.iter().copied().max().unwrap_or(0) + 1;
     let images = (0..d.len()).map(|i| Candidate {
         item: Item::Image(i),
         path: abs(&d.paths[i]),
         failed: d.category[i] == CATEGORY_FAILED,
         date: d.date[i].as_ref(),
-        seq: p.seqnum[i],
+        seq: seqnum[i],
         length_s: 0,
     });
     let videos = src.videos.iter().enumerate().map(|(k, v)| Candidate {
