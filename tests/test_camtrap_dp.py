@@ -343,8 +343,10 @@ def test_cli_writes_the_package(shared_models, manifest_path, testdata, deployme
         "--camtrap-dp", str(out), "--deployments", str(deployments_csv), "--timezone=-07:00",
     ]  # fmt: skip
     p = subprocess.run(cmd, capture_output=True, text=True)
-    assert p.returncode == 3, p.stderr  # error_img.JPG is a 0-byte file
-    assert "Camtrap DP package" in p.stderr and "1 unreadable" in p.stderr
+    assert p.returncode == 3, p.stderr
+    # error_img.JPG and error_vid.mp4 are 0-byte files: both left out of the package.
+    empty = [f for f in (testdata / "southwest").iterdir() if f.stat().st_size == 0]
+    assert "Camtrap DP package" in p.stderr and f"{len(empty)} unreadable" in p.stderr
     media = pd.read_csv(out / "media.csv", dtype=str, keep_default_na=False)
     assert len(media) > 0 and media["timestamp"].str.endswith("-07:00").all()
     # A single input folder is the root: the deployment is that folder itself.

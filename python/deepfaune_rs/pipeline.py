@@ -15,7 +15,13 @@ from ._files import atomic_open
 from ._progress import ProgressArg, make_callback
 from .detect import DetectionResult, Detector, Inputs, PathLike, _as_paths
 from .video import is_unsupported_video, is_video
-from .videos import VideoRecord, megadetector_entry, run_videos, unsupported_failure
+from .videos import (
+    VideoRecord,
+    camtrap_entry,
+    megadetector_entry,
+    run_videos,
+    unsupported_failure,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -312,17 +318,26 @@ class PipelineResult:
         media-level observation (bbox as fractions of the image), the classified one with the
         species. Scientific names come from the classifier manifest's ``scientific_names``.
 
+        Each readable video (:attr:`videos`) is a media row (``fileMediatype`` ``video/mp4``,
+        ...; ``timestamp`` its ``creation_time``, read as the camera's clock like an EXIF date)
+        and an event of its own, numbered as in :meth:`table`: from its timestamp to its timestamp
+        plus its whole seconds, with the video's prediction and counts; its keyframe is a
+        media-level observation with the deciding box (as fractions of the frame), the species,
+        and the frame number in ``observationComments``. Videos that could not be read are left
+        out like unreadable images.
+
         ``deployments``: a CSV file (or rows) with ``deploymentID`` and any Camtrap DP deployment
         columns (``latitude``, ``longitude``, ``deploymentStart`` with its UTC offset, ...). An
-        image belongs to the deployment named by its folder (path relative to the run's folder,
-        or the folder's name), unless ``deployment_of`` maps that folder to another id.
+        image or video belongs to the deployment named by its folder (path relative to the run's
+        folder, or the folder's name), unless ``deployment_of`` maps that folder to another id.
         ``timezone`` (``"+02:00"``) is the camera clocks' zone; by default each deployment's
         ``deploymentStart`` offset, else UTC. ``undated``: ``"exclude"`` images without EXIF date
-        (the standard requires a timestamp) or date them by file ``"mtime"``. ``metadata``: package
-        fields (``title``, ``contributors``, ``licenses``, and ``project`` with ``title``,
-        ``samplingDesign``, ``captureMethod``, which Camtrap DP requires).
+        and videos without ``creation_time`` (the standard requires a timestamp) or date them by
+        file ``"mtime"``. ``metadata``: package fields (``title``, ``contributors``, ``licenses``,
+        and ``project`` with ``title``, ``samplingDesign``, ``captureMethod``, which Camtrap DP
+        requires).
 
-        Nothing is invented: what the images cannot tell (coordinates, project facts) and is not
+        Nothing is invented: what the media cannot tell (coordinates, project facts) and is not
         given is left out and reported. Returns those warnings (also emitted with
         :func:`warnings.warn`).
         """
@@ -346,6 +361,7 @@ class PipelineResult:
             root=self.root if root is None else os.fspath(root),
             undated=undated,
             metadata=None if metadata is None else json.dumps(dict(metadata)),
+            videos=[camtrap_entry(v) for v in self.videos],
         )
         for w in found:
             warnings.warn(f"Camtrap DP: {w}", UserWarning, stacklevel=2)

@@ -23,7 +23,9 @@ class VideoRecord:
     ``keyframe`` is the frame number that shows the prediction best and ``box`` its deciding box
     (``x1, y1, x2, y2`` in frame pixels); ``detections`` holds every box of every sampled frame with
     its ``frame_number``. A video that could not be read has ``failure`` (path, stage, kind,
-    reason) and is ``empty``, as DeepFaune counts it.
+    reason) and is ``empty``, as DeepFaune counts it. ``label_index`` and ``top1_index`` place
+    ``prediction`` and ``top1`` in DeepFaune's label list (the classifier's classes, its bird
+    groups, then human, vehicle, empty, undefined), whatever the language.
     """
 
     path: str
@@ -42,6 +44,8 @@ class VideoRecord:
     frame_size: tuple[int, int] = (0, 0)
     detections: list[dict] = field(default_factory=list)
     failure: dict | None = None
+    label_index: int | None = None
+    top1_index: int | None = None
     seconds_extraction: float = 0.0
     seconds_total: float = 0.0
     result: Any = None
@@ -79,6 +83,8 @@ def _record(pipe: _core.Pipeline, v: SampledVideo, keep_embeddings: bool) -> Vid
         prediction=r.prediction,
         score=float(r.score),
         top1=r.top1,
+        label_index=int(r.label_index),
+        top1_index=int(r.top1_index),
         count=int(r.count),
         humancount=int(r.humancount),
         date=v.date,
@@ -99,7 +105,15 @@ def _failed(pipe: _core.Pipeline, path: str, e: VideoError) -> VideoRecord:
     # No frame read: DeepFaune's answer is "empty"; the core names it in the pipeline's language.
     empty = pipe.run_frames([], [None], path)
     failure = {"path": path, "stage": e.stage, "kind": e.kind, "reason": e.reason, "index": None}
-    return VideoRecord(path, empty.prediction, float(empty.score), empty.top1, failure=failure)
+    return VideoRecord(
+        path,
+        empty.prediction,
+        float(empty.score),
+        empty.top1,
+        failure=failure,
+        label_index=int(empty.label_index),
+        top1_index=int(empty.top1_index),
+    )
 
 
 def run_videos(
@@ -211,6 +225,25 @@ def unsupported_failure(path: str) -> dict:
     ext = os.path.splitext(path)[1].lower()
     reason = f"unsupported video format {ext} (DeepFaune reads {', '.join(MEDIA_TYPES)})"
     return {"path": path, "stage": "read", "kind": "unsupported", "reason": reason, "index": None}
+
+
+def camtrap_entry(rec: VideoRecord) -> dict:
+    """The video as the Camtrap DP writer takes it: plain values only (not ``rec.result``)."""
+    rate = float(rec.frame_rate or 0.0)
+    return {
+        "path": rec.path,
+        "date": rec.date,
+        "duration_s": rec.total_frames / rate if rate > 0 else 0.0,
+        "label_index": rec.label_index,
+        "top1_index": rec.top1_index,
+        "score": float(rec.score),
+        "count": int(rec.count),
+        "humancount": int(rec.humancount),
+        "keyframe": rec.keyframe,
+        "box": None if rec.box is None else tuple(float(x) for x in rec.box),
+        "frame_size": tuple(int(x) for x in rec.frame_size),
+        "failed": rec.failure is not None,
+    }
 
 
 def megadetector_entry(rec: VideoRecord, name: str) -> dict:

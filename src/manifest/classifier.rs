@@ -241,6 +241,12 @@ impl ClassifierManifest {
         self.classes.get("en").map_or(0, Vec::len)
     }
 
+    /// Number of bird groups of the optional bird head (0 without one): with
+    /// [`num_classes`](Self::num_classes), the layout of [`crate::sequence::Label::index`].
+    pub fn num_groups(&self) -> usize {
+        self.bird_head.as_ref().map_or(0, BirdHead::num_groups)
+    }
+
     /// Languages this manifest has names for, in DeepFaune's order.
     pub fn languages(&self) -> Vec<&'static str> {
         LANGUAGES

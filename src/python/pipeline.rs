@@ -16,17 +16,19 @@ use crate::classify::{load_classifier, OnnxClassifier};
 use crate::detect::decision::ImageKind;
 use crate::error::Error;
 use crate::export::camtrap_dp::{
-    write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset,
+    write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset, VideoMedium,
 };
 use crate::export::megadetector::classifications::{write_with_classifications, Classifications};
 use crate::export::sort::{sort_into_folders, SortItem, SortMode, SortOptions};
 use crate::export::table::{results_table, write_results_csv, ResultRow};
+use crate::image_io::exif::parse_exif_datetime;
 use crate::manifest::classifier::ClassifierManifest;
 use crate::run::checkpoint::fingerprint;
 use crate::run::{run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume};
 use crate::runtime::SessionOptions;
 use crate::sequence::{
-    kind_from_code, predict_all, AggregateOptions, ImageRows, LogitTable, SequencePredictions,
+    kind_from_code, predict_all, AggregateOptions, ImageRows, Label, LogitTable, Prediction,
+    SequencePredictions,
 };
 
 /// Detector + classifier + DeepFaune's sequence logic.
@@ -430,9 +432,10 @@ impl PyPipelineResults {
         .py()
     }
 
-    /// Writes a Camtrap DP 1.0.2 package into `folder`; returns the warnings.
+    /// Writes a Camtrap DP 1.0.2 package into `folder`; returns the warnings. `videos`: one
+    /// dict per video of the run, in order (see `VideoEntry`).
     #[pyo3(signature = (folder, deployments = None, deployment_of = None, timezone = None,
-                        root = None, undated = "exclude", metadata = None))]
+                        root = None, undated = "exclude", metadata = None, videos = Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn to_camtrap_dp(
         &self,
@@ -444,6 +447,7 @@ impl PyPipelineResults {
         root: Option<PathBuf>,
         undated: &str,
         metadata: Option<String>,
+        videos: Vec<VideoEntry>,
     ) -> PyResult<Vec<String>> {
         let bad = |m: String| to_pyerr(Error::InvalidArgument(m));
         let timezone = match timezone {
@@ -475,10 +479,16 @@ impl PyPipelineResults {
             undated,
             metadata,
         };
+        let videos = videos
+            .into_iter()
+            .map(|v| v.medium(&self.manifest))
+            .collect::<Result<Vec<_>, _>>()
+            .py()?;
         let src = CamtrapSource {
             detection: &self.detections.get().res,
             predictions: &self.preds,
             manifest: &self.manifest,
+            videos: &videos,
         };
         py.detach(|| write_camtrap_dp(&src, &folder, &opts)).py()
     }
@@ -548,6 +558,64 @@ impl PyPipelineResults {
                 .map(|f| (f.source.as_os_str(), f.reason.clone())),
         )?;
         Ok((report.root, placed, failed))
+    }
+}
+
+/// A video as `to_camtrap_dp` receives it from Python: a dict of plain values (videos are read
+/// and judged in Python; see `deepfaune_rs.videos.camtrap_entry`).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct VideoEntry {
+    path: PathBuf,
+    /// `creation_time` as `YYYY:MM:DD HH:MM:SS`.
+    date: Option<String>,
+    duration_s: f64,
+    /// `Label::index` of the prediction and of top1 (None only for a failed video).
+    label_index: Option<usize>,
+    top1_index: Option<usize>,
+    score: f32,
+    count: u32,
+    humancount: u32,
+    keyframe: Option<u32>,
+    #[pyo3(item("box"))]
+    bbox: Option<[f32; 4]>,
+    frame_size: (u32, u32),
+    failed: bool,
+}
+
+impl VideoEntry {
+    fn medium(self, manifest: &ClassifierManifest) -> Result<VideoMedium, Error> {
+        let (n, g) = (manifest.num_classes(), manifest.num_groups());
+        let label = |index: Option<usize>| match index {
+            Some(i) => Label::from_index(i, n, g),
+            None if self.failed => Some(Label::Empty),
+            None => None,
+        };
+        let (Some(label), Some(top1)) = (label(self.label_index), label(self.top1_index)) else {
+            return Err(Error::InvalidArgument(format!(
+                "video {}: label_index/top1_index missing or past the {} labels of {}",
+                self.path.display(),
+                n + g + 4,
+                manifest.id
+            )));
+        };
+        let date = self.date.as_deref().and_then(parse_exif_datetime);
+        Ok(VideoMedium {
+            date,
+            duration_s: self.duration_s,
+            prediction: Prediction {
+                label,
+                score: self.score,
+                top1,
+            },
+            count: self.count,
+            humancount: self.humancount,
+            keyframe: self.keyframe,
+            bbox: self.bbox,
+            frame_size: self.frame_size,
+            failed: self.failed,
+            path: self.path,
+        })
     }
 }
 

@@ -72,10 +72,13 @@ pub(super) fn run_video(
         let bird = pipe.opts.bird_class.is_some();
         let p = summary.prediction;
         let text = [p.label.text(&names, bird), p.top1.text(&names, bird)];
+        let (n, g) = (clf.manifest.num_classes(), clf.manifest.num_groups());
+        let indices = [p.label.index(n, g), p.top1.index(n, g)];
         let threshold = set.primary.manifest.postprocess.threshold;
-        Ok::<_, Error>((res, summary, text, threshold))
+        Ok::<_, Error>((res, summary, text, indices, threshold))
     });
-    let (mut res, summary, [prediction, top1], threshold) = result.py()?;
+    let (mut res, summary, [prediction, top1], [label_index, top1_index], threshold) =
+        result.py()?;
     let detection = std::mem::take(&mut res.detection);
     Ok(PyVideoResult {
         detections: Py::new(py, PyDetectionResults::new(detection, threshold))?,
@@ -84,6 +87,8 @@ pub(super) fn run_video(
         slots,
         prediction,
         top1,
+        label_index,
+        top1_index,
     })
 }
 
@@ -115,6 +120,8 @@ pub struct PyVideoResult {
     slots: Vec<Option<usize>>,
     prediction: String,
     top1: String,
+    label_index: usize,
+    top1_index: usize,
 }
 
 #[pymethods]
@@ -155,6 +162,17 @@ impl PyVideoResult {
     #[getter]
     fn top1(&self) -> String {
         self.top1.clone()
+    }
+    /// The prediction's index in DeepFaune's label list: classes, bird groups, then human,
+    /// vehicle, empty, undefined (`Label::index`).
+    #[getter]
+    fn label_index(&self) -> usize {
+        self.label_index
+    }
+    /// The index of `top1` in the same list.
+    #[getter]
+    fn top1_index(&self) -> usize {
+        self.top1_index
     }
     /// Most animal boxes in one sampled frame.
     #[getter]

@@ -1,4 +1,4 @@
-//! `deployments.csv`: from the user's rows where given, otherwise only what the images tell
+//! `deployments.csv`: from the user's rows where given, otherwise only what the media tell
 //! (deploymentStart/End from their dates). Coordinates are never invented: a missing required
 //! field is reported as a warning and left empty.
 
@@ -46,10 +46,10 @@ pub const REQUIRED: [&str; 5] = [
 /// One deployment row: Camtrap DP field -> text (absent = empty cell).
 pub type DeploymentRow = BTreeMap<String, String>;
 
-/// What the images of one deployment tell: the earliest and latest naive dates.
+/// What the media of one deployment tell: the earliest start and latest end (naive dates).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ObservedSpan {
-    /// Earliest and latest dated image (naive local seconds), if any image is dated.
+    /// Earliest start and latest end of its dated media (naive local seconds), if any is dated.
     pub span: Option<(i64, i64)>,
     /// The time zone used for the deployment's media.
     pub offset: Option<UtcOffset>,
@@ -99,7 +99,7 @@ pub fn user_rows(
 }
 
 /// The final row of one deployment: the user's values, deploymentStart/End filled from the
-/// images where the user gave none, and a warning naming the required fields still missing.
+/// media where the user gave none, and a warning naming the required fields still missing.
 pub fn complete_row(
     id: &str,
     user: Option<&DeploymentRow>,
@@ -119,7 +119,7 @@ pub fn complete_row(
     }
     if !filled.is_empty() {
         warnings.push(format!(
-            "deployment '{id}': {} taken from the first/last image dates (the camera may have run longer)",
+            "deployment '{id}': {} taken from the first/last media dates (the camera may have run longer)",
             filled.join(" and ")
         ));
     }
@@ -130,7 +130,7 @@ pub fn complete_row(
         .collect();
     if !missing.is_empty() {
         warnings.push(format!(
-            "deployment '{id}': required {} missing (not in the images; give them in a deployments CSV), \
+            "deployment '{id}': required {} missing (not in the media; give them in a deployments CSV), \
              the package will not validate until they are filled",
             missing.join(", ")
         ));

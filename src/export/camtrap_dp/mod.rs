@@ -1,19 +1,25 @@
 //! Camtrap DP 1.0.2 (the TDWG camera-trap data package, SPEC 3): `deployments.csv`,
 //! `media.csv`, `observations.csv` and `datapackage.json`, each written atomically.
 //!
-//! - media: one row per readable image; `mediaID` = the first 16 hex digits of the SHA-256 of
-//!   its path relative to the input root (stable across runs); `timestamp` = EXIF
-//!   DateTimeOriginal in the deployment's time zone (EXIF has none: [`CamtrapOptions::timezone`],
-//!   else the offset of the user's `deploymentStart`, else UTC with a warning). The schema
-//!   requires a timestamp: undated images are left out with a warning listing them, or dated by
-//!   their file modification time with [`UndatedMedia::FileTime`].
+//! - media: one row per readable image and per readable video ([`VideoMedium`], `fileMediatype`
+//!   `video/mp4`, ...); `mediaID` = the first 16 hex digits of the SHA-256 of its path relative
+//!   to the input root (stable across runs); `timestamp` = EXIF DateTimeOriginal (a video's
+//!   `creation_time`, read as a camera clock like DeepFaune does) in the deployment's time zone
+//!   (EXIF has none: [`CamtrapOptions::timezone`], else the offset of the user's
+//!   `deploymentStart`, else UTC with a warning). The schema requires a timestamp: undated media
+//!   are left out with a warning listing them, or dated by their file modification time with
+//!   [`UndatedMedia::FileTime`]. Unreadable images and videos are left out, counted in a warning.
 //! - observations: one `event` row per sequence (`eventID` = `seq<seqnum>`, the sequence's
 //!   prediction, `count` = the most animals (or people) in one of its images) and one `media`
 //!   row per detection box (the box's class and confidence; the classified best animal box
-//!   also gets the image's own species).
-//! - deployments: the user's rows (any Camtrap DP deployment column), matched to images by
-//!   their folder; what the user did not give is filled only from the images
-//!   (deploymentStart/End), and missing required fields are warned about, never invented.
+//!   also gets the image's own species). Every video is a sequence of its own, numbered after
+//!   the images' as in DeepFaune's table: an `event` row from its start to its start plus its
+//!   whole seconds, with its prediction and counts, and a `media` row for its keyframe (the
+//!   deciding box, the video's species, the frame number in `observationComments`).
+//! - deployments: the user's rows (any Camtrap DP deployment column), matched to media by
+//!   their folder; what the user did not give is filled only from the media
+//!   (deploymentStart/End, up to the end of the last video), and missing required fields are
+//!   warned about, never invented.
 //!
 //! The descriptor points at the standard's URLs, as the Camtrap DP example package does.
 
@@ -34,9 +40,10 @@ pub use time::{iso_date, iso_datetime, UtcOffset};
 use crate::error::Error;
 use crate::export::write_atomic;
 use crate::image_io::walk::OUTPUT_MARKER;
+use crate::image_io::Timestamp;
 use crate::manifest::classifier::ClassifierManifest;
 use crate::run::detection::{DetectionResults, CATEGORY_FAILED};
-use crate::sequence::SequencePredictions;
+use crate::sequence::{Prediction, SequencePredictions};
 use deployments::{complete_row, user_rows, ObservedSpan};
 use tables::{csv_text, media_type, Row};
 
@@ -77,15 +84,85 @@ pub struct CamtrapSource<'a> {
     pub predictions: &'a SequencePredictions,
     /// The classifier's manifest (English names, scientific names, id).
     pub manifest: &'a ClassifierManifest,
+    /// The run's videos, in the order of `PipelineResult.videos` (failed ones included: they
+    /// keep the numbering of the videos' sequences).
+    pub videos: &'a [VideoMedium],
 }
 
+/// A video as the exporter needs it. Videos are read and judged in Python (one prediction per
+/// video, DeepFaune's video path); the exporter only turns that answer into rows.
+#[derive(Debug, Clone)]
+pub struct VideoMedium {
+    /// The video file.
+    pub path: PathBuf,
+    /// The container's `creation_time` as the camera clock: like EXIF DateTimeOriginal, a naive
+    /// time (DeepFaune reads it so), placed in the deployment's time zone.
+    pub date: Option<Timestamp>,
+    /// Length in seconds (frame count / frame rate).
+    pub duration_s: f64,
+    /// DeepFaune's answer for the whole video.
+    pub prediction: Prediction,
+    /// Most animal boxes in one sampled frame.
+    pub count: u32,
+    /// Most person boxes in one sampled frame.
+    pub humancount: u32,
+    /// Number of the frame that shows the prediction best; `None` when nothing was seen.
+    pub keyframe: Option<u32>,
+    /// The keyframe's deciding box `[x1, y1, x2, y2]` in frame pixels.
+    pub bbox: Option<[f32; 4]>,
+    /// Frame width and height in pixels.
+    pub frame_size: (u32, u32),
+    /// The video could not be read: left out, like unreadable images.
+    pub failed: bool,
+}
+
+/// What a media row stands for: an image (its row in the detection columns) or a video (its
+/// index in [`CamtrapSource::videos`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item {
+    Image(usize),
+    Video(usize),
+}
+
+/// One exported media file.
 struct Medium {
-    row: usize,
+    item: Item,
+    path: PathBuf,
     id: String,
     deployment: String,
+    /// Its sequence number (`eventID` = `seq<seq>`): the image's sequence, or the video's own.
+    seq: u32,
     local_seconds: i64,
+    /// The last second it shows: its timestamp for an image, plus the whole seconds of its
+    /// length for a video.
+    end_seconds: i64,
     offset: UtcOffset,
 }
+
+impl Medium {
+    fn image(&self) -> Option<usize> {
+        match self.item {
+            Item::Image(i) => Some(i),
+            Item::Video(_) => None,
+        }
+    }
+}
+
+/// A file that may become a [`Medium`].
+struct Candidate<'a> {
+    item: Item,
+    path: PathBuf,
+    failed: bool,
+    date: Option<&'a Timestamp>,
+    seq: u32,
+    length_s: i64,
+}
+
+/// Undated media, per kind: the noun and what is missing.
+const UNDATED: [(&str, &str); 2] = [
+    ("image(s)", "no EXIF date"),
+    ("video(s)", "no creation_time"),
+];
 
 /// Writes the package into `folder` (created if needed) and returns the warnings.
 pub fn write_camtrap_dp(
@@ -101,7 +178,27 @@ pub fn write_camtrap_dp(
     }
     let mut warnings = Vec::new();
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let paths: Vec<PathBuf> = d.paths.iter().map(|p| abs(p)).collect();
+    let seqnum = &src.predictions.seqnum;
+    // Every video is a sequence of its own, numbered after the images' (as DeepFaune's table).
+    let first_video_seq = seqnum.iter().copied().max().unwrap_or(0) + 1;
+    let images = (0..d.len()).map(|i| Candidate {
+        item: Item::Image(i),
+        path: abs(&d.paths[i]),
+        failed: d.category[i] == CATEGORY_FAILED,
+        date: d.date[i].as_ref(),
+        seq: seqnum[i],
+        length_s: 0,
+    });
+    let videos = src.videos.iter().enumerate().map(|(k, v)| Candidate {
+        item: Item::Video(k),
+        path: abs(&v.path),
+        failed: v.failed,
+        date: v.date.as_ref(),
+        seq: first_video_seq + k as u32,
+        length_s: whole_seconds(v.duration_s),
+    });
+    let candidates: Vec<Candidate<'_>> = images.chain(videos).collect();
+    let paths: Vec<PathBuf> = candidates.iter().map(|c| c.path.clone()).collect();
     let root = opts
         .root
         .as_deref()
@@ -131,21 +228,23 @@ pub fn write_camtrap_dp(
     };
 
     let mut media = Vec::new();
-    let (mut left_out, mut by_mtime, mut failed) = (Vec::new(), Vec::new(), 0usize);
-    for (i, p) in paths.iter().enumerate() {
-        if d.category[i] == CATEGORY_FAILED {
+    let (mut left_out, mut by_mtime, mut failed) = ([vec![], vec![]], [vec![], vec![]], 0usize);
+    for c in candidates {
+        if c.failed {
             failed += 1;
             continue;
         }
+        let kind = usize::from(matches!(c.item, Item::Video(_)));
+        let p = &c.path;
         // The camera's naive clock, or the file's UTC modification time shifted below.
-        let (clock, utc) = match (&d.date[i], opts.undated) {
+        let (clock, utc) = match (c.date, opts.undated) {
             (Some(t), _) => (t.seconds, false),
             (None, UndatedMedia::FileTime) if modified_seconds(p).is_some() => {
-                by_mtime.push(p.display().to_string());
+                by_mtime[kind].push(p.display().to_string());
                 (modified_seconds(p).unwrap_or_default(), true)
             }
             (None, _) => {
-                left_out.push(p.display().to_string());
+                left_out[kind].push(p.display().to_string());
                 continue;
             }
         };
@@ -158,11 +257,14 @@ pub fn write_camtrap_dp(
         };
         let key = rel(p).unwrap_or_else(|| slash_path(p));
         media.push(Medium {
-            row: i,
+            item: c.item,
             id: hex16(&Sha256::digest(key.as_bytes())),
             deployment: dep,
+            seq: c.seq,
             local_seconds,
+            end_seconds: local_seconds + c.length_s,
             offset,
+            path: c.path,
         });
     }
     if failed > 0 {
@@ -170,18 +272,24 @@ pub fn write_camtrap_dp(
             "{failed} unreadable file(s) left out (see the run's failures)"
         ));
     }
-    for (list, what) in [
-        (
-            &left_out,
-            "have no EXIF date and were left out (Camtrap DP requires a timestamp)",
-        ),
-        (
-            &by_mtime,
-            "have no EXIF date and were dated by their file modification time",
-        ),
-    ] {
-        if !list.is_empty() {
-            warnings.push(format!("{} image(s) {what}: {}", list.len(), listing(list)));
+    for (kind, (noun, missing)) in UNDATED.into_iter().enumerate() {
+        for (list, what) in [
+            (
+                &left_out[kind],
+                "were left out (Camtrap DP requires a timestamp)",
+            ),
+            (
+                &by_mtime[kind],
+                "were dated by their file modification time",
+            ),
+        ] {
+            if !list.is_empty() {
+                warnings.push(format!(
+                    "{} {noun} have {missing} and {what}: {}",
+                    list.len(),
+                    listing(list)
+                ));
+            }
         }
     }
     if !in_utc.is_empty() {
@@ -198,7 +306,7 @@ pub fn write_camtrap_dp(
     let media_rows: Vec<Row> = media
         .iter()
         .map(|m| {
-            let p = &paths[m.row];
+            let p = &m.path;
             let file_path = match base.as_deref().and_then(|b| p.strip_prefix(b).ok()) {
                 Some(r) => slash_path(r),
                 None => {
@@ -223,13 +331,12 @@ pub fn write_camtrap_dp(
         .collect();
     if outside {
         warnings.push(format!(
-            "the images are not below the package's parent folder: media filePath is relative to {}",
+            "the media files are not below the package's parent folder: media filePath is relative to {}",
             root.display()
         ));
     }
 
-    let by_row: BTreeMap<usize, &Medium> = media.iter().map(|m| (m.row, m)).collect();
-    let observation_rows = package::observations(src, &media_rows, &by_row);
+    let observation_rows = package::observations(src, &media, &media_rows);
 
     // Deployments: every one with media, plus the user's other rows.
     let mut spans: BTreeMap<String, ObservedSpan> = BTreeMap::new();
@@ -237,8 +344,8 @@ pub fn write_camtrap_dp(
         let s = spans.entry(m.deployment.clone()).or_default();
         s.offset = Some(m.offset);
         s.span = Some(match s.span {
-            Some((a, b)) => (a.min(m.local_seconds), b.max(m.local_seconds)),
-            None => (m.local_seconds, m.local_seconds),
+            Some((a, b)) => (a.min(m.local_seconds), b.max(m.end_seconds)),
+            None => (m.local_seconds, m.end_seconds),
         });
     }
     let ids: BTreeSet<&String> = spans.keys().chain(user.keys()).collect();
@@ -361,6 +468,15 @@ fn slash_path(p: &Path) -> String {
 
 fn hex16(bytes: &[u8]) -> String {
     bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The whole seconds of a length (0 when not a finite positive number).
+fn whole_seconds(seconds: f64) -> i64 {
+    if seconds.is_finite() && seconds > 0.0 {
+        seconds.floor() as i64
+    } else {
+        0
+    }
 }
 
 fn modified_seconds(p: &Path) -> Option<i64> {

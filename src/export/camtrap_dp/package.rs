@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::deployments::{coordinates, DeploymentRow};
 use super::tables::{english_name, normalised_bbox, taxon, Row};
 use super::time::{iso_datetime, now_utc_seconds, UtcOffset};
-use super::{CamtrapSource, Medium};
+use super::{CamtrapSource, Item, Medium};
 use crate::manifest::classifier::ClassifierManifest;
 use crate::sequence::Label;
 
@@ -35,30 +35,42 @@ fn classified_by(src: &CamtrapSource<'_>, with_classifier: bool) -> String {
     }
 }
 
-/// Event rows (one per sequence with exported media), then media rows (one per box).
+/// Event rows (one per sequence with exported media, one per video), then media rows (one per
+/// image box, one per video with a keyframe).
 pub(super) fn observations(
     src: &CamtrapSource<'_>,
+    media: &[Medium],
     media_rows: &[Row],
-    media: &BTreeMap<usize, &Medium>,
 ) -> Vec<Row> {
     let d = src.detection;
     let p = src.predictions;
     let mut events: BTreeMap<u32, Vec<&Medium>> = BTreeMap::new();
-    for m in media.values() {
-        events.entry(p.seqnum[m.row]).or_default().push(*m);
+    for m in media {
+        events.entry(m.seq).or_default().push(m);
     }
-    let event_id = |seq: u32| format!("seq{seq}");
     let mut rows = Vec::new();
     for (&seq, members) in &events {
         let first = members.iter().map(|m| m.local_seconds).min().unwrap_or(0);
-        let last = members.iter().map(|m| m.local_seconds).max().unwrap_or(0);
+        let last = members.iter().map(|m| m.end_seconds).max().unwrap_or(0);
         let offset = members[0].offset;
         let (start, end) = (iso_datetime(first, offset), iso_datetime(last, offset));
-        let pred = &p.sequence[members[0].row];
-        let t = taxon(src.manifest, pred);
+        // A sequence is images of one folder, or one video.
+        let images: Vec<usize> = members.iter().filter_map(|m| m.image()).collect();
+        let (pred, count, humancount) = match members[0].item {
+            Item::Image(i) => (
+                p.sequence[i],
+                images.iter().map(|&i| d.count[i]).max(),
+                images.iter().map(|&i| d.humancount[i]).max(),
+            ),
+            Item::Video(k) => {
+                let v = &src.videos[k];
+                (v.prediction, Some(v.count), Some(v.humancount))
+            }
+        };
+        let t = taxon(src.manifest, &pred);
         let count = match t.observation_type {
-            "animal" => members.iter().map(|m| d.count[m.row]).max(),
-            "human" => members.iter().map(|m| d.humancount[m.row]).max(),
+            "animal" => count,
+            "human" => humancount,
             _ => None,
         };
         let mut r = Row::new();
@@ -84,15 +96,15 @@ pub(super) fn observations(
         r.insert("observationComments", t.comment);
         rows.push(r);
     }
-    let media_id: BTreeMap<usize, (&str, &str)> = media
-        .values()
+    let by_image: BTreeMap<usize, (&Medium, &str)> = media
+        .iter()
         .zip(media_rows)
-        .map(|(m, r)| (m.row, (m.id.as_str(), r["timestamp"].as_str())))
+        .filter_map(|(m, r)| Some((m.image()?, (m, r["timestamp"].as_str()))))
         .collect();
     let mut box_number: BTreeMap<usize, usize> = BTreeMap::new();
     for k in 0..d.det_image.len() {
         let i = d.det_image[k] as usize;
-        let (Some(&(id, timestamp)), Some(m)) = (media_id.get(&i), media.get(&i)) else {
+        let Some(&(m, timestamp)) = by_image.get(&i) else {
             continue;
         };
         let n = box_number.entry(i).or_insert(0);
@@ -102,24 +114,8 @@ pub(super) fn observations(
             1 => "human",
             _ => "vehicle",
         };
-        let mut r = Row::new();
-        r.insert("observationID", format!("{id}_{n}"));
-        r.insert("deploymentID", m.deployment.clone());
-        r.insert("mediaID", id.to_string());
-        r.insert("eventID", event_id(p.seqnum[i]));
-        r.insert("eventStart", timestamp.to_string());
-        r.insert("eventEnd", timestamp.to_string());
-        r.insert("observationLevel", "media".into());
-        r.insert("observationType", kind.into());
-        r.insert("count", "1".into());
-        if let Some(b) = normalised_bbox(d.det_xyxy[k], d.width[i], d.height[i]) {
-            for (name, v) in ["bboxX", "bboxY", "bboxWidth", "bboxHeight"]
-                .into_iter()
-                .zip(b)
-            {
-                r.insert(name, format!("{v}"));
-            }
-        }
+        let bbox = normalised_bbox(d.det_xyxy[k], d.width[i], d.height[i]);
+        let mut r = media_observation(m, *n, (timestamp, timestamp), kind, bbox);
         // The one box the classifier saw carries the image's own species.
         let classified = d.best_detection[i] == k as i64 && kind == "animal";
         let base = &p.base[i];
@@ -137,12 +133,73 @@ pub(super) fn observations(
         } else if classified && base.label == Label::Undefined {
             r.insert("observationComments", "DeepFaune: undefined".into());
         }
-        r.insert("classificationMethod", "machine".into());
         r.insert("classifiedBy", classified_by(src, name.is_some()));
         r.insert("classificationProbability", prob(d.det_conf[k]));
         rows.push(r);
     }
+    // A video's media observation: its keyframe, the deciding box, the video's answer.
+    for (m, row) in media.iter().zip(media_rows) {
+        let Item::Video(k) = m.item else { continue };
+        let v = &src.videos[k];
+        let t = taxon(src.manifest, &v.prediction);
+        let Some(frame) = v.keyframe.filter(|_| t.observation_type != "blank") else {
+            continue;
+        };
+        let (w, h) = v.frame_size;
+        let bbox = v.bbox.and_then(|b| normalised_bbox(b, w, h));
+        let end = iso_datetime(m.end_seconds, m.offset);
+        let span = (row["timestamp"].as_str(), end.as_str());
+        let mut r = media_observation(m, 1, span, t.observation_type, bbox);
+        if let Some(n) = t.scientific_name {
+            r.insert("scientificName", n);
+        }
+        r.insert(
+            "observationComments",
+            format!("{}; keyframe: frame {frame}", t.comment),
+        );
+        r.insert(
+            "classifiedBy",
+            classified_by(src, t.observation_type == "animal"),
+        );
+        r.insert("classificationProbability", prob(v.prediction.score));
+        rows.push(r);
+    }
     rows
+}
+
+fn event_id(seq: u32) -> String {
+    format!("seq{seq}")
+}
+
+/// The columns every media-level observation has: ids, time span, type, one individual and
+/// its box.
+fn media_observation(
+    m: &Medium,
+    n: usize,
+    (start, end): (&str, &str),
+    kind: &str,
+    bbox: Option<[f64; 4]>,
+) -> Row {
+    let mut r = Row::new();
+    r.insert("observationID", format!("{}_{n}", m.id));
+    r.insert("deploymentID", m.deployment.clone());
+    r.insert("mediaID", m.id.clone());
+    r.insert("eventID", event_id(m.seq));
+    r.insert("eventStart", start.to_string());
+    r.insert("eventEnd", end.to_string());
+    r.insert("observationLevel", "media".into());
+    r.insert("observationType", kind.into());
+    r.insert("count", "1".into());
+    if let Some(b) = bbox {
+        for (name, v) in ["bboxX", "bboxY", "bboxWidth", "bboxHeight"]
+            .into_iter()
+            .zip(b)
+        {
+            r.insert(name, format!("{v}"));
+        }
+    }
+    r.insert("classificationMethod", "machine".into());
+    r
 }
 
 fn prob(p: f32) -> String {

@@ -74,7 +74,8 @@ pub fn csv_text<K: std::borrow::Borrow<str> + Ord>(
     out
 }
 
-/// IANA media type from the file extension (the walk only yields these).
+/// IANA media type from the file extension: the images the walk yields and the videos DeepFaune
+/// reads (as `deepfaune_rs.video.MEDIA_TYPES`).
 pub fn media_type(name: &str) -> &'static str {
     let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
@@ -84,6 +85,11 @@ pub fn media_type(name: &str) -> &'static str {
         "tif" | "tiff" => "image/tiff",
         "gif" => "image/gif",
         "webp" => "image/webp",
+        "avi" => "video/x-msvideo",
+        "mp4" => "video/mp4",
+        "mpeg" => "video/mpeg",
+        "mov" => "video/quicktime",
+        "m4v" => "video/x-m4v",
         _ => "image/unknown",
     }
 }
@@ -223,5 +229,7 @@ mod tests {
         assert_eq!(csv_text(&["a", "b", "c"], &[&r]), "a,b,c\n1,\"x,y\",\n");
         assert_eq!(media_type("x/IMG.JPG"), "image/jpeg");
         assert_eq!(media_type("a.tif"), "image/tiff");
+        assert_eq!(media_type("cam/CLIP.MOV"), "video/quicktime");
+        assert_eq!(media_type("a.m4v"), "video/x-m4v");
     }
 }

@@ -84,6 +84,7 @@ fn package_from_images_and_user_deployments() {
         detection: &d,
         predictions: &p,
         manifest: &m,
+        videos: &[],
     };
     let mut user = DeploymentRow::new();
     for (k, v) in [
@@ -177,6 +178,7 @@ fn without_deployments_warns_instead_of_inventing() {
         detection: &d,
         predictions: &p,
         manifest: &m,
+        videos: &[],
     };
     let out = tempfile::tempdir().unwrap();
     let opts = CamtrapOptions {
@@ -213,6 +215,7 @@ fn file_paths_never_absolute_for_a_relative_package_folder() {
         detection: &d,
         predictions: &p,
         manifest: &m,
+        videos: &[],
     };
     let opts = CamtrapOptions {
         root: Some(t.path().to_path_buf()),
@@ -230,4 +233,199 @@ fn file_paths_never_absolute_for_a_relative_package_folder() {
     let media = media.unwrap();
     assert!(media.contains(",cam1/a.jpg,"), "{media}");
     assert!(!media.contains(",/"), "{media}");
+}
+
+/// Videos beside `run`'s images: a wolf clip in cam1 (keyframe 14, one box), an empty clip in
+/// cam2, a failed one and an undated one.
+fn videos(root: &Path) -> Vec<VideoMedium> {
+    let wolf = Prediction {
+        label: Label::Class(20),
+        score: 0.91,
+        top1: Label::Class(20),
+    };
+    let empty = Prediction {
+        label: Label::Empty,
+        score: 1.0,
+        top1: Label::Empty,
+    };
+    let video = |path: &str, date: Option<Timestamp>, prediction: Prediction| VideoMedium {
+        path: root.join(path),
+        date,
+        duration_s: 12.9,
+        prediction,
+        count: 0,
+        humancount: 0,
+        keyframe: None,
+        bbox: None,
+        frame_size: (640, 480),
+        failed: false,
+    };
+    vec![
+        VideoMedium {
+            count: 3,
+            keyframe: Some(14),
+            bbox: Some([64.0, 48.0, 320.0, 240.0]),
+            ..video("cam1/clip.mp4", ts(2000), wolf)
+        },
+        video("cam2/still.MOV", ts(3000), empty),
+        VideoMedium {
+            failed: true,
+            ..video("cam2/broken.mp4", None, empty)
+        },
+        video("cam2/undated.avi", None, wolf),
+    ]
+}
+
+#[test]
+fn videos_are_media_with_their_own_events() {
+    let t = tempfile::tempdir().unwrap();
+    let (d, p) = run(t.path());
+    let vids = videos(t.path());
+    let m = builtin_classifier("deepfaune-v14").unwrap();
+    let src = CamtrapSource {
+        detection: &d,
+        predictions: &p,
+        manifest: &m,
+        videos: &vids,
+    };
+    let mut user = DeploymentRow::new();
+    user.insert("deploymentID".into(), "cam1".into());
+    user.insert("deploymentStart".into(), "1970-01-01T00:00:00+02:00".into());
+    let opts = CamtrapOptions {
+        deployments: Some(vec![user]),
+        root: Some(t.path().to_path_buf()),
+        ..Default::default()
+    };
+    let out = t.path().join("pkg");
+    let warnings = write_camtrap_dp(&src, &out, &opts).unwrap();
+    let media = read(&out, "media.csv");
+    let mcol = |name: &str| MEDIA_FIELDS.iter().position(|c| *c == name).unwrap();
+    let files: Vec<&str> = media[1..]
+        .iter()
+        .map(|r| r[mcol("filePath")].as_str())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "cam1/a.jpg",
+            "cam1/b.JPG",
+            "cam1/clip.mp4",
+            "cam2/still.MOV"
+        ]
+    );
+    let clip = &media[3];
+    assert_eq!(clip[mcol("fileMediatype")], "video/mp4");
+    assert_eq!(media[4][mcol("fileMediatype")], "video/quicktime");
+    // 2000 s after midnight on the camera clock, in cam1's +02:00; cam2 has no zone: UTC.
+    assert_eq!(clip[mcol("timestamp")], "1970-01-01T00:33:20+02:00");
+    assert_eq!(media[4][mcol("timestamp")], "1970-01-01T00:50:00Z");
+    let id: String = Sha256::digest(b"cam1/clip.mp4")[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(clip[mcol("mediaID")], id);
+
+    let obs = read(&out, "observations.csv");
+    let col = |name: &str| OBSERVATION_FIELDS.iter().position(|c| *c == name).unwrap();
+    let find = |level: &str, event: &str| -> Vec<&Vec<String>> {
+        obs.iter()
+            .filter(|r| r[col("observationLevel")] == level && r[col("eventID")] == event)
+            .collect()
+    };
+    // Images use sequences 1..=3: the videos are 4, 5, 6 (failed), 7 (undated).
+    let wolf_sci = m.scientific_names["wolf"].as_str();
+    let ev = find("event", "seq4");
+    assert_eq!(ev.len(), 1);
+    let ev = ev[0];
+    assert_eq!(ev[col("eventStart")], "1970-01-01T00:33:20+02:00");
+    assert_eq!(
+        ev[col("eventEnd")],
+        "1970-01-01T00:33:32+02:00",
+        "+ 12 whole seconds"
+    );
+    assert_eq!(ev[col("deploymentID")], "cam1");
+    assert_eq!(
+        (
+            ev[col("scientificName")].as_str(),
+            ev[col("count")].as_str()
+        ),
+        (wolf_sci, "3")
+    );
+    assert_eq!(ev[col("classificationProbability")], "0.91");
+    let still = find("event", "seq5");
+    assert_eq!(still[0][col("observationType")], "blank");
+    assert!(
+        find("media", "seq5").is_empty(),
+        "nothing seen, no keyframe"
+    );
+    assert!(find("event", "seq6").is_empty() && find("event", "seq7").is_empty());
+    let key = find("media", "seq4");
+    assert_eq!(key.len(), 1);
+    let key = key[0];
+    assert_eq!(key[col("mediaID")], id);
+    assert_eq!(key[col("observationID")], format!("{id}_1"));
+    assert_eq!(key[col("observationType")], "animal");
+    assert_eq!(key[col("scientificName")], wolf_sci);
+    let bbox: Vec<&str> = ["bboxX", "bboxY", "bboxWidth", "bboxHeight"]
+        .iter()
+        .map(|c| key[col(c)].as_str())
+        .collect();
+    // x 64/640, y 48/480, width 256/640, height 192/480.
+    assert_eq!(bbox, ["0.1", "0.1", "0.4", "0.4"]);
+    assert!(
+        key[col("observationComments")].contains("wolf")
+            && key[col("observationComments")].contains("frame 14"),
+        "{key:?}"
+    );
+    let deps = read(&out, "deployments.csv");
+    let cam1 = deps.iter().find(|r| r[0] == "cam1").unwrap();
+    assert_eq!(cam1[7], "1970-01-01T00:33:32+02:00", "ends with the clip");
+    assert!(deps.iter().any(|r| r[0] == "cam2"));
+    let joined = warnings.join("\n");
+    assert!(joined.contains("2 unreadable"), "{joined}");
+    assert!(
+        joined.contains("1 video(s) have no creation_time and were left out")
+            && joined.contains("undated.avi"),
+        "{joined}"
+    );
+    let desc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("datapackage.json")).unwrap())
+            .unwrap();
+    let taxa: Vec<&str> = desc["taxonomic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["scientificName"].as_str().unwrap())
+        .collect();
+    assert!(taxa.contains(&wolf_sci) && taxa.contains(&"Vulpes vulpes"));
+}
+
+#[test]
+fn undated_videos_dated_by_file_time() {
+    let t = tempfile::tempdir().unwrap();
+    let (d, p) = run(t.path());
+    let vids = videos(t.path());
+    std::fs::create_dir_all(t.path().join("cam2")).unwrap();
+    std::fs::write(t.path().join("cam2/undated.avi"), b"").unwrap();
+    let m = builtin_classifier("deepfaune-v14").unwrap();
+    let src = CamtrapSource {
+        detection: &d,
+        predictions: &p,
+        manifest: &m,
+        videos: &vids,
+    };
+    let opts = CamtrapOptions {
+        root: Some(t.path().to_path_buf()),
+        undated: UndatedMedia::FileTime,
+        ..Default::default()
+    };
+    let out = t.path().join("pkg");
+    let warnings = write_camtrap_dp(&src, &out, &opts).unwrap();
+    assert!(warnings
+        .iter()
+        .any(|w| w.contains("1 video(s) have no creation_time and were dated by their file")));
+    let media = std::fs::read_to_string(out.join("media.csv")).unwrap();
+    assert!(media.contains(",cam2/undated.avi,"), "{media}");
+    let obs = read(&out, "observations.csv");
+    assert!(obs.iter().any(|r| r[3] == "seq7"), "its own event");
 }
