@@ -129,8 +129,13 @@ def test_killed_during_the_videos_then_resumed_equals_one_run(shared_models, tes
     for k, fps in enumerate([10, 15, 30, 12]):
         make_video(folder / f"clip{k}.mp4", _testdata_frames(testdata, 60), fps)
 
+    def outputs(name):  # the CSV, MegaDetector JSON and Camtrap DP tables of a run
+        return ("--json", str(tmp_path / f"{name}.json"), "--camtrap-dp", str(tmp_path / name))
+
     whole = tmp_path / "whole.csv"
-    p = subprocess.run(_cmd(shared_models, folder, whole), capture_output=True, text=True)
+    p = subprocess.run(
+        _cmd(shared_models, folder, whole, *outputs("whole")), capture_output=True, text=True
+    )
     assert p.returncode == 0, p.stderr
 
     out = tmp_path / "resumed.csv"
@@ -140,10 +145,22 @@ def test_killed_during_the_videos_then_resumed_equals_one_run(shared_models, tes
     done = _lines(videos) - 1
     assert 1 <= done < 4 and not out.exists()
 
-    p = subprocess.run(_cmd(shared_models, folder, out, "--resume"), capture_output=True, text=True)
+    p = subprocess.run(
+        _cmd(shared_models, folder, out, "--resume", *outputs("resumed")),
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     assert out.read_bytes() == whole.read_bytes()
     assert _lines(videos) == 1 + 4  # every video once: nothing done twice
+    # Restored video records give the same MegaDetector JSON and Camtrap DP tables too.
+    assert (tmp_path / "resumed.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
+    for table in ("media.csv", "observations.csv", "deployments.csv"):
+        assert (tmp_path / "resumed" / table).read_bytes() == (
+            tmp_path / "whole" / table
+        ).read_bytes()
+    media = (tmp_path / "whole" / "media.csv").read_text()
+    assert media.count("video/mp4") == 4
 
 
 def test_a_video_checkpoint_of_other_settings_is_not_reused(shared_models, testdata, tmp_path):
