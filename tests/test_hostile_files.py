@@ -197,6 +197,22 @@ def test_symlink_loops_are_reported_and_the_run_goes_on(tmp_path):
     assert reasons["self.jpg"]["stage"] == "walk"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_named_pipes_are_reported_never_opened(tmp_path):
+    """Opening a named pipe for reading blocks until a writer comes: the walk reports it, and a
+    pipe given by name is refused as not a regular file (this test would hang otherwise)."""
+    (tmp_path / "x.jpg").write_bytes(_jpeg_bytes())
+    os.mkfifo(tmp_path / "pipe.jpg")
+    res = deepfaune_rs.Detector(threads=1).detect(tmp_path, progress=False)
+    assert [os.path.basename(p) for p in res.paths] == ["x.jpg"]
+    (f,) = res.failures
+    assert (os.path.basename(f["path"]), f["stage"]) == ("pipe.jpg", "walk")
+    assert "not a regular file" in f["reason"]
+    res = deepfaune_rs.Detector(threads=1).detect(tmp_path / "pipe.jpg", progress=False)
+    (f,) = res.failures
+    assert (f["stage"], f["kind"]) == ("read", "io") and "not a regular file" in f["reason"]
+
+
 # --- files that change during the run -----------------------------------------------------
 
 
