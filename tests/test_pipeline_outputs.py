@@ -111,3 +111,33 @@ def test_cli_run(shared_models, manifest, testdata, tmp_path):
     text = out.read_text(encoding="utf-8")
     assert text.splitlines()[0] == WITH_VIDEOS
     assert "vide" in text
+
+
+def test_cli_embeddings_only_when_asked(shared_models, manifest, testdata, tmp_path):
+    """`--embeddings F.npz` writes the crop embeddings with their file names, equal to the API's;
+    without it the run keeps none (the checkpoint then holds no embedding either)."""
+    folder = testdata / "buow"
+    base = [
+        sys.executable, "-m", "deepfaune_rs.cli", "run", str(folder), "--detector", "md-lite",
+        "--classifier", str(shared_models / "pixel_classifier_182_c38.onnx"),
+        "--classifier-manifest", str(manifest), "--no-progress", "--resume",
+    ]  # fmt: skip
+    npz = tmp_path / "emb.npz"
+    p = subprocess.run(
+        [*base, "-o", str(tmp_path / "a.csv"), "--embeddings", str(npz)],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stderr
+    pipe = deepfaune_rs.Pipeline(
+        "md-lite", shared_models / "pixel_classifier_182_c38.onnx", classifier_manifest=manifest
+    )
+    api = pipe.run(folder, progress=False, keep_embeddings=True)
+    with np.load(npz) as z:
+        assert list(z["filename"]) == [os.fspath(x) for x in api.paths]
+        assert np.array_equal(z["embedding"], api.embeddings) and z["embedding"].shape[1] > 0
+    p = subprocess.run([*base, "-o", str(tmp_path / "b.csv")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    with_emb = (tmp_path / "a.csv.checkpoint").stat().st_size
+    assert (tmp_path / "b.csv.checkpoint").stat().st_size < with_emb
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()

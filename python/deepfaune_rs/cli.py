@@ -86,7 +86,14 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="record progress in OUTPUT.checkpoint and resume from it after an interruption",
     )
-    p.add_argument("--no-embeddings", action="store_true", help="do not keep crop embeddings")
+    p.add_argument(
+        "--embeddings",
+        default=None,
+        metavar="NPZ",
+        help="also write the classifier's crop embeddings (for re-identification) to this .npz "
+        "(arrays filename and embedding; not kept otherwise, which saves memory and checkpoint "
+        "space)",
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -137,7 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     res = pipe.run(
         args.inputs,
         progress=not args.no_progress,
-        keep_embeddings=not args.no_embeddings,
+        keep_embeddings=args.embeddings is not None,
         checkpoint=checkpoint,
     )
     if args.output.lower().endswith(".xlsx"):
@@ -148,6 +155,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         res.to_megadetector_json(args.json, root=args.inputs[0] if len(args.inputs) == 1 else None)
     if args.camtrap_dp:
         _write_camtrap_dp(res, args)
+    if args.embeddings:
+        res.save_embeddings(args.embeddings)
     n_seq = int(res.seqnum.max(initial=0))
     print(
         f"{len(res)} images, {n_seq} sequences, {len(res.videos)} videos -> {args.output}",

@@ -224,6 +224,19 @@ class PipelineResult:
         """Bird-head logits ``[n, 8]`` when the bird head ran."""
         return self._r.bird_logits
 
+    def save_embeddings(self, path: PathLike) -> None:
+        """Writes the images' crop embeddings to an ``.npz`` file (atomically): ``filename`` (the
+        image paths, in walk order) and ``embedding`` (``[n, d]``, zeros where no animal was
+        classified). Needs ``keep_embeddings=True`` in :meth:`Pipeline.run`."""
+        import numpy as np
+
+        emb = self.embeddings
+        if emb.shape[1] == 0:
+            raise ValueError("the run did not keep embeddings (Pipeline.run(keep_embeddings=True))")
+        with atomic_open(path, "wb") as f:
+            names = np.array([os.fspath(p) for p in self.paths], dtype=str)
+            np.savez(f, filename=names, embedding=emb)
+
     def table(self) -> dict[str, list]:
         """DeepFaune's table as columns (see :meth:`to_pandas`)."""
         t = self._r.table()
