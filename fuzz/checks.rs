@@ -9,6 +9,9 @@ use deepfaune_rs::image_io::exif::{parse_exif_datetime, read_exif};
 use deepfaune_rs::image_io::{ExifInfo, ImageHeader};
 use deepfaune_rs::manifest::classifier::ClassifierManifest;
 use deepfaune_rs::manifest::DetectorManifest;
+use deepfaune_rs::reid::kb::KnowledgeBase;
+use deepfaune_rs::run::checkpoint::Record;
+use deepfaune_rs::run::PipelineResults;
 
 /// Decoding and EXIF: any bytes give an image within the pixel limit or an `ImageError`.
 pub fn decode_image(data: &[u8]) {
@@ -75,5 +78,56 @@ pub fn manifest_toml(data: &[u8]) {
             let _ = m.names(lang);
         }
         let _ = m.num_classes();
+    }
+}
+
+/// The re-identification knowledge base (lynx-id's CSV + safetensors) from any bytes: the first
+/// two bytes say how long the CSV part is. A base that loads is saved and loads back equal (a
+/// base that cannot be saved and read back would lose a user's individuals).
+pub fn kb_files(data: &[u8]) {
+    if data.len() < 2 {
+        return;
+    }
+    let split = usize::from(u16::from_le_bytes([data[0], data[1]])).min(data.len() - 2);
+    let (csv, tensors) = data[2..].split_at(split);
+    let Ok(kb) = KnowledgeBase::from_bytes(csv, "fuzz.csv", tensors, "fuzz.safetensors") else {
+        return;
+    };
+    let csv2 = kb.csv_bytes().expect("a loaded base saves its CSV");
+    let tensors2 = kb
+        .safetensors_bytes()
+        .expect("a loaded base saves its embeddings");
+    let back = KnowledgeBase::from_bytes(&csv2, "saved.csv", &tensors2, "saved.safetensors")
+        .expect("a saved base loads back");
+    assert_eq!(back.records(), kb.records());
+    assert_eq!(back.extra_columns(), kb.extra_columns());
+    assert_eq!(back.dim(), kb.dim());
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(back.embeddings()), bits(kb.embeddings()));
+}
+
+/// A checkpoint line: parsed, checked against a run's shape (3 classes), and, when accepted,
+/// turned back into the same record.
+pub fn checkpoint_record(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some(rec) = Record::parse_line(text) else {
+        return;
+    };
+    let mut res = PipelineResults {
+        num_classes: 3,
+        ..Default::default()
+    };
+    if res.push_record(&rec).is_ok() {
+        let back = res.record(0);
+        assert_eq!(
+            (&back.boxes, back.best, back.category, &back.logits),
+            (&rec.boxes, rec.best, rec.category, &rec.logits)
+        );
+        assert_eq!(
+            (back.width, back.height, back.crop),
+            (rec.width, rec.height, rec.crop)
+        );
     }
 }

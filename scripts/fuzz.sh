@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of files for SECONDS each (default 150): image decoding + EXIF, the EXIF
-# date parser, the MegaDetector batch-file reader, the model-manifest TOML parser.
+# date parser, the MegaDetector batch-file reader, the model-manifest TOML parser, the
+# re-identification knowledge base (CSV + safetensors) and checkpoint lines.
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain. Not run in CI.
 # Runs at the lowest CPU priority. A crash leaves its input in fuzz/artifacts/<target>/: fix it,
 # then keep the input in tests/fuzz-regressions/<target>/ (replayed by `cargo test`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-150}"
-TARGETS=(decode_image exif megadetector_json manifest_toml)
+TARGETS=(decode_image exif megadetector_json manifest_toml kb_files checkpoint_record)
+# `scripts/fuzz.sh SECONDS TARGET...` fuzzes only those targets.
+if [ $# -gt 1 ]; then TARGETS=("${@:2}"); fi
 
 for t in "${TARGETS[@]}"; do
     mkdir -p "fuzz/corpus/$t"

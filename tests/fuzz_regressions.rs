@@ -41,3 +41,13 @@ fn megadetector_json_inputs() {
 fn manifest_toml_inputs() {
     assert!(replay("manifest_toml", checks::manifest_toml) > 0);
 }
+
+#[test]
+fn kb_files_inputs() {
+    assert!(replay("kb_files", checks::kb_files) > 0);
+}
+
+#[test]
+fn checkpoint_record_inputs() {
+    assert!(replay("checkpoint_record", checks::checkpoint_record) > 0);
+}

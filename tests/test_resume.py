@@ -190,3 +190,28 @@ def test_a_video_checkpoint_of_other_settings_is_not_reused(shared_models, testd
     ckpt.unlink()
     again = pipe.run(folder, progress=False, checkpoint=ckpt)
     assert again.videos[0].prediction == first.videos[0].prediction != "recorded"
+
+
+def test_a_damaged_record_is_processed_again(shared_models, testdata, tmp_path):
+    """A checkpoint line that is valid JSON but wrong (a deciding box that is not one of the
+    image's boxes, as a flipped bit could make) is not trusted: that image is processed again,
+    recorded anew, and the results equal a clean run's."""
+    pipe = deepfaune_rs.Pipeline(
+        "md-lite",
+        shared_models / "pixel_classifier_182_c38.onnx",
+        classifier_manifest=REPO / "models" / "tiny-pixel-c38.toml",
+    )
+    ckpt = tmp_path / "run.checkpoint"
+    first = pipe.run(testdata / "buow", progress=False, checkpoint=ckpt)
+    lines = ckpt.read_text().splitlines()
+    k = next(i for i, line in enumerate(lines[1:], 1) if json.loads(line)["boxes"])
+    rec = json.loads(lines[k])
+    rec["best"] = len(rec["boxes"]) + 5
+    lines[k] = json.dumps(rec)
+    ckpt.write_text("\n".join(lines) + "\n")
+    second = pipe.run(testdata / "buow", progress=False, checkpoint=ckpt)
+    assert first.to_pandas().equals(second.to_pandas())
+    assert (first.logits == second.logits).all()
+    after = ckpt.read_text().splitlines()
+    assert len(after) == len(lines) + 1  # the damaged image, recorded again
+    assert json.loads(after[-1])["path"] == rec["path"]

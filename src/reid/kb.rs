@@ -341,27 +341,41 @@ impl KnowledgeBase {
 
     /// Reads a lynx-id pair of files.
     pub fn load_files(csv_path: &Path, embeddings_path: &Path) -> Result<KnowledgeBase, ReidError> {
-        let (records, extra_columns) = read_csv(csv_path)?;
+        let csv = std::fs::read(csv_path).map_err(|e| ReidError::io(csv_path, e))?;
         let bytes =
             std::fs::read(embeddings_path).map_err(|e| ReidError::io(embeddings_path, e))?;
-        let (embeddings, rows, dim, fingerprint) =
-            read_embeddings(&bytes, &embeddings_path.display().to_string())?;
+        Self::from_bytes(
+            &csv,
+            &csv_path.display().to_string(),
+            &bytes,
+            &embeddings_path.display().to_string(),
+        )
+    }
+
+    /// Reads a lynx-id pair held in memory: the CSV text and the safetensors bytes, each with
+    /// the name that errors give it.
+    pub fn from_bytes(
+        csv: &[u8],
+        csv_name: &str,
+        embeddings: &[u8],
+        embeddings_name: &str,
+    ) -> Result<KnowledgeBase, ReidError> {
+        let (records, extra_columns) = read_csv(csv, csv_name)?;
+        let (embeddings, rows, dim, fingerprint) = read_embeddings(embeddings, embeddings_name)?;
         let bad = |reason: String| ReidError::Format {
-            path: embeddings_path.display().to_string(),
+            path: embeddings_name.to_string(),
             reason,
         };
         if rows != records.len() {
             return Err(bad(format!(
-                "{rows} embeddings but {} rows in {}",
+                "{rows} embeddings but {} rows in {csv_name}",
                 records.len(),
-                csv_path.display()
             )));
         }
         if let Some(f) = fingerprint {
             if f != filepaths_fingerprint(&records) {
                 return Err(bad(format!(
-                    "was saved with other filepaths than {} (an interrupted save?)",
-                    csv_path.display()
+                    "was saved with other filepaths than {csv_name} (an interrupted save?)",
                 )));
             }
         }
@@ -461,16 +475,14 @@ fn filepaths_fingerprint(records: &[Record]) -> String {
 }
 
 /// Rows and extra column names of a lynx-id CSV.
-fn read_csv(path: &Path) -> Result<(Vec<Record>, Vec<String>), ReidError> {
-    let p = path.display().to_string();
+fn read_csv(text: &[u8], origin: &str) -> Result<(Vec<Record>, Vec<String>), ReidError> {
     let bad = |reason: String| ReidError::Format {
-        path: p.clone(),
+        path: origin.to_string(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|e| ReidError::io(path, e))?;
     let mut rd = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(std::io::BufReader::new(file));
+        .from_reader(text);
     let headers: Vec<String> = rd
         .headers()
         .map_err(|e| bad(e.to_string()))?

@@ -110,6 +110,11 @@ impl Record {
         PathBuf::from(&self.path)
     }
 
+    /// One checkpoint line, `None` when it is not a record (a torn or damaged line).
+    pub fn parse_line(line: &str) -> Option<Record> {
+        serde_json::from_str(line).ok()
+    }
+
     /// The date as a [`Timestamp`].
     pub fn timestamp(&self) -> Option<Timestamp> {
         self.date.as_ref().map(|(text, seconds)| Timestamp {
@@ -195,7 +200,7 @@ impl Checkpoint {
             for line in lines {
                 // A torn last line (killed mid-write) or an I/O error ends the usable part.
                 let Ok(line) = line else { break };
-                let Ok(rec) = serde_json::from_str::<Record>(&line) else {
+                let Some(rec) = Record::parse_line(&line) else {
                     break;
                 };
                 done.insert(

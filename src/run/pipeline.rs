@@ -160,8 +160,11 @@ impl PipelineResults {
         }
     }
 
-    /// Appends a row from a checkpoint record.
-    pub fn push_record(&mut self, rec: &Record) -> Result<(), Error> {
+    /// A checkpoint record's float rows (logits, embedding, bird logits), once it is checked to
+    /// fit this run: sizes of this run's models, known category codes, a deciding box that is
+    /// one of its boxes (a damaged line that is still valid JSON must not become an index out
+    /// of range).
+    pub fn check_record(&self, rec: &Record) -> Result<[Vec<f32>; 3], Error> {
         let bad = |what: &str| {
             Error::InvalidArgument(format!("checkpoint record of {}: {what}", rec.path))
         };
@@ -174,6 +177,20 @@ impl PipelineResults {
         {
             return Err(bad("its sizes do not match this run's models"));
         }
+        if !(rec.best == -1 || (rec.best >= 0 && (rec.best as usize) < rec.boxes.len())) {
+            return Err(bad("its deciding box is not one of its boxes"));
+        }
+        if !(rec.category <= 3 || rec.category == CATEGORY_FAILED)
+            || rec.boxes.iter().any(|b| b.2 > 2)
+        {
+            return Err(bad("unknown category code"));
+        }
+        Ok([logits, emb, bird])
+    }
+
+    /// Appends a row from a checkpoint record (see [`Self::check_record`]).
+    pub fn push_record(&mut self, rec: &Record) -> Result<(), Error> {
+        let [logits, emb, bird] = self.check_record(rec)?;
         let d = &mut self.detection;
         let row = d.paths.len();
         let first = d.det_conf.len() as i64;
@@ -295,11 +312,13 @@ pub fn run_pipeline_resumable(
     progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
     resume: Option<Resume<'_>>,
 ) -> Result<PipelineResults, Error> {
-    let (mut checkpoint, done_before) = match resume {
+    let (mut checkpoint, mut done_before) = match resume {
         Some(r) => (Some(r.checkpoint), r.done),
         None => (None, HashMap::new()),
     };
     let mut res = PipelineResults::for_run(set, classify.as_ref());
+    // A damaged record is not trusted: its image is processed again (and recorded anew).
+    done_before.retain(|_, rec| res.check_record(rec).is_ok());
     let manifest = set.primary.manifest.clone();
     let decode = opts.decode;
     let batch = opts.batch_size.max(1);
