@@ -48,7 +48,10 @@ class _TqdmBar:
 
 
 def make_callback(progress: ProgressArg, desc: str) -> Callable[[int, int], object] | None:
-    """``True``: a bar on stderr; a callable: used as is; ``False``/``None``: nothing."""
+    """``True``: a bar on stderr; a callable ``f(done, total)``: used as is; ``False``/``None``:
+    nothing. Folders are walked as the run goes, while a second walk counts the images: until
+    that count is complete (a second or so for 100k files), ``total`` is a lower bound that grows;
+    the last call has ``done == total``."""
     if progress is None or progress is False:
         return None
     if callable(progress):
