@@ -27,20 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
-#: DeepFaune's table columns, in order.
-COLUMNS = [
-    "filename",
-    "date",
-    "seqnum",
-    "predictionbase",
-    "scorebase",
-    "prediction",
-    "score",
-    "top1",
-    "count",
-    "humancount",
-]
-
 
 class Pipeline:
     """DeepFaune 1.4.1's pipeline: detect, classify the best animal crop, group images into
@@ -244,11 +230,12 @@ class PipelineResult:
             return t
         n_images = len(t["filename"])
         first = max(t["seqnum"], default=0) + 1
+        columns = list(t)  # DeepFaune's columns, in the core's (DeepFaune's) order
         for k, v in enumerate(self.videos):
             # DeepFaune: every video is its own sequence; its base columns equal the video's.
             row = [v.path, v.date, first + k, v.prediction, v.score, v.prediction, v.score]
             row += [v.top1, v.count, v.humancount]
-            for name, value in zip(COLUMNS, row):
+            for name, value in zip(columns, row):
                 t[name].append(value)
         t["media_type"] = ["image"] * n_images + ["video"] * len(self.videos)
         t["keyframe"] = [None] * n_images + [v.keyframe for v in self.videos]
