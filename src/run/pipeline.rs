@@ -292,6 +292,24 @@ pub struct Resume<'a> {
     pub done: HashMap<String, Record>,
 }
 
+/// Appends rows `*recorded..upto` of `res` to the checkpoint, except those taken from it
+/// (`restored`), and moves `*recorded` to `upto`.
+fn append_rows(
+    checkpoint: &mut Checkpoint,
+    res: &PipelineResults,
+    restored: &[bool],
+    recorded: &mut usize,
+    upto: usize,
+) -> Result<(), Error> {
+    while *recorded < upto {
+        if !restored.get(*recorded).copied().unwrap_or(false) {
+            checkpoint.append(&res.record(*recorded))?;
+        }
+        *recorded += 1;
+    }
+    Ok(())
+}
+
 fn key_of(p: &Path) -> String {
     let (s, b) = checkpoint::path_key(p);
     b.unwrap_or(s)
@@ -425,12 +443,7 @@ pub fn run_pipeline_resumable(
                 if let Some(c) = checkpoint.as_mut() {
                     // Rows before the first crop still waiting for the classifier are complete.
                     let complete = crops.first().map_or(res.len(), |c| c.row);
-                    while recorded < complete {
-                        if !restored.get(recorded).copied().unwrap_or(false) {
-                            c.append(&res.record(recorded))?;
-                        }
-                        recorded += 1;
-                    }
+                    append_rows(c, &res, &restored, &mut recorded, complete)?;
                 }
                 let found = counted.load(Ordering::SeqCst);
                 last_total = if count_finished.load(Ordering::SeqCst) {
@@ -449,12 +462,7 @@ pub fn run_pipeline_resumable(
         res.classify(stage, &mut crops)?;
     }
     if let Some(c) = checkpoint.as_mut() {
-        while recorded < res.len() {
-            if !restored.get(recorded).copied().unwrap_or(false) {
-                c.append(&res.record(recorded))?;
-            }
-            recorded += 1;
-        }
+        append_rows(c, &res, &restored, &mut recorded, res.len())?;
         c.sync()?;
     }
     if last_total != done {
