@@ -13,4 +13,4 @@ pub mod walk;
 pub use decode::{read_image, DecodeOptions, DecodedImage};
 pub use exif::{ExifInfo, Timestamp};
 pub use header::{read_header, ImageHeader};
-pub use walk::{walk, Found, MediaKind, WalkOutput, Walker, IMAGE_EXTENSIONS};
+pub use walk::{Found, MediaKind, Walker, IMAGE_EXTENSIONS};

@@ -235,35 +235,6 @@ impl Iterator for Walker {
     }
 }
 
-/// What a whole walk found (see [`walk`]).
-#[derive(Debug, Default, Clone)]
-pub struct WalkOutput {
-    /// Image files, sorted.
-    pub files: Vec<PathBuf>,
-    /// Video files (DeepFaune's extensions), sorted.
-    pub videos: Vec<PathBuf>,
-    /// Video files in formats DeepFaune does not read, sorted.
-    pub unsupported_videos: Vec<PathBuf>,
-    /// Paths that could not be walked, with the reason.
-    pub errors: Vec<(PathBuf, String)>,
-}
-
-/// Walks `root` to the end and collects what [`Walker`] finds. A `root` that is itself a file
-/// is returned as the only entry.
-pub fn walk(root: &Path) -> WalkOutput {
-    let mut out = WalkOutput::default();
-    for f in Walker::new(root) {
-        match f {
-            Found::File(p, MediaKind::Image) => out.files.push(p),
-            Found::File(p, MediaKind::Video) => out.videos.push(p),
-            Found::File(p, MediaKind::UnsupportedVideo) => out.unsupported_videos.push(p),
-            Found::Error(p, e) => out.errors.push((p, e)),
-        }
-    }
-    out.errors.sort();
-    out
-}
-
 #[cfg(unix)]
 type DirId = (u64, u64);
 
@@ -284,6 +255,35 @@ fn dir_identity(p: &Path) -> Option<DirId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a whole walk found (see [`walk`]): the tests' view of a [`Walker`].
+    #[derive(Debug, Default, Clone)]
+    struct WalkOutput {
+        /// Image files, sorted.
+        files: Vec<PathBuf>,
+        /// Video files (DeepFaune's extensions), sorted.
+        videos: Vec<PathBuf>,
+        /// Video files in formats DeepFaune does not read, sorted.
+        unsupported_videos: Vec<PathBuf>,
+        /// Paths that could not be walked, with the reason.
+        errors: Vec<(PathBuf, String)>,
+    }
+
+    /// Walks `root` to the end and collects what [`Walker`] finds. A `root` that is itself a file
+    /// is returned as the only entry.
+    fn walk(root: &Path) -> WalkOutput {
+        let mut out = WalkOutput::default();
+        for f in Walker::new(root) {
+            match f {
+                Found::File(p, MediaKind::Image) => out.files.push(p),
+                Found::File(p, MediaKind::Video) => out.videos.push(p),
+                Found::File(p, MediaKind::UnsupportedVideo) => out.unsupported_videos.push(p),
+                Found::Error(p, e) => out.errors.push((p, e)),
+            }
+        }
+        out.errors.sort();
+        out
+    }
 
     #[test]
     fn walks_sorted_case_insensitive_and_skips_outputs() {
