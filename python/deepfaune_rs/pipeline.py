@@ -27,6 +27,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
+#: The classifier of DeepFaune's default setup (``Pipeline()``, ``deepfaune-rs run``, and what
+#: ``deepfaune-rs models fetch deepfaune`` fetches).
+DEFAULT_CLASSIFIER = "deepfaune-v14"
+#: The detector mode of DeepFaune's default setup.
+DEFAULT_DETECTOR_MODE = "DFbsMDS"
+
 
 class Pipeline:
     """DeepFaune 1.4.1's pipeline: detect, classify the best animal crop, group images into
@@ -37,14 +43,19 @@ class Pipeline:
     embedded). ``classifier`` is a built-in id (``deepfaune-v14``, ``-v13``, ``-v11``), a manifest
     ``.toml`` or an ``.onnx`` file (with ``classifier_manifest=``). ``disabled_classes`` are class
     names (any language) dropped before the softmax.
+
+    Before anything is loaded, the weights of every built-in model the pipeline needs are
+    checked: missing ones raise one :class:`~deepfaune_rs.WeightsNotFoundError` naming them all
+    and the ``deepfaune-rs models fetch ...`` command that gets them; ``fetch=True`` fetches
+    them first (nothing is ever downloaded otherwise).
     """
 
     def __init__(
         self,
         detector: Detector | PathLike | None = None,
-        classifier: PathLike = "deepfaune-v14",
+        classifier: PathLike = DEFAULT_CLASSIFIER,
         *,
-        detector_mode: str = "DFbsMDS",
+        detector_mode: str = DEFAULT_DETECTOR_MODE,
         classifier_manifest: PathLike | None = None,
         threshold: float = 0.8,
         maxlag_s: float = 10,
@@ -52,7 +63,12 @@ class Pipeline:
         disabled_classes: Sequence[str] = (),
         bird_head: bool = False,
         batch_size: int = 1,
+        fetch: bool = False,
     ) -> None:
+        from .fetch import classifier_id, detector_ids, require
+
+        needed = [] if isinstance(detector, Detector) else detector_ids(detector or detector_mode)
+        require(needed, classifier_id(classifier), bird_head, fetch_first=fetch)
         if detector is None:
             detector = Detector(detector_mode)
         elif not isinstance(detector, Detector):
