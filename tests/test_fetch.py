@@ -1,0 +1,474 @@
+"""Fetching official weights, against a loopback HTTP server (127.0.0.1, started per test).
+
+The server serves files from a temporary folder with injectable faults (no Range support, a
+connection cut after N bytes, 404, corrupted bytes) and records every request. A guard fails any
+test that asks urllib for an address other than 127.0.0.1, and every test sets
+``DEEPFAUNE_RS_BASE_URL`` or rewrites the manifests' URLs to the loopback server, so nothing here
+can reach the network. Expected hashes come from hashlib on the served bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import deepfaune_rs
+from deepfaune_rs import cli
+from deepfaune_rs import fetch as F
+from deepfaune_rs.errors import ChecksumError, DownloadError, UnknownModelError
+
+DF_PT = "deepfaune-yolov8s_960.pt"
+DF_ONNX = "deepfaune-yolov8s_960.onnx"
+MDS_PT = "md_v1000.0.0-sorrel.pt"
+
+
+# ---------------------------------------------------------------------------------------------
+# The loopback server
+
+
+@dataclass
+class Fault:
+    status: int | None = None  # answer this HTTP status instead of the file
+    cut_after: int | None = None  # send the headers, then only this many body bytes, then close
+    cut_times: int = 1  # how many responses are cut (then the file is served whole)
+    no_range: bool = False  # ignore Range (answer 200 with the whole file)
+    corrupt: bool = False  # flip one byte in the middle
+
+
+class LoopbackServer:
+    """Serves ``root/NAME`` at ``/NAME`` and ``/ANY/PREFIX/NAME`` (the prefix is ignored, so one
+    server stands in for several mirrors; faults are keyed by the full path or by NAME)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.faults: dict[str, Fault] = {}
+        self.requests: list[dict] = []
+        self.cuts: dict[str, int] = {}
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+                name = path.rsplit("/", 1)[-1]
+                fault = server.faults.get(path) or server.faults.get(name) or Fault()
+                rng = self.headers.get("Range")
+                with server.lock:
+                    server.requests.append({"path": path, "range": rng, "status": None})
+                    entry = server.requests[-1]
+                file = server.root / name
+                if fault.status is not None or not file.is_file():
+                    entry["status"] = fault.status or 404
+                    self.send_error(entry["status"])
+                    return
+                data = bytearray(file.read_bytes())
+                if fault.corrupt:
+                    data[len(data) // 2] ^= 0xFF
+                etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+                start = 0
+                if_range = self.headers.get("If-Range")
+                if rng and not fault.no_range and (if_range is None or if_range == etag):
+                    start = int(rng.split("=", 1)[1].split("-", 1)[0])
+                    if start >= len(data):
+                        entry["status"] = 416
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    entry["status"] = 206
+                else:
+                    self.send_response(200)
+                    entry["status"] = 200
+                body = bytes(data[start:])
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", etag)
+                self.end_headers()
+                with server.lock:
+                    done = server.cuts.get(path, 0)
+                    cut = fault.cut_after is not None and done < fault.cut_times
+                    if cut:
+                        server.cuts[path] = done + 1
+                if cut:
+                    self.wfile.write(body[: fault.cut_after])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+    def add(self, name: str, data: bytes) -> bytes:
+        (self.root / name).write_bytes(data)
+        return data
+
+    def gets(self, name: str) -> list[dict]:
+        return [r for r in self.requests if r["path"].rsplit("/", 1)[-1] == name]
+
+
+@pytest.fixture
+def loopback_only(monkeypatch):
+    """Fails the test if urllib is asked for anything but 127.0.0.1; records the URLs asked."""
+    asked: list[str] = []
+    real_open = urllib.request.OpenerDirector.open
+
+    def guarded(self, fullurl, *args, **kwargs):  # noqa: ANN001
+        url = fullurl if isinstance(fullurl, str) else fullurl.full_url
+        asked.append(url)
+        host = urllib.parse.urlsplit(url).hostname
+        if host != "127.0.0.1":
+            pytest.fail(f"the test asked for a non-loopback URL: {url}")
+        return real_open(self, fullurl, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", guarded)
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    return asked
+
+
+@pytest.fixture
+def server(tmp_path, loopback_only, monkeypatch):
+    served = tmp_path / "served"
+    served.mkdir()
+    srv = LoopbackServer(served)
+    monkeypatch.setenv(F.ENV_BASE_URL, srv.url)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    d = tmp_path / "models"
+    monkeypatch.setenv("DEEPFAUNE_RS_MODELS", str(d))
+    return d
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """The back-off delays asked for (without waiting)."""
+    out: list[float] = []
+    monkeypatch.setattr(F, "_sleep", out.append)
+    return out
+
+
+def set_rows(monkeypatch, **changes: dict) -> None:
+    """Rewrites fields of the built-in rows that fetch.py reads: ``df={"url_size": 3}``."""
+    real = F._rows
+
+    def rows():
+        out = real()
+        for mid, fields in changes.items():
+            out[mid.replace("_", "-")] = {**out[mid.replace("_", "-")], **fields}
+        return out
+
+    monkeypatch.setattr(F, "_rows", rows)
+
+
+def payload(n: int, seed: int = 0) -> bytes:
+    """Deterministic bytes that are not a repeated pattern (a shifted restart would show)."""
+    out = bytearray()
+    block = seed.to_bytes(4, "little")
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return bytes(out[:n])
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Download: resume, restart, retries, mirrors, failures
+
+
+def test_cut_download_resumes_with_range(server, models, sleeps):
+    data = server.add(DF_PT, payload(300_000))
+    server.faults[DF_PT] = Fault(cut_after=100_000)
+    done = F.fetch("df", progress=False, convert=False, retries=2)
+    assert [(r["range"], r["status"]) for r in server.gets(DF_PT)] == [
+        (None, 200),
+        ("bytes=100000-", 206),
+    ]
+    assert (models / DF_PT).read_bytes() == data
+    assert sleeps == [F.BACKOFF_S]
+    assert done[0].state == "downloaded" and done[0].source == models / DF_PT
+    assert leftovers(models) == sorted([DF_PT, F.LOCK_NAME])  # no .part, no temp file
+
+
+def test_interrupted_fetch_resumes_in_the_next_call(server, models, sleeps):
+    data = server.add(DF_PT, payload(200_000, seed=1))
+    server.faults[DF_PT] = Fault(cut_after=50_000)
+    with pytest.raises(DownloadError):
+        F.fetch("df", progress=False, convert=False, retries=0)
+    part = models / f".{DF_PT}.part"
+    assert part.stat().st_size == 50_000 and not (models / DF_PT).exists()
+    assert F.status(["df"])[0].state == "missing"
+    F.fetch("df", progress=False, convert=False, retries=0)
+    assert server.gets(DF_PT)[-1]["range"] == "bytes=50000-"
+    assert (models / DF_PT).read_bytes() == data and not part.exists()
+
+
+def test_server_without_range_support_restarts_cleanly(server, models, sleeps):
+    data = server.add(DF_PT, payload(120_000, seed=2))
+    server.faults[DF_PT] = Fault(cut_after=40_000, no_range=True)
+    F.fetch("df", progress=False, convert=False, retries=1)
+    reqs = server.gets(DF_PT)
+    assert [(r["range"], r["status"]) for r in reqs] == [(None, 200), ("bytes=40000-", 200)]
+    assert (models / DF_PT).read_bytes() == data  # not the first 40000 bytes twice
+
+
+def test_retries_back_off_exponentially_then_one_line(server, models, sleeps):
+    server.add(DF_PT, payload(100_000))
+    server.faults[DF_PT] = Fault(cut_after=1000, cut_times=99)
+    with pytest.raises(DownloadError) as e:
+        F.fetch("df", progress=False, convert=False, retries=3)
+    msg = str(e.value)
+    assert "\n" not in msg and DF_PT in msg and f"{server.url}/{DF_PT}" in msg
+    assert "connection" in msg and "4 attempts" in msg
+    assert sleeps == [F.BACKOFF_S, 2 * F.BACKOFF_S, 4 * F.BACKOFF_S]
+    # Every attempt continued where the previous one stopped; the bytes are kept for later.
+    assert [r["range"] for r in server.gets(DF_PT)] == [
+        None,
+        "bytes=1000-",
+        "bytes=2000-",
+        "bytes=3000-",
+    ]
+    assert (models / f".{DF_PT}.part").stat().st_size == 4000
+    assert not (models / DF_PT).exists()
+
+
+def test_404_is_one_line_naming_file_and_url(server, models, sleeps):
+    with pytest.raises(DownloadError) as e:
+        F.fetch("df", progress=False, retries=3)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"could not download {DF_PT}: {server.url}/{DF_PT}: HTTP 404")
+    assert sleeps == []  # a 404 is not retried
+    assert leftovers(models) == []
+
+
+def test_cli_network_failure_is_one_line(server, models, sleeps, capsys):
+    server.faults[DF_PT] = Fault(cut_after=10, cut_times=99)
+    server.add(DF_PT, payload(5000))
+    code = cli.main(["models", "fetch", "DF", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == cli.EXIT_ERROR
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("deepfaune-rs: error: could not download " + DF_PT)
+    assert f"{server.url}/{DF_PT}" in err and "connection" in err
+
+
+def test_mirror_fallback(tmp_path, loopback_only, models, sleeps, monkeypatch):
+    monkeypatch.delenv(F.ENV_BASE_URL, raising=False)
+    srv = LoopbackServer(tmp_path)
+    try:
+        data = srv.add(DF_PT, payload(10_000, seed=3))
+        dead, good = f"{srv.url}/official/{DF_PT}", f"{srv.url}/mirror/{DF_PT}"
+        srv.faults[f"/official/{DF_PT}"] = Fault(status=404)
+        set_rows(monkeypatch, df={"url": dead, "mirrors": [good]})
+        done = F.fetch("df", progress=False, convert=False)
+        assert [r["path"] for r in srv.requests] == [f"/official/{DF_PT}", f"/mirror/{DF_PT}"]
+        assert done[0].url == good
+        assert (models / DF_PT).read_bytes() == data
+        assert json.loads((models / F.LOCK_NAME).read_text())["files"][DF_PT]["url"] == good
+        # With the base URL set, only $DEEPFAUNE_RS_BASE_URL/NAME is asked for.
+        monkeypatch.setenv(F.ENV_BASE_URL, f"{srv.url}/inst/")
+        assert F.resolve_targets(["df"]) == ["df"]
+        art = F._artifacts_for(["df"])[0]
+        assert art.urls() == [f"{srv.url}/inst/{DF_PT}"]
+    finally:
+        srv.stop()
+
+
+def test_no_server_gives_one_clear_line(loopback_only, models, sleeps, monkeypatch, capsys):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    monkeypatch.setenv(F.ENV_BASE_URL, f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(F, "RETRIES", 2)
+    code = cli.main(["models", "fetch", "mds", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == cli.EXIT_ERROR and len(err.splitlines()) == 1, err
+    assert f"http://127.0.0.1:{port}/{MDS_PT}" in err and "refused" in err.lower()
+    assert len(sleeps) == 2
+    assert leftovers(models) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification and the lock file
+
+
+def test_size_mismatch_refused_and_not_placed(server, models, sleeps, monkeypatch):
+    data = server.add(DF_PT, payload(4096))
+    set_rows(monkeypatch, df={"url_size": len(data) + 1})
+    with pytest.raises(ChecksumError) as e:
+        F.fetch("df", progress=False, convert=False)
+    assert f"{DF_PT}: 4096 bytes, the publisher's size is 4097" in str(e.value)
+    assert leftovers(models) == []
+
+
+def test_md5_mismatch_refused_and_not_placed(server, models, sleeps, monkeypatch):
+    data = server.add(MDS_PT, payload(50_000, seed=4))
+    good_md5 = hashlib.md5(data).hexdigest()
+    set_rows(monkeypatch, mds={"url_md5": good_md5, "url_size": len(data)})
+    server.faults[MDS_PT] = Fault(corrupt=True)
+    with pytest.raises(ChecksumError) as e:
+        F.fetch("MDS", progress=False, convert=False)
+    bad = bytearray(data)
+    bad[len(bad) // 2] ^= 0xFF
+    msg = str(e.value)
+    assert hashlib.md5(bad).hexdigest() in msg and good_md5 in msg and "\n" not in msg
+    assert leftovers(models) == []
+    del server.faults[MDS_PT]  # the server is fixed: the same call now succeeds
+    F.fetch("MDS", progress=False, convert=False)
+    assert (models / MDS_PT).read_bytes() == data
+
+
+def test_sha256_published_is_checked(server, models, sleeps, monkeypatch):
+    data = server.add(DF_PT, payload(3000, seed=5))
+    set_rows(monkeypatch, df={"url_sha256": hashlib.sha256(b"another file").hexdigest()})
+    with pytest.raises(ChecksumError) as e:
+        F.fetch("df", progress=False, convert=False)
+    assert hashlib.sha256(data).hexdigest() in str(e.value)
+    assert leftovers(models) == []
+
+
+def test_lock_records_first_download_and_refuses_a_changed_one(server, models, sleeps, capsys):
+    first = server.add(DF_PT, payload(8000, seed=6))
+    F.fetch("df", progress=False, convert=False)
+    lock = json.loads((models / F.LOCK_NAME).read_text())
+    entry = lock["files"][DF_PT]
+    assert entry["sha256"] == hashlib.sha256(first).hexdigest()
+    assert entry["size"] == len(first) and entry["url"] == f"{server.url}/{DF_PT}"
+    assert not [n for n in leftovers(models) if n.endswith(".tmp")]
+
+    # Present and matching: no new request.
+    n = len(server.requests)
+    F.fetch("df", progress=False, convert=False)
+    assert len(server.requests) == n
+
+    # The publisher's file changes; the local copy is gone: the new download is refused.
+    (models / DF_PT).unlink()
+    second = server.add(DF_PT, payload(8000, seed=7))
+    with pytest.raises(ChecksumError) as e:
+        F.fetch("df", progress=False, convert=False)
+    msg = str(e.value)
+    old, new = hashlib.sha256(first).hexdigest(), hashlib.sha256(second).hexdigest()
+    assert DF_PT in msg and old in msg and new in msg and "--accept-new-hash" in msg
+    assert not (models / DF_PT).exists() and not (models / f".{DF_PT}.part").exists()
+    assert json.loads((models / F.LOCK_NAME).read_text())["files"][DF_PT]["sha256"] == old
+
+    # The CLI says it in one line too, then accepts it when told to.
+    assert cli.main(["models", "fetch", "df", "--no-progress", "--no-convert"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and new in err
+    args = ["models", "fetch", "df", "--no-progress", "--no-convert", "--accept-new-hash"]
+    assert cli.main(args) == cli.EXIT_OK
+    assert (models / DF_PT).read_bytes() == second
+    assert json.loads((models / F.LOCK_NAME).read_text())["files"][DF_PT]["sha256"] == new
+
+
+def test_local_file_that_differs_from_the_lock_is_refused(server, models, sleeps):
+    server.add(DF_PT, payload(2000, seed=8))
+    F.fetch("df", progress=False, convert=False)
+    (models / DF_PT).write_bytes(payload(2000, seed=9))
+    with pytest.raises(ChecksumError) as e:
+        F.fetch("df", progress=False, convert=False)
+    assert str(models / DF_PT) in str(e.value) and "delete the file" in str(e.value)
+
+
+def test_unknown_target_is_a_usage_error_before_any_request(server, models, capsys):
+    with pytest.raises(UnknownModelError) as e:
+        F.fetch("df", "nope", "DFbsMDS", progress=False)
+    assert "'nope'" in str(e.value)
+    assert server.requests == []
+    assert cli.main(["models", "fetch", "nope"]) == cli.EXIT_USAGE
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_targets():
+    cls = deepfaune_rs.pipeline.DEFAULT_CLASSIFIER
+    assert F.resolve_targets(["deepfaune"]) == ["df", "mds", cls]
+    assert F.resolve_targets(["DFbsMDS", "dfmds", "MDR"]) == ["df", "mds", "mdr"]
+    assert F.resolve_targets(["Deepfaune-V14", "mds"]) == ["deepfaune-v14", "mds"]
+    assert F.detector_ids("DFMDS") == ["df", "mds"]
+    assert F.detector_ids("md-lite") == ["md-lite"] and F.detector_ids("x/y.onnx") == []
+    assert F.classifier_id("deepfaune-v13") == "deepfaune-v13"
+    assert F.classifier_id("model.onnx") is None and F.classifier_id("df") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Missing weights fail fast, all at once
+
+
+def test_weights_not_found_lists_all_missing_models_at_once(models, loopback_only, capsys):
+    cls = deepfaune_rs.pipeline.DEFAULT_CLASSIFIER
+    rows = {m["id"]: m for m in deepfaune_rs.list_models()}
+    with pytest.raises(deepfaune_rs.WeightsNotFoundError) as e:
+        deepfaune_rs.Pipeline()
+    msg = str(e.value)
+    for mid in ("df", "mds", cls):
+        assert str(models / rows[mid]["file"]) in msg
+    assert f"`deepfaune-rs models fetch df mds {cls}`" in msg
+    assert e.value.command == f"deepfaune-rs models fetch df mds {cls}"
+    assert [m[0] for m in e.value.missing] == ["df", "mds", cls]
+    assert loopback_only == []  # no network access
+
+    # One present: the others are still listed together, and only they are to be fetched.
+    models.mkdir()
+    (models / rows["df"]["file"]).write_bytes(b"")
+    with pytest.raises(deepfaune_rs.WeightsNotFoundError) as e:
+        deepfaune_rs.Pipeline("DFMDS", "deepfaune-v11")
+    assert e.value.command == "deepfaune-rs models fetch mds deepfaune-v11"
+
+    # The CLI: one line, exit 1, before any image is read.
+    code = cli.main(["run", "/nonexistent", "-o", str(models / "r.csv"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == cli.EXIT_ERROR and len(err.splitlines()) == 1
+    assert f"deepfaune-rs models fetch mds {cls}" in err
+    # A detector alone names only what detection needs; md-lite needs nothing.
+    with pytest.raises(deepfaune_rs.WeightsNotFoundError) as e:
+        deepfaune_rs.Detector("MDR")
+    assert e.value.command == "deepfaune-rs models fetch mdr"
+    deepfaune_rs.Detector("md-lite")
+    assert loopback_only == []
+
+
+def test_bird_head_is_required_only_when_asked(models, monkeypatch):
+    rows = {m["id"]: m for m in deepfaune_rs.list_models()}
+    with_head = [i for i, m in rows.items() if m.get("bird_head")]
+    if not with_head:
+        pytest.skip("the manifests' rows do not describe bird heads yet")
+    cid = with_head[0]
+    models.mkdir()
+    (models / rows[cid]["file"]).write_bytes(b"")
+    assert F.missing([], cid, bird_head=False) == []
+    gone = F.missing([], cid, bird_head=True)
+    assert [(a.label, p) for a, p in gone] == [
+        (f"{cid} bird head", models / rows[cid]["bird_head"]["file"])
+    ]
