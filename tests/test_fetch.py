@@ -472,3 +472,175 @@ def test_bird_head_is_required_only_when_asked(models, monkeypatch):
     assert [(a.label, p) for a, p in gone] == [
         (f"{cid} bird head", models / rows[cid]["bird_head"]["file"])
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversion, the lock file's conversion records, and the states
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "convert"
+
+
+@pytest.fixture
+def yolo_pt() -> Path:
+    p = FIXTURES / "yolov8_tiny.pt"
+    if not p.is_file():
+        pytest.skip("tests/fixtures/convert/yolov8_tiny.pt not there")
+    return p
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def state(mid: str = "df") -> F.FileStatus:
+    return F.status([mid])[0]
+
+
+def test_stamp_reader_agrees_with_onnx(yolo_pt, tmp_path):
+    import onnx
+
+    from deepfaune_rs.convert import convert
+
+    out = tmp_path / "y.onnx"
+    convert(yolo_pt, out)
+    expected = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert F.read_onnx_stamp(out) == expected
+    assert expected["source_sha256"] == sha(yolo_pt)
+    assert F.read_onnx_stamp(yolo_pt) == {}  # a zip, not ONNX
+
+
+def test_fetch_converts_records_and_verifies(server, models, sleeps, yolo_pt):
+    from deepfaune_rs.convert import CONVERTER_VERSION
+
+    assert state().state == "missing"
+    server.add(DF_PT, yolo_pt.read_bytes())
+    F.fetch("df", progress=False, convert=False)
+    st = state()
+    assert (st.state, st.path, st.source) == ("downloaded", models / DF_ONNX, models / DF_PT)
+
+    done = F.fetch("DF", progress=False)
+    assert done[0].state == "verified" and done[0].converted and done[0].url is None
+    onnx_path = models / DF_ONNX
+    lock = json.loads((models / F.LOCK_NAME).read_text())
+    conv = lock["conversions"][DF_ONNX]
+    assert conv["sha256"] == sha(onnx_path)
+    assert conv["source"] == DF_PT and conv["source_sha256"] == sha(yolo_pt)
+    assert conv["converter_version"] == CONVERTER_VERSION
+    assert F.read_onnx_stamp(onnx_path)["source_sha256"] == sha(yolo_pt)
+    assert state().state == "verified"
+    # The core loads what was converted, under the manifest's name.
+    assert deepfaune_rs.Detector("DF").models == ["df"]
+
+    # Nothing to do the second time: no request, no conversion.
+    n = len(server.requests)
+    again = F.fetch("df", progress=False)
+    assert again[0].state == "verified" and not again[0].converted
+    assert len(server.requests) == n
+
+    # Without the .pt, the ONNX stays verified by the lock file.
+    (models / DF_PT).unlink()
+    assert state().state == "verified"
+
+
+def test_stale_conversions_are_noticed_and_redone(server, models, sleeps, yolo_pt, monkeypatch):
+    import deepfaune_rs.convert as conv_mod
+
+    server.add(DF_PT, yolo_pt.read_bytes())
+    F.fetch("df", progress=False)
+    onnx_path = models / DF_ONNX
+
+    # A newer converter: the conversion is stale, fetch redoes it and records the version.
+    monkeypatch.setattr(conv_mod, "CONVERTER_VERSION", "999")
+    st = state()
+    assert st.state == "downloaded" and "converter" in st.detail
+    done = F.fetch("df", progress=False)
+    assert done[0].converted and done[0].state == "verified"
+    assert F.read_onnx_stamp(onnx_path)["converter_version"] == "999"
+    lock = json.loads((models / F.LOCK_NAME).read_text())
+    assert lock["conversions"][DF_ONNX]["converter_version"] == "999"
+    assert state().state == "verified"
+
+    # The ONNX is damaged after the conversion: not verified any more; fetch converts again.
+    data = bytearray(onnx_path.read_bytes())
+    data[-100] ^= 0xFF
+    onnx_path.write_bytes(bytes(data))
+    st = state()
+    assert st.state == "converted" and "differs from the lock file" in st.detail
+    assert F.fetch("df", progress=False)[0].converted
+    assert state().state == "verified"
+
+    # A new source in place of the recorded one: refused, unless accepted; the conversion then
+    # follows the source.
+    other = FIXTURES / "yolo11_tiny.pt"
+    if other.is_file():
+        (models / DF_PT).write_bytes(other.read_bytes())
+        st = state()
+        assert st.state == "downloaded" and "changed since the conversion" in st.detail
+        with pytest.raises(ChecksumError):
+            F.fetch("df", progress=False)
+        done = F.fetch("df", progress=False, accept_new_hash=True)
+        assert done[0].converted and done[0].source_sha256 == sha(other)
+        lock = json.loads((models / F.LOCK_NAME).read_text())
+        assert lock["conversions"][DF_ONNX]["source_sha256"] == sha(other)
+        assert F.read_onnx_stamp(onnx_path)["source_sha256"] == sha(other)
+        assert state().state == "verified"
+
+
+def test_onnx_not_made_here_is_kept_and_reported(server, models, sleeps, shared_models, capsys):
+    models.mkdir()
+    mine = (shared_models / "md_lite_yolox_tiny_640.onnx").read_bytes()
+    (models / DF_ONNX).write_bytes(mine)
+    st = state()
+    assert st.state == "converted" and "not made by" in st.detail
+    done = F.fetch("df", progress=False)
+    assert done[0].state == "converted" and "kept" in done[0].notes[0]
+    assert (models / DF_ONNX).read_bytes() == mine
+    assert server.requests == []  # nothing downloaded for a file that is kept
+    # The listing says so.
+    assert cli.main(["models"]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    line = next(s for s in out.splitlines() if s.startswith("df "))
+    assert line.split()[:3] == ["df", "detector", "converted"]
+    assert next(s for s in out.splitlines() if s.startswith("md-lite")).split()[2] == "embedded"
+
+
+def test_models_cli_states(server, models, sleeps, yolo_pt, capsys):
+    server.add(DF_PT, yolo_pt.read_bytes())
+    server.add(MDS_PT, yolo_pt.read_bytes())
+    assert cli.main(["models", "fetch", "MDS", "--no-progress", "--no-convert"]) == 0
+    assert cli.main(["models", "fetch", "df", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"df{' ' * 22} verified   {models / DF_ONNX} (downloaded from {server.url}/{DF_PT}, "
+        "converted)" in out
+    )
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    states = {s.split()[0]: s.split()[2] for s in out if s[:1].isalnum() and len(s.split()) > 2}
+    assert states["df"] == "verified" and states["mds"] == "downloaded"
+    assert states["mdr"] == "missing" and states["md-lite"] == "embedded"
+    assert f"model directory: {models} " in out[0]
+    # The lock file's conversion entry removed: a converted file, no longer verified.
+    lock = json.loads((models / F.LOCK_NAME).read_text())
+    del lock["conversions"][DF_ONNX]
+    (models / F.LOCK_NAME).write_text(json.dumps(lock))
+    st = state()
+    assert st.state == "converted" and "not recorded" in st.detail
+
+
+def test_detect_fetch_flag(server, models, sleeps, yolo_pt, testdata, tmp_path, capsys):
+    server.add(MDS_PT, yolo_pt.read_bytes())
+    img = next(iter(sorted((testdata / "southwest").glob("*.JPG"))))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / img.name).symlink_to(img)
+    out = tmp_path / "out.json"
+    args = ["detect", str(folder), "-o", str(out), "--model", "MDS", "--no-progress"]
+    assert cli.main(args) == cli.EXIT_ERROR  # missing, and not fetched unless asked
+    assert "deepfaune-rs models fetch mds" in capsys.readouterr().err
+    assert server.requests == [] and not out.exists()
+    assert cli.main([*args, "--fetch"]) == cli.EXIT_OK
+    assert [r["path"] for r in server.requests] == [f"/{MDS_PT}"]
+    assert [i["file"] for i in json.loads(out.read_text())["images"]] == [img.name]
+    assert state("mds").state == "verified"

@@ -749,8 +749,9 @@ def _status(a: Artifact, folder: Path, lock: Lock) -> FileStatus:
         return FileStatus(a.model_id, a.role, state, path, src, why, sha)
     locked_src = lock.file(a.source_name)
     if locked_src is None or locked_src["sha256"] != conv.get("source_sha256"):
-        why = "its source is not the one recorded in the lock file"
-        return FileStatus(a.model_id, a.role, "converted", path, src, why, sha)
+        why = "converted from another source than the one the lock file records"
+        state = "downloaded" if has_src else "converted"
+        return FileStatus(a.model_id, a.role, state, path, src, why, sha)
     if has_src and sha256_file(src) != locked_src["sha256"]:
         why = f"{a.source_name} changed since the conversion: `models fetch` redoes it"
         return FileStatus(a.model_id, a.role, "downloaded", path, src, why, sha)
@@ -913,8 +914,8 @@ def _fetch_one(
             st.sha256,
             locked_src.get("sha256"),
         )
-    stamp = read_onnx_stamp(path) if path.is_file() else {}
-    if path.is_file() and stamp.get("converter") != "deepfaune-rs":
+    ours = lock.conversion(a.file) is not None
+    if path.is_file() and not ours and read_onnx_stamp(path).get("converter") != "deepfaune-rs":
         # Someone's own export under the official name: theirs to replace, not ours.
         notes.append(
             f"kept {path.name}: it was not made by deepfaune-rs (delete it to fetch and "
@@ -922,14 +923,9 @@ def _fetch_one(
         )
         return FetchedFile(a.model_id, a.role, "converted", path, sha256=st.sha256, notes=notes)
     src, src_sha, url = _ensure_source(a, folder, lock, **common)  # type: ignore[arg-type]
-    if path.is_file():
-        current = _converter_version()
-        if stamp.get("source_sha256") == src_sha and stamp.get("converter_version") == current:
-            sha = st.sha256 or sha256_file(path)
-            lock.record_conversion(a.file, sha, src.name, src_sha, str(current))
-            return FetchedFile(
-                a.model_id, a.role, "verified", path, src, sha, src_sha, url, False, notes
-            )
+    # An ONNX of ours that the lock file does not vouch for (converted by hand, another source,
+    # another converter version, changed since) is converted again: "verified" only ever means
+    # converted here, from a checked source.
     if not convert:
         return FetchedFile(
             a.model_id, a.role, "downloaded", path, src, None, src_sha, url, False, notes
