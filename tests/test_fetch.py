@@ -131,15 +131,16 @@ class LoopbackServer:
 
 @pytest.fixture
 def loopback_only(monkeypatch):
-    """Fails the test if urllib is asked for anything but 127.0.0.1; records the URLs asked."""
+    """Fails the test if urllib is asked for anything but 127.0.0.1 (or a local file:// path);
+    records the URLs asked."""
     asked: list[str] = []
     real_open = urllib.request.OpenerDirector.open
 
     def guarded(self, fullurl, *args, **kwargs):  # noqa: ANN001
         url = fullurl if isinstance(fullurl, str) else fullurl.full_url
         asked.append(url)
-        host = urllib.parse.urlsplit(url).hostname
-        if host != "127.0.0.1":
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname != "127.0.0.1" and not (parts.scheme == "file" and not parts.netloc):
             pytest.fail(f"the test asked for a non-loopback URL: {url}")
         return real_open(self, fullurl, *args, **kwargs)
 
@@ -259,6 +260,39 @@ def test_retries_back_off_exponentially_then_one_line(server, models, sleeps):
     ]
     assert (models / f".{DF_PT}.part").stat().st_size == 4000
     assert not (models / DF_PT).exists()
+
+
+def test_progress_bar_on_stderr(server, models, sleeps, capsys):
+    server.add(DF_PT, payload(300_000))
+    F.fetch("df", progress=True, convert=False)
+    err = capsys.readouterr().err
+    assert f"downloading {DF_PT} from {server.url}/{DF_PT}" in err
+    last = err.split("\r")[-1]
+    assert last.startswith(f"{DF_PT} [{'#' * 30}] 300.0 kB/300.0 kB ") and last.endswith("\n")
+
+
+def test_file_url_mirror(tmp_path, loopback_only, models, sleeps, monkeypatch):
+    share = tmp_path / "share"
+    share.mkdir()
+    data = payload(5000, seed=11)
+    (share / DF_PT).write_bytes(data)
+    monkeypatch.setenv(F.ENV_BASE_URL, share.as_uri())
+    done = F.fetch("df", progress=False, convert=False)
+    assert (models / DF_PT).read_bytes() == data and done[0].url == f"{share.as_uri()}/{DF_PT}"
+
+
+def test_one_download_of_a_file_at_a_time(server, models, sleeps):
+    fcntl = pytest.importorskip("fcntl")
+    server.add(DF_PT, payload(1000))
+    models.mkdir()
+    with open(models / f".{DF_PT}.part.lock", "w") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(DownloadError) as e:
+            F.fetch("df", progress=False, convert=False)
+        assert "another process is downloading" in str(e.value)
+    assert server.requests == []
+    F.fetch("df", progress=False, convert=False)  # released: it goes through
+    assert leftovers(models) == sorted([DF_PT, F.LOCK_NAME])
 
 
 def test_404_is_one_line_naming_file_and_url(server, models, sleeps):
@@ -644,3 +678,20 @@ def test_detect_fetch_flag(server, models, sleeps, yolo_pt, testdata, tmp_path, 
     assert [r["path"] for r in server.requests] == [f"/{MDS_PT}"]
     assert [i["file"] for i in json.loads(out.read_text())["images"]] == [img.name]
     assert state("mds").state == "verified"
+
+
+def test_convert_cli(yolo_pt, tmp_path, capsys):
+    out = tmp_path / "d.onnx"
+    assert cli.main(["convert", str(yolo_pt), "-o", str(out)]) == cli.EXIT_OK
+    printed = capsys.readouterr().out
+    assert f"output: {out}" in printed and f"source_sha256: {sha(yolo_pt)}" in printed
+    assert f"sha256: {sha(out)}" in printed
+    assert cli.main(["convert", str(tmp_path / "nope.pt")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no such file" in err
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert cli.main(["convert", str(junk)]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot convert" in err
+    assert not (tmp_path / "junk.onnx").exists()

@@ -393,15 +393,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     try:
         info = convert(args.checkpoint, args.output, kind=args.kind, size=args.size)
-    except (ValueError, KeyError, IndexError, TypeError) as e:
+    except OSError as e:
+        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001 - one line, never a traceback
         print(
             f"deepfaune-rs: error: cannot convert {args.checkpoint}: {e} (is it a DeepFaune, "
             "ultralytics or YOLOv5 checkpoint?)",
             file=sys.stderr,
         )
-        return EXIT_ERROR
-    except OSError as e:
-        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     for k, v in info.items():
         print(f"{k}: {v:.1f}" if isinstance(v, float) else f"{k}: {v}")

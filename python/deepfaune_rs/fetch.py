@@ -45,12 +45,13 @@ import json
 import os
 import re
 import socket
+import ssl
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,8 @@ class Lock:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
+        except OSError as e:
+            raise OutputError(f"cannot write the lock file {self.path}: {e}") from e
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -524,10 +527,15 @@ def _transfer(
         if e.code in _RETRY_STATUS:
             raise _Transient(_reason(e)) from e
         raise _Permanent(_reason(e)) from e
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, ssl.SSLCertVerificationError):  # not better next time
+            raise _Permanent(_reason(e)) from e
+        raise _Transient(_reason(e)) from e
+    except (OSError, http.client.HTTPException) as e:
         raise _Transient(_reason(e)) from e
     with resp:
-        status = resp.status
+        # file:// URLs (a mirror on a shared drive) have no status: the whole file.
+        status = 200 if resp.status is None else resp.status
         length = _int_or_none(resp.headers.get("Content-Length"))
         if status == 206 and have:
             m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
@@ -639,13 +647,67 @@ def download(
     part = folder / f".{name}.part"
     meta = folder / f".{name}.part.json"
     lock_path = folder / LOCK_NAME
-    tried: list[str] = []
-    bad: list[ChecksumError] = []
     if not urls:
         raise DownloadError(
             f"{name}: its manifest gives no download URL (set {ENV_BASE_URL} to a server that "
             f"has it, or put it in {folder})"
         )
+    with _exclusive(folder / f".{name}.part.lock", name, folder):
+        return _download_locked(
+            name, urls, folder, part, meta, lock_path, expect, progress, retries, timeout
+        )
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path, name: str, folder: Path) -> Iterator[None]:
+    """One download of a file into a folder at a time (two would write the same .part)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory lock; the checks still catch a mixed file
+        yield
+        return
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OutputError(f"cannot write in the model directory {folder}: {e}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            raise DownloadError(
+                f"another process is downloading {name} into {folder}; wait for it to finish "
+                "(or stop it), then run the fetch again"
+            ) from e
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder before us removed that file: lock the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still locked: a waiting process then locks a new file
+        os.close(fd)
+
+
+def _download_locked(
+    name: str,
+    urls: Sequence[str],
+    folder: Path,
+    part: Path,
+    meta: Path,
+    lock_path: Path,
+    expect: _Expect,
+    progress: bool,
+    retries: int,
+    timeout: float,
+) -> tuple[Path, str, str]:
+    tried: list[str] = []
+    bad: list[ChecksumError] = []
     for url in urls:
         delay = BACKOFF_S
         attempt = 0
@@ -865,10 +927,10 @@ def _convert(a: Artifact, src: Path, dest: Path, progress: bool) -> dict[str, An
         raise ConversionError(
             f"converting {src.name} needs the onnx package ({e}): pip install onnx"
         ) from e
-    except (ValueError, KeyError, IndexError, TypeError) as e:
-        raise ConversionError(f"could not convert {src}: {e}") from e
     except OSError as e:
         raise OutputError(f"could not write {dest}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - whatever the builder met, one line for the user
+        raise ConversionError(f"could not convert {src}: {type(e).__name__}: {e}") from e
     _say(progress, f"  {dest.name}: done in {info.get('seconds', 0.0):.1f} s")
     return info
 
