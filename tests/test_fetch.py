@@ -42,6 +42,7 @@ class Fault:
     cut_times: int = 1  # how many responses are cut (then the file is served whole)
     no_range: bool = False  # ignore Range (answer 200 with the whole file)
     corrupt: bool = False  # flip one byte in the middle
+    ignore_if_range: bool = False  # resume even when If-Range names another version
 
 
 class LoopbackServer:
@@ -79,7 +80,9 @@ class LoopbackServer:
                 etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
                 start = 0
                 if_range = self.headers.get("If-Range")
-                if rng and not fault.no_range and (if_range is None or if_range == etag):
+                entry["if_range"], entry["etag"] = if_range, etag
+                fresh = if_range is None or if_range == etag or fault.ignore_if_range
+                if rng and not fault.no_range and fresh:
                     start = int(rng.split("=", 1)[1].split("-", 1)[0])
                     if start >= len(data):
                         entry["status"] = 416
@@ -252,6 +255,42 @@ def test_interrupted_fetch_resumes_in_the_next_call(server, models, sleeps):
     F.fetch("df", progress=False, convert=False, retries=0)
     assert server.gets(DF_PT)[-1]["range"] == "bytes=50000-"
     assert (models / DF_PT).read_bytes() == data and not part.exists()
+
+
+def test_complete_part_is_checked_not_downloaded_again(server, models, sleeps, monkeypatch):
+    # A crash between the end of the download and the rename leaves a complete .part.
+    data = server.add(DF_PT, payload(20_000, seed=12))
+    set_rows(monkeypatch, df={"url_size": len(data), "url_md5": hashlib.md5(data).hexdigest()})
+    models.mkdir()
+    (models / f".{DF_PT}.part").write_bytes(data)
+    F.fetch("df", progress=False, convert=False)
+    assert server.requests == [] and (models / DF_PT).read_bytes() == data
+    # The same, but damaged: thrown away and downloaded again in full.
+    (models / DF_PT).unlink()
+    bad = bytearray(data)
+    bad[5] ^= 1
+    (models / f".{DF_PT}.part").write_bytes(bytes(bad))
+    F.fetch("df", progress=False, convert=False)
+    assert [r["range"] for r in server.requests] == [None]
+    assert (models / DF_PT).read_bytes() == data
+
+
+@pytest.mark.parametrize("if_range", [True, False])
+def test_resume_of_a_file_that_changed_restarts(server, models, sleeps, if_range):
+    server.add(DF_PT, payload(60_000, seed=13))
+    server.faults[DF_PT] = Fault(cut_after=10_000)
+    with pytest.raises(DownloadError):
+        F.fetch("df", progress=False, convert=False, retries=0)
+    new = server.add(DF_PT, payload(70_000, seed=14))  # the publisher replaced the file
+    server.faults[DF_PT] = Fault(ignore_if_range=not if_range)
+    F.fetch("df", progress=False, convert=False, retries=1)
+    reqs = server.gets(DF_PT)
+    assert reqs[1]["if_range"] == reqs[0]["etag"]  # the validator of the first response
+    if if_range:  # the server sees that the file changed and sends all of it
+        assert [r["status"] for r in reqs] == [200, 200]
+    else:  # the client sees the new size in Content-Range and starts over
+        assert [r["status"] for r in reqs] == [200, 206, 200]
+    assert (models / DF_PT).read_bytes() == new
 
 
 def test_server_without_range_support_restarts_cleanly(server, models, sleeps):

@@ -544,6 +544,12 @@ def _transfer(
                 meta_path.unlink(missing_ok=True)
                 raise _Transient("the server resumed at another offset; restarting")
             total = int(m.group(3)) if m.group(3) != "*" else meta.get("total")
+            if meta.get("total") and total != meta["total"]:  # another file than the part's
+                part.unlink()
+                meta_path.unlink(missing_ok=True)
+                raise _Transient(
+                    f"the file's size changed ({meta['total']} -> {total}); restarting"
+                )
             mode = "ab"
         elif status == 200:
             have, total, mode = 0, length, "wb"  # no resume (a 200 to a Range): start over
@@ -694,6 +700,14 @@ def _exclusive(path: Path, name: str, folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _place(part: Path, meta: Path, dest: Path) -> Path:
+    """The checked .part takes its final name (atomic rename, then the folder synced)."""
+    os.replace(part, dest)
+    _fsync_dir(dest.parent)
+    meta.unlink(missing_ok=True)
+    return dest
+
+
 def _download_locked(
     name: str,
     urls: Sequence[str],
@@ -708,6 +722,19 @@ def _download_locked(
 ) -> tuple[Path, str, str]:
     tried: list[str] = []
     bad: list[ChecksumError] = []
+    # A .part already complete (the process stopped between the download and the rename) is
+    # checked as it is: asking for the bytes after its end would only get a 416.
+    have = part.stat().st_size if part.exists() else 0
+    total = expect.size or _int_or_none(_read_json(meta).get("total"))
+    if have and have == total:
+        try:
+            h = _check(part, name, expect, lock_path)
+        except ChecksumError:
+            part.unlink(missing_ok=True)  # start over
+            meta.unlink(missing_ok=True)
+        else:
+            came_from = str(_read_json(meta).get("url") or "")
+            return _place(part, meta, folder / name), h["sha256"], came_from
     for url in urls:
         delay = BACKOFF_S
         attempt = 0
@@ -736,11 +763,7 @@ def _download_locked(
                 bad.append(ChecksumError(f"{e} (from {url})"))
                 tried.append(f"{url}: refused ({e})")
                 break
-            dest = folder / name
-            os.replace(part, dest)
-            _fsync_dir(folder)
-            meta.unlink(missing_ok=True)
-            return dest, h["sha256"], url
+            return _place(part, meta, folder / name), h["sha256"], url
     if bad and len(bad) == len(tried):
         raise bad[0]
     raise DownloadError(f"could not download {name}: " + "; ".join(tried))
