@@ -757,3 +757,25 @@ def test_convert_cli(yolo_pt, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot convert" in err
     assert not (tmp_path / "junk.onnx").exists()
+
+
+def test_run_fetch_flag(server, models, sleeps, yolo_pt, testdata, shared_models, tmp_path, capsys):
+    from conftest import REPO
+
+    server.add(MDS_PT, yolo_pt.read_bytes())
+    folder = tmp_path / "images"
+    folder.mkdir()
+    imgs = sorted((testdata / "southwest").glob("*.JPG"))[:2]
+    for img in imgs:
+        (folder / img.name).symlink_to(img)
+    out = tmp_path / "r.csv"
+    args = ["run", str(folder), "-o", str(out), "--detector", "MDS", "--no-progress"]
+    args += ["--classifier", str(shared_models / "pixel_classifier_182_c38.onnx")]
+    args += ["--classifier-manifest", str(REPO / "models" / "tiny-pixel-c38.toml")]
+    assert cli.main(args) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("(or fetch=True / --fetch)") and "models fetch mds`" in err
+    assert server.requests == []
+    assert cli.main([*args, "--fetch"]) == cli.EXIT_OK
+    assert [r["path"] for r in server.requests] == [f"/{MDS_PT}"]
+    assert len(out.read_text().splitlines()) == 1 + len(imgs)
