@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import PipelineResult
 
-from .pipeline import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR_MODE
+from .pipeline import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR_MODE, LANGUAGE_ALIASES, LANGUAGES
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -61,7 +61,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classifier-manifest", default=None, help="manifest for a bare .onnx")
     p.add_argument("--threshold", type=float, default=0.8, help="score below it = undefined")
     p.add_argument("--maxlag", type=float, default=10, help="seconds between images of a sequence")
-    p.add_argument("--language", default="en", choices=["en", "fr", "it", "de", "es"])
+    p.add_argument(
+        "--language",
+        default="en",
+        choices=[*LANGUAGES, *LANGUAGE_ALIASES],
+        help="labels' language; no, se (or sv) and pt need DeepFaune 1.5's classifier",
+    )
     p.add_argument("--disable", nargs="*", default=[], metavar="CLASS", help="classes to ignore")
     p.add_argument("--bird-head", action="store_true", help="refine birds into 8 groups")
     p.add_argument(
