@@ -14,6 +14,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -193,3 +194,27 @@ def test_export_from_pypi_pulls_cuda_on_linux():
     if sys.platform == "linux" and os.uname().machine == "x86_64":
         cuda = {p for p in got if p.startswith(("nvidia-", "cuda-")) or p == "triton"}
         assert len(cuda) >= 10, cuda
+
+
+def test_rust_version_covers_every_dependency():
+    """Cargo.toml's rust-version (the README's "Rust >= ...") is no older than what the locked
+    dependencies declare, so a toolchain of that version can build them."""
+    cargo = shutil.which("cargo") or pytest.skip("cargo not on PATH")
+    cmd = [cargo, "metadata", "--format-version", "1", "--locked", "--offline", "-F", "python"]
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    meta = json.loads(p.stdout)
+
+    def version(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in v.split("."))
+
+    ours = next(pk for pk in meta["packages"] if pk["name"] == "deepfaune-rs")["rust_version"]
+    used = {n["id"] for n in meta["resolve"]["nodes"]}
+    needs = max(
+        (version(pk["rust_version"]), pk["name"])
+        for pk in meta["packages"]
+        if pk["id"] in used and pk.get("rust_version")
+    )
+    assert version(ours) >= needs[0], f"rust-version {ours} < {needs[1]}'s {needs[0]}"
+    readme = (REPO / "README.md").read_text()
+    assert f"Rust >= {ours}" in readme, "the README names another Rust version"
