@@ -200,8 +200,11 @@ def test_rust_version_covers_every_dependency():
     """Cargo.toml's rust-version (the README's "Rust >= ...") is no older than what the locked
     dependencies declare, so a toolchain of that version can build them."""
     cargo = shutil.which("cargo") or pytest.skip("cargo not on PATH")
-    cmd = [cargo, "metadata", "--format-version", "1", "--locked", "--offline", "-F", "python"]
-    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    # All platforms' packages: cargo may fetch the manifests of those no build here downloaded.
+    cmd = [cargo, "metadata", "--format-version", "1", "--locked", "-F", "python"]
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    if p.returncode != 0 and re.search(r"download|network|resolve|connect", p.stderr, re.I):
+        pytest.skip(f"crates.io unreachable: {p.stderr.strip().splitlines()[-1]}")
     assert p.returncode == 0, p.stderr
     meta = json.loads(p.stdout)
 
