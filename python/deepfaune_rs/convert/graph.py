@@ -22,6 +22,7 @@ class Graph:
         # make_graph / make_model would copy every weight twice (a 1.2 GB ViT-L peaked at 6.9 GB).
         self._model = onnx.ModelProto()
         self.initializers = self._model.graph.initializer
+        self._nbytes = 0
         self.inputs: list[onnx.ValueInfoProto] = []
         self.outputs: list[onnx.ValueInfoProto] = []
         self._names: set[str] = set()
@@ -56,6 +57,7 @@ class Graph:
     def _add_tensor(self, name_hint: str, arr: np.ndarray) -> str:
         name = self._unique(name_hint)
         t = self.initializers.add()
+        self._nbytes += arr.nbytes
         if arr.dtype == np.float32:
             # Built from raw bytes: one copy of the data, not a list of Python floats.
             t.name, t.data_type = name, TensorProto.FLOAT
@@ -102,7 +104,8 @@ class Graph:
         del model.opset_import[:]
         model.opset_import.append(helper.make_opsetid("", opset))
         model.ir_version = 8 if opset <= 17 else 9
-        if check and model.ByteSize() < CHECK_LIMIT:
+        # (ByteSize() would serialise the whole model to measure it: the weights' size instead)
+        if check and self._nbytes < CHECK_LIMIT:
             # The checker serialises the model (a copy of every weight): only for small graphs;
             # big ones are checked by loading them in ONNX Runtime after they are written.
             onnx.checker.check_model(model)
