@@ -195,7 +195,10 @@ def resolve_targets(targets: Iterable[str]) -> list[str]:
     for t in targets:
         key = str(t).strip().lower()
         if key == DEFAULT_TARGET:
-            ids += [*MODES["dfbsmds"], default_classifier().lower()]
+            cls = default_classifier().lower()
+            if cls not in rows:  # a build whose manifests lag behind the Python package
+                raise UnknownModelError(f"the default classifier '{cls}' is not built in")
+            ids += [*MODES["dfbsmds"], cls]
         elif key in rows:
             ids.append(key)
         elif key in MODES:
