@@ -175,3 +175,56 @@ def test_not_a_detector_is_refused_clearly():
         build_detector({"state_dict": {}})
     with pytest.raises(ValueError, match="bare state dict"):
         build_detector({"model": {"w": np.zeros(3)}})
+
+
+def _stub(module: str, qualname: str, state: dict) -> Stub:
+    cls = type(qualname, (Stub,), {"_module": module, "_qualname": qualname})
+    new = cls._new()
+    new.__setstate__({"_modules": {}, "_parameters": {}, "_buffers": {}, **state})
+    return new
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    import math
+
+    return np.vectorize(math.erf)(x)
+
+
+ACTIVATIONS = {
+    "SiLU": ({}, lambda x: x / (1 + np.exp(-x))),
+    "ReLU": ({}, lambda x: np.maximum(x, 0)),
+    "LeakyReLU": ({"negative_slope": 0.1}, lambda x: np.where(x > 0, x, 0.1 * x)),
+    "ReLU6": ({}, lambda x: np.clip(x, 0, 6)),
+    "Hardswish": ({}, lambda x: x * np.clip(x + 3, 0, 6) / 6),
+    "GELU": ({"approximate": "none"}, lambda x: 0.5 * x * (1 + _erf(x / np.sqrt(2)))),
+    "Mish": ({}, lambda x: x * np.tanh(np.log1p(np.exp(x)))),
+    "Sigmoid": ({}, lambda x: 1 / (1 + np.exp(-x))),
+    "Tanh": ({}, np.tanh),
+    "Identity": ({}, lambda x: x),
+}
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+def test_conv_activation_is_read_from_the_checkpoint(act):
+    """A Conv's activation module (SiLU by default; other ones in custom yamls) against its
+    PyTorch definition computed in numpy."""
+    from deepfaune_rs.convert.graph import Graph
+    from deepfaune_rs.convert.yolo import _Builder
+
+    state, fn = ACTIVATIONS[act]
+    g = Graph("act")
+    x = g.input("x", onnx.TensorProto.FLOAT, [1, 2, 3, 4])
+    y = _Builder(g).run(_stub("torch.nn.modules.activation", act, state), x, "model.0.act")
+    g.output(y, "y", onnx.TensorProto.FLOAT, [1, 2, 3, 4])
+    sess = ort.InferenceSession(g.model().SerializeToString(), providers=["CPUExecutionProvider"])
+    v = np.linspace(-8, 8, 24, dtype=np.float32).reshape(1, 2, 3, 4)
+    (out,) = sess.run(None, {"x": v})
+    np.testing.assert_allclose(out, fn(v.astype(np.float64)), rtol=1e-5, atol=1e-6)
+
+
+def test_end_to_end_heads_are_refused():
+    ckpt = load_checkpoint(FIX / "yolo11_tiny.pt")
+    layers = ckpt["model"].state["_modules"]["model"].state["_modules"]
+    layers[list(layers)[-1]].state["end2end"] = True
+    with pytest.raises(ValueError, match="end-to-end"):
+        build_detector(ckpt)
