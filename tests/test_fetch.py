@@ -222,6 +222,20 @@ def payload(n: int, seed: int = 0) -> bytes:
     return bytes(out[:n])
 
 
+def listing_states(stdout: str) -> dict[str, str]:
+    """``deepfaune-rs models`` output -> {"df": "verified", "deepfaune-v15 bird head": ...}."""
+    out: dict[str, str] = {}
+    model = None
+    for line in stdout.splitlines():
+        words = line.split()
+        if line[:1].isalnum() and len(words) > 2 and not line.startswith("model directory"):
+            model = words[0]
+            out[model] = words[2]
+        elif line.startswith("  + bird head") and model:
+            out[f"{model} bird head"] = words[3]
+    return out
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
@@ -712,11 +726,13 @@ def test_models_cli_states(server, models, sleeps, yolo_pt, capsys):
         "converted)" in out
     )
     assert cli.main(["models"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    states = {s.split()[0]: s.split()[2] for s in out if s[:1].isalnum() and len(s.split()) > 2}
+    out = capsys.readouterr().out
+    states = listing_states(out)
     assert states["df"] == "verified" and states["mds"] == "downloaded"
     assert states["mdr"] == "missing" and states["md-lite"] == "embedded"
-    assert f"model directory: {models} " in out[0]
+    cls = deepfaune_rs.pipeline.DEFAULT_CLASSIFIER
+    assert states[cls] == states[f"{cls} bird head"] == "missing"
+    assert f"model directory: {models} " in out.splitlines()[0]
     # The lock file's conversion entry removed: a converted file, no longer verified.
     lock = json.loads((models / F.LOCK_NAME).read_text())
     del lock["conversions"][DF_ONNX]
