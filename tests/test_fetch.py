@@ -795,3 +795,16 @@ def test_run_fetch_flag(server, models, sleeps, yolo_pt, testdata, shared_models
     assert cli.main([*args, "--fetch"]) == cli.EXIT_OK
     assert [r["path"] for r in server.requests] == [f"/{MDS_PT}"]
     assert len(out.read_text().splitlines()) == 1 + len(imgs)
+
+
+def test_published_checks_reach_fetch(monkeypatch):
+    """What the publishers give (issue 10, ../shared/deepfaune-1.5.md) is what fetch checks."""
+    monkeypatch.delenv(F.ENV_BASE_URL, raising=False)
+    arts = {a.label: a for a in F._artifacts_for(["mds", "deepfaune-v15"])}
+    assert arts["mds"].url_md5 == "4339a2c8af7a381f18ded7ac2a4df03e"
+    assert arts["deepfaune-v15"].url_size == 1_212_611_300
+    assert arts["deepfaune-v15"].urls()[0].startswith("https://pbil.univ-lyon1.fr/")
+    hf = arts["deepfaune-v15"].urls()[1]
+    assert "Addax-Data-Science/EUR-DF-v1-5" in hf
+    assert "e5c04750c44cb2ecbfa4f86624c37ae438f0b3dd" in hf
+    assert arts["deepfaune-v15 bird head"].source_name.endswith("-bird_head.pt")
