@@ -40,6 +40,7 @@ _Progress = Callable[[int, int], object] | None
 
 def init_runtime(path: _Path) -> None: ...
 def runtime_path() -> str | None: ...
+
 # One dict per built-in manifest (detectors, then classifiers newest first): id, kind, name,
 # version (str, or None for detectors), file, url, url_format, mirrors (list[str]), url_size
 # (int | None), url_md5, url_sha256, sha256, license, embedded, expected_path, available,
