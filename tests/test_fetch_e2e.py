@@ -97,6 +97,9 @@ CHILD = textwrap.dedent(
     leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
     if leaked:
         raise SystemExit(f"imported: {leaked}")
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"E2E_PEAK_RSS_MB {peak:.0f}", file=sys.stderr)
     sys.exit(code)
     """
 )
@@ -306,10 +309,10 @@ def child(args: list[str], env: dict, timeout: float) -> subprocess.CompletedPro
     )
 
 
-def peak_rss_children_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+def peak_rss_mb(p: subprocess.CompletedProcess) -> float:
+    """The child's own peak RSS (it prints it on exit)."""
+    line = [s for s in p.stderr.splitlines() if s.startswith("E2E_PEAK_RSS_MB ")][-1]
+    return float(line.split()[1])
 
 
 @pytest.mark.parametrize(
@@ -359,6 +362,7 @@ def test_fetch_then_run_without_torch(size, tmp_path, testdata):
         fetched = child(["models", "fetch", "deepfaune"], env, long)
         timings["fetch_s"] = time.perf_counter() - t0
         assert fetched.returncode == 0, fetched.stderr[-3000:]
+        timings["fetch_peak_rss_mb"] = peak_rss_mb(fetched)
         served_names = sorted(names.values())
         assert sorted(r["path"].lstrip("/") for r in server.requests) == served_names
         assert all(r["status"] == 200 for r in server.requests)
@@ -383,6 +387,7 @@ def test_fetch_then_run_without_torch(size, tmp_path, testdata):
         ran = child(run_args, env, long)
         timings["run_s"] = time.perf_counter() - t0
         assert ran.returncode == 0, ran.stderr[-3000:]
+        timings["run_peak_rss_mb"] = peak_rss_mb(ran)
         with open(out, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         assert sorted(Path(r["filename"]).name for r in rows) == sorted(
@@ -396,7 +401,6 @@ def test_fetch_then_run_without_torch(size, tmp_path, testdata):
         assert len(server.requests) == len(served_names)  # the run downloaded nothing
     finally:
         server.stop()
-    timings["peak_rss_children_mb"] = peak_rss_children_mb()
     print(f"\n{size}: {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
 
 
