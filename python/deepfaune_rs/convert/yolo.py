@@ -123,7 +123,8 @@ def _children(m: Any, path: str) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in mods.items() if v is not None]
 
 
-def _tensor(m: Any, key: str, path: str, required: bool = True) -> np.ndarray | None:
+def _opt_tensor(m: Any, key: str, path: str) -> np.ndarray | None:
+    """A parameter or buffer (or tensor attribute) as float64, None when absent."""
     for group in ("_parameters", "_buffers"):
         t = (_attr(m, group, {}, path) or {}).get(key)
         if t is not None:
@@ -131,9 +132,14 @@ def _tensor(m: Any, key: str, path: str, required: bool = True) -> np.ndarray | 
     t = _state(m).get(key)
     if isinstance(t, np.ndarray):
         return np.asarray(t, dtype=np.float64)
-    if required:
-        raise ValueError(f"{_classname(m)} at {path}: tensor {key!r} missing")
     return None
+
+
+def _tensor(m: Any, key: str, path: str) -> np.ndarray:
+    t = _opt_tensor(m, key, path)
+    if t is None:
+        raise ValueError(f"{_classname(m)} at {path}: tensor {key!r} missing")
+    return t
 
 
 def _pair(v: Any) -> list[int]:
@@ -186,8 +192,8 @@ def _fold_bn(bn: Any, w: np.ndarray, bias: np.ndarray | None, path: str):
     mean = _tensor(bn, "running_mean", path)
     var = _tensor(bn, "running_var", path)
     eps = float(_attr(bn, "eps", 1e-5, path))
-    gamma = _tensor(bn, "weight", path, required=False)
-    beta = _tensor(bn, "bias", path, required=False)
+    gamma = _opt_tensor(bn, "weight", path)
+    beta = _opt_tensor(bn, "bias", path)
     gamma = np.ones_like(mean) if gamma is None else gamma
     beta = np.zeros_like(mean) if beta is None else beta
     scale = gamma / np.sqrt(var + eps)
@@ -197,14 +203,14 @@ def _fold_bn(bn: Any, w: np.ndarray, bias: np.ndarray | None, path: str):
 
 def conv2d(b: _Builder, m: Any, x: str, path: str) -> str:
     w = _tensor(m, "weight", path)
-    return _conv_node(b, m, x, path, w, _tensor(m, "bias", path, required=False))
+    return _conv_node(b, m, x, path, w, _opt_tensor(m, "bias", path))
 
 
 def conv_bn_act(b: _Builder, m: Any, x: str, path: str) -> str:
     """ultralytics / YOLOv5 ``Conv`` (and ``DWConv``): act(bn(conv(x))); a fused one has no bn."""
     conv = _child(m, "conv", path)
     w = _tensor(conv, "weight", f"{path}.conv")
-    bias = _tensor(conv, "bias", f"{path}.conv", required=False)
+    bias = _opt_tensor(conv, "bias", f"{path}.conv")
     bn = _child(m, "bn", path, None)
     if bn is not None:
         w, bias = _fold_bn(bn, w, bias, f"{path}.bn")
