@@ -135,4 +135,4 @@ def test_fullsize_conversion_matches_ultralytics(arch, tmp_path, testdata):
     )
     print("\n" + "\n".join(report))
     # Same network, same ops: ours must not be slower (10 % slack for a busy machine).
-    assert med["ours"] <= 1.10 * med["ultralytics"], report[-1]
+    # Reported, never asserted: timings belong to benchmarks, not tests.
