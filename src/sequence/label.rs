@@ -130,4 +130,30 @@ mod tests {
         assert_eq!(Label::BirdGroup(0).text(&it, true), "indeterminato");
         assert_eq!(Label::Human.text(&it, false), "umano");
     }
+
+    #[test]
+    fn v15_labels_in_the_new_languages() {
+        use crate::manifest::classifier::builtin_classifier;
+        let v15 = builtin_classifier("deepfaune-v15").unwrap();
+        // deepfaune-1.5.md 3.2: with the bird head, plain `bird` is "<bird> <undefined>".
+        for (lang, bird_undefined, group, empty) in [
+            ("no", "fugl udefinert", "fugl rovfugler", "tom"),
+            ("se", "fågel odefinierad", "fågel rovfåglar", "tom"),
+            ("sv", "fågel odefinierad", "fågel rovfåglar", "tom"),
+            ("pt", "ave indefinido", "ave rapinante", "vazio"),
+        ] {
+            let names = v15.names(lang).unwrap();
+            assert_eq!(
+                Label::Class(29).text(&names, true),
+                bird_undefined,
+                "{lang}"
+            );
+            assert_eq!(Label::BirdGroup(7).text(&names, true), group, "{lang}");
+            assert_eq!(Label::Empty.text(&names, false), empty, "{lang}");
+        }
+        let en = v15.names("en").unwrap();
+        assert_eq!(Label::Class(23).text(&en, false), "mongoose");
+        assert_eq!(Label::Class(36).text(&en, true), "arctic fox");
+        assert_eq!(Label::Class(29).text(&en, false), "bird");
+    }
 }
