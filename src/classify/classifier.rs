@@ -99,7 +99,8 @@ fn check_axis(
     };
     match declared_shape(o).get(axis).copied().flatten() {
         Some(found) if found != want as i64 => Err(ModelError::Mismatch(format!(
-            "the model's {what} is {found} but manifest '{}' (DeepFaune {}) says {want}:              give the manifest of the version these weights belong to",
+            "the model's {what} is {found} but manifest '{}' (DeepFaune {}) says {want}: \
+             give the manifest of the version these weights belong to",
             manifest.id, manifest.version
         ))),
         _ => Ok(()),
