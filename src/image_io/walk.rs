@@ -120,7 +120,7 @@ pub enum Found {
 /// let names: Vec<String> = Walker::new(t.path())
 ///     .filter_map(|f| match f {
 ///         Found::File(p, _) => Some(p.strip_prefix(t.path()).unwrap().display().to_string()),
-///         Found::Error(..) => None,
+///         Found::Error(..) | Found::Metadata(_) => None,
 ///     })
 ///     .collect();
 /// assert_eq!(names, ["a.JPG", "b/2.jpg", "b.mp4"]);
