@@ -271,6 +271,8 @@ impl PipelineResults {
 
 /// What a worker made of one image: decoded and letterboxed, a read/decode error, or nothing
 /// to do (the checkpoint already holds it).
+// A handful in flight at a time (the window): the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Prepared<'a> {
     /// Read now; with a checkpoint, the file's identity, and whether the checkpoint held another
     /// file under this path.
