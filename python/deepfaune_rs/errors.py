@@ -41,7 +41,17 @@ class WeightsNotFoundError(ModelError, FileNotFoundError):
 
 
 class ChecksumError(ModelError):
-    """The weights file does not have the manifest's sha256."""
+    """A weights file is not the expected one: not the manifest's sha256, or (for a download)
+    not the published size / MD5 / sha256 or not the sha256 the lock file recorded."""
+
+
+class DownloadError(DeepfauneError, OSError):
+    """A model file could not be downloaded from any of its URLs (the message names the file
+    and what each URL answered)."""
+
+
+class ConversionError(ModelError, ValueError):
+    """A downloaded checkpoint could not be converted to ONNX."""
 
 
 class ModelMismatchError(ModelError, ValueError):
@@ -75,7 +85,9 @@ class KnowledgeBaseNotFoundError(DeepfauneError, FileNotFoundError):
 __all__ = [
     "CancelledError",
     "ChecksumError",
+    "ConversionError",
     "DeepfauneError",
+    "DownloadError",
     "ImageReadError",
     "InferenceError",
     "InvalidArgumentError",
