@@ -97,6 +97,10 @@ impl FileIdentity {
     pub fn of(path: &Path) -> Option<FileIdentity> {
         use sha2::{Digest, Sha256};
         use std::io::{Read, Seek, SeekFrom};
+        // Never open a pipe or a device (it could block): checked before opening.
+        if !std::fs::metadata(path).ok()?.is_file() {
+            return None;
+        }
         let mut f = File::open(path).ok()?;
         let meta = f.metadata().ok()?;
         if !meta.is_file() {

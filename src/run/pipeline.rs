@@ -290,6 +290,10 @@ type Waiting<'a> = (PathBuf, DecodedImage, PreparedInput, Permit<'a>);
 /// Width x height from the file's header (no decoding); 0 when it cannot be read (the decode
 /// then fails on its own).
 fn header_pixels(path: &Path) -> u64 {
+    // Never open a pipe or a device (it could block): `read_image` reports those.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return 0;
+    }
     image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .ok()
