@@ -23,7 +23,7 @@ use crate::export::megadetector::classifications::{write_with_classifications, C
 use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOptions};
 use crate::export::table::{results_table, write_results_csv, ResultRow};
 use crate::image_io::exif::parse_exif_datetime;
-use crate::manifest::classifier::ClassifierManifest;
+use crate::manifest::classifier::{canonical_language, ClassifierManifest};
 use crate::run::checkpoint::fingerprint;
 use crate::run::{run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume};
 use crate::runtime::SessionOptions;
@@ -49,7 +49,7 @@ pub struct PyPipeline {
 #[pymethods]
 impl PyPipeline {
     #[new]
-    #[pyo3(signature = (detector, classifier = "deepfaune-v14", *, classifier_manifest = None, threshold = 0.8,
+    #[pyo3(signature = (detector, classifier = "deepfaune-v15", *, classifier_manifest = None, threshold = 0.8,
                         maxlag_s = 10.0, language = "en", disabled_classes = Vec::new(), bird_head = false,
                         batch_size = 1, intra_threads = 0))]
     #[allow(clippy::too_many_arguments)]
@@ -82,9 +82,9 @@ impl PyPipeline {
         let m = &clf.manifest;
         if m.names(language).is_none() {
             return Err(to_pyerr(Error::InvalidArgument(format!(
-                "language '{language}' is not available for {} (available: {:?})",
+                "language '{language}' is not available for {} (available: {})",
                 m.id,
-                m.languages()
+                m.languages().join(", ")
             ))));
         }
         let disabled = m.class_indices(&disabled_classes).map_err(|unknown| {
@@ -97,20 +97,23 @@ impl PyPipeline {
         } else {
             None
         };
+        let opts = AggregateOptions {
+            threshold,
+            disabled,
+            bird_class,
+            ..AggregateOptions::for_manifest(m)
+        };
+        let language = canonical_language(language).to_string();
         let class_names = m
-            .names(language)
+            .names(&language)
             .map(|n| n.classes.to_vec())
             .unwrap_or_default();
         Ok(PyPipeline {
             detector,
             classifier: Mutex::new(clf),
             class_names,
-            language: language.to_string(),
-            opts: AggregateOptions {
-                threshold,
-                disabled,
-                bird_class,
-            },
+            language,
+            opts,
             maxlag_s,
             batch_size: batch_size.max(1),
         })
@@ -444,6 +447,7 @@ impl PyPipelineResults {
             logits: &self.res.logits,
             classified: &self.res.classified,
             disabled: &self.disabled,
+            temperature: self.manifest.temperatures().image,
         };
         py.detach(|| {
             write_with_classifications(&det.res, &path, root.as_deref(), det.threshold, &cls)
