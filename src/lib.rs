@@ -29,6 +29,7 @@ pub mod error;
 pub mod export;
 pub mod image_io;
 pub mod manifest;
+pub mod parallel;
 pub mod preprocess;
 pub mod reid;
 pub mod run;

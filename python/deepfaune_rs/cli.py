@@ -111,6 +111,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "(arrays filename and embedding; not kept otherwise, which saves memory and checkpoint "
         "space)",
     )
+    p.add_argument(
+        "--csv-safe",
+        action="store_true",
+        help="put a single quote in front of table cells a spreadsheet would run as formulas "
+        "(names starting with =, +, -, @); DeepFaune writes them unchanged",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--fetch", action="store_true", help=FETCH_HELP)
 
@@ -244,9 +250,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         checkpoint=checkpoint,
     )
     if args.output.lower().endswith(".xlsx"):
-        res.to_excel(args.output)
+        res.to_excel(args.output, csv_safe=args.csv_safe)
     else:
-        res.to_csv(args.output)
+        res.to_csv(args.output, csv_safe=args.csv_safe)
     if args.json:
         res.to_megadetector_json(args.json, root=args.inputs[0] if len(args.inputs) == 1 else None)
     if args.camtrap_dp:
@@ -258,6 +264,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{len(res)} images, {n_seq} sequences, {len(res.videos)} videos -> {args.output}",
         file=sys.stderr,
     )
+    if res.skipped_metadata:
+        print(
+            f"{res.skipped_metadata} NAS/OS metadata file(s) or folder(s) skipped "
+            "(@eaDir, ._*, .DS_Store, Thumbs.db, __MACOSX)",
+            file=sys.stderr,
+        )
+    changed = res.changed_since_checkpoint
+    if changed:
+        print(
+            f"{len(changed)} image(s) changed since the checkpoint, processed again:",
+            file=sys.stderr,
+        )
+        for p in changed:
+            print(f"  {p}", file=sys.stderr)
     status = _report_failures(res.failures)
     if args.sort_into:
         report = res.sort_into(args.sort_into, mode=args.sort_mode, blur_humans=args.blur_humans)

@@ -157,6 +157,7 @@ class Pipeline:
         )
         videos += res.videos
         unsupported += res.unsupported_videos
+        changed: list[str] = []
         records = run_videos(
             self._inner,
             videos,
@@ -164,9 +165,11 @@ class Pipeline:
             keep_embeddings=keep_embeddings,
             checkpoint=checkpoint,
             resuming=resuming,
+            changed=changed,
         )
         root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
-        return PipelineResult(res, root, records, [unsupported_failure(p) for p in unsupported])
+        failures = [unsupported_failure(p) for p in unsupported]
+        return PipelineResult(res, root, records, failures, changed_videos=changed)
 
 
 class PipelineResult:
@@ -186,8 +189,10 @@ class PipelineResult:
         root: str | None,
         videos: Sequence[VideoRecord] = (),
         other_failures: Sequence[dict] = (),
+        changed_videos: Sequence[str] = (),
     ) -> None:
         self._r = inner
+        self._changed_videos = list(changed_videos)
         self.root = root
         self.detections = DetectionResult(inner.detections, root)
         self.videos: list[VideoRecord] = list(videos)
@@ -212,6 +217,19 @@ class PipelineResult:
         path, stage, kind, reason."""
         videos = [v.failure for v in self.videos if v.failure is not None]
         return list(self.detections.failures) + videos + self._other_failures
+
+    @property
+    def changed_since_checkpoint(self) -> list[str]:
+        """Images the checkpoint held under their path but whose file changed since (another
+        size, modification time or content at either end): processed again, not restored.
+        Images first, then videos."""
+        return list(self._r.changed_since_checkpoint) + self._changed_videos
+
+    @property
+    def skipped_metadata(self) -> int:
+        """NAS and operating-system metadata the walk skipped (``@eaDir``, ``__MACOSX``
+        folders; ``._*``, ``.DS_Store``, ``Thumbs.db`` files): neither processed nor failed."""
+        return self._r.skipped_metadata
 
     paths = property(lambda self: self.detections.paths, doc="File path of each image.")
     dates = property(lambda self: self.detections.dates, doc="EXIF DateTimeOriginal or None.")
@@ -282,10 +300,15 @@ class PipelineResult:
         t = self.table()
         return pd.DataFrame(t, columns=list(t))
 
-    def to_csv(self, path: PathLike) -> None:
-        """Writes DeepFaune's CSV (atomically); see :meth:`to_pandas` for videos."""
+    def to_csv(self, path: PathLike, csv_safe: bool = False) -> None:
+        """Writes DeepFaune's CSV (atomically); see :meth:`to_pandas` for videos.
+
+        ``csv_safe=True`` puts a single quote in front of text cells a spreadsheet would run as
+        a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return), e.g. an
+        image named ``=HYPERLINK(...).jpg``. DeepFaune writes names unchanged, hence the
+        default."""
         if not self.videos:
-            self._r.to_csv(os.fspath(path))
+            self._r.to_csv(os.fspath(path), csv_safe)
             return
         t = self.table()
         columns = list(t)
@@ -293,20 +316,24 @@ class PipelineResult:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(columns)
             for i in range(len(t["filename"])):
-                w.writerow([_csv_cell(name, t[name][i]) for name in columns])
+                w.writerow([_text(_csv_cell(name, t[name][i]), csv_safe) for name in columns])
 
-    def to_excel(self, path: PathLike) -> None:
-        """Writes DeepFaune's table as XLSX (needs ``openpyxl``), atomically."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".xlsx", dir=folder)
-        os.close(fd)
-        try:
-            self.to_pandas().to_excel(tmp, index=False)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    def to_excel(self, path: PathLike, csv_safe: bool = False) -> None:
+        """Writes DeepFaune's table as XLSX (needs ``openpyxl``), atomically. Text is always
+        stored as text cells, never as formulas (whatever it starts with); numbers stay numbers.
+        ``csv_safe=True`` also puts a single quote in front of text a spreadsheet would run as a
+        formula once copied or exported back to CSV (see :meth:`to_csv`)."""
+        from openpyxl import Workbook
+
+        t = self.table()
+        columns = list(t)
+        wb = Workbook(write_only=True)
+        ws = wb.create_sheet("Sheet1")  # pandas' default sheet name
+        ws.append([_text_cell(ws, c, False) for c in columns])
+        for i in range(len(t["filename"])):
+            ws.append([_text_cell(ws, t[name][i], csv_safe) for name in columns])
+        with atomic_open(path, "wb") as f:
+            wb.save(f)
 
     def to_megadetector_json(self, path: PathLike, root: PathLike | None = None) -> None:
         """Writes MegaDetector batch JSON 1.6 (atomically) with the species: the classifier's
@@ -401,13 +428,39 @@ class PipelineResult:
     def sort_into(self, dest: PathLike, mode: str = "copy", blur_humans: bool = False) -> dict:
         """Sorts the images into ``<dest>/deepfaune_<timestamp>/<prediction>/`` as DeepFaune does
         (``mode``: copy, move or symlink; name clashes get ``_2``, ``_3``; nothing is overwritten).
-        Returns ``{"root", "placed": [(src, dst)], "failures": [(src, reason)]}``."""
+        Returns ``{"root", "placed": [(src, dst)], "failures": [(src, reason)]}``. Ctrl-C stops
+        it between two files (``KeyboardInterrupt``; the files already placed stay, each whole).
+        Moving a symbolic link places a link to the same file (a relative link stays valid)."""
         stamp = datetime.now().strftime("%d-%m-%Y_%H-%M-%S")
         videos = [(v.path, v.prediction) for v in self.videos if v.failure is None]
         root, placed, failures = self._r.sort_into(
             os.fspath(dest), mode, blur_humans, stamp, extra=videos
         )
         return {"root": root, "placed": placed, "failures": failures}
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(value: object, csv_safe: bool) -> object:
+    """``value`` with a single quote in front when ``csv_safe`` and a spreadsheet would run it
+    as a formula (the same rule as the core's ``formula_safe``)."""
+    if csv_safe and isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _text_cell(ws: Any, value: object, csv_safe: bool) -> object:
+    """An XLSX cell: text stays text (openpyxl would make ``=...`` a formula), other values
+    as they are."""
+    value = _text(value, csv_safe)
+    if not isinstance(value, str):
+        return value
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(ws, value=value)
+    cell.data_type = "s"
+    return cell
 
 
 def _csv_cell(column: str, value: object) -> object:

@@ -68,8 +68,11 @@ def frame_indices(total_frames: int, fps: float, n_frames: int = FRAMES_PER_VIDE
     n_begin = int(n_frames * 2 / 3 + 0.5)
     n_rest = n_frames - n_begin
     step = int(int(fps) / 3)
-    while (n_begin - 1) * step > total_frames:
-        step -= 1
+    # DeepFaune shrinks the step one at a time while ``(n_begin - 1) * step > total_frames``;
+    # the largest step that passes is taken at once (a header claiming 2**31 fps would
+    # otherwise cost hundreds of millions of iterations).
+    if n_begin > 1 and (n_begin - 1) * step > total_frames:
+        step = int(total_frames // (n_begin - 1))
     begin = [k * step for k in range(n_begin)]
     rest_step = int((total_frames - begin[-1]) / n_rest) if n_rest else 0
     rest = [begin[-1] + (k + 1) * rest_step for k in range(n_rest)] if rest_step > 0 else []

@@ -116,6 +116,27 @@ def _failed(pipe: _core.Pipeline, path: str, e: VideoError) -> VideoRecord:
     )
 
 
+IDENTITY_EDGE = 64 * 1024
+
+
+def file_identity(path: str) -> dict | None:
+    """What tells one file from another under the same path (as the core's image checkpoint):
+    size, modification time and the SHA-256 (first 16 bytes, hex) of the first and last 64 KiB.
+    None when the file cannot be read."""
+    import hashlib
+
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            h = hashlib.sha256(f.read(IDENTITY_EDGE))
+            if st.st_size > IDENTITY_EDGE:
+                f.seek(max(st.st_size - IDENTITY_EDGE, IDENTITY_EDGE))
+                h.update(f.read(IDENTITY_EDGE))
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "edges": h.hexdigest()[:32]}
+
+
 def run_videos(
     pipe: _core.Pipeline,
     paths: Sequence[str],
@@ -123,18 +144,25 @@ def run_videos(
     keep_embeddings: bool = False,
     checkpoint: str | os.PathLike | None = None,
     resuming: bool = True,
+    changed: list[str] | None = None,
 ) -> list[VideoRecord]:
     """Samples, detects, classifies and aggregates each video; bad videos become failures.
 
     ``checkpoint``: the run's (image) checkpoint, already opened by the core for this run; the
     videos are recorded beside it (:class:`VideoCheckpoint`), and videos it holds are not
     processed again, unless ``resuming`` is false (the image checkpoint is new: older video
-    records are stale)."""
+    records are stale) or the file is not the one recorded (:func:`file_identity`): those are
+    processed again and their paths appended to ``changed``."""
     ckpt = None if checkpoint is None else VideoCheckpoint(checkpoint, resuming)
     out = []
     try:
         for i, path in enumerate(paths):
+            identity = None if ckpt is None else file_identity(path)
             rec = None if ckpt is None else ckpt.done.get(path)
+            if rec is not None and (identity is None or ckpt.identity.get(path) != identity):
+                rec = None  # another file under the same name: never its old result
+                if changed is not None:
+                    changed.append(path)
             if rec is None:
                 t0 = time.perf_counter()
                 try:
@@ -143,7 +171,7 @@ def run_videos(
                     rec = _failed(pipe, path, e)
                 rec.seconds_total = time.perf_counter() - t0
                 if ckpt is not None:
-                    ckpt.append(rec)
+                    ckpt.append(rec, identity)
             out.append(rec)
             if progress is not None:
                 progress(i + 1, len(paths))
@@ -160,6 +188,7 @@ class VideoCheckpoint:
     checkpoint that has since been deleted); then one line per video with every field of its
     :class:`VideoRecord` (but ``result``, the core object, which restored records lack). Each
     line is flushed and synced; a torn last line (killed mid-write) is dropped on reopening.
+    Each line also holds the video file's identity (:func:`file_identity`).
     Floats go through JSON exactly, so a resumed run writes the same outputs."""
 
     FORMAT = "deepfaune-rs-video-checkpoint/1"
@@ -169,6 +198,7 @@ class VideoCheckpoint:
             header = json.loads(f.readline())
         self.path = os.fspath(images_checkpoint) + ".videos"
         self.done: dict[str, VideoRecord] = {}
+        self.identity: dict[str, dict | None] = {}
         lines: list[str] = []
         try:
             with open(self.path, encoding="utf-8") as f:
@@ -183,14 +213,18 @@ class VideoCheckpoint:
                 if not isinstance(rec, dict):
                     break  # a torn last line ends the usable part
                 self.done[rec["path"]] = _from_json(rec)
+                self.identity[rec["path"]] = rec.get("identity")
                 valid.append(line)
         # Rewrite the valid part (atomically), so appends follow a complete line.
         with atomic_open(self.path, "w", encoding="utf-8") as f:
             f.write("".join(v + "\n" for v in valid))
         self._file = open(self.path, "a", encoding="utf-8")
 
-    def append(self, rec: VideoRecord) -> None:
-        self._file.write(json.dumps(_to_json(rec)) + "\n")
+    def append(self, rec: VideoRecord, identity: dict | None = None) -> None:
+        line = _to_json(rec)
+        if identity is not None:
+            line["identity"] = identity
+        self._file.write(json.dumps(line) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 

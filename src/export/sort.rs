@@ -8,7 +8,11 @@
 //!   the end, which misplaces it for `.jpeg` / `.tiff`; here it goes before the real extension);
 //! - copies are written to a temporary name, flushed to disk, then renamed over the reservation;
 //! - a move is a rename on the same file system, else copy + fsync + size check, and the source is
-//!   deleted only after that;
+//!   deleted only after that; a source that is a symbolic link is placed as a link to the same
+//!   file (a relative link would otherwise dangle in its new folder), then removed;
+//! - temporary files have random names and are created exclusively (never through a planted
+//!   link: [`crate::export::atomic::create_temp`]);
+//! - [`sort_into_folders_with`] checks between files whether to stop (Ctrl-C);
 //! - the created root holds the [`OUTPUT_MARKER`] file so later walks skip it;
 //! - a file that fails is reported with its reason and the others go on.
 //!
@@ -120,6 +124,17 @@ pub fn sort_into_folders(
     items: &[SortItem<'_>],
     opts: &SortOptions,
 ) -> Result<SortReport, Error> {
+    sort_into_folders_with(dest, items, opts, &mut || Ok(()))
+}
+
+/// [`sort_into_folders`], calling `check` before each file: an error from it (Ctrl-C) stops the
+/// sort there and is returned (the files already placed stay placed, each one whole).
+pub fn sort_into_folders_with(
+    dest: &Path,
+    items: &[SortItem<'_>],
+    opts: &SortOptions,
+    check: &mut dyn FnMut() -> Result<(), Error>,
+) -> Result<SortReport, Error> {
     let stamp = opts.timestamp.clone().unwrap_or_else(utc_stamp);
     let root = create_root(dest, &format!("deepfaune_{stamp}"))?;
     let mut report = SortReport {
@@ -127,6 +142,7 @@ pub fn sort_into_folders(
         ..Default::default()
     };
     for item in items {
+        check()?;
         match place(&root, item, opts) {
             Ok(to) => report.placed.push((item.source.to_path_buf(), to)),
             Err(e) => report.failures.push(SortFailure {
@@ -174,6 +190,19 @@ fn place(root: &Path, item: &SortItem<'_>, opts: &SortOptions) -> io::Result<Pat
         .ok_or_else(|| io::Error::other("no file name"))?;
     let folder = root.join(folder_name(item.class));
     fs::create_dir_all(&folder)?;
+    if opts.mode == SortMode::Move && fs::symlink_metadata(item.source)?.is_symlink() {
+        // Renaming a relative link would leave it pointing from the wrong folder: link to the
+        // file itself, then remove the source link.
+        let target = fs::canonicalize(item.source)?;
+        let dest = claim_name(&folder, Path::new(file_name), |candidate| {
+            symlink(&target, candidate)
+        })?;
+        if let Err(e) = fs::remove_file(item.source) {
+            let _ = fs::remove_file(&dest);
+            return Err(e);
+        }
+        return Ok(dest);
+    }
     if opts.mode == SortMode::Symlink {
         let target = fs::canonicalize(item.source)?;
         return claim_name(&folder, Path::new(file_name), |candidate| {
@@ -259,9 +288,9 @@ fn claim_name(
 
 /// Copies `from` over the reserved `to` through a temporary file, flushed, size-checked, renamed.
 fn copy_durably(from: &Path, to: &Path, expected_len: u64) -> io::Result<()> {
-    let tmp = temp_beside(to);
+    let (mut out, tmp) = temp_beside(to)?;
     let result = (|| {
-        let written = io::copy(&mut File::open(from)?, &mut File::create(&tmp)?)?;
+        let written = io::copy(&mut File::open(from)?, &mut out)?;
         let f = File::open(&tmp)?;
         f.sync_all()?;
         if written != expected_len || f.metadata()?.len() != expected_len {
@@ -277,12 +306,14 @@ fn copy_durably(from: &Path, to: &Path, expected_len: u64) -> io::Result<()> {
     result
 }
 
-fn temp_beside(path: &Path) -> PathBuf {
+/// A new temporary file beside `path`: random name, created exclusively.
+fn temp_beside(path: &Path) -> io::Result<(File, PathBuf)> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let dir = path.parent().unwrap_or(Path::new("."));
+    crate::export::atomic::create_temp(dir, &name, crate::export::atomic::random_token)
 }
 
 /// Decodes `from` (upright), blurs the boxes, encodes to `to` (format from its extension; JPEG at
@@ -295,9 +326,9 @@ fn write_blurred(from: &Path, to: &Path, boxes: &[[f32; 4]]) -> io::Result<()> {
         blur_box(&mut img, *b, BLUR_KERNEL);
     }
     let format = image::ImageFormat::from_path(to).unwrap_or(image::ImageFormat::Jpeg);
-    let tmp = temp_beside(to);
+    let (file, tmp) = temp_beside(to)?;
     let result = (|| {
-        let mut out = io::BufWriter::new(File::create(&tmp)?);
+        let mut out = io::BufWriter::new(file);
         let encoded = if format == image::ImageFormat::Jpeg {
             image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
                 .encode_image(&img)

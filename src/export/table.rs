@@ -135,19 +135,52 @@ pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
 /// assert_eq!(csv.lines().nth(1), Some("\"cam 1/a,b.jpg\",NA,1,chevreuil,0.97,chevreuil,1.0,chevreuil,1,0"));
 /// ```
 pub fn results_csv(rows: &[ResultRow]) -> String {
+    results_csv_with(rows, false)
+}
+
+/// The first characters that make a spreadsheet (Excel, LibreOffice) run a cell as a formula
+/// when it opens a CSV: `=`, `+`, `-`, `@`, tab, carriage return.
+pub const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// `s` with a single quote in front when a spreadsheet would run it as a formula (the quote
+/// makes it text); otherwise unchanged.
+///
+/// ```
+/// use deepfaune_rs::export::table::formula_safe;
+/// assert_eq!(formula_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+/// assert_eq!(formula_safe("cam1/a.jpg"), "cam1/a.jpg");
+/// ```
+pub fn formula_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(FORMULA_STARTS) {
+        format!("'{s}").into()
+    } else {
+        s.into()
+    }
+}
+
+/// [`results_csv`]; with `csv_safe`, text cells a spreadsheet would run as formulas get a single
+/// quote in front ([`formula_safe`]). DeepFaune writes names unchanged, hence off by default.
+pub fn results_csv_with(rows: &[ResultRow], csv_safe: bool) -> String {
+    let text = |s: &str| {
+        if csv_safe {
+            field(&formula_safe(s))
+        } else {
+            field(s)
+        }
+    };
     let mut out = String::with_capacity(64 * (rows.len() + 1));
     out.push_str(&COLUMNS.join(","));
     out.push('\n');
     for r in rows {
         let fields = [
-            field(&r.filename),
-            field(r.date.as_deref().unwrap_or(MISSING_DATE)),
+            text(&r.filename),
+            text(r.date.as_deref().unwrap_or(MISSING_DATE)),
             r.seqnum.to_string(),
-            field(&r.predictionbase),
+            text(&r.predictionbase),
             python_float(r.scorebase),
-            field(&r.prediction),
+            text(&r.prediction),
             python_float(r.score),
-            field(&r.top1),
+            text(&r.top1),
             r.count.to_string(),
             r.humancount.to_string(),
         ];
@@ -158,8 +191,9 @@ pub fn results_csv(rows: &[ResultRow]) -> String {
 }
 
 /// Writes [`results_csv`] to `path` atomically (a crash never leaves half a file).
-pub fn write_results_csv(path: &Path, rows: &[ResultRow]) -> Result<(), Error> {
-    write_atomic(path, results_csv(rows).as_bytes())
+/// With `csv_safe`, see [`results_csv_with`].
+pub fn write_results_csv(path: &Path, rows: &[ResultRow], csv_safe: bool) -> Result<(), Error> {
+    write_atomic(path, results_csv_with(rows, csv_safe).as_bytes())
 }
 
 /// Python's `csv.QUOTE_MINIMAL`: quoted when the field holds the delimiter, the quote or a line
@@ -278,10 +312,58 @@ mod tests {
     }
 
     #[test]
+    fn csv_safe_quotes_only_formula_starts_in_text_cells() {
+        let row = |name: &str| ResultRow {
+            filename: name.into(),
+            date: None,
+            seqnum: 1,
+            predictionbase: "-x".into(),
+            scorebase: 0.5,
+            prediction: "deer".into(),
+            score: 0.5,
+            top1: "deer".into(),
+            count: 1,
+            humancount: 0,
+        };
+        let names = [
+            "=1+1.jpg", "+a.jpg", "-b.jpg", "@c.jpg", "\td.jpg", "\re.jpg", "f,=g.jpg", "h.jpg",
+        ];
+        let rows: Vec<ResultRow> = names.iter().map(|n| row(n)).collect();
+        let plain = results_csv_with(&rows, false);
+        assert_eq!(plain, results_csv(&rows));
+        assert!(plain.contains("\n=1+1.jpg,NA,1,-x,0.5,"));
+        let safe = results_csv_with(&rows, true);
+        let firsts: Vec<&str> = safe
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap())
+            .collect();
+        assert_eq!(
+            firsts,
+            [
+                "'=1+1.jpg",
+                "'+a.jpg",
+                "'-b.jpg",
+                "'@c.jpg",
+                "'\td.jpg",
+                "\"'\re.jpg\"",
+                "\"f",
+                "h.jpg"
+            ]
+        );
+        // Numbers are never quoted; the prediction column is text.
+        assert!(safe
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",NA,1,'-x,0.5,deer,0.5,deer,1,0"));
+    }
+
+    #[test]
     fn written_atomically_and_length_checked() {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("deepfaune.csv");
-        write_results_csv(&path, &[]).unwrap();
+        write_results_csv(&path, &[], false).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             format!("{}\n", COLUMNS.join(","))

@@ -14,6 +14,11 @@ use crate::error::ImageError;
 /// practice; a prefix this long holds it even after large ICC or XMP segments.
 const EXIF_PREFIX: u64 = 512 * 1024;
 
+/// The largest TIFF read whole for its EXIF (a TIFF may keep it anywhere). Bigger ones (or a
+/// sparse file claiming terabytes) give the EXIF found in the first [`EXIF_PREFIX`] bytes: a
+/// header read never holds more than this in memory.
+pub const TIFF_WHOLE_READ_CAP: u64 = 64 * 1024 * 1024;
+
 /// What a header tells without decoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageHeader {
@@ -27,12 +32,19 @@ pub struct ImageHeader {
 
 /// Reads the size and EXIF of an image file without decoding its pixels.
 ///
-/// TIFF files may keep their EXIF anywhere: those larger than 512 KiB are read whole.
+/// TIFF files may keep their EXIF anywhere: those larger than 512 KiB are read whole, up to
+/// [`TIFF_WHOLE_READ_CAP`]. Memory stays bounded whatever size the file claims; pipes and
+/// devices are refused unread (they could block).
 pub fn read_header(path: &Path) -> Result<ImageHeader, ImageError> {
     let io = |e: std::io::Error| ImageError::Io(e.to_string());
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_dir() {
         return Err(ImageError::Io("is a directory".into()));
+    }
+    if !meta.is_file() {
+        return Err(ImageError::Io(
+            "not a regular file (pipe, socket or device)".into(),
+        ));
     }
     if meta.len() == 0 {
         return Err(ImageError::Empty);
@@ -45,9 +57,16 @@ pub fn read_header(path: &Path) -> Result<ImageHeader, ImageError> {
         .map_err(io)?;
     let format = image::guess_format(&prefix)
         .map_err(|_| ImageError::Format("unrecognised file signature".into()))?;
-    let whole_needed = format == image::ImageFormat::Tiff && meta.len() > EXIF_PREFIX;
+    let whole_needed = format == image::ImageFormat::Tiff
+        && meta.len() > EXIF_PREFIX
+        && meta.len() <= TIFF_WHOLE_READ_CAP;
     let (dims, exif) = if whole_needed {
-        let bytes = std::fs::read(path).map_err(io)?;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(TIFF_WHOLE_READ_CAP)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
         (
             dimensions(Cursor::new(&bytes[..]), format),
             read_exif(&bytes),

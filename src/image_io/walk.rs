@@ -7,7 +7,10 @@
 //! holds only the listings of the folders on the current path. Symlinked folders are followed
 //! once (a loop is reported, not followed forever); folders that deepfaune-rs itself wrote
 //! (they hold an [`OUTPUT_MARKER`] file) are skipped; folders that cannot be read are reported
-//! with the reason.
+//! with the reason. Metadata that NAS boxes and operating systems leave beside photos
+//! ([`is_metadata_name`]: Synology's `@eaDir` thumbnails, macOS `._*` and `.DS_Store`, Windows
+//! `Thumbs.db`, zip's `__MACOSX`) is skipped and reported as [`Found::Metadata`] (counted, never
+//! processed nor failed).
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -62,6 +65,34 @@ pub fn media_kind(path: &Path) -> Option<MediaKind> {
     }
 }
 
+/// Folders that NAS boxes and archivers fill with copies and thumbnails of the photos.
+pub const METADATA_FOLDERS: [&str; 2] = ["@eaDir", "__MACOSX"];
+/// Files operating systems leave beside photos.
+pub const METADATA_FILES: [&str; 2] = [".DS_Store", "Thumbs.db"];
+
+/// True for a NAS / operating-system metadata entry: a [`METADATA_FOLDERS`] folder, a
+/// [`METADATA_FILES`] file or an AppleDouble `._*` file (case-insensitive).
+///
+/// ```
+/// use deepfaune_rs::image_io::walk::is_metadata_name;
+/// assert!(is_metadata_name("._IMG_0001.JPG".as_ref()));
+/// assert!(is_metadata_name("@eaDir".as_ref()) && is_metadata_name("thumbs.db".as_ref()));
+/// assert!(!is_metadata_name("IMG_0001.JPG".as_ref()) && !is_metadata_name(".hidden.jpg".as_ref()));
+/// ```
+pub fn is_metadata_name(name: &std::ffi::OsStr) -> bool {
+    #[cfg(unix)]
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(name);
+    #[cfg(not(unix))]
+    let lossy = name.to_string_lossy();
+    #[cfg(not(unix))]
+    let bytes = lossy.as_bytes();
+    bytes.starts_with(b"._")
+        || METADATA_FOLDERS
+            .iter()
+            .chain(&METADATA_FILES)
+            .any(|m| bytes.eq_ignore_ascii_case(m.as_bytes()))
+}
+
 /// True when the file name has an image extension.
 pub fn has_image_extension(path: &Path) -> bool {
     media_kind(path) == Some(MediaKind::Image)
@@ -74,6 +105,9 @@ pub enum Found {
     File(PathBuf, MediaKind),
     /// A path that could not be walked, with the reason.
     Error(PathBuf, String),
+    /// NAS or operating-system metadata, skipped ([`is_metadata_name`]; a folder's contents are
+    /// not walked).
+    Metadata(PathBuf),
 }
 
 /// A lazy, sorted, depth-first walk of one root (see the module documentation).
@@ -86,7 +120,7 @@ pub enum Found {
 /// let names: Vec<String> = Walker::new(t.path())
 ///     .filter_map(|f| match f {
 ///         Found::File(p, _) => Some(p.strip_prefix(t.path()).unwrap().display().to_string()),
-///         Found::Error(..) => None,
+///         Found::Error(..) | Found::Metadata(_) => None,
 ///     })
 ///     .collect();
 /// assert_eq!(names, ["a.JPG", "b/2.jpg", "b.mp4"]);
@@ -190,6 +224,10 @@ impl Iterator for Walker {
                 self.dirs.pop();
                 continue;
             };
+            if is_metadata_name(&name) {
+                let path = self.dirs.last().expect("one folder per listing").join(name);
+                return Some(Found::Metadata(path));
+            }
             let path = self.dirs.last().expect("one folder per listing").join(name);
             let kind = media_kind(&path);
             // The listing's type saves a stat per file; symbolic links are followed (a dangling
@@ -267,6 +305,8 @@ mod tests {
         unsupported_videos: Vec<PathBuf>,
         /// Paths that could not be walked, with the reason.
         errors: Vec<(PathBuf, String)>,
+        /// NAS / OS metadata skipped.
+        metadata: Vec<PathBuf>,
     }
 
     /// Walks `root` to the end and collects what [`Walker`] finds. A `root` that is itself a file
@@ -279,10 +319,59 @@ mod tests {
                 Found::File(p, MediaKind::Video) => out.videos.push(p),
                 Found::File(p, MediaKind::UnsupportedVideo) => out.unsupported_videos.push(p),
                 Found::Error(p, e) => out.errors.push((p, e)),
+                Found::Metadata(p) => out.metadata.push(p),
             }
         }
         out.errors.sort();
         out
+    }
+
+    #[test]
+    fn nas_and_os_metadata_is_skipped_and_reported() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for d in ["@eaDir/IMG_1.JPG", "cam/__MACOSX/cam", "cam/@EADIR"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        for f in [
+            "IMG_1.JPG",
+            "@eaDir/IMG_1.JPG/SYNOFILE_THUMB_XL.jpg",
+            "cam/._IMG_2.JPG",
+            "cam/IMG_2.JPG",
+            "cam/.DS_Store",
+            "cam/Thumbs.db",
+            "cam/__MACOSX/cam/._IMG_2.JPG",
+            "cam/__MACOSX/cam/IMG_2.JPG",
+            "cam/.hidden.jpg",
+        ] {
+            std::fs::write(r.join(f), b"x").unwrap();
+        }
+        let out = walk(r);
+        assert_eq!(
+            out.files,
+            [
+                r.join("IMG_1.JPG"),
+                r.join("cam/.hidden.jpg"),
+                r.join("cam/IMG_2.JPG")
+            ]
+        );
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        let mut meta = out.metadata;
+        meta.sort();
+        let want: Vec<PathBuf> = [
+            "@eaDir",
+            "cam/.DS_Store",
+            "cam/@EADIR",
+            "cam/Thumbs.db",
+            "cam/._IMG_2.JPG",
+            "cam/__MACOSX",
+        ]
+        .iter()
+        .map(|p| r.join(p))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+        assert_eq!(meta, want);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::errors::{to_pyerr, IntoPyResult};
+use super::locks::{try_lock, wait_for};
 use super::numpy_views::{view1, view2};
 use crate::detect::loader::{load, LoadOptions};
 use crate::detect::{DetectorMode, DetectorSet};
@@ -40,8 +41,13 @@ pub(crate) fn progress_hook<'a>(
 /// One or two ONNX detectors with DeepFaune's per-image decision.
 #[pyclass(module = "deepfaune_rs._core", name = "Detector", frozen)]
 pub struct PyDetector {
+    /// Locked only with the GIL released (see `super::locks`).
     pub(crate) detectors: Mutex<DetectorSet>,
     pub(crate) run: RunOptions,
+    /// Ids of the loaded detectors, primary first (fixed at construction: no lock to read).
+    models: Vec<String>,
+    /// Confidence threshold of the primary detector.
+    pub(crate) threshold: f32,
 }
 
 #[pymethods]
@@ -97,35 +103,32 @@ impl PyDetector {
             run.window = 2 * threads;
         }
         run.batch_size = batch_size.max(1);
+        let models = std::iter::once(set.primary.manifest.id.clone())
+            .chain(set.secondary.as_ref().map(|d| d.manifest.id.clone()))
+            .collect();
+        let threshold = set.primary.manifest.postprocess.threshold;
         Ok(PyDetector {
             detectors: Mutex::new(set),
             run,
+            models,
+            threshold,
         })
     }
 
     /// Ids of the loaded detectors, primary first.
     #[getter]
     fn models(&self) -> Vec<String> {
-        let s = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
-        std::iter::once(s.primary.manifest.id.clone())
-            .chain(s.secondary.as_ref().map(|d| d.manifest.id.clone()))
-            .collect()
+        self.models.clone()
     }
 
     /// Confidence threshold of the primary detector.
     #[getter]
     fn threshold(&self) -> f32 {
-        self.detectors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .primary
-            .manifest
-            .postprocess
-            .threshold
+        self.threshold
     }
 
     /// Detects on files and folders (walked recursively). `progress(done, total)` is called after
-    /// each image.
+    /// each image. A call on a detector busy in another thread waits its turn (Ctrl-C works).
     #[pyo3(signature = (paths, progress = None, max_pixels = None))]
     fn detect(
         &self,
@@ -139,18 +142,17 @@ impl PyDetector {
             run.decode.max_pixels = m;
         }
         let slot = Mutex::new(None);
-        let threshold = self.threshold();
         let result = py.detach(|| {
-            let mut set = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
+            let mut set = wait_for(|| try_lock(&self.detectors))?;
             let mut hook = progress_hook(&progress, &slot);
-            detect_files(&paths, &mut set, &run, &mut hook)
-        });
+            Ok::<_, PyErr>(detect_files(&paths, &mut set, &run, &mut hook))
+        })?;
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
         Ok(PyDetectionResults {
             res: result.py()?,
-            threshold,
+            threshold: self.threshold,
             classifications: Classifications::default(),
         })
     }

@@ -4,6 +4,7 @@
 mod detect;
 mod errors;
 mod image_io;
+mod locks;
 mod megadetector;
 mod numpy_views;
 mod pipeline;

@@ -11,6 +11,7 @@ use pyo3::types::{PyDict, PyList};
 
 use super::detect::{progress_hook, PyDetectionResults, PyDetector};
 use super::errors::{to_pyerr, IntoPyResult};
+use super::locks::lock_both;
 use super::numpy_views::{view1, view2};
 use crate::classify::{load_classifier, OnnxClassifier};
 use crate::detect::decision::ImageKind;
@@ -19,7 +20,7 @@ use crate::export::camtrap_dp::{
     write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset, VideoMedium,
 };
 use crate::export::megadetector::classifications::{write_with_classifications, Classifications};
-use crate::export::sort::{sort_into_folders, SortItem, SortMode, SortOptions};
+use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOptions};
 use crate::export::table::{results_table, write_results_csv, ResultRow};
 use crate::image_io::exif::parse_exif_datetime;
 use crate::manifest::classifier::{canonical_language, ClassifierManifest};
@@ -35,7 +36,10 @@ use crate::sequence::{
 #[pyclass(module = "deepfaune_rs._core", name = "Pipeline")]
 pub struct PyPipeline {
     pub(super) detector: Py<PyDetector>,
+    /// Locked only with the GIL released (see `super::locks`).
     pub(super) classifier: Mutex<OnnxClassifier>,
+    /// The classes in `language` (fixed at construction: no lock to read).
+    class_names: Vec<String>,
     pub(super) language: String,
     pub(super) opts: AggregateOptions,
     maxlag_s: f64,
@@ -99,10 +103,16 @@ impl PyPipeline {
             bird_class,
             ..AggregateOptions::for_manifest(m)
         };
+        let language = canonical_language(language).to_string();
+        let class_names = m
+            .names(&language)
+            .map(|n| n.classes.to_vec())
+            .unwrap_or_default();
         Ok(PyPipeline {
             detector,
             classifier: Mutex::new(clf),
-            language: canonical_language(language).to_string(),
+            class_names,
+            language,
             opts,
             maxlag_s,
             batch_size: batch_size.max(1),
@@ -112,11 +122,7 @@ impl PyPipeline {
     /// Class names of the classifier in the pipeline's language.
     #[getter]
     fn class_names(&self) -> Vec<String> {
-        let c = self.classifier.lock().unwrap_or_else(|p| p.into_inner());
-        c.manifest
-            .names(&self.language)
-            .map(|n| n.classes.to_vec())
-            .unwrap_or_default()
+        self.class_names.clone()
     }
 
     /// Runs the pipeline over files and folders. With `checkpoint`, progress is appended to that
@@ -132,10 +138,10 @@ impl PyPipeline {
     ) -> PyResult<PyPipelineResults> {
         let slot = Mutex::new(None);
         let det = self.detector.get();
-        let result = py.detach(|| {
-            let mut set = det.detectors.lock().unwrap_or_else(|p| p.into_inner());
-            let mut clf = self.classifier.lock().unwrap_or_else(|p| p.into_inner());
+        let result = py.detach(|| -> PyResult<Result<_, Error>> {
+            let (mut set, mut clf) = lock_both(&det.detectors, &self.classifier)?;
             let mut hook = progress_hook(&progress, &slot);
+            Ok((|| {
             let mut open = match &checkpoint {
                 None => None,
                 Some(path) => {
@@ -190,21 +196,14 @@ impl PyPipeline {
             let class_names = names.classes.to_vec();
             let manifest = clf.manifest.clone();
             Ok::<_, Error>((res, preds, text, table, class_names, manifest))
-        });
+            })())
+        })?;
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
         let (mut res, preds, text, table, class_names, manifest) = result.py()?;
         let detection = std::mem::take(&mut res.detection);
-        let threshold = det
-            .detectors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .primary
-            .manifest
-            .postprocess
-            .threshold;
-        let detections = Py::new(py, PyDetectionResults::new(detection, threshold))?;
+        let detections = Py::new(py, PyDetectionResults::new(detection, det.threshold))?;
         let scorebase = preds.base.iter().map(|p| p.score).collect();
         let score = preds.sequence.iter().map(|p| p.score).collect();
         Ok(PyPipelineResults {
@@ -309,6 +308,24 @@ impl PyPipelineResults {
                 .map(|p| p.as_os_str()),
         )
     }
+    /// Images the checkpoint held under their path that are not the file it recorded
+    /// (replaced or edited since): processed again.
+    #[getter]
+    fn changed_since_checkpoint<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(
+            py,
+            self.res
+                .changed_since_checkpoint
+                .iter()
+                .map(|p| p.as_os_str()),
+        )
+    }
+    /// Metadata files of NAS and operating systems (`@eaDir`, `._*`, `.DS_Store`,
+    /// `Thumbs.db`, `__MACOSX`) the walk skipped.
+    #[getter]
+    fn skipped_metadata(&self) -> usize {
+        self.res.discovered.skipped_metadata
+    }
     /// Raw logits per image, `[n, classes]` (zeros where no animal was classified).
     #[getter]
     fn logits<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray2<f32>>> {
@@ -402,9 +419,12 @@ impl PyPipelineResults {
         Ok(d)
     }
 
-    /// Writes DeepFaune's CSV atomically.
-    fn to_csv(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        py.detach(|| write_results_csv(&path, &self.table)).py()
+    /// Writes DeepFaune's CSV atomically; `csv_safe` quotes cells a spreadsheet would run as
+    /// formulas.
+    #[pyo3(signature = (path, csv_safe = false))]
+    fn to_csv(&self, py: Python<'_>, path: PathBuf, csv_safe: bool) -> PyResult<()> {
+        py.detach(|| write_results_csv(&path, &self.table, csv_safe))
+            .py()
     }
 
     /// Writes MegaDetector batch JSON 1.6 with the species classifications (top 3 at the
@@ -545,7 +565,20 @@ impl PyPipelineResults {
             blur_humans,
             timestamp,
         };
-        let report = py.detach(|| sort_into_folders(&dest, &items, &opts)).py()?;
+        // Ctrl-C is checked between files: a KeyboardInterrupt stops the sort there.
+        let slot = Mutex::new(None);
+        let report = py.detach(|| {
+            sort_into_folders_with(&dest, &items, &opts, &mut || {
+                Python::attach(|py| py.check_signals()).map_err(|e| {
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    Error::Cancelled
+                })
+            })
+        });
+        if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        let report = report.py()?;
         let placed = PyList::new(
             py,
             report

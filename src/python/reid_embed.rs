@@ -13,6 +13,7 @@ use pyo3::types::PyDict;
 
 use super::errors::IntoPyResult;
 use super::image_io::{from_rgb, to_rgb};
+use super::locks::{try_lock, wait_for};
 use crate::error::Error;
 use crate::reid::embed::{
     builtin_embedder, clahe_gray as core_clahe_gray, clahe_rgb as core_clahe, crop_rect,
@@ -81,7 +82,10 @@ fn crops_of(
 /// An embedding model described by a manifest.
 #[pyclass(module = "deepfaune_rs._core", name = "Embedder")]
 pub struct PyEmbedder {
+    /// Locked only with the GIL released (see `super::locks`).
     embedder: Mutex<Embedder>,
+    /// The embedder's manifest (a copy: the getters need no lock).
+    manifest: EmbeddingManifest,
 }
 
 #[pymethods]
@@ -109,6 +113,7 @@ impl PyEmbedder {
             })
             .py()?;
         Ok(PyEmbedder {
+            manifest: embedder.manifest.clone(),
             embedder: Mutex::new(embedder),
         })
     }
@@ -116,8 +121,7 @@ impl PyEmbedder {
     /// The manifest's facts as a dict.
     #[getter]
     fn manifest<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let e = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
-        let m = &e.manifest;
+        let m = &self.manifest;
         let d = PyDict::new(py);
         d.set_item("id", &m.id)?;
         d.set_item("name", &m.name)?;
@@ -143,9 +147,9 @@ impl PyEmbedder {
         let crops = crops_of(boxes, paths.len(), box_format, square).py()?;
         let res = py
             .detach(|| {
-                let mut e = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
-                e.embed_files(&paths, &crops, batch_size)
-            })
+                let mut e = wait_for(|| try_lock(&self.embedder))?;
+                Ok::<_, PyErr>(e.embed_files(&paths, &crops, batch_size))
+            })?
             .py()?;
         let a = Array2::from_shape_vec((paths.len(), res.dim), res.embeddings)
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
@@ -173,9 +177,9 @@ impl PyEmbedder {
         let rect = crop_rect(&crop, img.width(), img.height())
             .map_err(Error::InvalidArgument)
             .py()?;
-        let e = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
-        let s = e.manifest.input.size as usize;
-        let t = prepare_crop(&e.manifest.input, &img, rect);
+        let input = &self.manifest.input;
+        let s = input.size as usize;
+        let t = py.detach(|| prepare_crop(input, &img, rect));
         Ok(Array3::from_shape_vec((3, s, s), t)
             .expect("sizes agree")
             .into_pyarray(py))
@@ -195,12 +199,12 @@ impl PyEmbedder {
             .py()?;
         let per: usize = shape[1..].iter().product();
         let list: Vec<Vec<f32>> = data.chunks(per.max(1)).map(<[f32]>::to_vec).collect();
-        let (out, dim) = py
+        let dim = self.manifest.output.dim;
+        let out = py
             .detach(|| {
-                let mut e = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
-                let dim = e.manifest.output.dim;
-                e.embed_tensors(&list).map(|o| (o, dim))
-            })
+                let mut e = wait_for(|| try_lock(&self.embedder))?;
+                Ok::<_, PyErr>(e.embed_tensors(&list))
+            })?
             .py()?;
         let a = Array2::from_shape_vec((shape[0], dim), out)
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;

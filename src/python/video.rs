@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 use super::detect::PyDetectionResults;
 use super::errors::{to_pyerr, IntoPyResult};
+use super::locks::lock_both;
 use super::numpy_views::view2;
 use super::pipeline::PyPipeline;
 use crate::error::Error;
@@ -55,28 +56,29 @@ pub(super) fn run_video(
         ))));
     }
     let det = pipe.detector.get();
-    let result = py.detach(|| {
-        let mut set = det.detectors.lock().unwrap_or_else(|p| p.into_inner());
-        let mut clf = pipe.classifier.lock().unwrap_or_else(|p| p.into_inner());
-        let stage = ClassifyStage {
-            classifier: &mut clf,
-            batch_size: pipe.batch_size,
-            keep_embeddings,
-        };
-        let res = run_frames(images, &source, &mut set, Some(stage), det.run.batch_size)?;
-        let summary = summarize(&res, &slots, pipe)?;
-        let names = clf
-            .manifest
-            .names(&pipe.language)
-            .expect("checked at construction");
-        let bird = pipe.opts.bird_class.is_some();
-        let p = summary.prediction;
-        let text = [p.label.text(&names, bird), p.top1.text(&names, bird)];
-        let (n, g) = (clf.manifest.num_classes(), clf.manifest.num_groups());
-        let indices = [p.label.index(n, g), p.top1.index(n, g)];
-        let threshold = set.primary.manifest.postprocess.threshold;
-        Ok::<_, Error>((res, summary, text, indices, threshold))
-    });
+    let result = py.detach(|| -> PyResult<Result<_, Error>> {
+        let (mut set, mut clf) = lock_both(&det.detectors, &pipe.classifier)?;
+        Ok((|| {
+            let stage = ClassifyStage {
+                classifier: &mut clf,
+                batch_size: pipe.batch_size,
+                keep_embeddings,
+            };
+            let res = run_frames(images, &source, &mut set, Some(stage), det.run.batch_size)?;
+            let summary = summarize(&res, &slots, pipe)?;
+            let names = clf
+                .manifest
+                .names(&pipe.language)
+                .expect("checked at construction");
+            let bird = pipe.opts.bird_class.is_some();
+            let p = summary.prediction;
+            let text = [p.label.text(&names, bird), p.top1.text(&names, bird)];
+            let (n, g) = (clf.manifest.num_classes(), clf.manifest.num_groups());
+            let indices = [p.label.index(n, g), p.top1.index(n, g)];
+            let threshold = set.primary.manifest.postprocess.threshold;
+            Ok::<_, Error>((res, summary, text, indices, threshold))
+        })())
+    })?;
     let (mut res, summary, [prediction, top1], [label_index, top1_index], threshold) =
         result.py()?;
     let detection = std::mem::take(&mut res.detection);

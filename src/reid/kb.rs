@@ -5,10 +5,23 @@
 //! `informations.csv` (columns `filepath,lynx_id,date,location`, any extra columns kept) and
 //! `embeddings.safetensors` (one tensor, key `"embeddings"`).
 //!
-//! Saves are atomic per file (temporary file, fsync, rename). The embeddings file also records,
-//! in its safetensors metadata, the row count and a hash of the filepaths in order, so a pair
-//! left inconsistent by a crash between the two renames is refused at load instead of silently
-//! mismatching rows and vectors. Files without that metadata (written by lynx-id) are accepted.
+//! A save replaces the pair as one step, so a crash at any point leaves the old base or the new
+//! one, never a mix ([`KnowledgeBase::save_files`]):
+//! 1. the new CSV and embeddings are written in full beside their destinations, under names of
+//!    their own (`.informations.csv.<generation>.pending`), created exclusively and synced;
+//! 2. the commit point: a small marker `.informations.csv.commit` (beside the CSV), written
+//!    atomically, names the pending files and their SHA-256;
+//! 3. the pending files are renamed over the destinations, then the marker is removed.
+//!
+//! A load that finds the marker with a pending file still there takes the pending file (the
+//! commit is complete from step 2 on) and checks both files against the marker's hashes; the
+//! next save finishes the renames. Without the marker, pending files are leftovers of a save
+//! that died before its commit point: ignored, and removed by the next save. The embeddings
+//! file also records, in its safetensors metadata, the row count, the generation and a hash of
+//! the filepaths in order, so a pair put together by hand from different saves is refused
+//! instead of silently mismatching rows and vectors. Files without that metadata (written by
+//! lynx-id) are accepted; so is a CSV edited by hand with the same filepaths. Concurrent saves
+//! of one base are not supported.
 //!
 //! ```
 //! use deepfaune_rs::reid::kb::{KnowledgeBase, Record};
@@ -27,7 +40,7 @@ use sha2::{Digest, Sha256};
 
 use super::search::inverse_norms;
 use super::ReidError;
-use crate::export::atomic::write_atomic;
+use crate::export::atomic::{random_token, sync_dir, write_atomic};
 
 /// File name of the rows, as lynx-id names it.
 pub const INFORMATIONS_CSV: &str = "informations.csv";
@@ -339,11 +352,10 @@ impl KnowledgeBase {
         )
     }
 
-    /// Reads a lynx-id pair of files.
+    /// Reads a lynx-id pair of files (taking the pending files of a save that was interrupted
+    /// after its commit point: see the module documentation).
     pub fn load_files(csv_path: &Path, embeddings_path: &Path) -> Result<KnowledgeBase, ReidError> {
-        let csv = std::fs::read(csv_path).map_err(|e| ReidError::io(csv_path, e))?;
-        let bytes =
-            std::fs::read(embeddings_path).map_err(|e| ReidError::io(embeddings_path, e))?;
+        let (csv, bytes) = read_pair(csv_path, embeddings_path)?;
         Self::from_bytes(
             &csv,
             &csv_path.display().to_string(),
@@ -370,6 +382,12 @@ impl KnowledgeBase {
             return Err(bad(format!(
                 "{rows} embeddings but {} rows in {csv_name}",
                 records.len(),
+            )));
+        }
+        if dim == 0 && rows > 0 {
+            // Would load as a base without rows, and saving it would wipe them.
+            return Err(bad(format!(
+                "embeddings of shape [{rows}, 0]: {rows} rows without values"
             )));
         }
         if let Some(f) = fingerprint {
@@ -400,16 +418,69 @@ impl KnowledgeBase {
         )
     }
 
-    /// Writes the pair of files, each atomically; embeddings first.
+    /// Writes the pair of files as one atomic step (see the module documentation): killed at
+    /// any point, the pair loads as the old base or the new one.
     pub fn save_files(&self, csv_path: &Path, embeddings_path: &Path) -> Result<(), ReidError> {
+        self.save_files_with(csv_path, embeddings_path, &mut |_| Ok(()))
+    }
+
+    /// [`Self::save_files`], calling `step` before each step that changes the disk ([`SaveStep`]);
+    /// an `Err` from it stops the save on the spot, as a kill would (nothing is cleaned up).
+    /// For fault-injection tests.
+    #[doc(hidden)]
+    pub fn save_files_with(
+        &self,
+        csv_path: &Path,
+        embeddings_path: &Path,
+        step: &mut dyn FnMut(SaveStep) -> Result<(), String>,
+    ) -> Result<(), ReidError> {
+        let generation = format!("{:016x}", random_token());
         let csv = self.csv_bytes()?;
-        let st = self.safetensors_bytes()?;
-        let io = |p: &Path, e: crate::Error| ReidError::Io {
-            path: p.display().to_string(),
-            reason: e.to_string(),
+        let st = self.safetensors_bytes_of(&generation)?;
+        let killed = |reason: String| ReidError::Io {
+            path: csv_path.display().to_string(),
+            reason,
         };
-        write_atomic(embeddings_path, &st).map_err(|e| io(embeddings_path, e))?;
-        write_atomic(csv_path, &csv).map_err(|e| io(csv_path, e))?;
+        let pair = Pair::new(csv_path, embeddings_path)?;
+        step(SaveStep::FinishPrevious).map_err(killed)?;
+        pair.finish_interrupted()?;
+        let pending_csv = pair.pending(Which::Csv, &generation);
+        let pending_st = pair.pending(Which::Embeddings, &generation);
+        step(SaveStep::WriteCsv).map_err(killed)?;
+        write_new(&pending_csv, &csv)?;
+        step(SaveStep::WriteEmbeddings).map_err(killed)?;
+        write_new(&pending_st, &st).inspect_err(|_| {
+            let _ = std::fs::remove_file(&pending_csv);
+        })?;
+        let marker = Marker {
+            format: MARKER_FORMAT.into(),
+            generation: generation.clone(),
+            csv: file_name(&pending_csv),
+            embeddings: file_name(&pending_st),
+            csv_sha256: sha256_hex(&csv),
+            embeddings_sha256: sha256_hex(&st),
+        };
+        let text = serde_json::to_vec(&marker).map_err(|e| killed(e.to_string()))?;
+        // The pending files' names are durable before the marker points at them (the marker's
+        // own write syncs the CSV's folder).
+        sync_dir(&pair.embeddings_dir);
+        step(SaveStep::Commit).map_err(killed)?;
+        if let Err(e) = write_atomic(&pair.marker, &text) {
+            let _ = std::fs::remove_file(&pending_csv);
+            let _ = std::fs::remove_file(&pending_st);
+            return Err(io_of(&pair.marker, e.to_string()));
+        }
+        step(SaveStep::PlaceEmbeddings).map_err(killed)?;
+        rename(&pending_st, &pair.embeddings)?;
+        step(SaveStep::PlaceCsv).map_err(killed)?;
+        rename(&pending_csv, &pair.csv)?;
+        sync_dir(&pair.embeddings_dir);
+        sync_dir(&pair.csv_dir);
+        step(SaveStep::RemoveMarker).map_err(killed)?;
+        std::fs::remove_file(&pair.marker).map_err(|e| io_of(&pair.marker, e.to_string()))?;
+        sync_dir(&pair.csv_dir);
+        step(SaveStep::RemoveLeftovers).map_err(killed)?;
+        pair.remove_leftovers();
         Ok(())
     }
 
@@ -441,6 +512,10 @@ impl KnowledgeBase {
 
     /// The safetensors bytes: `embeddings` as F32 `[len, dim]`, plus consistency metadata.
     pub fn safetensors_bytes(&self) -> Result<Vec<u8>, ReidError> {
+        self.safetensors_bytes_of(&format!("{:016x}", random_token()))
+    }
+
+    fn safetensors_bytes_of(&self, generation: &str) -> Result<Vec<u8>, ReidError> {
         let data: &[u8] = bytemuck_f32(&self.embeddings);
         let view = TensorView::new(Dtype::F32, vec![self.len(), self.dim], data)
             .map_err(|e| ReidError::Shape(e.to_string()))?;
@@ -452,11 +527,247 @@ impl KnowledgeBase {
                 filepaths_fingerprint(&self.records),
             ),
             ("writer".to_string(), "deepfaune-rs".to_string()),
+            ("generation".to_string(), generation.to_string()),
         ]
         .into();
         safetensors::serialize([(EMBEDDINGS_KEY, view)], Some(meta))
             .map_err(|e| ReidError::Shape(e.to_string()))
     }
+}
+
+/// The steps of a save that change the disk, in order (see [`KnowledgeBase::save_files_with`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveStep {
+    /// Finishing the renames of an earlier save interrupted after its commit point.
+    FinishPrevious,
+    /// Writing the pending CSV.
+    WriteCsv,
+    /// Writing the pending embeddings.
+    WriteEmbeddings,
+    /// Writing the commit marker (the commit point).
+    Commit,
+    /// Renaming the pending embeddings into place.
+    PlaceEmbeddings,
+    /// Renaming the pending CSV into place.
+    PlaceCsv,
+    /// Removing the marker.
+    RemoveMarker,
+    /// Removing pending files of saves that died before their commit point.
+    RemoveLeftovers,
+}
+
+impl SaveStep {
+    /// Every step, in order.
+    pub const ALL: [SaveStep; 8] = [
+        SaveStep::FinishPrevious,
+        SaveStep::WriteCsv,
+        SaveStep::WriteEmbeddings,
+        SaveStep::Commit,
+        SaveStep::PlaceEmbeddings,
+        SaveStep::PlaceCsv,
+        SaveStep::RemoveMarker,
+        SaveStep::RemoveLeftovers,
+    ];
+}
+
+const MARKER_FORMAT: &str = "deepfaune-rs-kb-commit/1";
+
+/// The commit marker: the pending pair of one save and what its files hold.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Marker {
+    format: String,
+    generation: String,
+    /// File name of the pending CSV, in the CSV's folder.
+    csv: String,
+    /// File name of the pending embeddings, in the embeddings' folder.
+    embeddings: String,
+    csv_sha256: String,
+    embeddings_sha256: String,
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Csv,
+    Embeddings,
+}
+
+/// The paths of one base on disk: its two files, their folders, the commit marker.
+struct Pair {
+    csv: std::path::PathBuf,
+    embeddings: std::path::PathBuf,
+    csv_dir: std::path::PathBuf,
+    embeddings_dir: std::path::PathBuf,
+    marker: std::path::PathBuf,
+}
+
+fn folder(p: &Path) -> std::path::PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn io_of(p: &Path, reason: String) -> ReidError {
+    ReidError::Io {
+        path: p.display().to_string(),
+        reason,
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Creates `path` (it must not exist; never through a link), writes `bytes`, syncs. A failed
+/// write removes the file.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ReidError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o666)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    let result = opts.open(path).and_then(|mut f| {
+        let r = f.write_all(bytes).and_then(|_| f.sync_all());
+        if r.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        r
+    });
+    result.map_err(|e| io_of(path, e.to_string()))
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), ReidError> {
+    std::fs::rename(from, to).map_err(|e| io_of(to, e.to_string()))
+}
+
+impl Pair {
+    fn new(csv: &Path, embeddings: &Path) -> Result<Pair, ReidError> {
+        if csv.file_name().is_none() || embeddings.file_name().is_none() {
+            return Err(ReidError::Argument(format!(
+                "{} / {}: not file paths",
+                csv.display(),
+                embeddings.display()
+            )));
+        }
+        let csv_dir = folder(csv);
+        Ok(Pair {
+            marker: csv_dir.join(format!(".{}.commit", file_name(csv))),
+            csv: csv.to_path_buf(),
+            embeddings: embeddings.to_path_buf(),
+            embeddings_dir: folder(embeddings),
+            csv_dir,
+        })
+    }
+
+    fn pending(&self, which: Which, generation: &str) -> std::path::PathBuf {
+        let (dir, target) = match which {
+            Which::Csv => (&self.csv_dir, &self.csv),
+            Which::Embeddings => (&self.embeddings_dir, &self.embeddings),
+        };
+        dir.join(format!(".{}.{generation}.pending", file_name(target)))
+    }
+
+    /// The marker, if there is a readable one.
+    fn marker(&self) -> Option<Marker> {
+        let text = std::fs::read(&self.marker).ok()?;
+        serde_json::from_slice::<Marker>(&text)
+            .ok()
+            .filter(|m| m.format == MARKER_FORMAT)
+    }
+
+    /// Finishes the renames of a save interrupted after its commit point, then removes the
+    /// marker and any pending leftovers.
+    fn finish_interrupted(&self) -> Result<(), ReidError> {
+        if let Some(m) = self.marker() {
+            let st = self.embeddings_dir.join(&m.embeddings);
+            let csv = self.csv_dir.join(&m.csv);
+            if st.exists() {
+                rename(&st, &self.embeddings)?;
+            }
+            if csv.exists() {
+                rename(&csv, &self.csv)?;
+            }
+            sync_dir(&self.embeddings_dir);
+            sync_dir(&self.csv_dir);
+        }
+        match std::fs::remove_file(&self.marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_of(&self.marker, e.to_string()))
+            }
+            _ => {}
+        }
+        self.remove_leftovers();
+        Ok(())
+    }
+
+    /// Removes pending files of this base's two names (best effort). Called when no save is
+    /// under way: they are leftovers of saves that died before their commit point.
+    fn remove_leftovers(&self) {
+        for (dir, target) in [
+            (&self.csv_dir, &self.csv),
+            (&self.embeddings_dir, &self.embeddings),
+        ] {
+            let prefix = format!(".{}.", file_name(target));
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(middle) = name
+                    .strip_prefix(&prefix)
+                    .and_then(|r| r.strip_suffix(".pending"))
+                else {
+                    continue;
+                };
+                if !middle.is_empty() && middle.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// The bytes of the pair as a load sees them: the pending files of a committed save whose
+/// renames were interrupted, checked against the marker's hashes; otherwise the files in place.
+fn read_pair(csv_path: &Path, embeddings_path: &Path) -> Result<(Vec<u8>, Vec<u8>), ReidError> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| ReidError::io(p, e));
+    let pair = Pair::new(csv_path, embeddings_path)?;
+    if let Some(m) = pair.marker() {
+        let pending_csv = pair.csv_dir.join(&m.csv);
+        let pending_st = pair.embeddings_dir.join(&m.embeddings);
+        let (csv_pending, st_pending) = (pending_csv.exists(), pending_st.exists());
+        if csv_pending || st_pending {
+            let csv = read(if csv_pending { &pending_csv } else { csv_path })?;
+            let st = read(if st_pending {
+                &pending_st
+            } else {
+                embeddings_path
+            })?;
+            if sha256_hex(&csv) != m.csv_sha256 || sha256_hex(&st) != m.embeddings_sha256 {
+                return Err(ReidError::Format {
+                    path: pair.marker.display().to_string(),
+                    reason: "an interrupted save left files that do not match its commit marker"
+                        .into(),
+                });
+            }
+            return Ok((csv, st));
+        }
+    }
+    Ok((read(csv_path)?, read(embeddings_path)?))
 }
 
 /// The bytes of an `f32` slice, native (little-endian on every supported target) order.
@@ -649,6 +960,97 @@ mod tests {
         assert!(err.contains("interrupted save"), "{err}");
     }
 
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn same(a: &KnowledgeBase, b: &KnowledgeBase) -> bool {
+        a.records() == b.records() && a.embeddings() == b.embeddings()
+    }
+
+    /// A save killed before each of its steps loads as the old base or the new one, never a
+    /// mix; a later save puts everything in order.
+    #[test]
+    fn a_save_killed_at_any_step_leaves_the_old_or_the_new_base() {
+        let old = kb3();
+        // The new base changes an individual and its embedding (the update that must never be
+        // seen half-applied) and adds a row.
+        let mut new = kb3();
+        let mut r = Record::new("3.jpg", "C");
+        r.location = Some("elsewhere".into());
+        new.update(vec![r, Record::new("4.jpg", "C")], &[0.0, 3.0, 1.0, 1.0])
+            .unwrap();
+        let mut newer = new.clone();
+        newer.remove(&["x/1.jpg".into()]);
+        for (k, kill_at) in SaveStep::ALL.iter().enumerate() {
+            let t = tempfile::tempdir().unwrap();
+            old.save(t.path()).unwrap();
+            let e = new
+                .save_files_with(
+                    &t.path().join(INFORMATIONS_CSV),
+                    &t.path().join(EMBEDDINGS_SAFETENSORS),
+                    &mut |s| {
+                        if s == *kill_at {
+                            Err("killed".into())
+                        } else {
+                            Ok(())
+                        }
+                    },
+                )
+                .unwrap_err();
+            assert!(e.to_string().contains("killed"), "{e}");
+            let back = KnowledgeBase::load(t.path()).unwrap();
+            // Killed before the commit point: the old base; from it on: the new one.
+            let committed = k > 3;
+            let want = if committed { &new } else { &old };
+            assert!(
+                same(&back, want),
+                "killed before {kill_at:?}: loaded {:?}",
+                back.records()
+            );
+            // The next save finishes or discards the interrupted one and leaves only the pair.
+            newer.save(t.path()).unwrap();
+            assert!(same(&KnowledgeBase::load(t.path()).unwrap(), &newer));
+            assert_eq!(
+                entries(t.path()),
+                [EMBEDDINGS_SAFETENSORS, INFORMATIONS_CSV],
+                "killed before {kill_at:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pending_file_that_does_not_match_the_marker_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        kb3().save(t.path()).unwrap();
+        let mut new = kb3();
+        new.add(vec![Record::new("9.jpg", "Z")], &[1.0, 2.0])
+            .unwrap();
+        let _ = new.save_files_with(
+            &t.path().join(INFORMATIONS_CSV),
+            &t.path().join(EMBEDDINGS_SAFETENSORS),
+            &mut |s| {
+                if s == SaveStep::PlaceEmbeddings {
+                    Err("killed".into())
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        let pending = entries(t.path())
+            .into_iter()
+            .find(|n| n.starts_with(".informations.csv.") && n.ends_with(".pending"))
+            .unwrap();
+        std::fs::write(t.path().join(pending), "filepath,lynx_id\nx,Y\n").unwrap();
+        let e = KnowledgeBase::load(t.path()).unwrap_err().to_string();
+        assert!(e.contains("do not match its commit marker"), "{e}");
+    }
+
     #[test]
     fn update_remove_rename_merge() {
         let mut kb = kb3();
@@ -702,6 +1104,21 @@ mod tests {
             KnowledgeBase::load(t.path()),
             Err(ReidError::Format { .. })
         ));
+    }
+
+    #[test]
+    fn embeddings_without_width_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join(INFORMATIONS_CSV),
+            "filepath,lynx_id\na,A\nb,B\nc,C\n",
+        )
+        .unwrap();
+        let view = TensorView::new(Dtype::F32, vec![3, 0], &[]).unwrap();
+        let st = safetensors::serialize([(EMBEDDINGS_KEY, view)], None).unwrap();
+        std::fs::write(t.path().join(EMBEDDINGS_SAFETENSORS), st).unwrap();
+        let e = KnowledgeBase::load(t.path()).unwrap_err().to_string();
+        assert!(e.contains("[3, 0]"), "{e}");
     }
 
     #[test]

@@ -27,8 +27,9 @@ pub enum ReidError {
     /// Arrays whose sizes do not fit together (row counts, dimensions).
     #[error("shape mismatch: {0}")]
     Shape(String),
-    /// A NaN or infinite value where numbers are needed.
-    #[error("non-finite value: {0}")]
+    /// A vector unfit for cosine distance: a NaN or infinite value, zero, or a norm too small
+    /// or too large for float32.
+    #[error("unusable vector: {0}")]
     NonFinite(String),
     /// A bad argument (k = 0, an unknown individual, a duplicate filepath...).
     #[error("invalid argument: {0}")]

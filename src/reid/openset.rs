@@ -246,27 +246,28 @@ mod tests {
 
     #[test]
     fn gaussian_rule_by_hand() {
-        // Individual A: rows (0, 0) and (2, 2): mean (1, 1), unbiased sd sqrt(2) per dimension.
-        // B has one row: no variance. z(0.95) = 1.959964 -> A's interval is 1 ± 2.7718.
+        // Individual A: rows (1, 1) and (3, 3): mean (2, 2), unbiased sd sqrt(2) per dimension.
+        // B has one row: no variance. z(0.95) = 1.959964 -> A's interval is 2 ± 2.7718.
+        // (No zero row: a knowledge base refuses vectors without a direction.)
         let recs = vec![
             Record::new("1", "A"),
             Record::new("2", "A"),
             Record::new("3", "B"),
         ];
-        let kb = KnowledgeBase::from_parts(recs, vec![0.0, 0.0, 2.0, 2.0, 5.0, 5.0], 2).unwrap();
+        let kb = KnowledgeBase::from_parts(recs, vec![1.0, 1.0, 3.0, 3.0, 5.0, 5.0], 2).unwrap();
         let st = ClusterStats::from_kb(&kb);
         assert_eq!(st.sd("A").unwrap()[0], 2f64.sqrt());
         let t = GaussianTest {
             confidence: 0.95,
             success_percentage: 100.0,
         };
-        assert!(!st.is_new(&[3.7, -1.7], "A", &t).unwrap());
-        assert!(st.is_new(&[3.8, 1.0], "A", &t).unwrap());
+        assert!(!st.is_new(&[4.7, -0.7], "A", &t).unwrap());
+        assert!(st.is_new(&[4.8, 2.0], "A", &t).unwrap());
         let half = GaussianTest {
             success_percentage: 50.0,
             ..t
         };
-        assert!(!st.is_new(&[3.8, 1.0], "A", &half).unwrap());
+        assert!(!st.is_new(&[4.8, 2.0], "A", &half).unwrap());
         assert!(
             st.is_new(&[5.0, 5.0], "B", &t).unwrap(),
             "single picture: NaN interval"

@@ -134,6 +134,14 @@ pub fn query(
     if kb.is_empty() {
         return Err(ReidError::Argument("the knowledge base is empty".into()));
     }
+    if let OpenSet::Threshold(t) = open_set {
+        // NaN would make no distance "above" it: every query silently known.
+        if !t.is_finite() {
+            return Err(ReidError::Argument(format!(
+                "threshold {t}: a finite cosine distance is needed"
+            )));
+        }
+    }
     let d = kb.dim();
     let nn = knn_cosine(kb.embeddings(), kb.inv_norms(), d, queries, opts)?;
     let nq = nn.n_queries();

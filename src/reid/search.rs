@@ -7,8 +7,11 @@
 //! count. Base rows are not copied or normalised: their inverse norms are computed once
 //! ([`inverse_norms`]) and applied while scanning, so a caller can search a borrowed matrix.
 //!
-//! Distance is `1 - cos(q, b)`, as scikit-learn's `metric="cosine"`; a zero vector has
-//! similarity 0 with everything (distance 1). Equal distances are ordered by row index.
+//! Distance is `1 - cos(q, b)`, as scikit-learn's `metric="cosine"`. A vector has no direction
+//! when it is zero, and none that float32 can compute when its norm is subnormal or huge, or a
+//! value is NaN or infinite: such rows are refused ([`inverse_norms`], naming the row), so
+//! every similarity is finite and every query gets `min(k, n)` neighbours. Equal distances are
+//! ordered by row index.
 //!
 //! ```
 //! use deepfaune_rs::reid::search::{knn_cosine, inverse_norms, SearchOptions};
@@ -62,34 +65,49 @@ impl Neighbours {
     }
 }
 
-/// `1 / ||row||` for each row of a row-major `[n, dim]` matrix (0 for a zero row).
+/// The smallest norm a row may have: below it (zero, subnormal) it has no usable direction.
+pub const MIN_NORM: f64 = 1e-15;
+/// The largest norm a row may have: above it, float32 dot products could overflow.
+pub const MAX_NORM: f64 = 1e15;
+
+/// `1 / ||row||` for each row of a row-major `[n, dim]` matrix.
 ///
-/// Fails on a non-finite value, naming the row.
+/// Fails on a row with a NaN or infinite value, or a norm outside
+/// [`MIN_NORM`]..=[`MAX_NORM`] (zero and subnormal rows included), naming the first such row.
 pub fn inverse_norms(matrix: &[f32], dim: usize) -> Result<Vec<f32>, ReidError> {
     check_shape(matrix, dim, "matrix")?;
-    let norms: Vec<Result<f32, usize>> = matrix
-        .par_chunks(dim)
-        .enumerate()
-        .map(|(i, row)| {
-            let mut s = 0f64;
-            for &x in row {
-                if !x.is_finite() {
-                    return Err(i);
+    let norms: Vec<Result<f32, (usize, String)>> = crate::parallel::install(|| {
+        matrix
+            .par_chunks(dim)
+            .enumerate()
+            .map(|(i, row)| {
+                let mut s = 0f64;
+                for &x in row {
+                    if !x.is_finite() {
+                        return Err((i, "has a NaN or infinite value".to_string()));
+                    }
+                    s += (x as f64) * (x as f64);
                 }
-                s += (x as f64) * (x as f64);
-            }
-            Ok(if s > 0.0 {
-                (1.0 / s.sqrt()) as f32
-            } else {
-                0.0
+                let norm = s.sqrt();
+                if norm == 0.0 {
+                    return Err((i, "is zero (no direction for a cosine distance)".into()));
+                }
+                if !(MIN_NORM..=MAX_NORM).contains(&norm) {
+                    return Err((
+                        i,
+                        format!(
+                            "has norm {norm:e}, outside {MIN_NORM:e}..{MAX_NORM:e} \
+                             (too small or too large for a cosine distance in float32)"
+                        ),
+                    ));
+                }
+                Ok((1.0 / norm) as f32)
             })
-        })
-        .collect();
+            .collect()
+    });
     norms
         .into_iter()
-        .map(|r| {
-            r.map_err(|i| ReidError::NonFinite(format!("row {i} has a NaN or infinite value")))
-        })
+        .map(|r| r.map_err(|(i, why)| ReidError::NonFinite(format!("row {i} {why}"))))
         .collect()
 }
 
@@ -168,6 +186,9 @@ fn scan_row(scores: &[f32], inv_norms: &[f32], q_inv: f32, first_row: usize, top
     let mut floor = top.floor();
     for (j, (&dot, &inv)) in scores.iter().zip(inv_norms).enumerate() {
         let s = dot * inv * q_inv;
+        // Unreachable with rows checked by `inverse_norms`; a NaN would otherwise never enter
+        // and leave the query short of neighbours.
+        let s = if s.is_nan() { f32::NEG_INFINITY } else { s };
         // `>=` lets equal similarities reach `push`, which orders them by row index.
         if s >= floor {
             top.push((s, (first_row + j) as i64));
@@ -251,37 +272,39 @@ fn search_batch(
     let n = inv.len();
     let n_blocks = n.div_ceil(block);
     let empty = || (vec![TopK::new(k); qb], Vec::<f32>::new());
-    let (tops, _) = (0..n_blocks)
-        .into_par_iter()
-        .fold(empty, |(mut tops, mut scores), b| {
-            let r0 = b * block;
-            let nb = block.min(n - r0);
-            scores.resize(qb * nb, 0.0);
-            block_dots(
-                &base[r0 * dim..(r0 + nb) * dim],
-                dim,
-                q,
-                qb,
-                nb,
-                &mut scores,
-            );
-            for (qi, top) in tops.iter_mut().enumerate() {
-                scan_row(
-                    &scores[qi * nb..(qi + 1) * nb],
-                    &inv[r0..r0 + nb],
-                    q_inv[qi],
-                    r0,
-                    top,
+    let (tops, _) = crate::parallel::install(|| {
+        (0..n_blocks)
+            .into_par_iter()
+            .fold(empty, |(mut tops, mut scores), b| {
+                let r0 = b * block;
+                let nb = block.min(n - r0);
+                scores.resize(qb * nb, 0.0);
+                block_dots(
+                    &base[r0 * dim..(r0 + nb) * dim],
+                    dim,
+                    q,
+                    qb,
+                    nb,
+                    &mut scores,
                 );
-            }
-            (tops, scores)
-        })
-        .reduce(empty, |(mut a, s), (b, _)| {
-            for (ta, tb) in a.iter_mut().zip(&b) {
-                ta.merge(tb);
-            }
-            (a, s)
-        });
+                for (qi, top) in tops.iter_mut().enumerate() {
+                    scan_row(
+                        &scores[qi * nb..(qi + 1) * nb],
+                        &inv[r0..r0 + nb],
+                        q_inv[qi],
+                        r0,
+                        top,
+                    );
+                }
+                (tops, scores)
+            })
+            .reduce(empty, |(mut a, s), (b, _)| {
+                for (ta, tb) in a.iter_mut().zip(&b) {
+                    ta.merge(tb);
+                }
+                (a, s)
+            })
+    });
     tops
 }
 
@@ -370,9 +393,9 @@ mod tests {
     }
 
     #[test]
-    fn ties_by_index_zero_rows_and_small_bases() {
-        // Rows 1 and 3 are identical: the lower index comes first. Row 2 is zero: distance 1.
-        let base = [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 2.0, 0.0];
+    fn ties_by_index_and_small_bases() {
+        // Rows 1 and 3 are identical: the lower index comes first. Row 2 is orthogonal.
+        let base = [0.0, 1.0, 1.0, 0.0, 0.0, -1.0, 2.0, 0.0];
         let inv = inverse_norms(&base, 2).unwrap();
         let nn = knn_cosine(
             &base,
@@ -388,7 +411,32 @@ mod tests {
         .unwrap();
         assert_eq!(nn.k, 4);
         assert_eq!(nn.indices, vec![1, 3, 0, 2]);
+        assert_eq!(nn.distances[2], 1.0);
         assert_eq!(nn.distances[3], 1.0);
+    }
+
+    #[test]
+    fn rows_without_a_direction_are_refused_naming_them() {
+        let tiny = [1e-40, 0.0, 0.0];
+        for (bad, what) in [
+            ([0.0f32; 3], "is zero"),
+            (tiny, "outside"),
+            ([3e38, 3e38, 0.0], "outside"),
+            ([f32::NEG_INFINITY, 0.0, 0.0], "NaN or infinite"),
+            ([f32::NAN, 0.0, 0.0], "NaN or infinite"),
+        ] {
+            let m: Vec<f32> = [[1.0, 2.0, 3.0], bad].concat();
+            let e = inverse_norms(&m, 3).unwrap_err().to_string();
+            assert!(e.contains("row 1") && e.contains(what), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_nan_similarity_still_takes_a_place() {
+        let mut top = TopK::new(2);
+        scan_row(&[f32::NAN, 0.5, f32::NAN], &[1.0; 3], 1.0, 0, &mut top);
+        assert_eq!(top.items.len(), 2);
+        assert_eq!(top.items[0], (0.5, 1));
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! and synced to disk every [`SYNC_EVERY`] images or [`SYNC_SECONDS`]; a torn last line (the
 //! process died mid-write) is ignored on resume. Floats are stored as their exact bits, so a
 //! resumed run produces the same bytes as an uninterrupted one.
+//!
+//! Each record carries the identity of the file it was made from ([`FileIdentity`]: size,
+//! modification time, a hash of the first and last 64 KiB): a file replaced under the same name
+//! (a card emptied and refilled, the camera's counter restarted) is processed again, never
+//! given the old results. A run that reaches its end appends a completion line
+//! ([`Checkpoint::finish`]; [`is_complete`]).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -62,6 +68,92 @@ pub struct Record {
     pub bird_logits: String,
     /// Failure (stage, kind, reason) of a failed image.
     pub failure: Option<(String, String, String)>,
+    /// The file the record was made from; a record without it (or with another) is not reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<FileIdentity>,
+}
+
+/// Bytes hashed at each end of a file for its [`FileIdentity`].
+pub const IDENTITY_EDGE: u64 = 64 * 1024;
+
+/// What tells one file from another under the same path: size, modification time (seconds and
+/// nanoseconds since the epoch) and the SHA-256 (first 16 bytes, hex) of its first and last
+/// [`IDENTITY_EDGE`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileIdentity {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time: seconds since the epoch (negative before it).
+    pub mtime_s: i64,
+    /// Modification time: nanoseconds within the second.
+    pub mtime_ns: u32,
+    /// Hash of the first and last 64 KiB.
+    pub edges: String,
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path` (links followed), `None` when it cannot be read (the
+    /// image then fails to read anyway, and is never taken from a checkpoint).
+    pub fn of(path: &Path) -> Option<FileIdentity> {
+        use sha2::{Digest, Sha256};
+        use std::io::{Read, Seek, SeekFrom};
+        // Never open a pipe or a device (it could block): checked before opening.
+        if !std::fs::metadata(path).ok()?.is_file() {
+            return None;
+        }
+        let mut f = File::open(path).ok()?;
+        let meta = f.metadata().ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        let size = meta.len();
+        let (mtime_s, mtime_ns) = match meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH)
+        {
+            Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
+            Err(e) => {
+                let d = e.duration();
+                (-(d.as_secs() as i64) - 1, 1_000_000_000 - d.subsec_nanos())
+            }
+        };
+        let mut h = Sha256::new();
+        let mut buf = Vec::with_capacity(IDENTITY_EDGE as usize);
+        (&mut f).take(IDENTITY_EDGE).read_to_end(&mut buf).ok()?;
+        h.update(&buf);
+        if size > IDENTITY_EDGE {
+            let tail = (size - IDENTITY_EDGE).max(IDENTITY_EDGE);
+            f.seek(SeekFrom::Start(tail)).ok()?;
+            buf.clear();
+            f.take(IDENTITY_EDGE).read_to_end(&mut buf).ok()?;
+            h.update(&buf);
+        }
+        let edges = h.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(FileIdentity {
+            size,
+            mtime_s,
+            mtime_ns,
+            edges,
+        })
+    }
+}
+
+/// The line a finished run appends.
+#[derive(Debug, Serialize, Deserialize)]
+struct Complete {
+    complete: bool,
+    images: usize,
+}
+
+/// True when the checkpoint at `path` ends with the line of a finished run.
+pub fn is_complete(path: &Path) -> bool {
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    let last = BufReader::new(f).lines().map_while(Result::ok).last();
+    last.and_then(|l| serde_json::from_str::<Complete>(&l).ok())
+        .is_some_and(|c| c.complete)
 }
 
 /// Encodes f32 values exactly.
@@ -206,6 +298,10 @@ impl Checkpoint {
                 // A torn last line (killed mid-write) or an I/O error ends the usable part.
                 let Ok(line) = line else { break };
                 let Some(rec) = Record::parse_line(&line) else {
+                    // A finished run's completion line: the run that resumes it adds to it.
+                    if serde_json::from_str::<Complete>(&line).is_ok() {
+                        continue;
+                    }
                     break;
                 };
                 done.insert(
@@ -262,6 +358,20 @@ impl Checkpoint {
             self.sync()?;
         }
         Ok(())
+    }
+
+    /// Marks the run as finished with `images` rows (appended and synced): [`is_complete`].
+    pub fn finish(&mut self, images: usize) -> Result<(), Error> {
+        let mut line = serde_json::to_string(&Complete {
+            complete: true,
+            images,
+        })
+        .map_err(|e| io_err(&self.path, e))?;
+        line.push('\n');
+        self.out
+            .write_all(line.as_bytes())
+            .map_err(|e| io_err(&self.path, e))?;
+        self.sync()
     }
 
     /// Forces the appended records to disk.
@@ -376,6 +486,7 @@ mod tests {
             embedding: String::new(),
             bird_logits: String::new(),
             failure: None,
+            identity: None,
         }
     }
 
@@ -411,6 +522,42 @@ mod tests {
         drop(c);
         let (_, done) = Checkpoint::open(&p, fp).unwrap();
         assert_eq!(done.len(), 3);
+    }
+
+    #[test]
+    fn identity_tells_a_replaced_file_and_finish_marks_completion() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a.jpg");
+        // Bigger than two edges: a change in the middle only shows in size or time.
+        let mut bytes = vec![7u8; 200_000];
+        std::fs::write(&a, &bytes).unwrap();
+        let first = FileIdentity::of(&a).unwrap();
+        assert_eq!(first, FileIdentity::of(&a).unwrap());
+        assert_eq!(first.size, 200_000);
+        bytes[199_999] = 8; // same size: the tail hash differs
+        std::fs::write(&a, &bytes).unwrap();
+        let second = FileIdentity::of(&a).unwrap();
+        assert_ne!(first.edges, second.edges);
+        assert!(FileIdentity::of(&t.path().join("missing")).is_none());
+        assert!(FileIdentity::of(t.path()).is_none());
+
+        let p = t.path().join("run.ckpt");
+        let fp = json!({"model": "a"});
+        let mut r = rec("a.jpg");
+        r.identity = Some(second.clone());
+        {
+            let (mut c, _) = Checkpoint::open(&p, fp.clone()).unwrap();
+            c.append(&r).unwrap();
+            assert!(!is_complete(&p));
+            c.finish(1).unwrap();
+        }
+        assert!(is_complete(&p));
+        // Resumed: the record (with its identity) is back; appending makes it incomplete again.
+        let (mut c, done) = Checkpoint::open(&p, fp).unwrap();
+        assert_eq!(done["a.jpg"].identity.as_ref(), Some(&second));
+        c.append(&rec("b.jpg")).unwrap();
+        drop(c);
+        assert!(!is_complete(&p));
     }
 
     #[test]

@@ -20,6 +20,16 @@ pub struct RunOptions {
     pub batch_size: usize,
     /// Prepared images allowed to wait for inference (bounds memory).
     pub window: usize,
+    /// Decoded pixels allowed in flight, whatever the thread count (`None`: the pixel limit,
+    /// `decode.max_pixels`); see [`super::budget`].
+    pub pixel_budget: Option<u64>,
+}
+
+impl RunOptions {
+    /// The pixel budget in force.
+    pub fn pixel_budget(&self) -> u64 {
+        self.pixel_budget.unwrap_or(self.decode.max_pixels)
+    }
 }
 
 impl Default for RunOptions {
@@ -32,6 +42,7 @@ impl Default for RunOptions {
             threads: cores.clamp(1, 4),
             batch_size: 1,
             window: 2 * cores.clamp(1, 4),
+            pixel_budget: None,
         }
     }
 }
@@ -198,6 +209,8 @@ pub struct Discovered {
     pub unsupported_videos: Vec<PathBuf>,
     /// Folders and entries that could not be walked.
     pub walk_failures: Vec<Failure>,
+    /// NAS / operating-system metadata entries the walk skipped (`@eaDir`, `._*`, ...).
+    pub skipped_metadata: usize,
 }
 
 impl Discovered {
@@ -207,6 +220,7 @@ impl Discovered {
             Found::File(p, MediaKind::Image) => return Some(p),
             Found::File(p, MediaKind::Video) => self.videos.push(p),
             Found::File(p, MediaKind::UnsupportedVideo) => self.unsupported_videos.push(p),
+            Found::Metadata(_) => self.skipped_metadata += 1,
             Found::Error(path, reason) => self.walk_failures.push(Failure {
                 index: None,
                 path,

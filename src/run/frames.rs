@@ -29,10 +29,12 @@ pub fn run_frames(
 ) -> Result<PipelineResults, Error> {
     let mut res = PipelineResults::for_run(set, classify.as_ref());
     let manifest = set.primary.manifest.clone();
-    let prepared: Vec<_> = frames
-        .par_iter()
-        .map(|f| OnnxDetector::prepare(&manifest, f))
-        .collect();
+    let prepared: Vec<_> = crate::parallel::install(|| {
+        frames
+            .par_iter()
+            .map(|f| OnnxDetector::prepare(&manifest, f))
+            .collect()
+    });
     let mut crops: Vec<(usize, Vec<f32>)> = Vec::new();
     let batch = batch_size.max(1);
     let mut frames = frames.into_iter();

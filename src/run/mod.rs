@@ -5,6 +5,7 @@
 //! with at most `window` items in flight: memory does not grow with the number of files.
 //! [`detection`] builds the detection run on it; [`frames`] runs frames held in memory (videos).
 
+pub mod budget;
 pub mod checkpoint;
 pub mod detection;
 pub mod frames;
@@ -24,11 +25,13 @@ use crate::error::Error;
 /// `threads` workers and `consume(i, item, prepared)` on the calling thread in order of `i`. At
 /// most `window` prepared items wait at any time, and `source` is only pulled as workers need
 /// items, so a lazy source (a folder walk) starts producing results at once. An error from
-/// `consume` stops the workers and is returned.
+/// `consume` stops the workers and is returned. With a `budget`, the consumer tells it which
+/// item it needs next, and closes it when the stream ends (see [`budget`]).
 pub fn ordered_stream<T, I, P, F, C>(
     source: I,
     threads: usize,
     window: usize,
+    budget: Option<&budget::PixelBudget>,
     prepare: F,
     mut consume: C,
 ) -> Result<(), Error>
@@ -97,10 +100,16 @@ where
                 expected += 1;
                 *consumed.lock().unwrap_or_else(|p| p.into_inner()) = expected;
                 cv.notify_all();
+                if let Some(b) = budget {
+                    b.set_next_needed(expected);
+                }
             }
         }
         stop.store(true, Ordering::SeqCst);
         cv.notify_all();
+        if let Some(b) = budget {
+            b.close();
+        }
         // Drain so blocked senders can finish.
         while rx.try_recv().is_ok() {}
         drop(rx);
@@ -122,6 +131,7 @@ mod tests {
             0..200usize,
             3,
             4,
+            None,
             |i, &x| {
                 assert_eq!(i, x);
                 let f = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -163,6 +173,7 @@ mod tests {
             source,
             2,
             4,
+            None,
             |_, &x| x,
             |_, _, _| {
                 at_first.get_or_insert(pulled.load(Ordering::SeqCst));
@@ -186,6 +197,7 @@ mod tests {
             0..10_000usize,
             2,
             4,
+            None,
             |i, _| {
                 prepared.fetch_add(1, Ordering::SeqCst);
                 i

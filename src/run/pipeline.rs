@@ -7,11 +7,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::checkpoint::{self, decode_f32, encode_f32, Checkpoint, Record};
+use super::checkpoint::{self, decode_f32, encode_f32, Checkpoint, FileIdentity, Record};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::budget::{Permit, PixelBudget};
 use super::detection::{
     count_images, walk_inputs, DetectionResults, Discovered, Failure, RunOptions, CATEGORY_FAILED,
 };
@@ -45,6 +46,9 @@ pub struct PipelineResults {
     pub classified: Vec<bool>,
     /// Videos and unsupported videos met by the walk (walk failures are in `detection`).
     pub discovered: Discovered,
+    /// Images the checkpoint held under their path but that are not the file it recorded
+    /// (replaced, edited, or recorded without an identity): processed again, in walk order.
+    pub changed_since_checkpoint: Vec<PathBuf>,
 }
 
 /// Classification settings of a run.
@@ -157,6 +161,7 @@ impl PipelineResults {
             embedding: encode_f32(&self.embeddings[i * e..(i + 1) * e]),
             bird_logits: encode_f32(&self.bird_logits[i * g..(i + 1) * g]),
             failure,
+            identity: None,
         }
     }
 
@@ -266,9 +271,34 @@ impl PipelineResults {
 
 /// What a worker made of one image: decoded and letterboxed, a read/decode error, or nothing
 /// to do (the checkpoint already holds it).
-enum Prepared {
-    Fresh(Result<(DecodedImage, PreparedInput), ImageError>),
+// A handful in flight at a time (the window): the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Prepared<'a> {
+    /// Read now; with a checkpoint, the file's identity, and whether the checkpoint held another
+    /// file under this path.
+    Fresh(
+        Result<(DecodedImage, PreparedInput, Permit<'a>), ImageError>,
+        Option<FileIdentity>,
+        bool,
+    ),
     Restored,
+}
+
+/// An image waiting for a detection batch.
+type Waiting<'a> = (PathBuf, DecodedImage, PreparedInput, Permit<'a>);
+
+/// Width x height from the file's header (no decoding); 0 when it cannot be read (the decode
+/// then fails on its own).
+fn header_pixels(path: &Path) -> u64 {
+    // Never open a pipe or a device (it could block): `read_image` reports those.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return 0;
+    }
+    image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .ok()
+        .and_then(|r| r.into_dimensions().ok())
+        .map_or(0, |(w, h)| w as u64 * h as u64)
 }
 
 /// Runs detection (and classification when `classify` is given) over files and folders.
@@ -292,18 +322,23 @@ pub struct Resume<'a> {
     pub done: HashMap<String, Record>,
 }
 
-/// Appends rows `*recorded..upto` of `res` to the checkpoint, except those taken from it
-/// (`restored`), and moves `*recorded` to `upto`.
+/// Appends rows `*recorded..upto` of `res` to the checkpoint, each with its file's identity
+/// (`identities`, one per row; `None` for rows taken from the checkpoint, not appended again),
+/// and moves `*recorded` to `upto`.
 fn append_rows(
     checkpoint: &mut Checkpoint,
     res: &PipelineResults,
-    restored: &[bool],
+    identities: &[Option<Option<FileIdentity>>],
     recorded: &mut usize,
     upto: usize,
 ) -> Result<(), Error> {
     while *recorded < upto {
-        if !restored.get(*recorded).copied().unwrap_or(false) {
-            checkpoint.append(&res.record(*recorded))?;
+        if let Some(Some(identity)) = identities.get(*recorded) {
+            // `identity` is None for a file that could not be identified (unreadable): such a
+            // record is never reused, so a resumed run tries the file again.
+            let mut rec = res.record(*recorded);
+            rec.identity = identity.clone();
+            checkpoint.append(&rec)?;
         }
         *recorded += 1;
     }
@@ -340,16 +375,21 @@ pub fn run_pipeline_resumable(
     let manifest = set.primary.manifest.clone();
     let decode = opts.decode;
     let batch = opts.batch_size.max(1);
-    let mut waiting: Vec<(PathBuf, DecodedImage, PreparedInput)> = Vec::with_capacity(batch);
+    // Declared before `waiting`, whose images hold permits on it.
+    let budget = PixelBudget::new(opts.pixel_budget());
+    let mut waiting: Vec<Waiting<'_>> = Vec::with_capacity(batch);
     let mut crops: Vec<Pending> = Vec::new();
-    // Rows taken from the checkpoint (not appended to it again), and rows appended so far.
-    let mut restored: Vec<bool> = Vec::new();
+    // Per row, in row order: `None` for a row taken from the checkpoint (not appended again),
+    // else the identity of its file; and how many rows were appended so far.
+    let mut identities: Vec<Option<Option<FileIdentity>>> = Vec::new();
+    let mut changed: Vec<PathBuf> = Vec::new();
+    let checkpointing = checkpoint.is_some();
     let mut recorded = 0usize;
     let mut done = 0usize;
     let mut last_total = 0usize;
 
     // Detects the waiting images, records them, and cuts the crops of animal images.
-    let detect_waiting = |waiting: &mut Vec<(PathBuf, DecodedImage, PreparedInput)>,
+    let detect_waiting = |waiting: &mut Vec<Waiting<'_>>,
                           res: &mut PipelineResults,
                           crops: &mut Vec<Pending>,
                           classify: &mut Option<ClassifyStage<'_>>,
@@ -361,7 +401,8 @@ pub fn run_pipeline_resumable(
         let imgs: Vec<&image::RgbImage> = waiting.iter().map(|p| &p.1.image).collect();
         let prepared: Vec<&PreparedInput> = waiting.iter().map(|p| &p.2).collect();
         let dets = set.detect(&imgs, &prepared)?;
-        for ((path, img, _), d) in waiting.drain(..).zip(dets) {
+        // Each image (and its pixel permit) is dropped once its crop is cut.
+        for ((path, img, _, _permit), d) in waiting.drain(..).zip(dets) {
             let row = res.detection.len();
             res.detection.push_image(&path, &img, d);
             res.push_row();
@@ -402,24 +443,47 @@ pub fn run_pipeline_resumable(
             images,
             opts.threads,
             opts.window.max(batch),
-            |_, path| {
-                if !done_before.is_empty() && done_before.contains_key(&key_of(path)) {
-                    return Prepared::Restored;
+            Some(&budget),
+            |i, path| {
+                let identity = if checkpointing {
+                    FileIdentity::of(path)
+                } else {
+                    None
+                };
+                let mut replaced = false;
+                if let Some(rec) = done_before.get(&key_of(path)) {
+                    if identity.is_some() && rec.identity == identity {
+                        return Prepared::Restored;
+                    }
+                    replaced = true;
                 }
-                Prepared::Fresh(read_image(path, &decode).map(|img| {
+                // Decoded pixels in flight stay within the budget, whatever the thread count.
+                let permit = budget.acquire(i, header_pixels(path));
+                let read = read_image(path, &decode).map(|img| {
                     let input = OnnxDetector::prepare(&manifest, &img.image);
-                    (img, input)
-                }))
+                    (img, input, permit)
+                });
+                Prepared::Fresh(read, identity, replaced)
             },
             |i, path, item| {
+                // Rows come out in item order, so the identity of row `i` is pushed now.
+                match &item {
+                    Prepared::Fresh(_, identity, replaced) => {
+                        if *replaced {
+                            changed.push(path.clone());
+                        }
+                        identities.push(Some(identity.clone()));
+                    }
+                    Prepared::Restored => identities.push(None),
+                }
                 match item {
-                    Prepared::Fresh(Ok((img, input))) => {
-                        waiting.push((path, img, input));
+                    Prepared::Fresh(Ok((img, input, permit)), ..) => {
+                        waiting.push((path, img, input, permit));
                         if waiting.len() >= batch {
                             detect_waiting(&mut waiting, &mut res, &mut crops, &mut classify, set)?;
                         }
                     }
-                    Prepared::Fresh(Err(e)) => {
+                    Prepared::Fresh(Err(e), ..) => {
                         // Keep row order: earlier waiting images go first.
                         detect_waiting(&mut waiting, &mut res, &mut crops, &mut classify, set)?;
                         let stage = if e.key() == "io" || e.key() == "empty" {
@@ -434,16 +498,14 @@ pub fn run_pipeline_resumable(
                     Prepared::Restored => {
                         detect_waiting(&mut waiting, &mut res, &mut crops, &mut classify, set)?;
                         let rec = &done_before[&key_of(&path)];
-                        restored.resize(res.len(), false);
                         res.push_record(rec)?;
-                        restored.push(true);
                     }
                 }
                 done += 1;
                 if let Some(c) = checkpoint.as_mut() {
                     // Rows before the first crop still waiting for the classifier are complete.
                     let complete = crops.first().map_or(res.len(), |c| c.row);
-                    append_rows(c, &res, &restored, &mut recorded, complete)?;
+                    append_rows(c, &res, &identities, &mut recorded, complete)?;
                 }
                 let found = counted.load(Ordering::SeqCst);
                 last_total = if count_finished.load(Ordering::SeqCst) {
@@ -462,9 +524,10 @@ pub fn run_pipeline_resumable(
         res.classify(stage, &mut crops)?;
     }
     if let Some(c) = checkpoint.as_mut() {
-        append_rows(c, &res, &restored, &mut recorded, res.len())?;
-        c.sync()?;
+        append_rows(c, &res, &identities, &mut recorded, res.len())?;
+        c.finish(res.len())?;
     }
+    res.changed_since_checkpoint = changed;
     if last_total != done {
         // The count and the walk disagree (files came or went during the run): end at done.
         progress(done, done)?;

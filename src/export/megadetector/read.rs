@@ -299,12 +299,13 @@ pub fn to_results(
     use rayon::prelude::*;
     let paths: Vec<PathBuf> = file.images.iter().map(|im| base.join(&im.file)).collect();
     // Headers are read in parallel (I/O bound on network drives); one small value per image.
-    let headers: Vec<Option<Result<ImageHeader, ImageError>>> = file
-        .images
-        .par_iter()
-        .zip(&paths)
-        .map(|(im, p)| im.detections.is_ok().then(|| header(p)))
-        .collect();
+    let headers: Vec<Option<Result<ImageHeader, ImageError>>> = crate::parallel::install(|| {
+        file.images
+            .par_iter()
+            .zip(&paths)
+            .map(|(im, p)| im.detections.is_ok().then(|| header(p)))
+            .collect()
+    });
     let mut out = ImportedDetections {
         ignored_boxes: file.ignored_boxes,
         classifications: Classifications {
@@ -362,6 +363,13 @@ pub fn to_results(
 
 /// Reads a batch file: [`parse`], then [`to_results`] with [`read_header`].
 pub fn read(path: &Path, opts: &ReadOptions) -> Result<ImportedDetections, Error> {
+    if !(0.0..=1.0).contains(&opts.threshold) {
+        // NaN would silently drop every box.
+        return Err(Error::InvalidArgument(format!(
+            "threshold {} must be within 0..1",
+            opts.threshold
+        )));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", path.display())))?;
     let file = parse(&text)?;

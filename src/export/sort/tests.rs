@@ -113,6 +113,67 @@ fn move_removes_the_source_only_after_placing_it() {
     assert_eq!(fs::read_dir(r.root.join("cerf")).unwrap().count(), 2);
 }
 
+#[cfg(unix)]
+#[test]
+fn moving_a_relative_link_keeps_it_valid() {
+    let (src, dest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let real = write(src.path(), "photos/IMG_1.JPG", b"the photo");
+    let link = src.path().join("cam/IMG_1.JPG");
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("../photos/IMG_1.JPG", &link).unwrap();
+    let r = sort_into_folders(dest.path(), &[item(&link, "lynx")], &opts(SortMode::Move)).unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    let placed = &r.placed[0].1;
+    assert_eq!(fs::read(placed).unwrap(), b"the photo");
+    assert!(fs::symlink_metadata(placed).unwrap().is_symlink());
+    assert!(
+        fs::symlink_metadata(&link).is_err(),
+        "the source link is gone"
+    );
+    assert_eq!(
+        fs::read(&real).unwrap(),
+        b"the photo",
+        "the file itself stays"
+    );
+}
+
+#[test]
+fn a_check_error_stops_the_sort_between_files() {
+    let (src, dest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let files: Vec<PathBuf> = (0..5)
+        .map(|i| write(src.path(), &format!("{i}.jpg"), b"x"))
+        .collect();
+    let items: Vec<SortItem> = files.iter().map(|f| item(f, "fox")).collect();
+    let mut calls = 0;
+    let e = sort_into_folders_with(dest.path(), &items, &opts(SortMode::Copy), &mut || {
+        calls += 1;
+        if calls > 2 {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    })
+    .unwrap_err();
+    assert!(matches!(e, Error::Cancelled));
+    let root = dest.path().join("deepfaune_02-03-2024_05-06-07/fox");
+    assert_eq!(fs::read_dir(root).unwrap().count(), 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn copies_never_write_through_a_link_at_the_old_temporary_name() {
+    let t = tempfile::tempdir().unwrap();
+    let a = write(t.path(), "a.jpg", b"photo");
+    let victim = write(t.path(), "victim.txt", b"precious");
+    let to = t.path().join("b.jpg");
+    fs::write(&to, b"").unwrap(); // the reservation
+    let planted = t.path().join(format!(".b.jpg.tmp-{}", std::process::id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    copy_durably(&a, &to, 5).unwrap();
+    assert_eq!(fs::read(&to).unwrap(), b"photo");
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+}
+
 #[test]
 fn copy_through_a_temp_file_checks_the_size() {
     let t = tempfile::tempdir().unwrap();

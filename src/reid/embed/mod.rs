@@ -296,17 +296,19 @@ impl Embedder {
         let input = self.manifest.input.clone();
         for start in (0..paths.len()).step_by(batch_size.max(1)) {
             let end = (start + batch_size.max(1)).min(paths.len());
-            let prepared: Vec<Result<Vec<f32>, String>> = (start..end)
-                .into_par_iter()
-                .map(|i| {
-                    let img = read_image(&paths[i], &DecodeOptions::default())
-                        .map_err(|e| e.to_string())?
-                        .image;
-                    let crop = crops.get(i).copied().unwrap_or(CropBox::Full);
-                    let rect = crop_rect(&crop, img.width(), img.height())?;
-                    Ok(prepare_crop(&input, &img, rect))
-                })
-                .collect();
+            let prepared: Vec<Result<Vec<f32>, String>> = crate::parallel::install(|| {
+                (start..end)
+                    .into_par_iter()
+                    .map(|i| {
+                        let img = read_image(&paths[i], &DecodeOptions::default())
+                            .map_err(|e| e.to_string())?
+                            .image;
+                        let crop = crops.get(i).copied().unwrap_or(CropBox::Full);
+                        let rect = crop_rect(&crop, img.width(), img.height())?;
+                        Ok(prepare_crop(&input, &img, rect))
+                    })
+                    .collect()
+            });
             let mut ok_idx = Vec::new();
             let mut tensors = Vec::new();
             for (j, p) in prepared.into_iter().enumerate() {
