@@ -363,6 +363,23 @@ mod tests {
         assert!(sq[..64].iter().all(|&v| v == 255.0));
     }
 
+    /// Issue 18: a MegaDetector box's fractions become pixels in float64, as Python computes
+    /// them: 0.4775 of 800 px is 382 (float32 gives 381.99998, floored to 381).
+    #[test]
+    fn normalised_boxes_are_converted_in_float64() {
+        let r = crop_rect(
+            &CropBox::Box {
+                coords: [0.4775, 0.4775, 0.1, 0.1],
+                format: BoxFormat::NormalizedXywh,
+                square: false,
+            },
+            800,
+            800,
+        )
+        .unwrap();
+        assert_eq!((r.x, r.y), (382, 382));
+    }
+
     #[test]
     fn crop_rects() {
         let r = crop_rect(
