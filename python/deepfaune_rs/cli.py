@@ -43,7 +43,26 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the whole DeepFaune pipeline: species, sequences, table")
     p.add_argument("inputs", nargs="+", help="image/video files or folders (walked recursively)")
     p.add_argument("-o", "--output", required=True, help="table to write: .csv or .xlsx")
-    p.add_argument("--detector", default="DFbsMDS", help="detector or mode (default DFbsMDS)")
+    p.add_argument(
+        "--detector",
+        default=None,
+        help="detector or mode (default DFbsMDS; none with --detections)",
+    )
+    p.add_argument(
+        "--detections",
+        default=None,
+        metavar="JSON",
+        help="someone else's boxes as the detection step: a MegaDetector batch file "
+        "(MegaDetector v5/v1000, SpeciesNet, ours) whose images are classified and sequenced "
+        "without detecting again; its relative paths are relative to the one input folder",
+    )
+    p.add_argument(
+        "--json-rules",
+        default="corrected",
+        choices=["corrected", "deepfaune"],
+        help="with --detections: the package's rules (default) or DeepFaune's PredictorJSON "
+        "exactly (most confident box of any category decides, no EXIF rotation, ...)",
+    )
     p.add_argument("--detector-threshold", type=float, default=None)
     p.add_argument("--classifier", default="deepfaune-v14", help="id, manifest .toml or .onnx")
     p.add_argument("--classifier-manifest", default=None, help="manifest for a bare .onnx")
@@ -122,17 +141,29 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     res.to_megadetector_json(args.output, root=root)
     cats = Counter(res.category_names)
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(cats.items()))
-    print(f"{len(res)} images ({summary}) -> {args.output}", file=sys.stderr)
+    print(
+        f"{len(res)} images ({summary}){_skipped(res.failures)} -> {args.output}", file=sys.stderr
+    )
     return _report_failures(res.failures)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from . import Detector, Pipeline
 
-    det = Detector(args.detector, threshold=args.detector_threshold)
+    if args.detections is not None and len(args.inputs) != 1:
+        print(
+            "deepfaune-rs: error: with --detections, give the one folder its paths are relative to",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.detections is not None and args.detector is None:
+        det = None  # the file's boxes are the detection step: no detector to load
+    else:
+        det = Detector(args.detector or "DFbsMDS", threshold=args.detector_threshold)
     pipe = Pipeline(
         det,
         args.classifier,
+        detector_mode=None,
         classifier_manifest=args.classifier_manifest,
         threshold=args.threshold,
         maxlag_s=args.maxlag,
@@ -141,12 +172,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         bird_head=args.bird_head,
     )
     checkpoint = args.output + ".checkpoint" if args.resume else None
-    res = pipe.run(
-        args.inputs,
-        progress=not args.no_progress,
-        keep_embeddings=args.embeddings is not None,
-        checkpoint=checkpoint,
-    )
+    if args.detections is not None:
+        res = pipe.run(
+            args.inputs[0],
+            progress=not args.no_progress,
+            keep_embeddings=args.embeddings is not None,
+            checkpoint=checkpoint,
+            detections=args.detections,
+            json_rules=args.json_rules,
+        )
+    else:
+        res = pipe.run(
+            args.inputs,
+            progress=not args.no_progress,
+            keep_embeddings=args.embeddings is not None,
+            checkpoint=checkpoint,
+        )
     if args.output.lower().endswith(".xlsx"):
         res.to_excel(args.output)
     else:
@@ -159,7 +200,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         res.save_embeddings(args.embeddings)
     n_seq = int(res.seqnum.max(initial=0))
     print(
-        f"{len(res)} images, {n_seq} sequences, {len(res.videos)} videos -> {args.output}",
+        f"{len(res)} images, {n_seq} sequences, {len(res.videos)} videos"
+        f"{_skipped(res.failures)} -> {args.output}",
         file=sys.stderr,
     )
     status = _report_failures(res.failures)
@@ -216,6 +258,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     for k, v in info.items():
         print(f"{k}: {v}")
     return EXIT_OK
+
+
+def _skipped(failures: Sequence[dict]) -> str:
+    """The summary's note on files the walk skipped (their type is not one DeepFaune reads)."""
+    n = sum(1 for f in failures if f["stage"] == "walk" and f["kind"] == "unsupported")
+    return f", {n} file(s) skipped (unsupported type, listed below)" if n else ""
 
 
 def _report_failures(failures: Sequence[dict]) -> int:

@@ -54,7 +54,13 @@ pub(super) fn run_video(
             images.len()
         ))));
     }
-    let det = pipe.detector.get();
+    let Some(detector) = &pipe.detector else {
+        return Err(to_pyerr(Error::InvalidArgument(
+            "this pipeline has no detector: videos need one (build the Pipeline with a detector)"
+                .into(),
+        )));
+    };
+    let det = detector.get();
     let result = py.detach(|| {
         let mut set = det.detectors.lock().unwrap_or_else(|p| p.into_inner());
         let mut clf = pipe.classifier.lock().unwrap_or_else(|p| p.into_inner());

@@ -272,6 +272,24 @@ impl Checkpoint {
     }
 }
 
+fn short_hash(s: String) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn classifier_identity(c: &crate::classify::OnnxClassifier) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.manifest.id,
+        "manifest": short_hash(format!("{:?}{:?}{:?}", c.manifest.input, c.manifest.output, c.manifest.classes)),
+        "weights": c.source,
+        "bird_head": c.has_bird_head(),
+    })
+}
+
 /// The fingerprint of a pipeline run: models (manifest and weights identity) and every setting
 /// that changes the outputs. `settings` are added as given (threshold, maxlag, language, ...).
 pub fn fingerprint(
@@ -279,18 +297,10 @@ pub fn fingerprint(
     classifier: Option<&crate::classify::OnnxClassifier>,
     settings: serde_json::Value,
 ) -> serde_json::Value {
-    use sha2::{Digest, Sha256};
-    let hash = |s: String| -> String {
-        Sha256::digest(s.as_bytes())
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
     let det = |d: &crate::detect::OnnxDetector| {
         serde_json::json!({
             "id": d.manifest.id,
-            "manifest": hash(format!("{:?}{:?}{:?}", d.manifest.input, d.manifest.output, d.manifest.postprocess)),
+            "manifest": short_hash(format!("{:?}{:?}{:?}", d.manifest.input, d.manifest.output, d.manifest.postprocess)),
             "weights": d.source,
         })
     };
@@ -298,12 +308,22 @@ pub fn fingerprint(
         "mode": format!("{:?}", detectors.mode),
         "detector": det(&detectors.primary),
         "secondary": detectors.secondary.as_ref().map(det),
-        "classifier": classifier.map(|c| serde_json::json!({
-            "id": c.manifest.id,
-            "manifest": hash(format!("{:?}{:?}{:?}", c.manifest.input, c.manifest.output, c.manifest.classes)),
-            "weights": c.source,
-            "bird_head": c.has_bird_head(),
-        })),
+        "classifier": classifier.map(classifier_identity),
+        "settings": settings,
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// The fingerprint of a run over imported boxes ([`super::run_imported`]): the boxes (their
+/// digest, [`super::imported::digest`]) instead of the detectors.
+pub fn fingerprint_imported(
+    detections_digest: &str,
+    classifier: &crate::classify::OnnxClassifier,
+    settings: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "detections": detections_digest,
+        "classifier": classifier_identity(classifier),
         "settings": settings,
         "version": env!("CARGO_PKG_VERSION"),
     })
