@@ -193,5 +193,6 @@ def test_coordinates_and_confidences_stay_float64(tmp_path):
     res = deepfaune_rs.read_megadetector_json(tmp_path / "md.json")
     assert 0.40000001 > 0.4 and np.float32(0.40000001) == np.float32(0.4)
     assert len(res.confidences) == 1, "a confidence just above 0.4 must be kept"
-    assert int(0.4775 * 800) == 382 and int(np.float32(0.4775) * np.float32(800)) == 381
+    # Parsed as float32 first, the coordinate is 0.47749999...: 381.99999 px, truncated to 381.
+    assert int(0.4775 * 800) == 382 and int(float(np.float32(0.4775)) * 800) == 381
     assert res.boxes[0].tolist() == [382, 60, 382 + int(0.2 * 800), 60 + int(0.3 * 600)]
