@@ -4,12 +4,13 @@
 //!
 //! Two steps, so the parser can be tested (and fuzzed) without files:
 //! [`parse`] turns the text into a [`BatchFile`]; [`to_results`] resolves each `"file"`, reads
-//! its header (size after EXIF orientation, EXIF date; no pixel decoding) and builds
-//! [`DetectionResults`] rows.
+//! its header (size, EXIF orientation and date; no pixel decoding) and builds
+//! [`DetectionResults`] rows. Classifying them is [`crate::run::run_imported`].
 //!
 //! Numbers stay `f64` from the JSON text through the pixel conversion and the threshold test,
-//! as Python's `json` gives them to DeepFaune (`int(0.4775 * 800)` is 382 in `f64`, 381 in
-//! `f32`; a confidence of 0.40000001 is above 0.4 only in `f64`).
+//! as Python's `json` gives them to DeepFaune (`int(0.4775 * 800)` is 382; parsed as `f32`
+//! first, 0.4775 is 0.47749999 and gives 381; a confidence of 0.40000001 is above 0.4 only in
+//! `f64`).
 //!
 //! Two rule sets ([`JsonRules`]) turn the boxes into per-image decisions:
 //!
@@ -32,6 +33,8 @@
 //!
 //! **`DeepFaune`** (DeepFaune 1.4.1's `PredictorJSON` / `DetectorJSON.bestBoxDetection`, quirks
 //! included): see [`JsonRules::DeepFaune`].
+//!
+//! Both:
 //! - `"file"` paths: joined to `root` when given; otherwise absolute paths stay, relative ones are
 //!   taken relative to the JSON file's folder. Rows keep the file's order.
 //! - Species classifications (`classification_categories`, per-box `classifications`) are kept
