@@ -328,7 +328,8 @@ fn deepfaune_rules_ignore_exif_orientation() {
     let df = to_results(&f, Path::new("."), 0.4, JsonRules::DeepFaune, &header).results;
     assert_eq!((df.width[0], df.height[0]), (640, 480));
     assert_eq!(df.det_xyxy[0], [320.0, 120.0, 480.0, 360.0]);
-    assert_eq!(df.crop[0], [320, 120, 480, 360]);
+    // 160x240 box: the width grows by int(80 / 2) = 40 on each side.
+    assert_eq!(df.crop[0], [280, 120, 520, 360]);
     assert_eq!(
         (df.category[1], df.failures[0].kind),
         (CATEGORY_FAILED, "format")
