@@ -35,3 +35,9 @@ def test_bench_video_runs():
 @pytest.mark.parametrize("name", ["bench_detect.py", "bench_pipeline.py", "bench_reid.py"])
 def test_other_benches_start(name):
     assert "usage" in _run(str(BENCHES / name), "--help")
+
+
+def test_bench_convert_runs_on_a_small_checkpoint():
+    fixture = REPO / "tests" / "fixtures" / "convert" / "vit_dinov2.pt"
+    out = _run(str(BENCHES / "bench_convert.py"), "--checkpoint", str(fixture), "--no-check")
+    assert "peak" in out.lower()

@@ -122,7 +122,7 @@ def test_model_errors_are_typed(tmp_path, monkeypatch):
     with pytest.raises(deepfaune_rs.WeightsNotFoundError) as e:
         deepfaune_rs.Detector("DFbsMDS")
     assert isinstance(e.value, FileNotFoundError)
-    assert "export-detector" in str(e.value)
+    assert "deepfaune-rs models fetch df mds`" in str(e.value)
     with pytest.raises(deepfaune_rs.UnknownModelError):
         deepfaune_rs.Detector("no-such-model")
     with pytest.raises(deepfaune_rs.InvalidArgumentError):

@@ -1,7 +1,8 @@
 """The ``deepfaune-rs`` command line.
 
 Exit status: 0 = every file processed; 3 = the run finished but some files failed (listed on
-stderr and in the output); 1 = the run could not be done (bad model, unwritable output); 2 = usage.
+stderr and in the output); 1 = the run could not be done (bad or missing model, download or
+checksum failure, unwritable output); 2 = usage (bad option, unknown model, missing input file).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import PipelineResult
+
+from .pipeline import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR_MODE, LANGUAGE_ALIASES, LANGUAGES
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -37,6 +40,7 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", default=None, help="manifest for a bare .onnx model")
     p.add_argument("--threads", type=int, default=0, help="decode threads (default: cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--fetch", action="store_true", help=FETCH_HELP)
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +50,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--detector",
         default=None,
-        help="detector or mode (default DFbsMDS; none with --detections)",
+        help=f"detector or mode (default {DEFAULT_DETECTOR_MODE}; none with --detections)",
     )
     p.add_argument(
         "--detections",
@@ -64,11 +68,20 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "exactly (most confident box of any category decides, no EXIF rotation, ...)",
     )
     p.add_argument("--detector-threshold", type=float, default=None)
-    p.add_argument("--classifier", default="deepfaune-v14", help="id, manifest .toml or .onnx")
+    p.add_argument(
+        "--classifier",
+        default=DEFAULT_CLASSIFIER,
+        help=f"id (default {DEFAULT_CLASSIFIER}), manifest .toml or .onnx",
+    )
     p.add_argument("--classifier-manifest", default=None, help="manifest for a bare .onnx")
     p.add_argument("--threshold", type=float, default=0.8, help="score below it = undefined")
     p.add_argument("--maxlag", type=float, default=10, help="seconds between images of a sequence")
-    p.add_argument("--language", default="en", choices=["en", "fr", "it", "de", "es"])
+    p.add_argument(
+        "--language",
+        default="en",
+        choices=[*LANGUAGES, *LANGUAGE_ALIASES],
+        help="labels' language; no, se (or sv) and pt need DeepFaune 1.5's classifier",
+    )
     p.add_argument("--disable", nargs="*", default=[], metavar="CLASS", help="classes to ignore")
     p.add_argument("--bird-head", action="store_true", help="refine birds into 8 groups")
     p.add_argument(
@@ -114,6 +127,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "space)",
     )
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--fetch", action="store_true", help=FETCH_HELP)
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -126,13 +140,82 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         p.add_argument("-o", "--output", required=True)
 
 
+FETCH_HELP = (
+    "download, check and convert the official weights the run needs when they are missing "
+    "(otherwise a missing model is an error naming the `deepfaune-rs models fetch` command)"
+)
+
+STATES_HELP = """states of a model file:
+  embedded    inside the package (md-lite): nothing to fetch
+  missing     neither the ONNX file nor the downloaded source (.pt) is in the model directory
+  downloaded  the source .pt is there but no usable ONNX (none yet, or one converted from another
+              source or by another converter version): `models fetch` converts it
+  converted   an ONNX file is there (the core can load it) but is not verified: not recorded in
+              deepfaune-rs.lock.json (exported by hand) or its sha256 differs from the record
+  verified    the ONNX's sha256 is the one the lock file recorded when it was converted, from a
+              source whose sha256 is the lock file's (checked against the published size and
+              checksums when it was downloaded; re-checked if the .pt is still there), by the
+              current converter version
+Every file present is hashed, so listing takes a few seconds with the big classifiers.
+"""
+
+
 def _add_models(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("models", help="list model manifests and where their weights are expected")
+    p = sub.add_parser(
+        "models",
+        help="list the models, the state of their weights; `models fetch` downloads them",
+        description="The built-in models and the state of their weights in the model directory.",
+        epilog=STATES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--folder", default=None, help="model directory (default $DEEPFAUNE_RS_MODELS)")
+    msub = p.add_subparsers(dest="models_command")
+    f = msub.add_parser(
+        "fetch",
+        help="download, check and convert official weights (default: deepfaune)",
+        description="Downloads the official weights of TARGETs into the model directory, checks "
+        "them (published size and checksums; the lock file deepfaune-rs.lock.json where none "
+        "is published), and converts PyTorch checkpoints to ONNX (no torch needed). An "
+        "interrupted download resumes. $DEEPFAUNE_RS_BASE_URL replaces every URL: file NAME is "
+        "then fetched from $DEEPFAUNE_RS_BASE_URL/NAME.",
+        epilog=STATES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    f.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="a model id (df, mds, mdr, deepfaune-v14, ...; a classifier comes with its bird "
+        "head), a mode (DF, MDS, DFbsMDS, DFMDS, MDR), or deepfaune = DeepFaune's default "
+        "setup (the default)",
+    )
+    f.add_argument("--folder", default=None, help="model directory (default $DEEPFAUNE_RS_MODELS)")
+    f.add_argument("--no-progress", action="store_true", help="no progress bars")
+    f.add_argument("--no-convert", action="store_true", help="download only (no ONNX conversion)")
+    f.add_argument(
+        "--accept-new-hash",
+        action="store_true",
+        help="take a download whose sha256 differs from the one recorded in the lock file "
+        "(when the publisher really changed the file)",
+    )
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert a DeepFaune / ultralytics / YOLOv5 PyTorch checkpoint to ONNX (no torch)",
+    )
+    p.add_argument("checkpoint", metavar="FILE.pt")
+    p.add_argument("-o", "--output", default=None, help="ONNX to write (default FILE.onnx)")
+    p.add_argument("--kind", choices=["classifier", "bird_head", "detector"], default=None)
+    p.add_argument("--size", type=int, default=None, help="classifier input size (pixels)")
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from . import Detector
+    from .fetch import detector_ids, require
 
+    require(detector_ids(args.model), fetch_first=args.fetch, progress=not args.no_progress)
     det = Detector(
         args.model, threshold=args.threshold, manifest=args.manifest, threads=args.threads
     )
@@ -149,6 +232,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from . import Detector, Pipeline
+    from .fetch import classifier_id, detector_ids, require
 
     if args.detections is not None and len(args.inputs) != 1:
         print(
@@ -156,10 +240,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    if args.detections is not None and args.detector is None:
-        det = None  # the file's boxes are the detection step: no detector to load
-    else:
-        det = Detector(args.detector or "DFbsMDS", threshold=args.detector_threshold)
+    # With --detections the file's boxes are the detection step: no detector unless one is named.
+    detector = args.detector
+    if detector is None and args.detections is None:
+        detector = DEFAULT_DETECTOR_MODE
+    # All the models of the run at once, before anything is loaded.
+    require(
+        detector_ids(detector),
+        classifier_id(args.classifier),
+        args.bird_head,
+        fetch_first=args.fetch,
+        progress=not args.no_progress,
+    )
+    det = None if detector is None else Detector(detector, threshold=args.detector_threshold)
     pipe = Pipeline(
         det,
         args.classifier,
@@ -276,17 +369,92 @@ def _report_failures(failures: Sequence[dict]) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .models import list_models, model_dir
+    if args.models_command == "fetch":
+        return _cmd_models_fetch(args)
+    from pathlib import Path
 
-    print(f"model directory: {model_dir()} (set DEEPFAUNE_RS_MODELS to change it)")
-    for m in list_models():
-        if m["embedded"]:
-            where = "embedded"
+    from .models import list_models, model_dir, status
+
+    folder = Path(args.folder) if args.folder else model_dir()
+    print(f"model directory: {folder} (set DEEPFAUNE_RS_MODELS to change it)")
+    names = {m["id"]: m for m in list_models()}
+    states = status(folder=folder)
+    for st in states:
+        m = names[st.model_id]
+        if st.role == "model":
+            print(f"{st.model_id:<15} {m['kind']:<10} {st.state:<10} {m['name']}")
         else:
-            where = ("found: " if m["available"] else "missing: ") + str(m["expected_path"])
-        print(f"{m['id']:<10} {m['kind']:<10} {m['name']}\n{'':<21} {where}")
-        if m["url"] and not m["available"]:
-            print(f"{'':<21} official weights: {m['url']}")
+            print(f"{'  + bird head':<15} {'':<10} {st.state:<10}")
+        if st.state != "embedded":
+            print(f"{'':<16}{st.path}")
+        if st.detail and st.state != "embedded":
+            print(f"{'':<16}({st.detail})")
+    todo = sorted({s.model_id for s in states if s.state in ("missing", "downloaded")})
+    print("states: embedded, missing, downloaded, converted, verified (deepfaune-rs models -h)")
+    if todo:
+        print("fetch DeepFaune's default setup: deepfaune-rs models fetch deepfaune")
+    return EXIT_OK
+
+
+def _cmd_models_fetch(args: argparse.Namespace) -> int:
+    from .errors import UnknownModelError
+    from .models import fetch
+
+    try:
+        done = fetch(
+            *args.targets,
+            folder=args.folder,
+            progress=not args.no_progress,
+            convert=not args.no_convert,
+            accept_new_hash=args.accept_new_hash,
+        )
+    except UnknownModelError as e:
+        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    for d in done:
+        how = []
+        if d.url:
+            how.append(f"downloaded from {d.url}")
+        if d.converted:
+            how.append("converted")
+        print(f"{d.label:<24} {d.state:<10} {d.path}" + (f" ({', '.join(how)})" if how else ""))
+        for note in d.notes:
+            print(f"  note: {note}")
+    return EXIT_OK
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    import os
+
+    if not os.path.isfile(args.checkpoint):
+        print(
+            f"deepfaune-rs: error: {args.checkpoint}: no such file (give the path of a .pt "
+            "checkpoint)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        from .convert import convert
+    except ImportError as e:
+        print(
+            f"deepfaune-rs: error: the converter needs the onnx package ({e}): pip install onnx",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    try:
+        info = convert(args.checkpoint, args.output, kind=args.kind, size=args.size)
+    except OSError as e:
+        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001 - one line, never a traceback
+        print(
+            f"deepfaune-rs: error: cannot convert {args.checkpoint}: {e} (is it a DeepFaune, "
+            "ultralytics or YOLOv5 checkpoint?)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    for k, v in info.items():
+        print(f"{k}: {v:.1f}" if isinstance(v, float) else f"{k}: {v}")
     return EXIT_OK
 
 
@@ -300,6 +468,7 @@ COMMANDS = {
     "detect": _cmd_detect,
     "run": _cmd_run,
     "models": _cmd_models,
+    "convert": _cmd_convert,
     "export-classifier": _cmd_export,
     "export-detector": _cmd_export,
     "reid": _cmd_reid,
@@ -318,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detect(sub)
     _add_run(sub)
     _add_models(sub)
+    _add_convert(sub)
     _add_export(sub)
     from .cli_reid import add_parser as _add_reid
 

@@ -41,7 +41,10 @@ class Detector:
     (``.toml``) or an ONNX path (its manifest found by file name, or given with ``manifest=``).
     ``secondary`` with ``mode="backstop"`` or ``"ensemble"`` combines any two models.
     ``weights`` maps built-in ids to weight files (otherwise looked up in the model directory,
-    see ``deepfaune-rs models``).
+    see ``deepfaune-rs models``). Before anything is loaded, every built-in model needed is
+    checked: missing ones raise one :class:`~deepfaune_rs.WeightsNotFoundError` naming them all
+    and the ``deepfaune-rs models fetch ...`` command that gets them; with ``fetch=True`` they
+    are fetched first (:func:`deepfaune_rs.models.fetch`; nothing is ever downloaded otherwise).
 
     >>> det = Detector()               # the embedded md-lite detector
     >>> det.models
@@ -61,11 +64,15 @@ class Detector:
         intra_threads: int = 0,
         threads: int = 0,
         batch_size: int = 1,
+        fetch: bool = False,
     ) -> None:
         if device != "cpu":
             from .errors import InvalidArgumentError
 
             raise InvalidArgumentError(f"device '{device}': this build runs on the CPU only")
+        from .fetch import detector_ids, require
+
+        require(detector_ids(model, secondary), weights=weights, fetch_first=fetch)
         self._inner = _core.Detector(
             os.fspath(model),
             secondary=None if secondary is None else os.fspath(secondary),

@@ -1,21 +1,35 @@
-"""Model manifests and weights: listing them, and downloading official weights for users.
+"""Model manifests and weights: listing them, their state, and fetching the official weights.
 
 Weights of DeepFaune and MegaDetector are not bundled (licences and size); the embedded
-``md-lite`` detector is. ``deepfaune-rs models`` shows where each file is expected.
+``md-lite`` detector is. :func:`fetch` downloads, checks and converts the official files
+(``deepfaune-rs models fetch``); :func:`status` says where each file stands
+(``deepfaune-rs models``). See :mod:`deepfaune_rs.fetch` for the details.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import tempfile
-import urllib.request
+import warnings
 from pathlib import Path
 from typing import Any
 
 from . import _core
-from .errors import ChecksumError, OutputError
+from ._files import atomic_open
+from .fetch import FetchedFile, FileStatus, _Expect, fetch, model_dir, status
+from .fetch import download as _download
+
+__all__ = [
+    "FetchedFile",
+    "FileStatus",
+    "copy_into_model_dir",
+    "download",
+    "download_official",
+    "fetch",
+    "list_models",
+    "model_dir",
+    "status",
+]
 
 
 def list_models() -> list[dict[str, Any]]:
@@ -23,63 +37,40 @@ def list_models() -> list[dict[str, Any]]:
     return _core.builtin_models()
 
 
-def model_dir() -> Path:
-    """Where user weights are looked for (``$DEEPFAUNE_RS_MODELS`` or the user cache)."""
-    return Path(_core.model_dir())
-
-
 def download(url: str, dest: os.PathLike, sha256: str | None = None, timeout: float = 60.0) -> Path:
-    """Downloads ``url`` to ``dest`` atomically (a partial download never replaces a file) and
-    checks ``sha256`` when given. Returns ``dest``."""
+    """Downloads ``url`` to ``dest`` (resumable, retried, placed atomically: a partial download
+    never takes the name ``dest``) and checks ``sha256`` when given. Returns ``dest``."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as src:
-            while True:
-                chunk = src.read(1 << 20)
-                if not chunk:
-                    break
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        found = digest.hexdigest()
-        if sha256 and found != sha256.lower():
-            raise ChecksumError(f"{url}: expected sha256 {sha256}, downloaded {found}")
-        os.replace(tmp, dest)
-    except ChecksumError:
-        os.unlink(tmp)
-        raise
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise OutputError(f"download of {url} to {dest} failed: {e}") from e
-    return dest
+    path, _, _ = _download(
+        dest.name,
+        [url],
+        dest.parent,
+        expect=_Expect(sha256=(sha256 or "").lower()),
+        progress=False,
+        timeout=timeout,
+    )
+    return path
 
 
 def download_official(model_id: str, folder: os.PathLike | None = None) -> Path:
-    """Downloads the official weights of a built-in model (DeepFaune's or MegaDetector's server)
-    into ``folder`` (default: the model directory). PyTorch weights then need
-    ``deepfaune-rs export-detector`` / ``export-classifier`` to become ONNX."""
-    for m in list_models():
-        if m["id"] == model_id.lower():
-            if not m["url"]:
-                raise ValueError(
-                    f"model '{model_id}' has no download URL (it is embedded or user-made)"
-                )
-            folder = Path(folder) if folder else model_dir()
-            name = m["url"].rsplit("/", 1)[-1]
-            return download(
-                m["url"], folder / name, m["sha256"] if m["url_format"] == "onnx" else None
-            )
-    raise ValueError(f"unknown model '{model_id}'")
+    """Deprecated: use :func:`fetch` (which also converts and verifies). Downloads the official
+    file of a built-in model into ``folder`` without converting it; returns its path."""
+    warnings.warn(
+        "download_official() is deprecated: use deepfaune_rs.models.fetch(model_id), which "
+        "also converts the weights to ONNX and verifies them",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    done = fetch(model_id, folder=folder, progress=False, convert=False)
+    first = done[0]
+    return first.source or first.path
 
 
 def copy_into_model_dir(path: os.PathLike) -> Path:
-    """Copies a weights file into the model directory (where manifests look for it)."""
+    """Copies a weights file into the model directory (where manifests look for it),
+    atomically."""
     dest = model_dir() / Path(path).name
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, dest)
+    with open(path, "rb") as src, atomic_open(dest, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
     return dest

@@ -27,26 +27,45 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
+#: The classifier of DeepFaune's default setup (``Pipeline()``, ``deepfaune-rs run``, and what
+#: ``deepfaune-rs models fetch deepfaune`` fetches): DeepFaune's current release, 1.5.
+DEFAULT_CLASSIFIER = "deepfaune-v15"
+#: DeepFaune's language codes (Swedish is ``se``; 1.4 and older have the first five only).
+LANGUAGES = ("en", "fr", "it", "de", "es", "no", "se", "pt")
+#: Other accepted codes: ISO 639-1 ``sv`` for DeepFaune's Swedish ``se``.
+LANGUAGE_ALIASES = {"sv": "se"}
+#: The detector mode of DeepFaune's default setup.
+DEFAULT_DETECTOR_MODE = "DFbsMDS"
+
 
 class Pipeline:
-    """DeepFaune 1.4.1's pipeline: detect, classify the best animal crop, group images into
-    sequences per folder (``maxlag_s``), and average the logits over each sequence.
+    """DeepFaune's pipeline: detect, classify the best animal crop, group images into
+    sequences per folder (``maxlag_s``), and average the logits over each sequence with the
+    classifier version's temperatures.
 
     ``detector`` is a :class:`Detector` or anything ``Detector(...)`` accepts (default
     ``"DFbsMDS"``, DeepFaune's default: needs the DF and MegaDetector weights; ``"md-lite"`` is
     embedded). With ``detector=None, detector_mode=None`` no detector is loaded: the pipeline
     then only classifies given boxes (``run(..., detections=...)``). ``classifier`` is a
-    built-in id (``deepfaune-v14``, ``-v13``, ``-v11``), a manifest ``.toml`` or an ``.onnx``
-    file (with ``classifier_manifest=``). ``disabled_classes`` are class names (any language)
-    dropped before the softmax.
+    built-in id (``deepfaune-v15``, the default and DeepFaune's current release;
+    ``deepfaune-v14``, ``-v13``, ``-v11``), a manifest ``.toml`` or an ``.onnx`` file (with
+    ``classifier_manifest=``, by default the v1.5 manifest). ``language``: one of
+    :data:`LANGUAGES` that the classifier has (``no``, ``se`` and ``pt`` since 1.5; ``sv`` is
+    accepted for ``se``). ``disabled_classes`` are class names (any language) dropped before the
+    softmax.
+
+    Before anything is loaded, the weights of every built-in model the pipeline needs are
+    checked: missing ones raise one :class:`~deepfaune_rs.WeightsNotFoundError` naming them all
+    and the ``deepfaune-rs models fetch ...`` command that gets them; ``fetch=True`` fetches
+    them first (nothing is ever downloaded otherwise).
     """
 
     def __init__(
         self,
         detector: Detector | PathLike | None = None,
-        classifier: PathLike = "deepfaune-v14",
+        classifier: PathLike = DEFAULT_CLASSIFIER,
         *,
-        detector_mode: str | None = "DFbsMDS",
+        detector_mode: str | None = DEFAULT_DETECTOR_MODE,
         classifier_manifest: PathLike | None = None,
         threshold: float = 0.8,
         maxlag_s: float = 10,
@@ -54,7 +73,19 @@ class Pipeline:
         disabled_classes: Sequence[str] = (),
         bird_head: bool = False,
         batch_size: int = 1,
+        fetch: bool = False,
     ) -> None:
+        if language not in LANGUAGES and language not in LANGUAGE_ALIASES:
+            from .errors import InvalidArgumentError
+
+            aliases = ", ".join(f"{a} for {c}" for a, c in LANGUAGE_ALIASES.items())
+            raise InvalidArgumentError(
+                f"unknown language '{language}': use one of {', '.join(LANGUAGES)} ({aliases})"
+            )
+        from .fetch import classifier_id, detector_ids, require
+
+        needed = [] if isinstance(detector, Detector) else detector_ids(detector or detector_mode)
+        require(needed, classifier_id(classifier), bird_head, fetch_first=fetch)
         if detector is None and detector_mode is not None:
             detector = Detector(detector_mode)
         elif detector is not None and not isinstance(detector, Detector):
@@ -366,10 +397,10 @@ class PipelineResult:
         """Writes MegaDetector batch JSON 1.6 (atomically) with the species: the classifier's
         classes as ``classification_categories`` (English names) and, on the classified box of
         each animal image, ``classifications``: the top 3 ``[class id, probability]`` by softmax of
-        the image's logits at DeepFaune's single-image temperature (1.10), switched-off classes
-        left out. A video's entry has ``frame_rate``, ``frames_processed`` and a
-        ``frame_number`` on each detection. File names are relative to ``root`` (default: the
-        folder that was run)."""
+        the image's logits at the classifier's single-image temperature (DeepFaune 1.5: 1.12,
+        1.4: 1.10), switched-off classes left out. A video's entry has ``frame_rate``,
+        ``frames_processed`` and a ``frame_number`` on each detection. File names are relative
+        to ``root`` (default: the folder that was run)."""
         root = self.root if root is None else os.fspath(root)
         if not self.videos:
             self._r.to_megadetector_json(os.fspath(path), root)

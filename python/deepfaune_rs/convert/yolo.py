@@ -342,16 +342,6 @@ def c2psa(b: _Builder, m: Any, x: str, path: str) -> str:
     return b.run(_child(m, "cv2", path), b.op("Concat", [a, z], axis=1), f"{path}.cv2")
 
 
-def focus(b: _Builder, m: Any, x: str, path: str) -> str:
-    """YOLOv5 ``Focus`` (space to depth, then a Conv)."""
-    parts = []
-    for r, c in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        parts.append(
-            b.op("Slice", [x, b.i64([r, c]), b.i64([2**62, 2**62]), b.i64([2, 3]), b.i64([2, 2])])
-        )
-    return b.run(_child(m, "conv", path), b.op("Concat", parts, axis=1), f"{path}.conv")
-
-
 def concat(b: _Builder, m: Any, xs: Any, path: str) -> str:
     if isinstance(xs, str):
         xs = [xs]
@@ -541,7 +531,6 @@ _MODULES: dict[str, Callable] = {
     "Attention": attention,
     "PSABlock": psa_block,
     "C2PSA": c2psa,
-    "Focus": focus,
     "Concat": concat,
     "Upsample": upsample,
     "Detect": _detect_any,
