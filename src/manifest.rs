@@ -3,7 +3,8 @@
 //! A manifest says everything the code must not hard-code: the weights file and its checksum,
 //! input size, letterbox style, resampler, scaling, output layout, class names, thresholds.
 //! The built-in manifests are compiled in ([`builtin`]); users may pass their own file.
-//! Classifier manifests (class lists in five languages, bird head) are in [`classifier`].
+//! Classifier manifests (class lists in up to eight languages, bird head, temperatures) are in
+//! [`classifier`].
 //!
 //! ```
 //! let m = deepfaune_rs::manifest::builtin("md-lite").unwrap();
@@ -149,6 +150,18 @@ pub struct DetectorManifest {
     /// Format of what `url` serves (`onnx`, or `pt` which needs `deepfaune-rs export-detector`).
     #[serde(default)]
     pub url_format: String,
+    /// Other URLs serving the same file, tried in order after `url`.
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+    /// Size in bytes of the file `url` serves, where known.
+    #[serde(default)]
+    pub url_size: Option<u64>,
+    /// Published MD5 (hex) of the file `url` serves, where one exists.
+    #[serde(default)]
+    pub url_md5: String,
+    /// Published or pinned sha256 (hex) of the file `url` serves, where one exists.
+    #[serde(default)]
+    pub url_sha256: String,
     /// Licence of the weights.
     #[serde(default)]
     pub license: String,
@@ -243,7 +256,20 @@ impl DetectorManifest {
             return Err(bad("max_det must be positive".into()));
         }
         check_sha(&m.sha256).map_err(|r| bad(r.into()))?;
+        check_download(&m.download()).map_err(bad)?;
         Ok(m)
+    }
+
+    /// Where the original weights are downloaded from, and their published checks.
+    pub fn download(&self) -> Download<'_> {
+        Download {
+            url: &self.url,
+            url_format: &self.url_format,
+            mirrors: &self.mirrors,
+            url_size: self.url_size,
+            url_md5: &self.url_md5,
+            url_sha256: &self.url_sha256,
+        }
     }
 
     /// Reads a manifest file.
@@ -339,6 +365,57 @@ pub(crate) fn read_manifest<M>(
     Ok(m)
 }
 
+/// Where a model's original weights can be downloaded and how a download is checked: the
+/// `url*` and `mirrors` fields that detector and classifier manifests (and bird heads) share.
+/// Every check is optional: DeepFaune publishes no checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Download<'a> {
+    /// The official URL (empty when there is none).
+    pub url: &'a str,
+    /// What it serves (`pt`, `onnx`).
+    pub url_format: &'a str,
+    /// Other URLs serving the same file, to try in order after `url`.
+    pub mirrors: &'a [String],
+    /// The file's size in bytes.
+    pub url_size: Option<u64>,
+    /// A published MD5 of the file (hex), or empty.
+    pub url_md5: &'a str,
+    /// A published or pinned sha256 of the file (hex), or empty.
+    pub url_sha256: &'a str,
+}
+
+/// Checks a manifest's download fields: http(s) URLs, mirrors only beside a `url`, a positive
+/// size, hex digests of the right length.
+pub(crate) fn check_download(d: &Download<'_>) -> Result<(), String> {
+    let is_url = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+    if !d.url.is_empty() && !is_url(d.url) {
+        return Err(format!("url '{}' is not an http(s) URL", d.url));
+    }
+    if let Some(m) = d.mirrors.iter().find(|m| !is_url(m)) {
+        return Err(format!("mirror '{m}' is not an http(s) URL"));
+    }
+    let has_checks = !d.mirrors.is_empty()
+        || d.url_size.is_some()
+        || !d.url_md5.is_empty()
+        || !d.url_sha256.is_empty();
+    if d.url.is_empty() && has_checks {
+        return Err("mirrors, url_size, url_md5 and url_sha256 need a url".into());
+    }
+    if d.url_size == Some(0) {
+        return Err("url_size must be positive".into());
+    }
+    let hex = |s: &str, n: usize| {
+        s.is_empty() || (s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    if !hex(d.url_md5, 32) {
+        return Err("url_md5 must be 32 hex digits".into());
+    }
+    if !hex(d.url_sha256, 64) {
+        return Err("url_sha256 must be 64 hex digits".into());
+    }
+    Ok(())
+}
+
 /// A manifest's `sha256`: empty (not pinned) or 64 hex digits.
 pub(crate) fn check_sha(s: &str) -> Result<(), &'static str> {
     if !s.is_empty() && (s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit())) {
@@ -412,6 +489,45 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(d, m.sha256);
+    }
+
+    #[test]
+    fn download_facts_of_the_detectors() {
+        let mds = builtin("mds").unwrap();
+        let d = mds.download();
+        assert_eq!(d.url_md5, "4339a2c8af7a381f18ded7ac2a4df03e");
+        assert!(d.url.ends_with("/md_v1000.0.0-sorrel.pt") && d.mirrors.len() == 1);
+        let df = builtin("df").unwrap();
+        assert!(
+            df.url.contains("/deepfaune/v1.4/"),
+            "1.4's stays the official file"
+        );
+        assert_eq!(
+            df.mirrors,
+            ["https://pbil.univ-lyon1.fr/software/download/deepfaune/v1.5/deepfaune-yolov8s_960.pt"]
+        );
+        let lite = builtin("md-lite").unwrap();
+        let d = lite.download();
+        assert!(d.url.is_empty() && d.mirrors.is_empty() && d.url_size.is_none());
+    }
+
+    #[test]
+    fn rejects_bad_download_facts() {
+        let good = include_str!("../models/mds.toml");
+        assert!(DetectorManifest::from_toml(good, "x").is_ok());
+        for bad in [
+            good.replace("4339a2c8af7a381f18ded7ac2a4df03e", "4339a2c8"),
+            good.replace("4339a2c8af7a381f18ded7ac2a4df03e", "zz39a2c8af7a381f18ded7ac2a4df03e"),
+            good.replace("license =", "url_sha256 = \"abc\"\nlicense ="),
+            good.replace("license =", "url_size = 0\nlicense ="),
+            good.replace("mirrors = [\"https://", "mirrors = [\"pbil.univ-lyon1.fr/"),
+            good.replace("url = \"https://github.com", "url = \"file:///github.com"),
+            // checks and mirrors without a url
+            good.replace("url = \"https://github.com/agentmorris/MegaDetector/releases/download/v1000.0/md_v1000.0.0-sorrel.pt\"", "url = \"\""),
+        ] {
+            assert_ne!(bad, good);
+            assert!(DetectorManifest::from_toml(&bad, "x").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -32,7 +32,10 @@ def test_bench_video_runs():
     assert "video" in out
 
 
-@pytest.mark.parametrize("name", ["bench_detect.py", "bench_pipeline.py", "bench_reid.py"])
+@pytest.mark.parametrize(
+    "name",
+    ["bench_detect.py", "bench_pipeline.py", "bench_reid.py", "bench_classifier_versions.py"],
+)
 def test_other_benches_start(name):
     assert "usage" in _run(str(BENCHES / name), "--help")
 
@@ -41,3 +44,15 @@ def test_bench_convert_runs_on_a_small_checkpoint():
     fixture = REPO / "tests" / "fixtures" / "convert" / "vit_dinov2.pt"
     out = _run(str(BENCHES / "bench_convert.py"), "--checkpoint", str(fixture), "--no-check")
     assert "peak" in out.lower()
+
+
+def test_bench_classifier_versions_runs_on_small_models(shared_models, tmp_path):
+    from deepfaune_v15_models import CLASSIFIER_FILE, build
+
+    v15 = build(tmp_path) / CLASSIFIER_FILE
+    v14 = shared_models / "tiny_vit_dinov2_layout_182_c38.onnx"
+    out = _run(
+        str(BENCHES / "bench_classifier_versions.py"),
+        *("--v14", str(v14), "--v15", str(v15), "--rounds", "1", "--crops", "2"),
+    )
+    assert "batch 1:" in out and "batch 8:" in out and "ratio 1.5 / 1.4" in out

@@ -9,6 +9,8 @@ converted without torch and run in ONNX Runtime.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -129,7 +131,7 @@ def test_convert_writes_a_stamped_detector(tmp_path, inputs):
     assert info["kind"] == "detector" and dest.is_file()
     stamp = read_stamp(dest)
     assert stamp["layout"] == "yolov8" and stamp["stride"] == "32" and stamp["nc"] == "3"
-    assert eval(stamp["names"]) == {0: "animal", 1: "person", 2: "vehicle"}  # noqa: S307
+    assert json.loads(stamp["names"]) == {"0": "animal", "1": "person", "2": "vehicle"}
     sess = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
     (out,) = sess.run(None, {"images": nchw(inputs["b"])})
     with np.load(FIX / "yolov8_tiny.npz") as f:
@@ -228,3 +230,13 @@ def test_end_to_end_heads_are_refused():
     layers[list(layers)[-1]].state["end2end"] = True
     with pytest.raises(ValueError, match="end-to-end"):
         build_detector(ckpt)
+
+
+def test_ema_is_preferred_as_ultralytics_loads_it():
+    ckpt = load_checkpoint(FIX / "yolov8_tiny.pt")
+    plain = build_detector(ckpt)
+    ckpt["ema"], ckpt["model"] = ckpt["model"], None
+    assert build_detector(ckpt).graph == plain.graph
+    ckpt["model"] = _restub(ckpt["ema"], "ultralytics.nn.tasks", "DetectionModel")
+    ckpt["model"].state["_modules"] = {}  # a broken "model" is never read when "ema" is there
+    assert build_detector(ckpt).graph == plain.graph

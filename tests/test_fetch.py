@@ -222,6 +222,20 @@ def payload(n: int, seed: int = 0) -> bytes:
     return bytes(out[:n])
 
 
+def listing_states(stdout: str) -> dict[str, str]:
+    """``deepfaune-rs models`` output -> {"df": "verified", "deepfaune-v15 bird head": ...}."""
+    out: dict[str, str] = {}
+    model = None
+    for line in stdout.splitlines():
+        words = line.split()
+        if line[:1].isalnum() and len(words) > 2 and not line.startswith("model directory"):
+            model = words[0]
+            out[model] = words[2]
+        elif line.startswith("  + bird head") and model:
+            out[f"{model} bird head"] = words[3]
+    return out
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
@@ -712,11 +726,13 @@ def test_models_cli_states(server, models, sleeps, yolo_pt, capsys):
         "converted)" in out
     )
     assert cli.main(["models"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    states = {s.split()[0]: s.split()[2] for s in out if s[:1].isalnum() and len(s.split()) > 2}
+    out = capsys.readouterr().out
+    states = listing_states(out)
     assert states["df"] == "verified" and states["mds"] == "downloaded"
     assert states["mdr"] == "missing" and states["md-lite"] == "embedded"
-    assert f"model directory: {models} " in out[0]
+    cls = deepfaune_rs.pipeline.DEFAULT_CLASSIFIER
+    assert states[cls] == states[f"{cls} bird head"] == "missing"
+    assert f"model directory: {models} " in out.splitlines()[0]
     # The lock file's conversion entry removed: a converted file, no longer verified.
     lock = json.loads((models / F.LOCK_NAME).read_text())
     del lock["conversions"][DF_ONNX]
@@ -779,3 +795,16 @@ def test_run_fetch_flag(server, models, sleeps, yolo_pt, testdata, shared_models
     assert cli.main([*args, "--fetch"]) == cli.EXIT_OK
     assert [r["path"] for r in server.requests] == [f"/{MDS_PT}"]
     assert len(out.read_text().splitlines()) == 1 + len(imgs)
+
+
+def test_published_checks_reach_fetch(monkeypatch):
+    """What the publishers give (issue 10, ../shared/deepfaune-1.5.md) is what fetch checks."""
+    monkeypatch.delenv(F.ENV_BASE_URL, raising=False)
+    arts = {a.label: a for a in F._artifacts_for(["mds", "deepfaune-v15"])}
+    assert arts["mds"].url_md5 == "4339a2c8af7a381f18ded7ac2a4df03e"
+    assert arts["deepfaune-v15"].url_size == 1_212_611_300
+    assert arts["deepfaune-v15"].urls()[0].startswith("https://pbil.univ-lyon1.fr/")
+    hf = arts["deepfaune-v15"].urls()[1]
+    assert "Addax-Data-Science/EUR-DF-v1-5" in hf
+    assert "e5c04750c44cb2ecbfa4f86624c37ae438f0b3dd" in hf
+    assert arts["deepfaune-v15 bird head"].source_name.endswith("-bird_head.pt")

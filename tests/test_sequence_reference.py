@@ -157,3 +157,45 @@ def test_predict_columns_in_input_order():
 )
 def test_kind_codes(code, expected):
     assert ref.kind_code(code) == expected
+
+
+def test_deepfaune_15_temperatures():
+    # One animal image: [1.12, 0, 0] / 1.12 = [1, 0, 0] -> e / (e + 2) = 0.576117 (1.4.1: 0.58).
+    rows, layout = ref.build_rows(["animal"], [[1.12, 0.0, 0.0]])
+    assert ref.average_logits(rows, layout, 0.5, rules=ref.DEEPFAUNE_15) == (0, 0.57, 0)
+    assert ref.average_logits(rows, layout, 0.5) == (
+        0,
+        trunc2(1 / (1 + 2 * math.exp(-1.12 / 1.1))),
+        0,
+    )
+    # Two animal images: mean [2.2, 0] / 1.10 = [2, 0] -> 0.880797 (1.4.1: / 1.04 -> 0.8924).
+    rows, layout = ref.build_rows(["animal", "empty", "animal"], [[3.3, 0], [9, 9], [1.1, 0]])
+    assert ref.average_logits(rows, layout, 0.8, rules=ref.DEEPFAUNE_15) == (0, 0.88, 0)
+    assert ref.average_logits(rows, layout, 0.8) == (0, 0.89, 0)
+    # Bird stage at 1.00: [0, 3.36] / 1.12 -> bird 0.9526; groups [0, 2, 0] raw ->
+    # e^2 / (e^2 + 2) = 0.7870 < 0.8: "bird" stays. 1.4.1 (/ 0.9) gives 0.8219: the group.
+    rows, layout = ref.build_rows(["animal"], [[0.0, 3.36]], bird_logits=[[0.0, 2.0, 0.0]])
+    assert ref.average_logits(rows, layout, 0.8, bird_index=1, rules=ref.DEEPFAUNE_15) == (
+        1,
+        0.95,
+        1,
+    )
+    assert ref.average_logits(rows, layout, 0.8, bird_index=1) == (3, 0.82, 3)
+
+
+def test_deepfaune_15_label_tables():
+    path = Path(__file__).parent / "reference" / "deepfaune_15_labels.py"
+    spec = importlib.util.spec_from_file_location("deepfaune_15_labels", path)
+    labels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(labels)
+    assert labels.BIRD_INDEX == 29
+    for lang in ("fr", "en", "it", "de", "es", "no", "se", "pt"):
+        classes = labels.TXT_ANIMALCLASSES[lang]
+        assert len(classes) == 40 and len(set(classes)) == 40, lang
+        assert len(labels.TXT_BIRDCLASSES[lang]) == 8, lang
+    assert labels.TXT_ANIMALCLASSES["fr"] == sorted(labels.TXT_ANIMALCLASSES["fr"])
+    names = labels.label_names("no", bird_head=True)
+    assert len(names) == 40 + 8 + 4
+    assert names[29] == "fugl udefinert" and names[40] == "fugl andefugler"
+    assert names[48:] == ["menneske", "kjøretøy", "tom", "udefinert"]
+    assert labels.label_names("pt", bird_head=False)[23] == "mangusto"

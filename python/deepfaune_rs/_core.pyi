@@ -40,6 +40,12 @@ _Progress = Callable[[int, int], object] | None
 
 def init_runtime(path: _Path) -> None: ...
 def runtime_path() -> str | None: ...
+
+# One dict per built-in manifest (detectors, then classifiers newest first): id, kind, name,
+# version (str, or None for detectors), file, url, url_format, mirrors (list[str]), url_size
+# (int | None), url_md5, url_sha256, sha256, license, embedded, expected_path, available,
+# input_size, threshold, and bird_head: None, or for a classifier with one a dict with file, url,
+# url_format, mirrors, url_size, url_md5, url_sha256, expected_path, available.
 def builtin_models() -> list[dict[str, Any]]: ...
 def model_dir() -> str: ...
 def read_image(
@@ -129,7 +135,7 @@ class Pipeline:
     def __new__(
         cls,
         detector: Detector | None,
-        classifier: str = "deepfaune-v14",
+        classifier: str = "deepfaune-v15",
         *,
         classifier_manifest: str | None = None,
         threshold: float = 0.8,

@@ -7,7 +7,7 @@ use ort::value::TensorRef;
 
 use crate::error::{Error, ModelError};
 use crate::manifest::classifier::{
-    builtin_classifier, classifier_weights_path, ClassifierManifest,
+    builtin_classifier, classifier_weights_path, ClassifierManifest, DEFAULT_CLASSIFIER,
 };
 use crate::manifest::verify_sha256;
 use crate::runtime::{new_session, ModelSource, SessionOptions};
@@ -75,9 +75,41 @@ fn weights(
     Ok(p)
 }
 
-/// Loads a classifier: `spec` is a built-in id (`deepfaune-v14`), a manifest (`.toml`) or an ONNX
-/// file (with `manifest` naming its manifest, default `deepfaune-v14`). `bird_head` loads the
-/// manifest's bird head too (its weights must exist).
+/// The fixed sizes of an ONNX tensor as the model declares them (`None` for a dynamic axis).
+fn declared_shape(outlet: &ort::value::Outlet) -> Vec<Option<i64>> {
+    outlet
+        .dtype()
+        .tensor_shape()
+        .map(|s| s.iter().map(|&d| (d >= 0).then_some(d)).collect())
+        .unwrap_or_default()
+}
+
+/// Refuses a model whose declared tensor `name` has another fixed size than `want` at `axis`
+/// (dynamic or undeclared axes pass; inference checks them again).
+fn check_axis(
+    outlets: &[ort::value::Outlet],
+    name: &str,
+    axis: usize,
+    want: usize,
+    what: &str,
+    manifest: &ClassifierManifest,
+) -> Result<(), ModelError> {
+    let Some(o) = outlets.iter().find(|o| o.name() == name) else {
+        return Ok(());
+    };
+    match declared_shape(o).get(axis).copied().flatten() {
+        Some(found) if found != want as i64 => Err(ModelError::Mismatch(format!(
+            "the model's {what} is {found} but manifest '{}' (DeepFaune {}) says {want}:              give the manifest of the version these weights belong to",
+            manifest.id, manifest.version
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Loads a classifier: `spec` is a built-in id (`deepfaune-v15`), a manifest (`.toml`) or an ONNX
+/// file (with `manifest` naming its manifest, default [`DEFAULT_CLASSIFIER`]). `bird_head` loads
+/// the manifest's bird head too (its weights must exist). A model whose declared input size,
+/// class count or embedding width differs from the manifest's is refused.
 pub fn load_classifier(
     spec: &str,
     manifest: Option<&str>,
@@ -92,7 +124,7 @@ pub fn load_classifier(
         }
     };
     let (m, path) = if has_ext(spec, "onnx") {
-        let m = read(manifest.unwrap_or("deepfaune-v14"))?;
+        let m = read(manifest.unwrap_or(DEFAULT_CLASSIFIER))?;
         let p = weights(&m, &m.file, "", "", Some(PathBuf::from(spec)))?;
         (m, p)
     } else {
@@ -124,10 +156,34 @@ pub fn load_classifier(
             ModelError::Mismatch(format!("classifier has no input '{}'", m.input.name)).into(),
         );
     }
+    let (size, classes, dim) = (m.input.size as usize, m.num_classes(), m.embedding_dim);
+    let inputs = session_main.inputs();
+    check_axis(inputs, &m.input.name, 2, size, "input height", &m)?;
+    check_axis(inputs, &m.input.name, 3, size, "input width", &m)?;
+    let outputs = session_main.outputs();
+    check_axis(
+        outputs,
+        &m.output.logits,
+        1,
+        classes,
+        "number of classes",
+        &m,
+    )?;
+    check_axis(outputs, &m.output.embedding, 1, dim, "embedding width", &m)?;
     let head = match (&m.bird_head, bird_head) {
         (Some(h), true) => {
             let p = weights(&m, &h.file, &h.sha256, &h.url, None)?;
-            Some(new_session(&ModelSource::File(p), session)?)
+            let s = new_session(&ModelSource::File(p), session)?;
+            check_axis(s.inputs(), &h.input, 1, dim, "bird head's input width", &m)?;
+            check_axis(
+                s.outputs(),
+                &h.output,
+                1,
+                h.num_groups(),
+                "number of bird groups",
+                &m,
+            )?;
+            Some(s)
         }
         (None, true) => {
             return Err(Error::InvalidArgument(format!(

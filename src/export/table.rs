@@ -69,7 +69,7 @@ pub struct ResultRow {
 /// let kinds = [ImageKind::Empty, ImageKind::Human];
 /// let logits = vec![0.0; 2 * 38];
 /// let rows = ImageRows::new(&kinds, LogitTable::new(&logits, 38).unwrap(), None).unwrap();
-/// let p = predict_all(&paths, &[None, None], &rows, 10.0, &AggregateOptions::default()).unwrap();
+/// let p = predict_all(&paths, &[None, None], &rows, 10.0, &AggregateOptions::for_manifest(&m)).unwrap();
 /// let dates: [Option<&str>; 2] = [None, None];
 /// let t = results_table(&paths, &dates, &p, &[0, 0], &[0, 2], &m.names("en").unwrap(), false).unwrap();
 /// assert_eq!((t[0].filename.as_str(), t[0].seqnum, t[0].prediction.as_str()), ("cam/b.jpg", 1, "empty"));

@@ -1,18 +1,21 @@
-//! Classifier manifests: DeepFaune's species classifiers (v1.4, v1.3, v1.1) and test models.
+//! Classifier manifests: DeepFaune's species classifiers (v1.5, v1.4, v1.3, v1.1) and test models.
 //!
 //! One TOML file per model under `models/`, parsed raw then validated, like detector manifests.
-//! The class list (model output order) comes in up to five languages (`en`, `fr`, `it`, `de`,
-//! `es`); `en` and `fr` are required, the others may be absent when DeepFaune never shipped them
-//! (v1.1 has no Spanish list).
+//! The class list (model output order) comes in up to eight languages (`en`, `fr`, `it`, `de`,
+//! `es`, and since DeepFaune 1.5 `no`, `se`, `pt`); `en` and `fr` are required, the others may be
+//! absent when DeepFaune never shipped them (v1.1 has no Spanish list, v1.4 no Norwegian).
+//! The softmax temperatures of DeepFaune's averaging are manifest data too (they changed in 1.5).
 //!
 //! ```
 //! use deepfaune_rs::manifest::classifier::builtin_classifier;
-//! let m = builtin_classifier("deepfaune-v14").unwrap();
-//! assert_eq!(m.num_classes(), 38);
+//! let m = builtin_classifier("deepfaune-v15").unwrap();
+//! assert_eq!(m.num_classes(), 40);
 //! let fr = m.names("fr").unwrap();
-//! assert_eq!(fr.classes[5], "chacal doré");
+//! assert_eq!(fr.classes[23], "mangouste");
 //! assert_eq!(fr.undefined, "indéfini");
+//! assert_eq!(m.names("sv").unwrap().undefined, "odefinierad"); // `sv` = DeepFaune's `se`
 //! assert_eq!(m.bird_head.as_ref().unwrap().num_groups(), 8);
+//! assert_eq!(m.temperatures().sequence, 1.10);
 //! ```
 
 use std::collections::BTreeMap;
@@ -20,11 +23,31 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{check_sha, read_manifest, ResizeMethod};
+use super::{check_download, check_sha, read_manifest, Download, ResizeMethod};
 use crate::error::ModelError;
 
-/// The languages DeepFaune ships, in its order.
-pub const LANGUAGES: [&str; 5] = ["en", "fr", "it", "de", "es"];
+/// The languages DeepFaune ships, with DeepFaune's codes (Swedish is `se`), in its order.
+pub const LANGUAGES: [&str; 8] = ["en", "fr", "it", "de", "es", "no", "se", "pt"];
+
+/// Other codes accepted for a language: ISO 639-1 `sv` for DeepFaune's Swedish `se`.
+pub const LANGUAGE_ALIASES: [(&str, &str); 1] = [("sv", "se")];
+
+/// The classifier used when none is named: DeepFaune's current release.
+pub const DEFAULT_CLASSIFIER: &str = "deepfaune-v15";
+
+/// DeepFaune's code for a language code: an alias becomes its code (`sv` -> `se`), anything
+/// else is returned unchanged.
+///
+/// ```
+/// use deepfaune_rs::manifest::classifier::canonical_language;
+/// assert_eq!((canonical_language("sv"), canonical_language("no")), ("se", "no"));
+/// ```
+pub fn canonical_language(lang: &str) -> &str {
+    LANGUAGE_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == lang)
+        .map_or(lang, |(_, code)| code)
+}
 
 /// How the crop is brought to the input size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -62,12 +85,32 @@ pub struct ClassifierOutput {
     pub embedding: String,
 }
 
-/// Post-processing defaults of a classifier.
+/// Post-processing of a classifier: the default threshold and DeepFaune's temperatures.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifierPostprocess {
     /// Scores below it give `undefined`.
     pub threshold: f32,
+    /// Divides the mean logits when one image (or frame) of the group shows an animal; also
+    /// every per-image ("base") score.
+    pub temperature_image: f32,
+    /// Divides the mean logits when several images (or frames) show an animal.
+    pub temperature_sequence: f32,
+    /// Divides the bird head's mean logits; required with a bird head, refused without one.
+    #[serde(default)]
+    pub temperature_bird: Option<f32>,
+}
+
+/// The temperatures of DeepFaune's logit averaging (`__averageLogitInSequence`), from the
+/// manifest: `softmax(mean_logits / t)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Temperatures {
+    /// One animal image in the group (and every per-image score).
+    pub image: f32,
+    /// Two or more animal images in the group.
+    pub sequence: f32,
+    /// The bird head's groups (`None` when the model has no bird head).
+    pub bird: Option<f32>,
 }
 
 /// DeepFaune 1.4's optional bird head: a small network on the embedding giving 8 bird groups.
@@ -85,6 +128,18 @@ pub struct BirdHead {
     /// Format of what `url` serves.
     #[serde(default)]
     pub url_format: String,
+    /// Other URLs serving the same file, tried in order after `url`.
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+    /// Size in bytes of the file `url` serves, where known.
+    #[serde(default)]
+    pub url_size: Option<u64>,
+    /// Published MD5 (hex) of the file `url` serves, where one exists.
+    #[serde(default)]
+    pub url_md5: String,
+    /// Published or pinned sha256 (hex) of the file `url` serves, where one exists.
+    #[serde(default)]
+    pub url_sha256: String,
     /// Name of the input tensor (fed with the classifier's embedding).
     pub input: String,
     /// Name of the output tensor (raw logits `[b, groups]`).
@@ -97,6 +152,18 @@ impl BirdHead {
     /// Number of bird groups.
     pub fn num_groups(&self) -> usize {
         self.groups.get("en").map_or(0, Vec::len)
+    }
+
+    /// Where the original weights are downloaded from, and their published checks.
+    pub fn download(&self) -> Download<'_> {
+        Download {
+            url: &self.url,
+            url_format: &self.url_format,
+            mirrors: &self.mirrors,
+            url_size: self.url_size,
+            url_md5: &self.url_md5,
+            url_sha256: &self.url_sha256,
+        }
     }
 }
 
@@ -123,6 +190,18 @@ pub struct ClassifierManifest {
     /// Format of what `url` serves (`pt` needs an export to ONNX first).
     #[serde(default)]
     pub url_format: String,
+    /// Other URLs serving the same file, tried in order after `url`.
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+    /// Size in bytes of the file `url` serves, where known.
+    #[serde(default)]
+    pub url_size: Option<u64>,
+    /// Published MD5 (hex) of the file `url` serves, where one exists.
+    #[serde(default)]
+    pub url_md5: String,
+    /// Published or pinned sha256 (hex) of the file `url` serves, where one exists.
+    #[serde(default)]
+    pub url_sha256: String,
     /// Licence of the weights.
     #[serde(default)]
     pub license: String,
@@ -194,13 +273,36 @@ impl ClassifierManifest {
                 "input.mean must be finite and input.std positive".into()
             ));
         }
-        if !(0.0..=1.0).contains(&m.postprocess.threshold) {
+        let p = &m.postprocess;
+        if !(0.0..=1.0).contains(&p.threshold) {
             return Err(bad("postprocess.threshold must be within 0..1".into()));
+        }
+        let temperatures = [p.temperature_image, p.temperature_sequence];
+        if temperatures
+            .into_iter()
+            .chain(p.temperature_bird)
+            .any(|t| !(t.is_finite() && t > 0.0))
+        {
+            return Err(bad("postprocess temperatures must be positive".into()));
+        }
+        match (&m.bird_head, p.temperature_bird) {
+            (Some(_), None) => {
+                return Err(bad(
+                    "postprocess.temperature_bird is required with a bird head".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "postprocess.temperature_bird given but there is no bird head".into(),
+                ))
+            }
+            _ => {}
         }
         if m.embedding_dim == 0 {
             return Err(bad("embedding_dim must be positive".into()));
         }
         check_sha(&m.sha256).map_err(|r| bad(r.into()))?;
+        check_download(&m.download()).map_err(bad)?;
         let n = check_names(&m.classes, "classes").map_err(bad)?;
         for lang in m.classes.keys() {
             if !m.labels.contains_key(lang) {
@@ -209,6 +311,7 @@ impl ClassifierManifest {
         }
         if let Some(b) = &m.bird_head {
             check_sha(&b.sha256).map_err(|r| bad(format!("bird_head: {r}")))?;
+            check_download(&b.download()).map_err(|r| bad(format!("bird_head: {r}")))?;
             check_names(&b.groups, "bird_head.groups").map_err(bad)?;
             if !m.classes["en"].iter().any(|c| c == "bird") {
                 return Err(bad("a bird head needs a class named 'bird'".into()));
@@ -236,6 +339,28 @@ impl ClassifierManifest {
         read_manifest(path, Self::from_toml, |m, dir| m.source_dir = dir)
     }
 
+    /// DeepFaune's temperatures for this model.
+    pub fn temperatures(&self) -> Temperatures {
+        let p = &self.postprocess;
+        Temperatures {
+            image: p.temperature_image,
+            sequence: p.temperature_sequence,
+            bird: p.temperature_bird,
+        }
+    }
+
+    /// Where the original weights are downloaded from, and their published checks.
+    pub fn download(&self) -> Download<'_> {
+        Download {
+            url: &self.url,
+            url_format: &self.url_format,
+            mirrors: &self.mirrors,
+            url_size: self.url_size,
+            url_md5: &self.url_md5,
+            url_sha256: &self.url_sha256,
+        }
+    }
+
     /// Number of animal classes (the width of the logits).
     pub fn num_classes(&self) -> usize {
         self.classes.get("en").map_or(0, Vec::len)
@@ -255,9 +380,10 @@ impl ClassifierManifest {
             .collect()
     }
 
-    /// The names of every label in `lang` (`en`, `fr`, `it`, `de`, `es`); `None` when the manifest
-    /// has no list in that language.
+    /// The names of every label in `lang` (one of [`LANGUAGES`], or an alias such as `sv`);
+    /// `None` when the manifest has no list in that language.
     pub fn names(&self, lang: &str) -> Option<LabelNames<'_>> {
+        let lang = canonical_language(lang);
         let classes = self.classes.get(lang)?;
         let [human, vehicle, empty, undefined] = self.labels.get(lang)?;
         Some(LabelNames {
@@ -341,8 +467,12 @@ fn check_names(table: &BTreeMap<String, Vec<String>>, what: &str) -> Result<usiz
     Ok(en.len())
 }
 
-/// The built-in classifier manifests' TOML text, by file name.
+/// The built-in classifier manifests' TOML text, by file name, newest first (the listing order).
 pub const BUILTIN_CLASSIFIERS: &[(&str, &str)] = &[
+    (
+        "deepfaune-v15.toml",
+        include_str!("../../models/deepfaune-v15.toml"),
+    ),
     (
         "deepfaune-v14.toml",
         include_str!("../../models/deepfaune-v14.toml"),
@@ -402,13 +532,21 @@ mod tests {
         assert_eq!(
             sizes,
             [
+                ("deepfaune-v15".to_string(), 40),
                 ("deepfaune-v14".to_string(), 38),
                 ("deepfaune-v13".to_string(), 34),
                 ("deepfaune-v11".to_string(), 26)
-            ]
+            ],
+            "newest first: the listing order"
         );
+        assert_eq!(all[0].id, DEFAULT_CLASSIFIER);
+        let v15 = builtin_classifier("DEEPFAUNE-V15").unwrap();
+        assert_eq!(v15.languages(), LANGUAGES);
+        assert_eq!((v15.input.size, v15.embedding_dim), (224, 1024));
+        assert_eq!(v15.architecture, "vit_large_patch16_dinov3.lvd1689m");
         let v14 = builtin_classifier("DEEPFAUNE-V14").unwrap();
-        assert_eq!(v14.languages(), LANGUAGES);
+        assert_eq!(v14.languages(), ["en", "fr", "it", "de", "es"]);
+        assert!(v14.names("no").is_none() && v14.names("sv").is_none());
         assert_eq!((v14.input.size, v14.postprocess.threshold), (182, 0.8));
         let v11 = builtin_classifier("deepfaune-v11").unwrap();
         assert_eq!(
@@ -445,6 +583,73 @@ mod tests {
         );
         assert_eq!(names.bird_class, Some(28));
         assert_eq!(names.bird_groups.unwrap()[7], "Greifvögel");
+    }
+
+    #[test]
+    fn v15_adds_mongoose_and_arctic_fox_and_moves_bird_to_29() {
+        let v14 = builtin_classifier("deepfaune-v14").unwrap();
+        let v15 = builtin_classifier("deepfaune-v15").unwrap();
+        // deepfaune-1.5.md 1.7: 0-22 keep their index, 23-34 move to 24-35, 35-37 to 37-39.
+        for (i, c) in v14.classes["en"].iter().enumerate() {
+            let j = match i {
+                0..=22 => i,
+                23..=34 => i + 1,
+                _ => i + 2,
+            };
+            for lang in ["en", "fr", "it", "de", "es"] {
+                assert_eq!(v15.classes[lang][j], v14.classes[lang][i], "{lang} {c}");
+            }
+        }
+        let en = &v15.classes["en"];
+        assert_eq!(
+            (en[23].as_str(), en[36].as_str()),
+            ("mongoose", "arctic fox")
+        );
+        let names = v15.names("pt").unwrap();
+        assert_eq!(names.bird_class, Some(29), "found by its English name");
+        assert_eq!(names.classes[29], "ave");
+        assert_eq!(names.bird_groups.unwrap()[7], "rapinante");
+        assert_eq!(
+            (names.human, names.vehicle, names.empty, names.undefined),
+            ("humano", "veículo", "vazio", "indefinido")
+        );
+        let no = v15.names("no").unwrap();
+        assert_eq!(
+            (no.classes[36].as_str(), no.undefined),
+            ("fjellrev", "udefinert")
+        );
+        assert_eq!(v15.names("sv"), v15.names("se"), "sv is an alias of se");
+        assert_eq!(v15.names("se").unwrap().classes[22], "lo");
+        assert_eq!(v15.scientific_names["mongoose"], "Herpestes ichneumon");
+        assert_eq!(v15.scientific_names["arctic fox"], "Vulpes lagopus");
+        // Every scientific name of 1.4 is kept.
+        for (en, sci) in &v14.scientific_names {
+            assert_eq!(v15.scientific_names.get(en), Some(sci), "{en}");
+        }
+        let t = v15.temperatures();
+        assert_eq!((t.image, t.sequence, t.bird), (1.12, 1.10, Some(1.0)));
+    }
+
+    #[test]
+    fn download_facts() {
+        let v15 = builtin_classifier("deepfaune-v15").unwrap();
+        let d = v15.download();
+        assert!(d
+            .url
+            .starts_with("https://pbil.univ-lyon1.fr/software/download/deepfaune/v1.5/"));
+        assert!(d
+            .url
+            .ends_with("/deepfaune-vit_large_patch16_dinov3.lvd1689m.pt"));
+        assert_eq!(d.url_size, Some(1_212_611_300));
+        assert_eq!(d.mirrors.len(), 1);
+        assert!(d.mirrors[0].starts_with("https://huggingface.co/Addax-Data-Science/EUR-DF-v1-5/resolve/e5c04750c44cb2ecbfa4f86624c37ae438f0b3dd/"));
+        assert_eq!((d.url_md5, d.url_sha256), ("", ""), "nothing published");
+        let head = v15.bird_head.as_ref().unwrap().download();
+        assert!(head
+            .url
+            .ends_with("/v1.5/deepfaune-vit_large_patch16_dinov3.lvd1689m-bird_head.pt"));
+        let v14 = builtin_classifier("deepfaune-v14").unwrap();
+        assert!(v14.mirrors.is_empty() && v14.url_size.is_none());
     }
 
     #[test]
@@ -498,6 +703,16 @@ mod tests {
             good.replace("\"Meles meles\"", "\"Meles meles\"\n\"dragon\" = \"Draco\""),
             good.replace("\nes = [\"bisonte\"", "\nxx = [\"bisonte\""),
             good.replace("std = [0.229", "std = [0.0"),
+            good.replace("temperature_image = 1.12\n", ""),
+            good.replace(
+                "temperature_sequence = 1.10",
+                "temperature_sequence = -1.10",
+            ),
+            good.replace("temperature_bird = 1.00\n", ""), // a bird head needs it
+            good.replace("url_size = 1212611300", "url_size = 0"),
+            good.replace("mirrors = [\"https://", "mirrors = [\"ftp://"),
+            good.replace("\nse = [\"bison\"", "\nsv = [\"bison\""), // an alias is no manifest key
+            good.replacen("license", "url_md5 = \"abc\"\nlicense", 1),
         ];
         for (i, text) in cases.iter().enumerate() {
             assert_ne!(text, good, "case {i} did not change the text");
@@ -506,5 +721,17 @@ mod tests {
                 "case {i} accepted"
             );
         }
+        // A bird temperature without a bird head (1.3 has none).
+        let v13 = BUILTIN_CLASSIFIERS[2].1;
+        assert!(ClassifierManifest::from_toml(v13, "x").is_ok());
+        let extra = v13.replace(
+            "temperature_sequence = 1.04",
+            "temperature_sequence = 1.04\ntemperature_bird = 0.9",
+        );
+        assert_ne!(extra, v13);
+        let e = ClassifierManifest::from_toml(&extra, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no bird head"), "{e}");
     }
 }

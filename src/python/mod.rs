@@ -11,17 +11,22 @@ mod reid;
 mod reid_embed;
 mod video;
 
+use std::path::PathBuf;
+
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::manifest::Download;
 
 /// Loads ONNX Runtime from `path` (the Python package passes the `onnxruntime` wheel's library).
 #[pyfunction]
-fn init_runtime(path: std::path::PathBuf) -> PyResult<()> {
+fn init_runtime(path: PathBuf) -> PyResult<()> {
     crate::runtime::init(&path).map_err(|e| errors::to_pyerr(e.into()))
 }
 
 /// The path of the loaded ONNX Runtime library, or None.
 #[pyfunction]
-fn runtime_path() -> Option<std::path::PathBuf> {
+fn runtime_path() -> Option<PathBuf> {
     crate::runtime::loaded_path()
 }
 
@@ -30,26 +35,39 @@ struct ModelRow<'a> {
     id: &'a str,
     kind: &'a str,
     name: &'a str,
+    version: Option<&'a str>,
     file: &'a str,
-    url: &'a str,
-    url_format: &'a str,
+    download: Download<'a>,
     sha256: &'a str,
     license: &'a str,
     /// `None` for the embedded model.
-    expected_path: Option<std::path::PathBuf>,
+    expected_path: Option<PathBuf>,
     input_size: u32,
     threshold: f32,
+    /// A classifier's bird head: its weights file, download facts and expected path.
+    bird_head: Option<(&'a str, Download<'a>, PathBuf)>,
+}
+
+/// The download facts of a manifest (or bird head) as dict items.
+fn set_download(d: &Bound<'_, PyDict>, dl: &Download<'_>) -> PyResult<()> {
+    d.set_item("url", dl.url)?;
+    d.set_item("url_format", dl.url_format)?;
+    d.set_item("mirrors", dl.mirrors)?;
+    d.set_item("url_size", dl.url_size)?;
+    d.set_item("url_md5", dl.url_md5)?;
+    d.set_item("url_sha256", dl.url_sha256)?;
+    Ok(())
 }
 
 impl ModelRow<'_> {
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-        let d = pyo3::types::PyDict::new(py);
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
         d.set_item("id", self.id)?;
         d.set_item("kind", self.kind)?;
         d.set_item("name", self.name)?;
+        d.set_item("version", self.version)?;
         d.set_item("file", self.file)?;
-        d.set_item("url", self.url)?;
-        d.set_item("url_format", self.url_format)?;
+        set_download(&d, &self.download)?;
         d.set_item("sha256", self.sha256)?;
         d.set_item("license", self.license)?;
         d.set_item("embedded", self.expected_path.is_none())?;
@@ -63,13 +81,26 @@ impl ModelRow<'_> {
         )?;
         d.set_item("input_size", self.input_size)?;
         d.set_item("threshold", self.threshold)?;
+        let head = match &self.bird_head {
+            None => None,
+            Some((file, dl, path)) => {
+                let h = PyDict::new(py);
+                h.set_item("file", file)?;
+                set_download(&h, dl)?;
+                h.set_item("expected_path", path.as_os_str())?;
+                h.set_item("available", path.is_file())?;
+                Some(h)
+            }
+        };
+        d.set_item("bird_head", head)?;
         Ok(d)
     }
 }
 
-/// The built-in model manifests, with where their weights are expected and whether they are there.
+/// The built-in model manifests (detectors, then classifiers newest first), with where their
+/// weights are expected, whether they are there, and how to download them.
 #[pyfunction]
-fn builtin_models(py: Python<'_>) -> PyResult<Vec<Bound<'_, pyo3::types::PyDict>>> {
+fn builtin_models(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
     use crate::manifest::{self, classifier};
     let mut out = Vec::new();
     for m in manifest::builtin_detectors() {
@@ -78,30 +109,36 @@ fn builtin_models(py: Python<'_>) -> PyResult<Vec<Bound<'_, pyo3::types::PyDict>
             id: &m.id,
             kind: &m.kind,
             name: &m.name,
+            version: None,
             file: &m.file,
-            url: &m.url,
-            url_format: &m.url_format,
+            download: m.download(),
             sha256: &m.sha256,
             license: &m.license,
             expected_path: (!embedded).then(|| manifest::weights_path(&m)),
             input_size: m.input.size,
             threshold: m.postprocess.threshold,
+            bird_head: None,
         };
         out.push(row.to_dict(py)?);
     }
     for m in classifier::builtin_classifiers() {
+        let bird_head = m.bird_head.as_ref().map(|b| {
+            let path = manifest::weights_beside(m.source_dir.as_deref(), &b.file);
+            (b.file.as_str(), b.download(), path)
+        });
         let row = ModelRow {
             id: &m.id,
             kind: &m.kind,
             name: &m.name,
+            version: Some(&m.version),
             file: &m.file,
-            url: &m.url,
-            url_format: &m.url_format,
+            download: m.download(),
             sha256: &m.sha256,
             license: &m.license,
             expected_path: Some(classifier::classifier_weights_path(&m)),
             input_size: m.input.size,
             threshold: m.postprocess.threshold,
+            bird_head,
         };
         out.push(row.to_dict(py)?);
     }
@@ -110,7 +147,7 @@ fn builtin_models(py: Python<'_>) -> PyResult<Vec<Bound<'_, pyo3::types::PyDict>
 
 /// The directory where user-supplied weights are looked for.
 #[pyfunction]
-fn model_dir() -> std::path::PathBuf {
+fn model_dir() -> PathBuf {
     crate::manifest::model_dir()
 }
 

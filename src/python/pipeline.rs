@@ -22,7 +22,7 @@ use crate::export::megadetector::classifications::{write_with_classifications, C
 use crate::export::sort::{sort_into_folders, SortItem, SortMode, SortOptions};
 use crate::export::table::{results_table, write_results_csv, ResultRow};
 use crate::image_io::exif::parse_exif_datetime;
-use crate::manifest::classifier::ClassifierManifest;
+use crate::manifest::classifier::{canonical_language, ClassifierManifest};
 use crate::run::checkpoint::{fingerprint, fingerprint_imported};
 use crate::run::imported::digest as imported_digest;
 use crate::run::{
@@ -50,7 +50,7 @@ pub struct PyPipeline {
 #[pymethods]
 impl PyPipeline {
     #[new]
-    #[pyo3(signature = (detector, classifier = "deepfaune-v14", *, classifier_manifest = None, threshold = 0.8,
+    #[pyo3(signature = (detector, classifier = "deepfaune-v15", *, classifier_manifest = None, threshold = 0.8,
                         maxlag_s = 10.0, language = "en", disabled_classes = Vec::new(), bird_head = false,
                         batch_size = 1, intra_threads = 0))]
     #[allow(clippy::too_many_arguments)]
@@ -83,9 +83,9 @@ impl PyPipeline {
         let m = &clf.manifest;
         if m.names(language).is_none() {
             return Err(to_pyerr(Error::InvalidArgument(format!(
-                "language '{language}' is not available for {} (available: {:?})",
+                "language '{language}' is not available for {} (available: {})",
                 m.id,
-                m.languages()
+                m.languages().join(", ")
             ))));
         }
         let disabled = m.class_indices(&disabled_classes).map_err(|unknown| {
@@ -98,15 +98,17 @@ impl PyPipeline {
         } else {
             None
         };
+        let opts = AggregateOptions {
+            threshold,
+            disabled,
+            bird_class,
+            ..AggregateOptions::for_manifest(m)
+        };
         Ok(PyPipeline {
             detector,
             classifier: Mutex::new(clf),
-            language: language.to_string(),
-            opts: AggregateOptions {
-                threshold,
-                disabled,
-                bird_class,
-            },
+            language: canonical_language(language).to_string(),
+            opts,
             maxlag_s,
             batch_size: batch_size.max(1),
         })
@@ -530,6 +532,7 @@ impl PyPipelineResults {
             logits: &self.res.logits,
             classified: &self.res.classified,
             disabled: &self.disabled,
+            temperature: self.manifest.temperatures().image,
         };
         py.detach(|| {
             write_with_classifications(&det.res, &path, root.as_deref(), det.threshold, &cls)

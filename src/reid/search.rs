@@ -99,7 +99,7 @@ fn check_shape(matrix: &[f32], dim: usize, what: &str) -> Result<(), ReidError> 
             "{what}: dimension must be positive"
         )));
     }
-    if matrix.len() % dim != 0 {
+    if !matrix.len().is_multiple_of(dim) {
         return Err(ReidError::Shape(format!(
             "{what}: {} values is not a multiple of dimension {dim}",
             matrix.len()

@@ -161,6 +161,11 @@ impl Checkpoint {
         path: &Path,
         fingerprint: serde_json::Value,
     ) -> Result<(Checkpoint, HashMap<String, Record>), Error> {
+        // Compare what the file will hold: serde_json's float parsing is not an exact inverse
+        // of its printing (1.04f32 prints as 1.0399999618530273, parses back one ulp off), so
+        // the new fingerprint goes through the same text round trip as the stored one.
+        let fingerprint: serde_json::Value =
+            serde_json::from_str(&fingerprint.to_string()).map_err(|e| io_err(path, e))?;
         let mut done = HashMap::new();
         let exists = path.is_file()
             && std::fs::metadata(path)
@@ -272,24 +277,6 @@ impl Checkpoint {
     }
 }
 
-fn short_hash(s: String) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn classifier_identity(c: &crate::classify::OnnxClassifier) -> serde_json::Value {
-    serde_json::json!({
-        "id": c.manifest.id,
-        "manifest": short_hash(format!("{:?}{:?}{:?}", c.manifest.input, c.manifest.output, c.manifest.classes)),
-        "weights": c.source,
-        "bird_head": c.has_bird_head(),
-    })
-}
-
 /// The fingerprint of a pipeline run: models (manifest and weights identity) and every setting
 /// that changes the outputs. `settings` are added as given (threshold, maxlag, language, ...).
 pub fn fingerprint(
@@ -308,7 +295,7 @@ pub fn fingerprint(
         "mode": format!("{:?}", detectors.mode),
         "detector": det(&detectors.primary),
         "secondary": detectors.secondary.as_ref().map(det),
-        "classifier": classifier.map(classifier_identity),
+        "classifier": classifier.map(|c| classifier_fingerprint(&c.manifest, &c.source, c.has_bird_head())),
         "settings": settings,
         "version": env!("CARGO_PKG_VERSION"),
     })
@@ -323,10 +310,39 @@ pub fn fingerprint_imported(
 ) -> serde_json::Value {
     serde_json::json!({
         "detections": detections_digest,
-        "classifier": classifier_identity(classifier),
+        "classifier": classifier_fingerprint(&classifier.manifest, &classifier.source, classifier.has_bird_head()),
         "settings": settings,
         "version": env!("CARGO_PKG_VERSION"),
     })
+}
+
+/// The classifier's part of [`fingerprint`]: its id and DeepFaune version, what its manifest says
+/// about inputs, outputs, classes and temperatures, and the weights' identity. A checkpoint
+/// written with one classifier version is refused by another, even for the same weights file.
+pub fn classifier_fingerprint(
+    m: &crate::manifest::classifier::ClassifierManifest,
+    weights: &str,
+    bird_head: bool,
+) -> serde_json::Value {
+    let t = m.temperatures();
+    serde_json::json!({
+        "id": m.id,
+        "version": m.version,
+        "manifest": short_hash(format!("{:?}{:?}{:?}", m.input, m.output, m.classes)),
+        "temperatures": [t.image, t.sequence, t.bird],
+        "weights": weights,
+        "bird_head": bird_head,
+    })
+}
+
+/// The first 8 bytes of a sha256, in hex: enough to tell manifests apart in a fingerprint.
+fn short_hash(s: String) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn describe_difference(old: &serde_json::Value, new: &serde_json::Value) -> String {
@@ -426,5 +442,40 @@ mod tests {
         );
         std::fs::write(&p, b"not json\n").unwrap();
         assert!(Checkpoint::open(&p, json!({})).is_err());
+    }
+
+    #[test]
+    fn refuses_a_checkpoint_of_another_classifier_version() {
+        use crate::manifest::classifier::builtin_classifier;
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("run.ckpt");
+        let fp = |id: &str| {
+            let m = builtin_classifier(id).unwrap();
+            json!({"classifier": classifier_fingerprint(&m, "file:same.onnx", false)})
+        };
+        drop(Checkpoint::open(&p, fp("deepfaune-v14")).unwrap());
+        assert!(
+            Checkpoint::open(&p, fp("deepfaune-v14")).is_ok(),
+            "same version"
+        );
+        // f32 settings survive the text round trip whatever their value.
+        let q = t.path().join("floats.ckpt");
+        let floats: Vec<f32> = (1..200).map(|i| i as f32 * 0.0137).collect();
+        drop(Checkpoint::open(&q, json!({ "floats": floats })).unwrap());
+        assert!(Checkpoint::open(&q, json!({ "floats": floats })).is_ok());
+        let e = Checkpoint::open(&p, fp("deepfaune-v15"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("another model or other settings")
+                && e.contains("\"version\":\"1.4\"")
+                && e.contains("\"version\":\"1.5\""),
+            "{e}"
+        );
+        // The same id and classes with other temperatures is another classifier too.
+        let mut m = builtin_classifier("deepfaune-v14").unwrap();
+        let a = classifier_fingerprint(&m, "w", false);
+        m.postprocess.temperature_sequence = 1.10;
+        assert_ne!(a, classifier_fingerprint(&m, "w", false));
     }
 }

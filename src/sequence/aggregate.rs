@@ -10,6 +10,8 @@
 //!
 //! The arithmetic follows DeepFaune's numpy float32 steps: the per-class mean of the animal rows
 //! (summed row by row), divided by the temperature, `exp`, a sum in class order, one division.
+//! The temperatures are the classifier manifest's ([`Temperatures`]): they differ between
+//! DeepFaune versions (1.4.1: 1.10 / 1.04 / bird 0.9; 1.5: 1.12 / 1.10 / bird 1.00).
 //! The threshold is compared with the untruncated score (as DeepFaune does); the reported score is
 //! then truncated to two decimals, `int(score * 100) / 100`.
 //!
@@ -21,13 +23,7 @@
 use super::label::Label;
 use crate::detect::decision::ImageKind;
 use crate::error::Error;
-
-/// Temperature applied to the mean logits of a single image (DeepFaune 1.4).
-pub const TEMPERATURE_IMAGE: f32 = 1.10;
-/// Temperature applied to the mean logits of several images.
-pub const TEMPERATURE_SEQUENCE: f32 = 1.04;
-/// Temperature of the bird head's mean logits.
-pub const TEMPERATURE_BIRD: f32 = 0.9;
+use crate::manifest::classifier::{ClassifierManifest, Temperatures};
 
 /// The answer for one image, sequence or video.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,14 +46,25 @@ pub struct AggregateOptions {
     /// Index of the `bird` class: when set and bird logits are given, a passing `bird` is refined
     /// into a bird group (see [`aggregate`]).
     pub bird_class: Option<usize>,
+    /// The classifier's temperatures.
+    pub temperatures: Temperatures,
 }
 
-impl Default for AggregateOptions {
-    fn default() -> Self {
+impl AggregateOptions {
+    /// The manifest's defaults: its threshold and temperatures, no class disabled, bird head off.
+    ///
+    /// ```
+    /// use deepfaune_rs::manifest::classifier::builtin_classifier;
+    /// use deepfaune_rs::sequence::AggregateOptions;
+    /// let o = AggregateOptions::for_manifest(&builtin_classifier("deepfaune-v15").unwrap());
+    /// assert_eq!((o.threshold, o.temperatures.image, o.bird_class), (0.8, 1.12, None));
+    /// ```
+    pub fn for_manifest(m: &ClassifierManifest) -> Self {
         AggregateOptions {
-            threshold: 0.8,
+            threshold: m.postprocess.threshold,
             disabled: Vec::new(),
             bird_class: None,
+            temperatures: m.temperatures(),
         }
     }
 }
@@ -72,7 +79,7 @@ pub struct LogitTable<'a> {
 impl<'a> LogitTable<'a> {
     /// Wraps `values` as rows of `width`; an error when the length is not a multiple of `width`.
     pub fn new(values: &'a [f32], width: usize) -> Result<Self, Error> {
-        if width == 0 || values.len() % width != 0 {
+        if width == 0 || !values.len().is_multiple_of(width) {
             return Err(Error::InvalidArgument(format!(
                 "{} logits do not make rows of {width}",
                 values.len()
@@ -149,11 +156,12 @@ impl<'a> ImageRows<'a> {
 ///
 /// 1. every image empty (or no image at all) => `Empty`, score 1.0, no threshold;
 /// 2. else, if any image is an animal image: the mean logit of each enabled class over the animal
-///    images only, divided by [`TEMPERATURE_IMAGE`] for one animal image or
-///    [`TEMPERATURE_SEQUENCE`] for several, softmax; the best class (the first one on ties) and its
-///    probability. With [`AggregateOptions::bird_class`] set, bird logits given, `bird` best and
-///    its probability at or above the threshold: the bird groups' mean logits over the same images,
-///    at [`TEMPERATURE_BIRD`], softmax; the best group replaces `bird` only if it passes too;
+///    images only, divided by the image temperature ([`Temperatures::image`]) for one animal
+///    image or the sequence temperature for several, softmax; the best class (the first one on
+///    ties) and its probability. With [`AggregateOptions::bird_class`] set, bird logits given,
+///    `bird` best and its probability at or above the threshold: the bird groups' mean logits
+///    over the same images, at the bird temperature, softmax; the best group replaces `bird` only
+///    if it passes too;
 /// 3. else `Human` if there are at least as many human images as vehicle images, else `Vehicle`,
 ///    probability 1.0.
 ///
@@ -166,12 +174,14 @@ impl<'a> ImageRows<'a> {
 ///
 /// ```
 /// use deepfaune_rs::detect::decision::ImageKind;
+/// use deepfaune_rs::manifest::classifier::builtin_classifier;
 /// use deepfaune_rs::sequence::{aggregate, AggregateOptions, ImageRows, Label, LogitTable};
 /// let kinds = [ImageKind::Animal, ImageKind::Empty];
-/// let logits = [0.0, 2.2, 0.0, 0.0]; // two classes, two images
+/// let logits = [0.0, 2.24, 0.0, 0.0]; // two classes, two images
 /// let rows = ImageRows::new(&kinds, LogitTable::new(&logits, 2).unwrap(), None).unwrap();
-/// let p = aggregate(&rows, &[0, 1], &AggregateOptions::default()).unwrap();
-/// // one animal image: logits / 1.10 = [0, 2]; softmax = e^2 / (1 + e^2) = 0.8808 -> 0.88
+/// let v15 = AggregateOptions::for_manifest(&builtin_classifier("deepfaune-v15").unwrap());
+/// let p = aggregate(&rows, &[0, 1], &v15).unwrap();
+/// // one animal image: logits / 1.12 = [0, 2]; softmax = e^2 / (1 + e^2) = 0.8808 -> 0.88
 /// assert_eq!((p.label, p.score, p.top1), (Label::Class(1), 0.88, Label::Class(1)));
 /// ```
 pub fn aggregate(
@@ -207,9 +217,9 @@ pub fn aggregate(
         (best, 1.0f32)
     } else {
         let temperature = if animals.len() == 1 {
-            TEMPERATURE_IMAGE
+            opts.temperatures.image
         } else {
-            TEMPERATURE_SEQUENCE
+            opts.temperatures.sequence
         };
         let enabled: Vec<usize> = (0..rows.logits.width())
             .filter(|c| !opts.disabled.contains(c))
@@ -250,11 +260,12 @@ fn refine_bird(
     p: f32,
 ) -> Option<(Label, f32)> {
     let birds = rows.bird_logits?;
+    let temperature = opts.temperatures.bird?;
     if opts.bird_class != Some(best) || p < opts.threshold {
         return None;
     }
     let groups: Vec<usize> = (0..birds.width()).collect();
-    let (g, pg) = softmax_best(&birds, animals, &groups, TEMPERATURE_BIRD)?;
+    let (g, pg) = softmax_best(&birds, animals, &groups, temperature)?;
     (pg >= opts.threshold).then_some((Label::BirdGroup(g), pg))
 }
 
@@ -305,7 +316,48 @@ fn truncate_2(score: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::classifier::builtin_classifier;
     use ImageKind::{Animal, Empty, Human, Vehicle};
+
+    /// DeepFaune 1.4.1's settings, written out: the expected values below are computed by hand
+    /// with temperatures 1.10 (one image), 1.04 (several) and 0.9 (bird head).
+    fn v14() -> AggregateOptions {
+        AggregateOptions {
+            threshold: 0.8,
+            disabled: Vec::new(),
+            bird_class: None,
+            temperatures: Temperatures {
+                image: 1.10,
+                sequence: 1.04,
+                bird: Some(0.9),
+            },
+        }
+    }
+
+    /// DeepFaune 1.5's: 1.12, 1.10 and 1.00.
+    fn v15() -> AggregateOptions {
+        AggregateOptions {
+            temperatures: Temperatures {
+                image: 1.12,
+                sequence: 1.10,
+                bird: Some(1.0),
+            },
+            ..v14()
+        }
+    }
+
+    #[test]
+    fn manifests_carry_each_versions_temperatures() {
+        for (id, want) in [("deepfaune-v15", v15()), ("deepfaune-v14", v14())] {
+            let m = builtin_classifier(id).unwrap();
+            assert_eq!(AggregateOptions::for_manifest(&m), want, "{id}");
+        }
+        // Older versions keep 1.4.1's (their own code is not available); no bird head there.
+        for id in ["deepfaune-v13", "deepfaune-v11"] {
+            let t = builtin_classifier(id).unwrap().temperatures();
+            assert_eq!((t.image, t.sequence, t.bird), (1.10, 1.04, None), "{id}");
+        }
+    }
 
     fn run(
         kinds: &[ImageKind],
@@ -322,7 +374,7 @@ mod tests {
     fn all_empty_is_empty_with_score_one_whatever_the_threshold() {
         let opts = AggregateOptions {
             threshold: 1.0,
-            ..Default::default()
+            ..v14()
         };
         let p = run(&[Empty, Empty], &[9.0, 0.0, 0.0, 9.0], 2, &opts);
         assert_eq!(
@@ -350,12 +402,12 @@ mod tests {
             3,
             &AggregateOptions {
                 threshold: 0.5,
-                ..Default::default()
+                ..v14()
             },
         );
         assert_eq!((p.label, p.score), (Label::Class(0), 0.57));
         // Same with threshold 0.8: undefined, top1 kept, score still reported.
-        let p = run(&[Animal], &[1.1, 0.0, 0.0], 3, &AggregateOptions::default());
+        let p = run(&[Animal], &[1.1, 0.0, 0.0], 3, &v14());
         assert_eq!(
             (p.label, p.score, p.top1),
             (Label::Undefined, 0.57, Label::Class(0))
@@ -369,7 +421,7 @@ mod tests {
         // The human and empty rows hold garbage that must not be read.
         let kinds = [Animal, Human, Animal, Empty];
         let logits = [3.12, 0.0, 99.0, -99.0, 1.04, 0.0, f32::NAN, 5.0];
-        let p = run(&kinds, &logits, 2, &AggregateOptions::default());
+        let p = run(&kinds, &logits, 2, &v14());
         assert_eq!(
             (p.label, p.score, p.top1),
             (Label::Class(0), 0.88, Label::Class(0))
@@ -380,16 +432,11 @@ mod tests {
     fn score_is_truncated_not_rounded() {
         // [ln 9 * 1.1, 0]: / 1.1 -> [ln 9, 0]; softmax = 9 / 10 = 0.9 exactly in theory; any float
         // error must not lift it above 0.90. And 0.8999 -> 0.89, never 0.90.
-        let p = run(
-            &[Animal],
-            &[9f32.ln() * 1.1, 0.0],
-            2,
-            &AggregateOptions::default(),
-        );
+        let p = run(&[Animal], &[9f32.ln() * 1.1, 0.0], 2, &v14());
         assert!(p.score == 0.9 || p.score == 0.89, "{}", p.score);
         // e^x / (e^x + 1) = 0.996 -> x = ln(0.996 / 0.004) = 5.5175; rounding would give 1.0.
         let x = (0.996f32 / 0.004).ln() * 1.1;
-        let p = run(&[Animal], &[x, 0.0], 2, &AggregateOptions::default());
+        let p = run(&[Animal], &[x, 0.0], 2, &v14());
         assert_eq!(p.score, 0.99);
     }
 
@@ -400,7 +447,7 @@ mod tests {
         let x = (0.8051f32 / 0.1949).ln() * 1.1; // p = 0.8051
         let opts = AggregateOptions {
             threshold: 0.805,
-            ..Default::default()
+            ..v14()
         };
         let p = run(&[Animal], &[x, 0.0], 2, &opts);
         assert_eq!((p.label, p.score), (Label::Class(0), 0.80));
@@ -412,13 +459,13 @@ mod tests {
         // e^2 / (e^2 + 1) = 0.8808 -> class 1, 0.88. With class 0 enabled, class 0 would win.
         let opts = AggregateOptions {
             disabled: vec![0],
-            ..Default::default()
+            ..v14()
         };
         let p = run(&[Animal], &[4.4, 2.2, 0.0], 3, &opts);
         assert_eq!((p.label, p.score), (Label::Class(1), 0.88));
         let all_off = AggregateOptions {
             disabled: vec![0, 1, 2],
-            ..Default::default()
+            ..v14()
         };
         let p = run(&[Animal], &[4.4, 2.2, 0.0], 3, &all_off);
         assert_eq!(
@@ -436,7 +483,7 @@ mod tests {
         // [0, 0] -> 0.5 each; first class wins (numpy argmax).
         let opts = AggregateOptions {
             threshold: 0.5,
-            ..Default::default()
+            ..v14()
         };
         let p = run(&[Animal], &[0.0, 0.0], 2, &opts);
         assert_eq!((p.label, p.score), (Label::Class(0), 0.5));
@@ -444,7 +491,7 @@ mod tests {
 
     #[test]
     fn human_and_vehicle_by_majority_ties_to_human() {
-        let d = AggregateOptions::default();
+        let d = v14();
         let z = [0.0; 6];
         assert_eq!(
             run(&[Human, Vehicle, Empty], &z, 2, &d).label,
@@ -471,22 +518,12 @@ mod tests {
     #[test]
     fn nan_and_huge_logits_do_not_poison_the_answer() {
         // NaN class left out: [NaN, 2.2, 0] / 1.1 -> softmax over [2, 0] = 0.8808.
-        let p = run(
-            &[Animal],
-            &[f32::NAN, 2.2, 0.0],
-            3,
-            &AggregateOptions::default(),
-        );
+        let p = run(&[Animal], &[f32::NAN, 2.2, 0.0], 3, &v14());
         assert_eq!((p.label, p.score), (Label::Class(1), 0.88));
         // exp(1000) overflows f32: recomputed relative to the max: 1 / (1 + e^-1000) = 1.0.
-        let p = run(&[Animal], &[1100.0, 0.0], 2, &AggregateOptions::default());
+        let p = run(&[Animal], &[1100.0, 0.0], 2, &v14());
         assert_eq!((p.label, p.score), (Label::Class(0), 1.0));
-        let p = run(
-            &[Animal],
-            &[f32::NAN, f32::INFINITY],
-            2,
-            &AggregateOptions::default(),
-        );
+        let p = run(&[Animal], &[f32::NAN, f32::INFINITY], 2, &v14());
         assert_eq!(p.label, Label::Undefined);
     }
 
@@ -506,7 +543,7 @@ mod tests {
         let kinds = [Animal];
         let opts = AggregateOptions {
             bird_class: Some(1),
-            ..Default::default()
+            ..v14()
         };
         let p = aggregate(
             &bird_rows(&kinds, &[0.0, 3.3], &[0.0, 2.7, 0.0]),
@@ -535,7 +572,7 @@ mod tests {
         .unwrap();
         assert_eq!((p.label, p.top1), (Label::Undefined, Label::Class(1)));
         // Bird head off (bird_class None): plain bird.
-        let off = AggregateOptions::default();
+        let off = v14();
         let p = aggregate(
             &bird_rows(&kinds, &[0.0, 3.3], &[0.0, 2.7, 0.0]),
             &[0],
@@ -555,10 +592,81 @@ mod tests {
         let birds = [0.0, 1.8, 0.0, 50.0, -50.0, 50.0, 0.0, 3.6, 0.0];
         let opts = AggregateOptions {
             bird_class: Some(1),
-            ..Default::default()
+            ..v14()
         };
         let p = aggregate(&bird_rows(&kinds, &logits, &birds), &[0, 1, 2], &opts).unwrap();
         assert_eq!((p.label, p.score), (Label::BirdGroup(1), 0.90));
+    }
+
+    #[test]
+    fn v15_one_image_uses_temperature_1_12() {
+        // [1.12, 0, 0] / 1.12 = [1, 0, 0]: e / (e + 2) = 2.71828 / 4.71828 = 0.57612 -> 0.57.
+        let low = |o: AggregateOptions| AggregateOptions {
+            threshold: 0.5,
+            ..o
+        };
+        let p = run(&[Animal], &[1.12, 0.0, 0.0], 3, &low(v15()));
+        assert_eq!((p.label, p.score), (Label::Class(0), 0.57));
+        // 1.4.1 divides by 1.10: [1.01818, 0, 0] -> 2.76822 / 4.76822 = 0.58056 -> 0.58.
+        let p = run(&[Animal], &[1.12, 0.0, 0.0], 3, &low(v14()));
+        assert_eq!((p.label, p.score), (Label::Class(0), 0.58));
+    }
+
+    #[test]
+    fn v15_sequence_uses_temperature_1_10() {
+        // Animal rows [3.3, 0] and [1.1, 0]: mean [2.2, 0] / 1.10 = [2, 0]:
+        // e^2 / (e^2 + 1) = 0.880797 -> 0.88. The empty row is not read.
+        let kinds = [Animal, Empty, Animal];
+        let logits = [3.3, 0.0, 50.0, -50.0, 1.1, 0.0];
+        let p = run(&kinds, &logits, 2, &v15());
+        assert_eq!((p.label, p.score), (Label::Class(0), 0.88));
+        // 1.4.1: [2.2, 0] / 1.04 = [2.11538, 0]: 1 / (1 + e^-2.11538) = 0.892367 -> 0.89.
+        let p = run(&kinds, &logits, 2, &v14());
+        assert_eq!((p.label, p.score), (Label::Class(0), 0.89));
+        // A group with one animal image among empties uses the single-image temperature:
+        // [1.12 * ln 4, 0] / 1.12 = [ln 4, 0]: 4 / 5 = 0.8 exactly in theory -> 0.79 or 0.8.
+        let x = 4f32.ln() * 1.12;
+        let p = run(
+            &[Empty, Animal, Empty],
+            &[0.0, 0.0, x, 0.0, 0.0, 0.0],
+            2,
+            &v15(),
+        );
+        assert!(p.score == 0.8 || p.score == 0.79, "{}", p.score);
+    }
+
+    #[test]
+    fn v15_bird_head_uses_raw_logits() {
+        // Class 1 is bird: [0, 3.36] / 1.12 = [0, 3]: p(bird) = 0.9526 passes 0.8.
+        // Bird logits [0, 3, 0] / 1.00: e^3 / (e^3 + 2) = 20.0855 / 22.0855 = 0.90944 -> 0.90.
+        let kinds = [Animal];
+        let bird = |o: AggregateOptions| AggregateOptions {
+            bird_class: Some(1),
+            ..o
+        };
+        let p = aggregate(
+            &bird_rows(&kinds, &[0.0, 3.36], &[0.0, 3.0, 0.0]),
+            &[0],
+            &bird(v15()),
+        )
+        .unwrap();
+        assert_eq!((p.label, p.score), (Label::BirdGroup(1), 0.90));
+        // 1.4.1 sharpens by 0.9: [0, 3.3333, 0]: 28.0316 / 30.0316 = 0.93340 -> 0.93.
+        let p = aggregate(
+            &bird_rows(&kinds, &[0.0, 3.36], &[0.0, 3.0, 0.0]),
+            &[0],
+            &bird(v14()),
+        )
+        .unwrap();
+        assert_eq!((p.label, p.score), (Label::BirdGroup(1), 0.93));
+        // Bird logits [0, 2, 0]: 1.5 gives e^2 / (e^2 + 2) = 7.389 / 9.389 = 0.78699 < 0.8, so
+        // "bird" stays (its own p: e^3 / (e^3 + 1) = 0.95257 -> 0.95); 1.4.1 gives
+        // e^2.2222 / (e^2.2222 + 2) = 9.2278 / 11.2278 = 0.82187: the group.
+        let weak = [0.0, 2.0, 0.0];
+        let p = aggregate(&bird_rows(&kinds, &[0.0, 3.36], &weak), &[0], &bird(v15())).unwrap();
+        assert_eq!((p.label, p.score), (Label::Class(1), 0.95));
+        let p = aggregate(&bird_rows(&kinds, &[0.0, 3.36], &weak), &[0], &bird(v14())).unwrap();
+        assert_eq!((p.label, p.score), (Label::BirdGroup(1), 0.82));
     }
 
     #[test]
@@ -568,6 +676,6 @@ mod tests {
         let t = LogitTable::new(&[0.0; 4], 2).unwrap();
         assert!(ImageRows::new(&[Animal], t, None).is_err());
         let rows = ImageRows::new(&[Animal, Empty], t, None).unwrap();
-        assert!(aggregate(&rows, &[2], &AggregateOptions::default()).is_err());
+        assert!(aggregate(&rows, &[2], &v14()).is_err());
     }
 }

@@ -11,13 +11,15 @@
 //!
 //! ```
 //! use deepfaune_rs::detect::decision::ImageKind;
+//! use deepfaune_rs::manifest::classifier::builtin_classifier;
 //! use deepfaune_rs::sequence::{predict_all, AggregateOptions, ImageRows, Label, LogitTable};
 //! let paths = ["cam/1.jpg", "cam/2.jpg", "cam/3.jpg"];
 //! let dates = [Some(0), Some(5), Some(100)];
 //! let kinds = [ImageKind::Animal, ImageKind::Empty, ImageKind::Human];
 //! let logits = [0.0, 3.3, 0.0, 0.0, 0.0, 0.0]; // [3 images, 2 classes]
 //! let rows = ImageRows::new(&kinds, LogitTable::new(&logits, 2).unwrap(), None).unwrap();
-//! let r = predict_all(&paths, &dates, &rows, 10.0, &AggregateOptions::default()).unwrap();
+//! let opts = AggregateOptions::for_manifest(&builtin_classifier("deepfaune-v15").unwrap());
+//! let r = predict_all(&paths, &dates, &rows, 10.0, &opts).unwrap();
 //! assert_eq!(r.seqnum, [1, 1, 2]);
 //! // The empty image takes its sequence's animal prediction; its own ("base") stays empty.
 //! assert_eq!((r.base[1].label, r.sequence[1].label), (Label::Empty, Label::Class(1)));
@@ -108,7 +110,13 @@ pub fn kind_from_code(code: u8) -> ImageKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::classifier::builtin_classifier;
     use ImageKind::{Animal, Empty, Human, Vehicle};
+
+    /// DeepFaune 1.4.1's temperatures (1.10 for one animal image, 1.04 for several).
+    fn v14() -> AggregateOptions {
+        AggregateOptions::for_manifest(&builtin_classifier("deepfaune-v14").unwrap())
+    }
 
     #[test]
     fn sequences_share_one_prediction_and_bases_stay_per_image() {
@@ -124,7 +132,7 @@ mod tests {
         // -> class 0, undefined, score 0.62.
         let logits = [2.2, 0.0, 0.0, 1.1, 0.0, 0.0, 0.0, 0.0, 5.5, 0.0];
         let rows = ImageRows::new(&kinds, LogitTable::new(&logits, 2).unwrap(), None).unwrap();
-        let r = predict_all(&paths, &dates, &rows, 10.0, &AggregateOptions::default()).unwrap();
+        let r = predict_all(&paths, &dates, &rows, 10.0, &v14()).unwrap();
         assert_eq!(r.seqnum, [1, 1, 3, 1, 2]);
         assert_eq!((r.base[0].label, r.base[0].score), (Label::Class(0), 0.88));
         assert_eq!(
@@ -155,12 +163,12 @@ mod tests {
     fn empty_run_and_mismatched_lengths() {
         let none: [&str; 0] = [];
         let rows = ImageRows::new(&[], LogitTable::new(&[], 3).unwrap(), None).unwrap();
-        let r = predict_all(&none, &[], &rows, 10.0, &AggregateOptions::default()).unwrap();
+        let r = predict_all(&none, &[], &rows, 10.0, &v14()).unwrap();
         assert!(r.seqnum.is_empty() && r.base.is_empty() && r.sequence.is_empty());
-        assert!(predict_all(&["a"], &[None], &rows, 10.0, &AggregateOptions::default()).is_err());
+        assert!(predict_all(&["a"], &[None], &rows, 10.0, &v14()).is_err());
         let kinds = [Empty];
         let rows = ImageRows::new(&kinds, LogitTable::new(&[0.0; 3], 3).unwrap(), None).unwrap();
-        assert!(predict_all(&["a"], &[], &rows, 10.0, &AggregateOptions::default()).is_err());
+        assert!(predict_all(&["a"], &[], &rows, 10.0, &v14()).is_err());
     }
 }
 

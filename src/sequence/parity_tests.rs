@@ -1,13 +1,15 @@
 //! Cross-check of [`super::predict_all`] against the independent Python reference
 //! (`tests/reference/deepfaune_sequence_ref.py`) on many generated runs: folders, undated images,
-//! every image kind, disabled classes and the bird head. Runs `python3` once; skipped (with a
-//! message) when python3 or numpy is missing.
+//! every image kind, disabled classes, the bird head, and the temperatures of DeepFaune 1.4.1,
+//! 1.5 and arbitrary ones. Runs `python3` once; skipped (with a message) when python3 or numpy is
+//! missing.
 
 use std::process::Command;
 
 use serde_json::{json, Value};
 
 use super::*;
+use crate::manifest::classifier::Temperatures;
 
 /// A small deterministic generator (64-bit LCG, high bits), so the cases need no extra crate.
 struct Lcg(u64);
@@ -78,10 +80,20 @@ fn make_case(g: &mut Lcg) -> Case {
     } else {
         vec![]
     };
+    let temperatures = match g.below(3) {
+        0 => [1.10, 1.04, 0.9],  // DeepFaune 1.4.1
+        1 => [1.12, 1.10, 1.00], // DeepFaune 1.5
+        _ => [g.below(150), g.below(150), g.below(150)].map(|v| 0.5 + v as f32 / 100.0),
+    };
     let opts = AggregateOptions {
         threshold: [0.3, 0.5, 0.8][g.below(3) as usize],
         disabled,
         bird_class: with_birds.then(|| g.below(width as u64) as usize),
+        temperatures: Temperatures {
+            image: temperatures[0],
+            sequence: temperatures[1],
+            bird: Some(temperatures[2]),
+        },
     };
     Case {
         names,
@@ -117,6 +129,11 @@ fn case_json(c: &Case) -> Value {
         "forbidden": c.opts.disabled,
         "bird_index": c.opts.bird_class,
         "maxlag": c.maxlag,
+        "temperatures": [
+            c.opts.temperatures.image,
+            c.opts.temperatures.sequence,
+            c.opts.temperatures.bird,
+        ],
     })
 }
 
@@ -130,9 +147,10 @@ spec.loader.exec_module(ref)
 out = []
 for c in json.load(sys.stdin):
     birds = None if c["birds"] is None else np.array(c["birds"], dtype=np.float32)
+    rules = ref.Rules("generated", *c["temperatures"])
     r = ref.predict(c["names"], c["dates"], c["kinds"], np.array(c["logits"], dtype=np.float32),
                     threshold=c["threshold"], maxlag=c["maxlag"], forbidden=c["forbidden"],
-                    bird_logits=birds, bird_index=c["bird_index"])
+                    bird_logits=birds, bird_index=c["bird_index"], rules=rules)
     out.append({k: r[k] for k in ("seqnum", "predictionbase", "scorebase", "prediction", "score", "top1")})
 json.dump(out, sys.stdout)
 "#;

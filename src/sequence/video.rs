@@ -49,6 +49,7 @@ pub struct FrameRows<'a> {
 ///
 /// ```
 /// use deepfaune_rs::detect::decision::ImageKind::{Animal, Empty};
+/// use deepfaune_rs::manifest::classifier::builtin_classifier;
 /// use deepfaune_rs::sequence::video::{summarize_video, FrameRows};
 /// use deepfaune_rs::sequence::{AggregateOptions, Label};
 /// // Two decoded frames, two classes; frame 1 is sampled twice, one position was unreadable.
@@ -60,7 +61,8 @@ pub struct FrameRows<'a> {
 ///     count: &[0, 2],
 ///     humancount: &[0, 0],
 /// };
-/// let v = summarize_video(&rows, &[Some(0), Some(1), Some(1), None], &AggregateOptions::default()).unwrap();
+/// let v14 = AggregateOptions::for_manifest(&builtin_classifier("deepfaune-v14").unwrap());
+/// let v = summarize_video(&rows, &[Some(0), Some(1), Some(1), None], &v14).unwrap();
 /// // Two animal rows: mean [0, 3.12] / 1.04 = [0, 3]; softmax = 1 / (1 + e^-3) = 0.9526 -> 0.95.
 /// assert_eq!((v.prediction.label, v.prediction.score), (Label::Class(1), 0.95));
 /// assert_eq!((v.count, v.keyframe), (2, Some(1)));
@@ -149,7 +151,17 @@ fn keyframe(rows: &FrameRows<'_>, slots: &[Option<usize>], p: &Prediction) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::classifier::builtin_classifier;
     use ImageKind::{Animal, Empty, Human, Vehicle};
+
+    fn options(id: &str) -> AggregateOptions {
+        AggregateOptions::for_manifest(&builtin_classifier(id).unwrap())
+    }
+
+    /// DeepFaune 1.4.1's temperatures: 1.10 for one animal frame, 1.04 for several.
+    fn v14() -> AggregateOptions {
+        options("deepfaune-v14")
+    }
 
     fn rows<'a>(kinds: &'a [ImageKind], logits: &'a [f32], count: &'a [u32]) -> FrameRows<'a> {
         FrameRows {
@@ -165,7 +177,7 @@ mod tests {
     #[test]
     fn nothing_read_is_empty_without_keyframe() {
         let r = rows(&[], &[], &[]);
-        let v = summarize_video(&r, &[None; 12], &AggregateOptions::default()).unwrap();
+        let v = summarize_video(&r, &[None; 12], &v14()).unwrap();
         assert_eq!(v.prediction.label, Label::Empty);
         assert_eq!((v.count, v.humancount, v.keyframe), (0, 0, None));
     }
@@ -174,7 +186,7 @@ mod tests {
     fn one_animal_frame_uses_the_image_temperature() {
         // A single animal row: [0, 2.2] / 1.10 = [0, 2] -> e^2 / (1 + e^2) = 0.8808 -> 0.88.
         let r = rows(&[Empty, Animal], &[0.0, 0.0, 0.0, 2.2], &[0, 1]);
-        let v = summarize_video(&r, &[Some(0), Some(1)], &AggregateOptions::default()).unwrap();
+        let v = summarize_video(&r, &[Some(0), Some(1)], &v14()).unwrap();
         assert_eq!(
             (v.prediction.label, v.prediction.score),
             (Label::Class(1), 0.88)
@@ -191,7 +203,7 @@ mod tests {
         let logits = [9.0, 1.0, 0.0, 4.0, 0.0, 5.0, 0.0, 0.0];
         let r = rows(&[Animal, Animal, Animal, Human], &logits, &[3, 1, 1, 0]);
         let slots = [Some(3), Some(0), Some(1), Some(2), None];
-        let v = summarize_video(&r, &slots, &AggregateOptions::default()).unwrap();
+        let v = summarize_video(&r, &slots, &v14()).unwrap();
         assert_eq!(v.prediction.top1, Label::Class(1));
         assert_eq!(v.keyframe, Some(3));
         assert_eq!((v.count, v.humancount), (3, 3));
@@ -201,12 +213,12 @@ mod tests {
     fn undefined_uses_top1_and_people_take_the_first_frame() {
         // [0.1, 0] / 1.10: softmax 0.52 < 0.8 -> undefined, top1 class 0, the only animal frame.
         let r = rows(&[Human, Animal], &[0.0, 0.0, 0.11, 0.0], &[0, 1]);
-        let v = summarize_video(&r, &[Some(0), Some(1)], &AggregateOptions::default()).unwrap();
+        let v = summarize_video(&r, &[Some(0), Some(1)], &v14()).unwrap();
         assert_eq!(v.prediction.label, Label::Undefined);
         assert_eq!(v.keyframe, Some(1));
         let r = rows(&[Empty, Vehicle, Human, Human], &[0.0; 8], &[0, 0, 1, 2]);
         let slots = [Some(0), Some(1), Some(2), Some(3)];
-        let v = summarize_video(&r, &slots, &AggregateOptions::default()).unwrap();
+        let v = summarize_video(&r, &slots, &v14()).unwrap();
         // Two human frames against one vehicle frame: human; its first frame is slot 2.
         assert_eq!((v.prediction.label, v.keyframe), (Label::Human, Some(2)));
     }
@@ -217,8 +229,36 @@ mod tests {
         // mean [1.5, 0.5] / 1.04 -> class 0.
         let r = rows(&[Animal, Animal], &[2.0, 0.0, 0.0, 2.0], &[1, 1]);
         let slots = [Some(0), Some(0), Some(0), Some(1)];
-        let v = summarize_video(&r, &slots, &AggregateOptions::default()).unwrap();
+        let v = summarize_video(&r, &slots, &v14()).unwrap();
         assert_eq!(v.prediction.top1, Label::Class(0));
-        assert!(summarize_video(&r, &[Some(2)], &AggregateOptions::default()).is_err());
+        assert!(summarize_video(&r, &[Some(2)], &v14()).is_err());
+    }
+
+    #[test]
+    fn v15_videos_use_1_12_for_one_animal_frame_and_1_10_for_several() {
+        let v15 = options("deepfaune-v15");
+        // One animal frame: [0, 2.24] / 1.12 = [0, 2] -> 0.8808 -> 0.88.
+        let r = rows(&[Empty, Animal], &[0.0, 0.0, 0.0, 2.24], &[0, 1]);
+        let v = summarize_video(&r, &[Some(0), Some(1)], &v15).unwrap();
+        assert_eq!(
+            (v.prediction.label, v.prediction.score),
+            (Label::Class(1), 0.88)
+        );
+        // Two animal frames: mean [0, 2.2] / 1.10 = [0, 2] -> 0.88; 1.4.1's 1.04 gives
+        // 1 / (1 + e^-2.11538) = 0.8924 -> 0.89.
+        let r = rows(&[Animal, Animal], &[0.0, 2.0, 0.0, 2.4], &[1, 2]);
+        let slots = [Some(0), Some(1)];
+        let v = summarize_video(&r, &slots, &v15).unwrap();
+        assert_eq!(
+            (v.prediction.label, v.prediction.score),
+            (Label::Class(1), 0.88)
+        );
+        assert_eq!(
+            summarize_video(&r, &slots, &v14())
+                .unwrap()
+                .prediction
+                .score,
+            0.89
+        );
     }
 }

@@ -1,8 +1,12 @@
-"""Independent reference of DeepFaune 1.4's sequences and aggregation (SPEC 2.4), for parity tests.
+"""Independent reference of DeepFaune's sequences and aggregation (SPEC 2.4 for 1.4.1,
+../shared/deepfaune-1.5.md section 3 for 1.5), for parity tests.
 
 Plain Python and numpy, written from SPEC 2.4 and from reading DeepFaune's ``fileManager.py``
 (``findSequences``, ``reorderBySeqnum``) and ``predictTools.py`` (``__averageLogitInSequence``).
-It never imports ``deepfaune_rs``: tests compare the two.
+It never imports ``deepfaune_rs`` nor reads its model manifests: tests compare the two.
+
+The versions differ only by their temperatures (:class:`Rules`: :data:`DEEPFAUNE_141`,
+:data:`DEEPFAUNE_15`); 1.5's class and label names are in ``deepfaune_15_labels.py``.
 
 It works the way DeepFaune does, not the way the Rust core is organised:
 
@@ -34,11 +38,27 @@ from datetime import datetime, timedelta
 import numpy as np
 
 DEFAULT_LOGIT = 15.0
-TEMPERATURE_IMAGE = 1.10
-TEMPERATURE_SEQUENCE = 1.04
-TEMPERATURE_BIRD = 0.9
 MISSING_DATE = "NA"
 KIND_CODES = {"empty": 0, "animal": 1, "human": 2, "vehicle": 3}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The temperatures of one DeepFaune version's ``__averageLogitInSequence``: the mean logits
+    are divided by ``temperature_image`` when the group has one animal image (every per-image
+    result too), by ``temperature_sequence`` when it has several, and the bird head's mean
+    logits by ``temperature_bird``."""
+
+    version: str
+    temperature_image: float
+    temperature_sequence: float
+    temperature_bird: float
+
+
+# 1.4.1: `temperature = 1.10 if predinseq.shape[0] == 1 else 1.04`, bird stage `temperature = 0.9`.
+DEEPFAUNE_141 = Rules("1.4.1", 1.10, 1.04, 0.9)
+# 1.5: `temperature = 1.12 if predinseq.shape[0] == 1 else 1.10`, bird stage `temperature = 1.00`.
+DEEPFAUNE_15 = Rules("1.5", 1.12, 1.10, 1.00)
 
 
 @dataclass(frozen=True)
@@ -116,8 +136,10 @@ def average_logits(
     threshold: float,
     forbidden: Sequence[int] = (),
     bird_index: int | None = None,
+    rules: Rules = DEEPFAUNE_141,
 ) -> tuple[int, float, int]:
-    """(label, truncated score, top1) of a group of rows, as DeepFaune aggregates a sequence."""
+    """(label, truncated score, top1) of a group of rows, as DeepFaune ``rules.version``
+    aggregates a sequence."""
     rows = np.asarray(rows, dtype=np.float32)
     is_empty = rows[:, layout.empty] > 0
     is_human = rows[:, layout.human] > 0
@@ -129,13 +151,15 @@ def average_logits(
         classes = [c for c in range(layout.n_classes) if c not in set(forbidden)]
         animal_rows = rows[is_animal]
         mean = np.mean(animal_rows[:, classes], axis=0)
-        temperature = TEMPERATURE_IMAGE if animal_rows.shape[0] == 1 else TEMPERATURE_SEQUENCE
+        one = animal_rows.shape[0] == 1
+        temperature = rules.temperature_image if one else rules.temperature_sequence
         pos, score = _softmax_top(mean, temperature)
         best = classes[pos]
         use_birds = layout.n_groups > 0 and bird_index is not None
         if use_birds and best == bird_index and score >= np.float32(threshold):
             groups = list(range(layout.n_classes, layout.human))
-            gpos, gscore = _softmax_top(np.mean(animal_rows[:, groups], axis=0), TEMPERATURE_BIRD)
+            bird_mean = np.mean(animal_rows[:, groups], axis=0)
+            gpos, gscore = _softmax_top(bird_mean, rules.temperature_bird)
             if gscore >= np.float32(threshold):
                 best, score = groups[gpos], gscore
     else:
@@ -188,9 +212,11 @@ def predict(
     forbidden: Sequence[int] = (),
     bird_logits=None,
     bird_index: int | None = None,
+    rules: Rules = DEEPFAUNE_141,
 ) -> dict[str, list]:
     """Per-image columns in input order: seqnum, predictionbase, scorebase, prediction, score, top1
-    (labels as indices, see the module docstring), and the counts passed through."""
+    (labels as indices, see the module docstring), and the counts passed through. ``rules``: the
+    DeepFaune version's temperatures."""
     rows, layout = build_rows(kinds, logits, bird_logits)
     n = len(filenames)
     seqnum = find_sequences(filenames, dates, maxlag)
@@ -199,11 +225,15 @@ def predict(
     }
     out["seqnum"] = seqnum
     for i in range(n):
-        label, score, _ = average_logits(rows[i : i + 1], layout, threshold, forbidden, bird_index)
+        label, score, _ = average_logits(
+            rows[i : i + 1], layout, threshold, forbidden, bird_index, rules
+        )
         out["predictionbase"][i], out["scorebase"][i] = label, score
     for num in sorted(set(seqnum)):
         members = [i for i in range(n) if seqnum[i] == num]
-        label, score, top1 = average_logits(rows[members], layout, threshold, forbidden, bird_index)
+        label, score, top1 = average_logits(
+            rows[members], layout, threshold, forbidden, bird_index, rules
+        )
         for i in members:
             out["prediction"][i], out["score"][i], out["top1"][i] = label, score, top1
     out["count"] = list(counts) if counts is not None else [0] * n

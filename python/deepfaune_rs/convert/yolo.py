@@ -20,6 +20,7 @@ Output, as the model returns in eval mode:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
@@ -631,10 +632,10 @@ def build_detector(ckpt: Any) -> onnx.ModelProto:
     stride = _float_list(_attr(head, "stride", path="Detect"))
     meta = {"layout": layout, "stride": str(int(max(stride))), "nc": str(nc)}
     names = _state(model).get("names")
+    if isinstance(names, (list, tuple)):
+        names = dict(enumerate(names))
     if isinstance(names, Mapping):
-        meta["names"] = repr({int(k): str(v) for k, v in names.items()})
-    elif isinstance(names, (list, tuple)):
-        meta["names"] = repr(dict(enumerate(map(str, names))))
+        meta["names"] = json.dumps({str(k): str(v) for k, v in names.items()})
     onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **meta})
     return proto
 

@@ -18,12 +18,15 @@ pub const SCHEMA_BASE: &str = "https://raw.githubusercontent.com/tdwg/camtrap-dp
 const PROJECT_FROM_USER: [&str; 3] = ["title", "samplingDesign", "captureMethod"];
 
 /// Manifest languages as ISO 639-3 codes (`vernacularNames` keys).
-const LANGUAGES: [(&str, &str); 5] = [
+const LANGUAGES: [(&str, &str); 8] = [
     ("en", "eng"),
     ("fr", "fra"),
     ("it", "ita"),
     ("de", "deu"),
     ("es", "spa"),
+    ("no", "nor"),
+    ("se", "swe"),
+    ("pt", "por"),
 ];
 
 fn classified_by(src: &CamtrapSource<'_>, with_classifier: bool) -> String {
@@ -328,7 +331,7 @@ fn spatial(deployments: &[DeploymentRow]) -> Option<Value> {
     })
 }
 
-/// One entry per scientific name used, with DeepFaune's names in its five languages.
+/// One entry per scientific name used, with DeepFaune's names in every language the manifest has.
 fn taxonomic(manifest: &ClassifierManifest, observations: &[Row]) -> Value {
     let mut used: Vec<&str> = observations
         .iter()

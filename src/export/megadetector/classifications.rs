@@ -1,8 +1,8 @@
 //! Species classifications in MegaDetector batch output 1.6 (SPEC 3): the classifier's classes
 //! as `classification_categories` (English names) and, on the classified best animal box of
 //! each image, `classifications`: the top 3 classes by softmax of the image's logits at
-//! DeepFaune's single-image temperature ([`TEMPERATURE_IMAGE`]), disabled classes excluded,
-//! probabilities with 3 decimals.
+//! DeepFaune's single-image temperature (the classifier manifest's `temperature_image`: 1.10 for
+//! 1.4.1, 1.12 for 1.5), disabled classes excluded, probabilities with 3 decimals.
 
 use std::path::Path;
 
@@ -12,7 +12,6 @@ use super::to_json;
 use crate::error::Error;
 use crate::export::write_atomic;
 use crate::run::detection::DetectionResults;
-use crate::sequence::aggregate::TEMPERATURE_IMAGE;
 
 /// How many classes each classified box lists.
 pub const TOP_K: usize = 3;
@@ -27,6 +26,8 @@ pub struct Classifications<'a> {
     pub classified: &'a [bool],
     /// Classes switched off (left out of the softmax and of the lists).
     pub disabled: &'a [usize],
+    /// The classifier's single-image temperature (its manifest's `temperature_image`).
+    pub temperature: f32,
 }
 
 /// The `k` most probable enabled classes of one logits row: softmax of `logits / temperature`
@@ -104,7 +105,7 @@ pub fn to_json_with_classifications(
             continue;
         }
         let row = &cls.logits[i * n..(i + 1) * n];
-        let list: Vec<Value> = top_classes(row, cls.disabled, TEMPERATURE_IMAGE, TOP_K)
+        let list: Vec<Value> = top_classes(row, cls.disabled, cls.temperature, TOP_K)
             .into_iter()
             .map(|(c, p)| json!([c.to_string(), (p * 1000.0).round() / 1000.0]))
             .collect();
@@ -164,6 +165,7 @@ mod tests {
             logits: &logits,
             classified: &[true, false],
             disabled: &[3],
+            temperature: 1.1,
         };
         let doc = to_json_with_classifications(&res, None, 0.5, &cls).unwrap();
         assert_eq!(doc["classification_categories"]["3"], "d");
@@ -180,5 +182,18 @@ mod tests {
             ..cls
         };
         assert!(to_json_with_classifications(&res, None, 0.5, &short).is_err());
+        // DeepFaune 1.5's 1.12: logits [0, 1.12, 2.24, 3.36] / 1.12 = [0, 1, 2, 3], the same
+        // probabilities as above; with 1.10 they would be [0, 1.018, 2.036, 3.055].
+        let v15_logits = [0.0, 1.12, 2.24, 3.36, 0.0, 0.0, 0.0, 0.0];
+        let v15 = Classifications {
+            logits: &v15_logits,
+            temperature: 1.12,
+            ..cls
+        };
+        let doc = to_json_with_classifications(&res, None, 0.5, &v15).unwrap();
+        assert_eq!(
+            doc["images"][0]["detections"][2]["classifications"],
+            json!([["2", 0.665], ["1", 0.245], ["0", 0.09]])
+        );
     }
 }

@@ -38,7 +38,7 @@ pub fn clahe_rgb(img: &RgbImage, clip_limit: f32, tile_grid: u32) -> RgbImage {
 pub fn clahe_gray(src: &[u8], w: usize, h: usize, clip_limit: f32, tiles: usize) -> Vec<u8> {
     // OpenCV pads by `tiles - size % tiles` on both axes whenever either is not a multiple
     // (a whole extra tile on an axis that already was one), reflect-101.
-    let (ew, eh) = if w % tiles == 0 && h % tiles == 0 {
+    let (ew, eh) = if w.is_multiple_of(tiles) && h.is_multiple_of(tiles) {
         (w, h)
     } else {
         (w + tiles - w % tiles, h + tiles - h % tiles)
