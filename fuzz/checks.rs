@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use deepfaune_rs::export::megadetector::read::{parse, to_results};
+use deepfaune_rs::export::megadetector::read::{parse, to_results, JsonRules};
 use deepfaune_rs::image_io::decode::{decode_bytes, DecodeOptions};
 use deepfaune_rs::image_io::exif::{parse_exif_datetime, read_exif};
 use deepfaune_rs::image_io::{ExifInfo, ImageHeader};
@@ -56,13 +56,20 @@ pub fn megadetector_json(data: &[u8]) {
             },
         })
     };
-    let out = to_results(&file, Path::new("/fuzz"), 0.4, &header);
-    let r = &out.results;
-    assert_eq!(r.len(), file.images.len());
-    assert_eq!(out.classifications.start.len(), r.det_conf.len() + 1);
-    for (i, best) in r.best_detection.iter().enumerate() {
-        if *best >= 0 {
-            assert_eq!(r.det_image[*best as usize] as usize, i);
+    for rules in [JsonRules::Corrected, JsonRules::DeepFaune] {
+        let out = to_results(&file, Path::new("/fuzz"), 0.4, rules, &header);
+        let r = &out.results;
+        // DeepFaune's rules drop the rows the file marks as failed; ours keep every row.
+        let rows = match rules {
+            JsonRules::Corrected => file.images.len(),
+            JsonRules::DeepFaune => file.images.iter().filter(|i| i.detections.is_ok()).count(),
+        };
+        assert_eq!(r.len(), rows);
+        assert_eq!(out.classifications.start.len(), r.det_conf.len() + 1);
+        for (i, best) in r.best_detection.iter().enumerate() {
+            if *best >= 0 {
+                assert_eq!(r.det_image[*best as usize] as usize, i);
+            }
         }
     }
 }

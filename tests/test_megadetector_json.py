@@ -174,3 +174,25 @@ def test_not_a_batch_file_raises(tmp_path):
         deepfaune_rs.read_megadetector_json(p)
     with pytest.raises(deepfaune_rs.InvalidArgumentError):
         deepfaune_rs.read_megadetector_json(tmp_path / "missing.json")
+
+
+def test_coordinates_and_confidences_stay_float64(tmp_path):
+    """Issue 18: DeepFaune computes int(x * W) and conf > 0.4 on Python floats (float64)."""
+    Image.new("RGB", (800, 600), (40, 80, 120)).save(tmp_path / "a.jpg")
+    doc = {
+        "images": [
+            {
+                "file": "a.jpg",
+                "detections": [
+                    {"category": "1", "conf": 0.40000001, "bbox": [0.4775, 0.1, 0.2, 0.3]}
+                ],
+            }
+        ]
+    }
+    (tmp_path / "md.json").write_text(json.dumps(doc))
+    res = deepfaune_rs.read_megadetector_json(tmp_path / "md.json")
+    assert 0.40000001 > 0.4 and np.float32(0.40000001) == np.float32(0.4)
+    assert len(res.confidences) == 1, "a confidence just above 0.4 must be kept"
+    # Parsed as float32 first, the coordinate is 0.47749999...: 381.99999 px, truncated to 381.
+    assert int(0.4775 * 800) == 382 and int(float(np.float32(0.4775)) * 800) == 381
+    assert res.boxes[0].tolist() == [382, 60, 382 + int(0.2 * 800), 60 + int(0.3 * 600)]

@@ -75,7 +75,8 @@ def md_boxes(jaguar):
     df = pd.read_csv(jaguar / "reid_manifest.csv")
     df = df[[(jaguar / f).is_file() for f in df["filename"]]]
     paths = [jaguar / f for f in df["filename"]]
-    boxes = df[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy(np.float32)
+    # float64, as the CSV text reads (issue 18: fractions keep their precision)
+    boxes = df[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy(np.float64)
     return paths, boxes
 
 

@@ -44,7 +44,7 @@ def test_jaguar_retrieval_figures(testdata, shared_models, tmp_path):
     cols = ["bbox_x", "bbox_y", "bbox_w", "bbox_h"]
 
     def embed(rows):
-        boxes = np.array([[getattr(r, c) for c in cols] for r in rows], np.float32)
+        boxes = np.array([[getattr(r, c) for c in cols] for r in rows], np.float64)
         res = emb.embed([d / r.filename for r in rows], boxes, box_format="megadetector")
         assert res.failures == []
         return res.embeddings

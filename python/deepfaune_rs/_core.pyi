@@ -58,7 +58,7 @@ def resize_pil(
     filter: str = "bicubic",
 ) -> npt.NDArray[np.uint8]: ...
 def read_megadetector_json(
-    path: _Path, root: _Path | None = None, threshold: float = 0.4
+    path: _Path, root: _Path | None = None, threshold: float = 0.4, rules: str = "corrected"
 ) -> DetectionResults: ...
 def resize_cv2_linear(
     image: npt.NDArray[np.uint8], size: tuple[int, int]
@@ -123,6 +123,8 @@ class DetectionResults:
     @property
     def detector(self) -> str: ...
     @property
+    def json_rules(self) -> str | None: ...
+    @property
     def classification_categories(self) -> list[tuple[str, str]]: ...
     @property
     def classifications(self) -> list[list[tuple[str, float]]]: ...
@@ -132,7 +134,7 @@ class DetectionResults:
 class Pipeline:
     def __new__(
         cls,
-        detector: Detector,
+        detector: Detector | None,
         classifier: str = "deepfaune-v15",
         *,
         classifier_manifest: str | None = None,
@@ -152,6 +154,7 @@ class Pipeline:
         progress: _Progress = None,
         keep_embeddings: bool = True,
         checkpoint: _Path | None = None,
+        detections: DetectionResults | None = None,
     ) -> PipelineResults: ...
     def run_frames(
         self,
@@ -339,7 +342,7 @@ class Embedder:
     def embed_files(
         self,
         paths: Sequence[_Path],
-        boxes: _F32 | None = None,
+        boxes: npt.NDArray[np.float64] | None = None,
         box_format: str = "xyxy",
         square: bool = False,
         batch_size: int = 8,

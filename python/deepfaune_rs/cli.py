@@ -49,8 +49,23 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="table to write: .csv or .xlsx")
     p.add_argument(
         "--detector",
-        default=DEFAULT_DETECTOR_MODE,
-        help=f"detector or mode (default {DEFAULT_DETECTOR_MODE})",
+        default=None,
+        help=f"detector or mode (default {DEFAULT_DETECTOR_MODE}; none with --detections)",
+    )
+    p.add_argument(
+        "--detections",
+        default=None,
+        metavar="JSON",
+        help="someone else's boxes as the detection step: a MegaDetector batch file "
+        "(MegaDetector v5/v1000, SpeciesNet, ours) whose images are classified and sequenced "
+        "without detecting again; its relative paths are relative to the one input folder",
+    )
+    p.add_argument(
+        "--json-rules",
+        default="corrected",
+        choices=["corrected", "deepfaune"],
+        help="with --detections: the package's rules (default) or DeepFaune's PredictorJSON "
+        "exactly (most confident box of any category decides, no EXIF rotation, ...)",
     )
     p.add_argument("--detector-threshold", type=float, default=None)
     p.add_argument(
@@ -215,7 +230,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     res.to_megadetector_json(args.output, root=root)
     cats = Counter(res.category_names)
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(cats.items()))
-    print(f"{len(res)} images ({summary}) -> {args.output}", file=sys.stderr)
+    print(
+        f"{len(res)} images ({summary}){_skipped(res.failures)} -> {args.output}", file=sys.stderr
+    )
     return _report_failures(res.failures)
 
 
@@ -223,18 +240,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from . import Detector, Pipeline
     from .fetch import classifier_id, detector_ids, require
 
+    if args.detections is not None and len(args.inputs) != 1:
+        print(
+            "deepfaune-rs: error: with --detections, give the one folder its paths are relative to",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    # With --detections the file's boxes are the detection step: no detector unless one is named.
+    detector = args.detector
+    if detector is None and args.detections is None:
+        detector = DEFAULT_DETECTOR_MODE
     # All the models of the run at once, before anything is loaded.
     require(
-        detector_ids(args.detector),
+        detector_ids(detector),
         classifier_id(args.classifier),
         args.bird_head,
         fetch_first=args.fetch,
         progress=not args.no_progress,
     )
-    det = Detector(args.detector, threshold=args.detector_threshold)
+    det = None if detector is None else Detector(detector, threshold=args.detector_threshold)
     pipe = Pipeline(
         det,
         args.classifier,
+        detector_mode=None,
         classifier_manifest=args.classifier_manifest,
         threshold=args.threshold,
         maxlag_s=args.maxlag,
@@ -243,12 +271,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         bird_head=args.bird_head,
     )
     checkpoint = args.output + ".checkpoint" if args.resume else None
-    res = pipe.run(
-        args.inputs,
-        progress=not args.no_progress,
-        keep_embeddings=args.embeddings is not None,
-        checkpoint=checkpoint,
-    )
+    if args.detections is not None:
+        res = pipe.run(
+            args.inputs[0],
+            progress=not args.no_progress,
+            keep_embeddings=args.embeddings is not None,
+            checkpoint=checkpoint,
+            detections=args.detections,
+            json_rules=args.json_rules,
+        )
+    else:
+        res = pipe.run(
+            args.inputs,
+            progress=not args.no_progress,
+            keep_embeddings=args.embeddings is not None,
+            checkpoint=checkpoint,
+        )
     if args.output.lower().endswith(".xlsx"):
         res.to_excel(args.output, csv_safe=args.csv_safe)
     else:
@@ -261,7 +299,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         res.save_embeddings(args.embeddings)
     n_seq = int(res.seqnum.max(initial=0))
     print(
-        f"{len(res)} images, {n_seq} sequences, {len(res.videos)} videos -> {args.output}",
+        f"{len(res)} images, {n_seq} sequences, {len(res.videos)} videos"
+        f"{_skipped(res.failures)} -> {args.output}",
         file=sys.stderr,
     )
     if res.skipped_metadata:
@@ -332,6 +371,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     for k, v in info.items():
         print(f"{k}: {v}")
     return EXIT_OK
+
+
+def _skipped(failures: Sequence[dict]) -> str:
+    """The summary's note on files the walk skipped (their type is not one DeepFaune reads)."""
+    n = sum(1 for f in failures if f["stage"] == "walk" and f["kind"] == "unsupported")
+    return f", {n} file(s) skipped (unsupported type, listed below)" if n else ""
 
 
 def _report_failures(failures: Sequence[dict]) -> int:

@@ -106,14 +106,14 @@ def _embed(df: Any, args: argparse.Namespace) -> tuple[np.ndarray, list[tuple[in
     if all(c in df.columns for c in BBOX):
         res = emb.embed(
             paths,
-            df[BBOX].to_numpy(np.float32),
+            df[BBOX].to_numpy(np.float64),
             box_format="megadetector",
             batch_size=args.batch_size,
         )
     elif args.boxes:
         files, boxes = boxes_from_megadetector(args.boxes)
         by_name = {os.path.normpath(f): b for f, b in zip(files, boxes)}
-        nan = np.full(4, np.nan, np.float32)
+        nan = np.full(4, np.nan, np.float64)
         rows = [by_name.get(os.path.normpath(p), by_name.get(Path(p).name, nan)) for p in paths]
         res = emb.embed(
             paths, np.stack(rows), box_format="megadetector", batch_size=args.batch_size

@@ -155,6 +155,11 @@ class DetectionResult:
         lambda self: self._r.failures, doc="Failed files: path, stage, kind, reason."
     )
     detector = property(lambda self: self._r.detector, doc="Ids of the detectors used.")
+    json_rules = property(
+        lambda self: self._r.json_rules,
+        doc="Rules the decisions of a MegaDetector file follow (corrected, deepfaune); None "
+        "for a detection run.",
+    )
     classification_categories = property(
         lambda self: dict(self._r.classification_categories),
         doc="Species categories {id: name} read from a MegaDetector file ({} otherwise).",

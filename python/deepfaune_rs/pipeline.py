@@ -45,9 +45,11 @@ class Pipeline:
 
     ``detector`` is a :class:`Detector` or anything ``Detector(...)`` accepts (default
     ``"DFbsMDS"``, DeepFaune's default: needs the DF and MegaDetector weights; ``"md-lite"`` is
-    embedded). ``classifier`` is a built-in id (``deepfaune-v15``, the default and DeepFaune's
-    current release; ``deepfaune-v14``, ``-v13``, ``-v11``), a manifest ``.toml`` or an ``.onnx``
-    file (with ``classifier_manifest=``, by default the v1.5 manifest). ``language``: one of
+    embedded). With ``detector=None, detector_mode=None`` no detector is loaded: the pipeline
+    then only classifies given boxes (``run(..., detections=...)``). ``classifier`` is a
+    built-in id (``deepfaune-v15``, the default and DeepFaune's current release;
+    ``deepfaune-v14``, ``-v13``, ``-v11``), a manifest ``.toml`` or an ``.onnx`` file (with
+    ``classifier_manifest=``, by default the v1.5 manifest). ``language``: one of
     :data:`LANGUAGES` that the classifier has (``no``, ``se`` and ``pt`` since 1.5; ``sv`` is
     accepted for ``se``). ``disabled_classes`` are class names (any language) dropped before the
     softmax.
@@ -63,7 +65,7 @@ class Pipeline:
         detector: Detector | PathLike | None = None,
         classifier: PathLike = DEFAULT_CLASSIFIER,
         *,
-        detector_mode: str = DEFAULT_DETECTOR_MODE,
+        detector_mode: str | None = DEFAULT_DETECTOR_MODE,
         classifier_manifest: PathLike | None = None,
         threshold: float = 0.8,
         maxlag_s: float = 10,
@@ -84,14 +86,14 @@ class Pipeline:
 
         needed = [] if isinstance(detector, Detector) else detector_ids(detector or detector_mode)
         require(needed, classifier_id(classifier), bird_head, fetch_first=fetch)
-        if detector is None:
+        if detector is None and detector_mode is not None:
             detector = Detector(detector_mode)
-        elif not isinstance(detector, Detector):
+        elif detector is not None and not isinstance(detector, Detector):
             detector = Detector(detector)
-        self.detector = detector
+        self.detector: Detector | None = detector
         self.language = language
         self._inner = _core.Pipeline(
-            detector._inner,
+            None if detector is None else detector._inner,
             os.fspath(classifier),
             classifier_manifest=(
                 None if classifier_manifest is None else os.fspath(classifier_manifest)
@@ -111,22 +113,61 @@ class Pipeline:
 
     def run(
         self,
-        inputs: Inputs,
+        inputs: Inputs | None = None,
         progress: ProgressArg = True,
         keep_embeddings: bool = True,
         checkpoint: PathLike | None = None,
+        detections: DetectionResult | PathLike | None = None,
+        json_rules: str | None = None,
     ) -> PipelineResult:
         """Runs over image and video files and folders (walked recursively). Images go through
         DeepFaune's image path (sequences per folder); each video is sampled (12 frames, see
         :func:`deepfaune_rs.video.frame_indices`) and judged as one sequence of its own
         (:attr:`PipelineResult.videos`). Unreadable files are listed in
-        :attr:`PipelineResult.failures` and treated as empty, as DeepFaune does.
+        :attr:`PipelineResult.failures` and treated as empty, as DeepFaune does; so is every
+        other file the walk meets (``.webp``, ``.txt``...: stage ``walk``, kind
+        ``unsupported``).
 
         ``checkpoint``: a file where every processed image is recorded as soon as it is done. If
         the run is interrupted (crash, sleep, Ctrl-C), calling ``run`` again with the same
         checkpoint skips the images already done and gives the same results as one uninterrupted
         run. Videos are recorded in ``<checkpoint>.videos`` and skipped the same way. A
-        checkpoint written with other models or settings is refused (``InvalidArgumentError``)."""
+        checkpoint written with other models, settings or boxes is refused
+        (``InvalidArgumentError``).
+
+        ``detections``: someone else's boxes as the detection step, nothing is detected again (the
+        pipeline needs no detector). A MegaDetector batch file (MegaDetector v5/v1000,
+        SpeciesNet's MegaDetector-format output, ours), read with
+        :func:`~deepfaune_rs.read_megadetector_json` (its relative paths are relative to
+        ``inputs``, one folder, or by default to the JSON file's folder), or results that
+        function or :meth:`Detector.detect` already gave. The images it lists are classified in
+        its order, put into sequences and exported as usual, with progress, ``checkpoint`` and
+        failures; ``inputs`` is not walked.
+
+        ``json_rules`` (with ``detections``): ``"corrected"`` (default for a file) keeps the
+        package's rules, ``"deepfaune"`` reproduces DeepFaune 1.4.1's ``PredictorJSON`` exactly.
+        Differences, ``"deepfaune"`` against ``"corrected"``: the most confident box of any
+        category decides the image (a more confident person box makes it ``human`` and the
+        animal is not classified; corrected: the best animal box is classified); ``count``
+        counts boxes of every category, ``humancount`` is 0 (corrected: animals and people
+        apart); no EXIF orientation (corrected: boxes and crops on the upright image); rows the
+        file marks as failed are dropped (corrected: failure rows); category ids are read as
+        numbers, not by name. Every quirk is listed in
+        :func:`~deepfaune_rs.read_megadetector_json`. Results read already keep their rules;
+        asking for other rules is an error."""
+        callback = make_callback(progress, "deepfaune")
+        if detections is not None:
+            return self._run_detections(
+                inputs, detections, json_rules, callback, keep_embeddings, checkpoint
+            )
+        if json_rules is not None:
+            from .errors import InvalidArgumentError
+
+            raise InvalidArgumentError("json_rules applies to detections= only")
+        if inputs is None:
+            from .errors import InvalidArgumentError
+
+            raise InvalidArgumentError("give the files or folders to run over")
         paths = _as_paths(inputs)
         images: list[str] = []
         videos: list[str] = []
@@ -140,7 +181,6 @@ class Pipeline:
                 unsupported.append(p)
             else:
                 images.append(p)
-        callback = make_callback(progress, "deepfaune")
         # A new checkpoint starts a new run: video records left beside an older one are stale.
         resuming = (
             checkpoint is not None
@@ -170,6 +210,51 @@ class Pipeline:
         root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
         failures = [unsupported_failure(p) for p in unsupported]
         return PipelineResult(res, root, records, failures, changed_videos=changed)
+
+    def _run_detections(
+        self,
+        inputs: Inputs | None,
+        detections: DetectionResult | PathLike,
+        json_rules: str | None,
+        callback: Any,
+        keep_embeddings: bool,
+        checkpoint: PathLike | None,
+    ) -> PipelineResult:
+        from .errors import InvalidArgumentError
+        from .megadetector import JSON_RULES, read_megadetector_json
+
+        if json_rules is not None and json_rules not in JSON_RULES:
+            raise InvalidArgumentError(
+                f"json_rules '{json_rules}': use {' or '.join(repr(r) for r in JSON_RULES)}"
+            )
+        root: str | None = None
+        if inputs is not None:
+            paths = _as_paths(inputs)
+            if len(paths) != 1 or not os.path.isdir(paths[0]):
+                raise InvalidArgumentError(
+                    "with detections=, inputs is the one folder the file's paths are relative to"
+                )
+            root = paths[0]
+        if isinstance(detections, DetectionResult):
+            given = detections.json_rules or "corrected"
+            if json_rules is not None and json_rules != given:
+                raise InvalidArgumentError(
+                    f"these detections were decided with the '{given}' rules; read the file "
+                    f"again with read_megadetector_json(..., rules='{json_rules}')"
+                )
+            result = detections
+            root = root if root is not None else detections.root
+        else:
+            result = read_megadetector_json(detections, root=root, rules=json_rules or "corrected")
+            root = result.root
+        res = self._inner.run(
+            [] if root is None else [root],
+            progress=callback,
+            keep_embeddings=keep_embeddings,
+            checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+            detections=result._r,
+        )
+        return PipelineResult(res, root)
 
 
 class PipelineResult:

@@ -459,7 +459,7 @@ class Embedder:
                 detector = Detector()
             det = detector.detect(p, progress=False)
             boxes, box_format, square = det.crop_boxes, "xyxy", False
-        b = None if boxes is None else np.ascontiguousarray(boxes, dtype=np.float32)
+        b = None if boxes is None else np.ascontiguousarray(boxes, dtype=np.float64)
         emb, failures = self._inner.embed_files(
             p, boxes=b, box_format=box_format, square=square, batch_size=batch_size
         )
@@ -495,7 +495,7 @@ def boxes_from_megadetector(
                     best = d
         files.append(im["file"])
         boxes.append(best["bbox"] if best is not None else [np.nan] * 4)
-    return files, np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    return files, np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
 __all__ = [

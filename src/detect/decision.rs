@@ -47,6 +47,14 @@ pub struct ImageDecision {
 
 /// Decides from boxes that all passed the threshold (any order).
 pub fn decide(dets: &[Detection], width: u32, height: u32) -> ImageDecision {
+    let confs: Vec<f64> = dets.iter().map(|d| d.conf as f64).collect();
+    decide_with(dets, &confs, width, height)
+}
+
+/// [`decide`] comparing the confidences `confs` (one per box) instead of the boxes' `f32`
+/// copies: boxes read from a file keep the file's `f64` values for the choice of the best box.
+pub fn decide_with(dets: &[Detection], confs: &[f64], width: u32, height: u32) -> ImageDecision {
+    debug_assert_eq!(dets.len(), confs.len());
     let count = dets
         .iter()
         .filter(|d| d.category == Category::Animal)
@@ -57,11 +65,12 @@ pub fn decide(dets: &[Detection], width: u32, height: u32) -> ImageDecision {
         .count() as u32;
     let best_of = |pred: &dyn Fn(&Detection) -> bool| {
         dets.iter()
+            .zip(confs)
             .enumerate()
-            .filter(|(_, d)| pred(d))
-            .fold(None::<(usize, f32)>, |acc, (i, d)| match acc {
-                Some((_, c)) if c >= d.conf => acc,
-                _ => Some((i, d.conf)),
+            .filter(|(_, (d, _))| pred(d))
+            .fold(None::<(usize, f64)>, |acc, (i, (_, &c))| match acc {
+                Some((_, best)) if best >= c => acc,
+                _ => Some((i, c)),
             })
             .map(|(i, _)| i)
     };
@@ -106,7 +115,12 @@ pub fn decide(dets: &[Detection], width: u32, height: u32) -> ImageDecision {
 /// assert_eq!(crop_square([10.0, 50.0, 110.0, 90.0], 1000, 1000), Some([10, 20, 110, 120]));
 /// ```
 pub fn crop_square(b: [f32; 4], width: u32, height: u32) -> Option<[u32; 4]> {
-    let (mut x1, mut y1, mut x2, mut y2) = (b[0] as f64, b[1] as f64, b[2] as f64, b[3] as f64);
+    crop_square_f64(b.map(f64::from), width, height)
+}
+
+/// [`crop_square`] of an `f64` box (boxes computed from a file's fractions).
+pub fn crop_square_f64(b: [f64; 4], width: u32, height: u32) -> Option<[u32; 4]> {
+    let [mut x1, mut y1, mut x2, mut y2] = b;
     let (xs, ys) = (x2 - x1, y2 - y1);
     if xs > ys {
         let d = ((xs - ys) / 2.0).trunc();

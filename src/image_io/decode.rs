@@ -33,7 +33,7 @@ impl Default for DecodeOptions {
 /// A decoded image and its EXIF facts.
 #[derive(Debug, Clone)]
 pub struct DecodedImage {
-    /// RGB pixels, upright (EXIF orientation applied).
+    /// RGB pixels, upright (EXIF orientation applied; as stored for [`read_image_as_stored`]).
     pub image: RgbImage,
     /// Date and orientation from EXIF.
     pub exif: ExifInfo,
@@ -41,6 +41,17 @@ pub struct DecodedImage {
 
 /// Reads and decodes one file.
 pub fn read_image(path: &Path, opts: &DecodeOptions) -> Result<DecodedImage, ImageError> {
+    decode_oriented(&read_file(path, opts)?, opts, true)
+}
+
+/// Reads and decodes one file **without** applying its EXIF orientation: the pixels as stored,
+/// as OpenCV's `cv2.imdecode(..., IMREAD_UNCHANGED)` gives them (DeepFaune's JSON path crops
+/// from such an image). `exif.orientation` still tells the orientation the file asks for.
+pub fn read_image_as_stored(path: &Path, opts: &DecodeOptions) -> Result<DecodedImage, ImageError> {
+    decode_oriented(&read_file(path, opts)?, opts, false)
+}
+
+fn read_file(path: &Path, opts: &DecodeOptions) -> Result<Vec<u8>, ImageError> {
     let meta = std::fs::metadata(path).map_err(|e| ImageError::Io(e.to_string()))?;
     if meta.is_dir() {
         return Err(ImageError::Io("is a directory".into()));
@@ -58,12 +69,19 @@ pub fn read_image(path: &Path, opts: &DecodeOptions) -> Result<DecodedImage, Ima
             limit,
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| ImageError::Io(e.to_string()))?;
-    decode_bytes(&bytes, opts)
+    std::fs::read(path).map_err(|e| ImageError::Io(e.to_string()))
 }
 
 /// Decodes an image held in memory.
 pub fn decode_bytes(bytes: &[u8], opts: &DecodeOptions) -> Result<DecodedImage, ImageError> {
+    decode_oriented(bytes, opts, true)
+}
+
+fn decode_oriented(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    orient: bool,
+) -> Result<DecodedImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -77,7 +95,11 @@ pub fn decode_bytes(bytes: &[u8], opts: &DecodeOptions) -> Result<DecodedImage, 
         },
         _ => decode_generic(bytes, format, opts)?,
     };
-    let image = apply_orientation(rgb, exif.orientation);
+    let image = if orient {
+        apply_orientation(rgb, exif.orientation)
+    } else {
+        rgb
+    };
     Ok(DecodedImage { image, exif })
 }
 

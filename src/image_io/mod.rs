@@ -10,7 +10,7 @@ pub mod exif;
 pub mod header;
 pub mod walk;
 
-pub use decode::{read_image, DecodeOptions, DecodedImage};
+pub use decode::{read_image, read_image_as_stored, DecodeOptions, DecodedImage};
 pub use exif::{ExifInfo, Timestamp};
 pub use header::{read_header, ImageHeader};
 pub use walk::{Found, MediaKind, Walker, IMAGE_EXTENSIONS};

@@ -103,11 +103,33 @@ pub fn has_image_extension(path: &Path) -> bool {
 pub enum Found {
     /// A media file.
     File(PathBuf, MediaKind),
+    /// A file that is not one of DeepFaune's media types (`.webp`, `.txt`, no extension...),
+    /// with the reason it is skipped: every file the walk meets is reported.
+    Unsupported(PathBuf, String),
     /// A path that could not be walked, with the reason.
     Error(PathBuf, String),
     /// NAS or operating-system metadata, skipped ([`is_metadata_name`]; a folder's contents are
     /// not walked).
     Metadata(PathBuf),
+}
+
+/// Why a file of no media type is skipped.
+///
+/// ```
+/// use deepfaune_rs::image_io::walk::unsupported_reason;
+/// use std::path::Path;
+/// assert!(unsupported_reason(Path::new("a/b.webp")).starts_with("unsupported file type .webp"));
+/// ```
+pub fn unsupported_reason(path: &Path) -> String {
+    let what = match path.extension() {
+        Some(e) => format!("unsupported file type .{}", e.to_string_lossy()),
+        None => "unsupported file type (no extension)".to_string(),
+    };
+    format!(
+        "{what}: DeepFaune reads images ({}) and videos ({}); name the file itself to read it as an image",
+        IMAGE_EXTENSIONS.join(", "),
+        VIDEO_EXTENSIONS.join(", ")
+    )
 }
 
 /// A lazy, sorted, depth-first walk of one root (see the module documentation).
@@ -120,10 +142,11 @@ pub enum Found {
 /// let names: Vec<String> = Walker::new(t.path())
 ///     .filter_map(|f| match f {
 ///         Found::File(p, _) => Some(p.strip_prefix(t.path()).unwrap().display().to_string()),
+///         Found::Unsupported(p, _) => Some(format!("skipped {}", p.strip_prefix(t.path()).unwrap().display())),
 ///         Found::Error(..) | Found::Metadata(_) => None,
 ///     })
 ///     .collect();
-/// assert_eq!(names, ["a.JPG", "b/2.jpg", "b.mp4"]);
+/// assert_eq!(names, ["a.JPG", "b/2.jpg", "b.mp4", "skipped notes.txt"]);
 /// ```
 #[derive(Debug)]
 pub struct Walker {
@@ -253,6 +276,10 @@ impl Iterator for Walker {
                     if let Some(kind) = kind {
                         return Some(Found::File(path, kind));
                     }
+                    if path.file_name() != Some(std::ffi::OsStr::new(OUTPUT_MARKER)) {
+                        let reason = unsupported_reason(&path);
+                        return Some(Found::Unsupported(path, reason));
+                    }
                 }
                 Ok(_) => {
                     // A named pipe or a device would block or never end when read.
@@ -303,6 +330,8 @@ mod tests {
         videos: Vec<PathBuf>,
         /// Video files in formats DeepFaune does not read, sorted.
         unsupported_videos: Vec<PathBuf>,
+        /// Files of no media type, with the reason they are skipped.
+        unsupported: Vec<(PathBuf, String)>,
         /// Paths that could not be walked, with the reason.
         errors: Vec<(PathBuf, String)>,
         /// NAS / OS metadata skipped.
@@ -318,6 +347,7 @@ mod tests {
                 Found::File(p, MediaKind::Image) => out.files.push(p),
                 Found::File(p, MediaKind::Video) => out.videos.push(p),
                 Found::File(p, MediaKind::UnsupportedVideo) => out.unsupported_videos.push(p),
+                Found::Unsupported(p, why) => out.unsupported.push((p, why)),
                 Found::Error(p, e) => out.errors.push((p, e)),
                 Found::Metadata(p) => out.metadata.push(p),
             }
@@ -471,6 +501,40 @@ mod tests {
         assert_eq!(w.files, [r.join("cam/2.jpg")]);
         assert_eq!(w.videos, [r.join("cam/1.MP4"), r.join("cam/4.avi")]);
         assert_eq!(w.unsupported_videos, [r.join("cam/3.mkv")]);
+    }
+
+    /// Issue 18: every file the walk meets is either media or reported with the reason it is
+    /// skipped (a `.webp` included); the walk's own output marker is not.
+    #[test]
+    fn other_files_are_reported_with_a_reason() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::create_dir(r.join("cam")).unwrap();
+        for f in [
+            "cam/a.webp",
+            "cam/b.JPG",
+            "cam/notes.txt",
+            "cam/README",
+            OUTPUT_MARKER,
+        ] {
+            std::fs::write(r.join(f), b"").unwrap();
+        }
+        let w = walk(r);
+        assert_eq!(w.files, [r.join("cam/b.JPG")]);
+        let skipped: Vec<&PathBuf> = w.unsupported.iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            skipped,
+            [
+                &r.join("cam/README"),
+                &r.join("cam/a.webp"),
+                &r.join("cam/notes.txt")
+            ]
+        );
+        assert!(w.unsupported[0].1.contains("no extension"));
+        assert!(w.unsupported[1]
+            .1
+            .starts_with("unsupported file type .webp"));
+        assert!(w.errors.is_empty());
     }
 
     #[cfg(unix)]

@@ -14,7 +14,7 @@ use super::numpy_views::{view1, view2};
 use crate::detect::loader::{load, LoadOptions};
 use crate::detect::{DetectorMode, DetectorSet};
 use crate::error::Error;
-use crate::export::megadetector::read::Classifications;
+use crate::export::megadetector::read::{Classifications, ImportedDetections, JsonRules};
 use crate::run::{detect_files, DetectionResults, RunOptions};
 use crate::runtime::SessionOptions;
 
@@ -150,11 +150,7 @@ impl PyDetector {
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
-        Ok(PyDetectionResults {
-            res: result.py()?,
-            threshold: self.threshold,
-            classifications: Classifications::default(),
-        })
+        Ok(PyDetectionResults::new(result.py()?, self.threshold))
     }
 }
 
@@ -166,6 +162,9 @@ pub struct PyDetectionResults {
     pub(crate) threshold: f32,
     /// Species classifications read from a MegaDetector file, aligned with the boxes.
     pub(crate) classifications: Classifications,
+    /// How boxes read from a MegaDetector file were decided, and the threshold they passed
+    /// (`None` for a detection run).
+    pub(crate) imported: Option<(JsonRules, f64)>,
 }
 
 impl PyDetectionResults {
@@ -174,6 +173,32 @@ impl PyDetectionResults {
             res,
             threshold,
             classifications: Classifications::default(),
+            imported: None,
+        }
+    }
+
+    /// Results read from a MegaDetector file.
+    pub(crate) fn imported(imported: ImportedDetections) -> Self {
+        PyDetectionResults {
+            res: imported.results,
+            threshold: imported.threshold as f32,
+            classifications: imported.classifications,
+            imported: Some((imported.rules, imported.threshold)),
+        }
+    }
+
+    /// The results as [`ImportedDetections`], for a run over these boxes: those of a detection
+    /// run follow the package's (corrected) rules.
+    pub(crate) fn to_imported(&self) -> ImportedDetections {
+        let (rules, threshold) = self
+            .imported
+            .unwrap_or((JsonRules::Corrected, self.threshold as f64));
+        ImportedDetections {
+            results: self.res.clone(),
+            rules,
+            threshold,
+            classifications: self.classifications.clone(),
+            ignored_boxes: 0,
         }
     }
 }
@@ -302,6 +327,12 @@ impl PyDetectionResults {
     #[getter]
     fn detector(&self) -> String {
         self.res.detector.clone()
+    }
+    /// For results read from a MegaDetector file: the rules their decisions follow
+    /// (`"corrected"` or `"deepfaune"`); `None` for a detection run.
+    #[getter]
+    fn json_rules(&self) -> Option<&'static str> {
+        self.imported.map(|(r, _)| r.name())
     }
 
     /// Writes MegaDetector batch JSON 1.6 atomically; `root` makes `"file"` paths relative.

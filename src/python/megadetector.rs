@@ -5,26 +5,35 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 use super::detect::PyDetectionResults;
-use super::errors::IntoPyResult;
-use crate::export::megadetector::read::{read, ReadOptions};
+use super::errors::{to_pyerr, IntoPyResult};
+use crate::error::Error;
+use crate::export::megadetector::read::{read, JsonRules, ReadOptions};
 
-/// Reads a MegaDetector batch file as detection results (boxes with `conf > threshold` count).
-/// `root`: the folder the file's paths are relative to (default: the JSON file's folder).
+/// Reads a MegaDetector batch file as detection results (boxes with `conf > threshold` count),
+/// decided with `rules` (`"corrected"` or `"deepfaune"`). `root`: the folder the file's paths
+/// are relative to (default: the JSON file's folder).
 #[pyfunction]
-#[pyo3(signature = (path, root = None, threshold = 0.4))]
+#[pyo3(signature = (path, root = None, threshold = 0.4, rules = "corrected"))]
 fn read_megadetector_json(
     py: Python<'_>,
     path: PathBuf,
     root: Option<PathBuf>,
-    threshold: f32,
+    threshold: f64,
+    rules: &str,
 ) -> PyResult<PyDetectionResults> {
-    let opts = ReadOptions { root, threshold };
-    let imported = py.detach(|| read(&path, &opts)).py()?;
-    Ok(PyDetectionResults {
-        res: imported.results,
+    let rules = JsonRules::parse(rules).py()?;
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(to_pyerr(Error::InvalidArgument(format!(
+            "threshold {threshold}: use a value within 0..1"
+        ))));
+    }
+    let opts = ReadOptions {
+        root,
         threshold,
-        classifications: imported.classifications,
-    })
+        rules,
+    };
+    let imported = py.detach(|| read(&path, &opts)).py()?;
+    Ok(PyDetectionResults::imported(imported))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyList};
 
 use super::detect::{progress_hook, PyDetectionResults, PyDetector};
 use super::errors::{to_pyerr, IntoPyResult};
-use super::locks::lock_both;
+use super::locks::{lock_both, try_lock, wait_for};
 use super::numpy_views::{view1, view2};
 use crate::classify::{load_classifier, OnnxClassifier};
 use crate::detect::decision::ImageKind;
@@ -24,8 +24,12 @@ use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOption
 use crate::export::table::{results_table, write_results_csv, ResultRow};
 use crate::image_io::exif::parse_exif_datetime;
 use crate::manifest::classifier::{canonical_language, ClassifierManifest};
-use crate::run::checkpoint::fingerprint;
-use crate::run::{run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume};
+use crate::run::checkpoint::{fingerprint, fingerprint_imported};
+use crate::run::imported::digest as imported_digest;
+use crate::run::{
+    run_imported, run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume,
+    RunOptions,
+};
 use crate::runtime::SessionOptions;
 use crate::sequence::{
     kind_from_code, predict_all, AggregateOptions, ImageRows, Label, LogitTable, Prediction,
@@ -35,7 +39,8 @@ use crate::sequence::{
 /// Detector + classifier + DeepFaune's sequence logic.
 #[pyclass(module = "deepfaune_rs._core", name = "Pipeline")]
 pub struct PyPipeline {
-    pub(super) detector: Py<PyDetector>,
+    /// `None`: the pipeline only runs over given detections.
+    pub(super) detector: Option<Py<PyDetector>>,
     /// Locked only with the GIL released (see `super::locks`).
     pub(super) classifier: Mutex<OnnxClassifier>,
     /// The classes in `language` (fixed at construction: no lock to read).
@@ -55,7 +60,7 @@ impl PyPipeline {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        detector: Py<PyDetector>,
+        detector: Option<Py<PyDetector>>,
         classifier: &str,
         classifier_manifest: Option<String>,
         threshold: f32,
@@ -126,8 +131,10 @@ impl PyPipeline {
     }
 
     /// Runs the pipeline over files and folders. With `checkpoint`, progress is appended to that
-    /// file and a later run with the same file resumes where this one stopped.
-    #[pyo3(signature = (paths, progress = None, keep_embeddings = true, checkpoint = None))]
+    /// file and a later run with the same file resumes where this one stopped. With
+    /// `detections` (results read from a MegaDetector file, or of a detection run), their boxes
+    /// and decisions are the detection step: nothing is detected, `paths` is not walked.
+    #[pyo3(signature = (paths, progress = None, keep_embeddings = true, checkpoint = None, detections = None))]
     fn run(
         &self,
         py: Python<'_>,
@@ -135,75 +142,120 @@ impl PyPipeline {
         progress: Option<Py<PyAny>>,
         keep_embeddings: bool,
         checkpoint: Option<PathBuf>,
+        detections: Option<Py<PyDetectionResults>>,
     ) -> PyResult<PyPipelineResults> {
         let slot = Mutex::new(None);
-        let det = self.detector.get();
-        let result = py.detach(|| -> PyResult<Result<_, Error>> {
-            let (mut set, mut clf) = lock_both(&det.detectors, &self.classifier)?;
-            let mut hook = progress_hook(&progress, &slot);
-            Ok((|| {
-            let mut open = match &checkpoint {
-                None => None,
-                Some(path) => {
-                    let settings = serde_json::json!({
-                        "inputs": paths.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>(),
-                        "threshold": self.opts.threshold,
-                        "disabled": self.opts.disabled,
-                        "maxlag_s": self.maxlag_s,
-                        "language": self.language,
-                        "keep_embeddings": keep_embeddings,
-                        "max_pixels": det.run.decode.max_pixels,
-                    });
-                    Some(Checkpoint::open(path, fingerprint(&set, Some(&clf), settings))?)
-                }
-            };
-            let resume = open.as_mut().map(|(c, done)| Resume { checkpoint: c, done: std::mem::take(done) });
-            let stage = ClassifyStage { classifier: &mut clf, batch_size: self.batch_size, keep_embeddings };
-            let res = run_pipeline_resumable(&paths, &mut set, Some(stage), &det.run, &mut hook, resume)?;
-            let preds = sequences(&res, self.maxlag_s, &self.opts)?;
-            let names = clf
-                .manifest
-                .names(&self.language)
-                .expect("checked at construction");
-            let bird = self.opts.bird_class.is_some();
-            let label = |p: &crate::sequence::Prediction, top1: bool| {
-                if top1 {
-                    p.top1.text(&names, bird)
-                } else {
-                    p.label.text(&names, bird)
-                }
-            };
-            let text = Texts {
-                predictionbase: preds.base.iter().map(|p| label(p, false)).collect(),
-                prediction: preds.sequence.iter().map(|p| label(p, false)).collect(),
-                top1: preds.sequence.iter().map(|p| label(p, true)).collect(),
-            };
-            let d = &res.detection;
-            let dates: Vec<Option<&str>> = d
-                .date
-                .iter()
-                .map(|t| t.as_ref().map(|t| t.text.as_str()))
-                .collect();
-            let table = results_table(
-                &d.paths,
-                &dates,
-                &preds,
-                &d.count,
-                &d.humancount,
-                &names,
-                bird,
-            )?;
-            let class_names = names.classes.to_vec();
-            let manifest = clf.manifest.clone();
-            Ok::<_, Error>((res, preds, text, table, class_names, manifest))
-            })())
-        })?;
+        let settings = serde_json::json!({
+            "inputs": paths.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+            "threshold": self.opts.threshold,
+            "disabled": self.opts.disabled,
+            "maxlag_s": self.maxlag_s,
+            "language": self.language,
+            "keep_embeddings": keep_embeddings,
+        });
+        let (result, threshold) = match &detections {
+            Some(given) => {
+                let given = given.get();
+                let imported = given.to_imported();
+                let run = match &self.detector {
+                    Some(d) => d.get().run,
+                    None => RunOptions::default(),
+                };
+                let result = py.detach(|| -> PyResult<Result<Finished, Error>> {
+                    let mut clf = wait_for(|| try_lock(&self.classifier))?;
+                    let mut hook = progress_hook(&progress, &slot);
+                    Ok((|| {
+                        let mut open = match &checkpoint {
+                            None => None,
+                            Some(path) => {
+                                let mut settings = settings.clone();
+                                settings["max_pixels"] = run.decode.max_pixels.into();
+                                let fp = fingerprint_imported(
+                                    &imported_digest(&imported),
+                                    &clf,
+                                    settings,
+                                );
+                                Some(Checkpoint::open(path, fp)?)
+                            }
+                        };
+                        let resume = open.as_mut().map(|(c, done)| Resume {
+                            checkpoint: c,
+                            done: std::mem::take(done),
+                        });
+                        let stage = ClassifyStage {
+                            classifier: &mut clf,
+                            batch_size: self.batch_size,
+                            keep_embeddings,
+                        };
+                        let res = run_imported(&imported, stage, &run, &mut hook, resume)?;
+                        self.finish(res, &clf)
+                    })())
+                })?;
+                (result, given.threshold)
+            }
+            None => {
+                let Some(detector) = &self.detector else {
+                    return Err(to_pyerr(Error::InvalidArgument(
+                        "this pipeline has no detector: pass detections= (a MegaDetector file or its results), or build it with a detector".into(),
+                    )));
+                };
+                let det = detector.get();
+                let result = py.detach(|| -> PyResult<Result<Finished, Error>> {
+                    let (mut set, mut clf) = lock_both(&det.detectors, &self.classifier)?;
+                    let mut hook = progress_hook(&progress, &slot);
+                    Ok((|| {
+                        let mut open = match &checkpoint {
+                            None => None,
+                            Some(path) => {
+                                let mut settings = settings.clone();
+                                settings["max_pixels"] = det.run.decode.max_pixels.into();
+                                Some(Checkpoint::open(
+                                    path,
+                                    fingerprint(&set, Some(&clf), settings),
+                                )?)
+                            }
+                        };
+                        let resume = open.as_mut().map(|(c, done)| Resume {
+                            checkpoint: c,
+                            done: std::mem::take(done),
+                        });
+                        let stage = ClassifyStage {
+                            classifier: &mut clf,
+                            batch_size: self.batch_size,
+                            keep_embeddings,
+                        };
+                        let res = run_pipeline_resumable(
+                            &paths,
+                            &mut set,
+                            Some(stage),
+                            &det.run,
+                            &mut hook,
+                            resume,
+                        )?;
+                        self.finish(res, &clf)
+                    })())
+                })?;
+                (result, det.threshold)
+            }
+        };
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
-        let (mut res, preds, text, table, class_names, manifest) = result.py()?;
+        let Finished {
+            mut res,
+            preds,
+            text,
+            table,
+            class_names,
+            manifest,
+        } = result.py()?;
         let detection = std::mem::take(&mut res.detection);
-        let detections = Py::new(py, PyDetectionResults::new(detection, det.threshold))?;
+        let mut detections_out = PyDetectionResults::new(detection, threshold);
+        if let Some(given) = &detections {
+            detections_out.imported = given.get().imported;
+            detections_out.classifications = given.get().classifications.clone();
+        }
+        let detections = Py::new(py, detections_out)?;
         let scorebase = preds.base.iter().map(|p| p.score).collect();
         let score = preds.sequence.iter().map(|p| p.score).collect();
         Ok(PyPipelineResults {
@@ -233,6 +285,64 @@ impl PyPipeline {
         keep_embeddings: bool,
     ) -> PyResult<super::video::PyVideoResult> {
         super::video::run_video(self, py, frames, slots, source, keep_embeddings)
+    }
+}
+
+struct Finished {
+    res: PipelineResults,
+    preds: SequencePredictions,
+    text: Texts,
+    table: Vec<ResultRow>,
+    class_names: Vec<String>,
+    manifest: ClassifierManifest,
+}
+
+impl PyPipeline {
+    /// Sequences, labels and DeepFaune's table of a finished run.
+    fn finish(&self, res: PipelineResults, clf: &OnnxClassifier) -> Result<Finished, Error> {
+        let preds = sequences(&res, self.maxlag_s, &self.opts)?;
+        let names = clf
+            .manifest
+            .names(&self.language)
+            .expect("checked at construction");
+        let bird = self.opts.bird_class.is_some();
+        let label = |p: &crate::sequence::Prediction, top1: bool| {
+            if top1 {
+                p.top1.text(&names, bird)
+            } else {
+                p.label.text(&names, bird)
+            }
+        };
+        let text = Texts {
+            predictionbase: preds.base.iter().map(|p| label(p, false)).collect(),
+            prediction: preds.sequence.iter().map(|p| label(p, false)).collect(),
+            top1: preds.sequence.iter().map(|p| label(p, true)).collect(),
+        };
+        let d = &res.detection;
+        let dates: Vec<Option<&str>> = d
+            .date
+            .iter()
+            .map(|t| t.as_ref().map(|t| t.text.as_str()))
+            .collect();
+        let table = results_table(
+            &d.paths,
+            &dates,
+            &preds,
+            &d.count,
+            &d.humancount,
+            &names,
+            bird,
+        )?;
+        let class_names = names.classes.to_vec();
+        let manifest = clf.manifest.clone();
+        Ok(Finished {
+            res,
+            preds,
+            text,
+            table,
+            class_names,
+            manifest,
+        })
     }
 }
 

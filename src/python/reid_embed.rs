@@ -33,7 +33,7 @@ fn manifest_of(model: &str) -> Result<EmbeddingManifest, Error> {
 }
 
 fn crops_of(
-    boxes: Option<PyReadonlyArray2<'_, f32>>,
+    boxes: Option<PyReadonlyArray2<'_, f64>>,
     n: usize,
     format: &str,
     square: bool,
@@ -64,7 +64,7 @@ fn crops_of(
             let coords = [r[0], r[1], r[2], r[3]];
             if coords.iter().all(|v| *v == -1.0) {
                 CropBox::Box {
-                    coords: [f32::NAN; 4],
+                    coords: [f64::NAN; 4],
                     format,
                     square,
                 }
@@ -139,7 +139,7 @@ impl PyEmbedder {
         &self,
         py: Python<'py>,
         paths: Vec<PathBuf>,
-        boxes: Option<PyReadonlyArray2<'py, f32>>,
+        boxes: Option<PyReadonlyArray2<'py, f64>>,
         box_format: &str,
         square: bool,
         batch_size: usize,
@@ -163,7 +163,7 @@ impl PyEmbedder {
         &self,
         py: Python<'py>,
         image: PyReadonlyArray3<'py, u8>,
-        bbox: Option<[f32; 4]>,
+        bbox: Option<[f64; 4]>,
     ) -> PyResult<Bound<'py, PyArray3<f32>>> {
         let img = to_rgb(&image)?;
         let crop = match bbox {

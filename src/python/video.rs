@@ -55,7 +55,13 @@ pub(super) fn run_video(
             images.len()
         ))));
     }
-    let det = pipe.detector.get();
+    let Some(detector) = &pipe.detector else {
+        return Err(to_pyerr(Error::InvalidArgument(
+            "this pipeline has no detector: videos need one (build the Pipeline with a detector)"
+                .into(),
+        )));
+    };
+    let det = detector.get();
     let result = py.detach(|| -> PyResult<Result<_, Error>> {
         let (mut set, mut clf) = lock_both(&det.detectors, &pipe.classifier)?;
         Ok((|| {

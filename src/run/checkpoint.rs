@@ -411,6 +411,21 @@ pub fn fingerprint(
     })
 }
 
+/// The fingerprint of a run over imported boxes ([`super::run_imported`]): the boxes (their
+/// digest, [`super::imported::digest`]) instead of the detectors.
+pub fn fingerprint_imported(
+    detections_digest: &str,
+    classifier: &crate::classify::OnnxClassifier,
+    settings: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "detections": detections_digest,
+        "classifier": classifier_fingerprint(&classifier.manifest, &classifier.source, classifier.has_bird_head()),
+        "settings": settings,
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
 /// The classifier's part of [`fingerprint`]: its id and DeepFaune version, what its manifest says
 /// about inputs, outputs, classes and temperatures, and the weights' identity. A checkpoint
 /// written with one classifier version is refused by another, even for the same weights file.

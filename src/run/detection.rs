@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::detect::decision::decide;
+use crate::detect::decision::{decide, ImageDecision};
 use crate::detect::DetectorSet;
 use crate::error::Error;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -149,8 +149,22 @@ impl DetectionResults {
         date: Option<Timestamp>,
         dets: Vec<crate::detect::Detection>,
     ) {
-        let row = self.paths.len() as u32;
         let d = decide(&dets, w, h);
+        self.push_decided(path, w, h, date, dets, d);
+    }
+
+    /// Appends an image row with its boxes and a decision made elsewhere (boxes read from a
+    /// file with other rules).
+    pub(crate) fn push_decided(
+        &mut self,
+        path: &Path,
+        w: u32,
+        h: u32,
+        date: Option<Timestamp>,
+        dets: Vec<crate::detect::Detection>,
+        d: ImageDecision,
+    ) {
+        let row = self.paths.len() as u32;
         let first = self.det_conf.len() as i64;
         self.paths.push(path.to_path_buf());
         self.width.push(w);
@@ -199,15 +213,16 @@ pub fn walk_inputs(inputs: &[PathBuf]) -> impl Iterator<Item = Found> + Send + '
         })
 }
 
-/// What a walk met besides images: videos (for the video path), unsupported videos and walk
-/// problems (for the failures).
+/// What a walk met besides images: videos (for the video path), unsupported videos, files of
+/// no media type and walk problems (for the failures: nothing the walk meets goes unreported).
 #[derive(Debug, Default, Clone)]
 pub struct Discovered {
     /// Videos in DeepFaune's formats, in walk order.
     pub videos: Vec<PathBuf>,
     /// Video files DeepFaune does not read, in walk order.
     pub unsupported_videos: Vec<PathBuf>,
-    /// Folders and entries that could not be walked.
+    /// Folders and entries that could not be walked, and files of no media type (stage
+    /// `walk`, kind `unsupported`).
     pub walk_failures: Vec<Failure>,
     /// NAS / operating-system metadata entries the walk skipped (`@eaDir`, `._*`, ...).
     pub skipped_metadata: usize,
@@ -220,6 +235,13 @@ impl Discovered {
             Found::File(p, MediaKind::Image) => return Some(p),
             Found::File(p, MediaKind::Video) => self.videos.push(p),
             Found::File(p, MediaKind::UnsupportedVideo) => self.unsupported_videos.push(p),
+            Found::Unsupported(path, reason) => self.walk_failures.push(Failure {
+                index: None,
+                path,
+                stage: "walk",
+                kind: "unsupported",
+                reason,
+            }),
             Found::Metadata(_) => self.skipped_metadata += 1,
             Found::Error(path, reason) => self.walk_failures.push(Failure {
                 index: None,

@@ -3,12 +3,14 @@
 //! [`ordered_stream`] runs a `prepare` step (decode, letterbox) on worker threads and hands the
 //! results to a `consume` step on the calling thread (inference, bookkeeping) **in input order**,
 //! with at most `window` items in flight: memory does not grow with the number of files.
-//! [`detection`] builds the detection run on it; [`frames`] runs frames held in memory (videos).
+//! [`detection`] builds the detection run on it; [`frames`] runs frames held in memory (videos);
+//! [`imported`] classifies boxes read from a MegaDetector file.
 
 pub mod budget;
 pub mod checkpoint;
 pub mod detection;
 pub mod frames;
+pub mod imported;
 pub mod pipeline;
 
 use std::collections::BTreeMap;
@@ -17,6 +19,7 @@ use std::sync::{Condvar, Mutex};
 
 pub use checkpoint::Checkpoint;
 pub use detection::{detect_files, DetectionResults, Failure, RunOptions};
+pub use imported::run_imported;
 pub use pipeline::{run_pipeline, run_pipeline_resumable, ClassifyStage, PipelineResults, Resume};
 
 use crate::error::Error;

@@ -63,48 +63,62 @@ pub struct ClassifyStage<'a> {
 
 /// The static names of failure stages and kinds, for records read back from a checkpoint.
 fn intern(s: &str) -> &'static str {
-    const NAMES: [&str; 9] = [
+    const NAMES: [&str; 12] = [
         "walk",
         "read",
         "decode",
+        "detect",
         "io",
         "empty",
         "format",
         "corrupt",
         "too_large",
         "classify",
+        "upstream",
+        "unsupported",
     ];
     NAMES.iter().find(|n| **n == s).copied().unwrap_or("other")
 }
 
-struct Pending {
-    row: usize,
-    tensor: Vec<f32>,
+pub(crate) struct Pending {
+    pub(crate) row: usize,
+    pub(crate) tensor: Vec<f32>,
 }
 
 impl PipelineResults {
     /// Empty results shaped for a run: the detector label and the widths of the logit,
     /// embedding and bird-logit rows the classifier stage (if any) will fill.
     pub(crate) fn for_run(set: &DetectorSet, classify: Option<&ClassifyStage<'_>>) -> Self {
-        let mut res = PipelineResults::default();
-        res.detection.detector = match &set.secondary {
+        let detector = match &set.secondary {
             Some(s) => format!("{}+{}", set.primary.manifest.id, s.manifest.id),
             None => set.primary.manifest.id.clone(),
         };
-        if let Some(stage) = classify {
-            let m = &stage.classifier.manifest;
-            res.num_classes = m.num_classes();
-            res.embedding_dim = if stage.keep_embeddings {
-                m.embedding_dim
-            } else {
-                0
-            };
-            res.num_bird_groups = if stage.classifier.has_bird_head() {
-                m.bird_head.as_ref().map_or(0, |b| b.num_groups())
-            } else {
-                0
-            };
+        match classify {
+            Some(stage) => PipelineResults::for_classifier(detector, stage),
+            None => {
+                let mut res = PipelineResults::default();
+                res.detection.detector = detector;
+                res
+            }
         }
+    }
+
+    /// Empty results labelled `detector`, shaped for the classifier stage `stage`.
+    pub(crate) fn for_classifier(detector: String, stage: &ClassifyStage<'_>) -> Self {
+        let mut res = PipelineResults::default();
+        res.detection.detector = detector;
+        let m = &stage.classifier.manifest;
+        res.num_classes = m.num_classes();
+        res.embedding_dim = if stage.keep_embeddings {
+            m.embedding_dim
+        } else {
+            0
+        };
+        res.num_bird_groups = if stage.classifier.has_bird_head() {
+            m.bird_head.as_ref().map_or(0, |b| b.num_groups())
+        } else {
+            0
+        };
         res
     }
 
@@ -231,7 +245,7 @@ impl PipelineResults {
         Ok(())
     }
 
-    fn push_row(&mut self) {
+    pub(crate) fn push_row(&mut self) {
         self.logits
             .extend(std::iter::repeat_n(0.0, self.num_classes));
         self.embeddings
@@ -241,7 +255,7 @@ impl PipelineResults {
         self.classified.push(false);
     }
 
-    fn classify(
+    pub(crate) fn classify(
         &mut self,
         stage: &mut ClassifyStage<'_>,
         pending: &mut Vec<Pending>,
@@ -325,7 +339,7 @@ pub struct Resume<'a> {
 /// Appends rows `*recorded..upto` of `res` to the checkpoint, each with its file's identity
 /// (`identities`, one per row; `None` for rows taken from the checkpoint, not appended again),
 /// and moves `*recorded` to `upto`.
-fn append_rows(
+pub(crate) fn append_rows(
     checkpoint: &mut Checkpoint,
     res: &PipelineResults,
     identities: &[Option<Option<FileIdentity>>],

@@ -23,7 +23,7 @@ pub use manifest::{
     ResizePolicy, BUILTIN_EMBEDDERS,
 };
 
-use crate::detect::crop_square;
+use crate::detect::decision::crop_square_f64;
 use crate::error::{Error, ModelError};
 use crate::image_io::decode::{read_image, DecodeOptions};
 use crate::manifest::{verify_sha256, ResizeMethod};
@@ -47,8 +47,8 @@ pub enum CropBox {
     /// A box in the given format; `square` grows it to a square around its centre first, as
     /// DeepFaune crops for its classifier.
     Box {
-        /// The coordinates.
-        coords: [f32; 4],
+        /// The coordinates (`f64`: fractions from a MegaDetector file keep their precision).
+        coords: [f64; 4],
         /// Their format.
         format: BoxFormat,
         /// Square the box first.
@@ -58,7 +58,7 @@ pub enum CropBox {
 
 /// The pixel rectangle of a crop in an image of `w` x `h`, or why there is none.
 pub fn crop_rect(crop: &CropBox, w: u32, h: u32) -> Result<Rect, String> {
-    let (fw, fh) = (w as f32, h as f32);
+    let (fw, fh) = (w as f64, h as f64);
     let (coords, format, square) = match crop {
         CropBox::Full => return Ok(Rect { x: 0, y: 0, w, h }),
         CropBox::Box {
@@ -81,7 +81,7 @@ pub fn crop_rect(crop: &CropBox, w: u32, h: u32) -> Result<Rect, String> {
         }
     };
     let b = if *square {
-        crop_square(xyxy, w, h)
+        crop_square_f64(xyxy, w, h)
     } else {
         let x1 = xyxy[0].max(0.0).floor() as u32;
         let y1 = xyxy[1].max(0.0).floor() as u32;
@@ -365,6 +365,23 @@ mod tests {
         assert!(sq[..64].iter().all(|&v| v == 255.0));
     }
 
+    /// Issue 18: a MegaDetector box's fractions become pixels in float64, as Python computes
+    /// them: 0.4775 of 800 px is 382 (0.4775 as f32 is 0.47749999: 381.99999 px, floored to 381).
+    #[test]
+    fn normalised_boxes_are_converted_in_float64() {
+        let r = crop_rect(
+            &CropBox::Box {
+                coords: [0.4775, 0.4775, 0.1, 0.1],
+                format: BoxFormat::NormalizedXywh,
+                square: false,
+            },
+            800,
+            800,
+        )
+        .unwrap();
+        assert_eq!((r.x, r.y), (382, 382));
+    }
+
     #[test]
     fn crop_rects() {
         let r = crop_rect(
@@ -417,7 +434,7 @@ mod tests {
         .is_err());
         assert!(crop_rect(
             &CropBox::Box {
-                coords: [f32::NAN, 0.0, 1.0, 1.0],
+                coords: [f64::NAN, 0.0, 1.0, 1.0],
                 format: BoxFormat::PixelsXyxy,
                 square: false
             },

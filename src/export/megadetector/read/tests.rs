@@ -71,7 +71,13 @@ fn parses_categories_failures_and_classifications() {
 #[test]
 fn builds_rows_like_deepfaune_json_path() {
     let f = parse(DOC).unwrap();
-    let out = to_results(&f, Path::new("/data"), 0.4, &header_of(640, 480));
+    let out = to_results(
+        &f,
+        Path::new("/data"),
+        0.4,
+        JsonRules::Corrected,
+        &header_of(640, 480),
+    );
     let r = &out.results;
     assert_eq!(r.len(), 6);
     assert_eq!(r.paths[0], Path::new("/data/a/one.jpg"));
@@ -127,7 +133,13 @@ fn maps_other_tools_category_names() {
             {"category": "0", "conf": 0.5, "bbox": [0.1, 0.1, 0.2, 0.2]}]}]}"#;
     let f = parse(doc).unwrap();
     assert_eq!(f.format_version, "unknown");
-    let out = to_results(&f, Path::new("."), 0.4, &header_of(100, 100));
+    let out = to_results(
+        &f,
+        Path::new("."),
+        0.4,
+        JsonRules::Corrected,
+        &header_of(100, 100),
+    );
     assert_eq!(out.results.det_category, [1, 0]);
     assert_eq!(out.results.category[0], 1);
 }
@@ -135,7 +147,13 @@ fn maps_other_tools_category_names() {
 #[test]
 fn a_higher_threshold_makes_images_empty() {
     let f = parse(DOC).unwrap();
-    let out = to_results(&f, Path::new("/d"), 0.99, &header_of(10, 10));
+    let out = to_results(
+        &f,
+        Path::new("/d"),
+        0.99,
+        JsonRules::Corrected,
+        &header_of(10, 10),
+    );
     assert_eq!(out.results.category[0], 0);
     assert!(out.results.det_conf.is_empty());
     assert_eq!(out.classifications.start, [0]);
@@ -196,7 +214,14 @@ fn round_trips_our_own_output() {
     let text =
         serde_json::to_string(&super::super::to_json(&res, Some(Path::new("/r")), 0.25)).unwrap();
     let f = parse(&text).unwrap();
-    let back = to_results(&f, Path::new("/r"), 0.0, &header_of(1920, 1080)).results;
+    let back = to_results(
+        &f,
+        Path::new("/r"),
+        0.0,
+        JsonRules::Corrected,
+        &header_of(1920, 1080),
+    )
+    .results;
     assert_eq!(back.paths, res.paths);
     assert_eq!(back.category, res.category);
     assert_eq!(back.count, res.count);
@@ -214,4 +239,115 @@ fn round_trips_our_own_output() {
         assert!((a - b).abs() <= 0.0005);
     }
     assert_eq!(back.failures[0].reason, "bad");
+}
+
+/// Issue 18: coordinates and confidences stay float64 from the JSON text through DeepFaune's
+/// `int(x * W)` and the `conf > 0.4` test, as Python's `json` and DeepFaune compute them.
+#[test]
+fn coordinates_and_confidences_stay_float64() {
+    let doc = r#"{"images": [{"file": "x.jpg", "detections": [
+        {"category": "1", "conf": 0.40000001, "bbox": [0.4775, 0.4775, 0.1, 0.1]}]}]}"#;
+    let f = parse(doc).unwrap();
+    let out = to_results(
+        &f,
+        Path::new("."),
+        0.4,
+        JsonRules::Corrected,
+        &header_of(800, 800),
+    );
+    let r = &out.results;
+    // 0.40000001 > 0.4 in float64; in float32 both are 0.4 and the box would be dropped.
+    assert_eq!(r.det_conf.len(), 1, "a confidence just above 0.4 is kept");
+    // Python: int(0.4775 * 800) == 382; parsed as f32 first, 0.47749999 * 800 = 381.99999 -> 381.
+    assert_eq!(r.det_xyxy[0][0], 382.0);
+    assert_eq!(r.det_xyxy[0][1], 382.0);
+    assert_eq!(r.category[0], 1);
+}
+
+/// DeepFaune's rules on the same file: the most confident box of any category decides,
+/// `count` counts every category, `humancount` is 0, failure rows are dropped but listed.
+#[test]
+fn deepfaune_rules_reproduce_predictor_json() {
+    let f = parse(DOC).unwrap();
+    let out = to_results(
+        &f,
+        Path::new("/data"),
+        0.4,
+        JsonRules::DeepFaune,
+        &header_of(640, 480),
+    );
+    let r = &out.results;
+    let names: Vec<String> = r.paths.iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "/data/a/one.jpg",
+            "/data/a/two.jpg",
+            "/data/a/missing.jpg",
+            "/data/a/five.jpg"
+        ]
+    );
+    // one.jpg: the person (0.95) decides over the animal (0.6); person, animal and "group"
+    // (0.8) are above 0.4: count 3; humancount is always 0.
+    assert_eq!((r.category[0], r.count[0], r.humancount[0]), (2, 3, 0));
+    assert_eq!(r.crop[0], [-1; 4]);
+    assert_eq!(r.det_category[r.best_detection[0] as usize], 1);
+    // Stored boxes: ids "1", "2", "3" above 0.4 ("4" is not stored).
+    assert_eq!(r.det_image.iter().filter(|&&i| i == 0).count(), 2);
+    assert_eq!((r.category[1], r.count[1]), (0, 0));
+    // missing.jpg cannot be read: a failure row that keeps DeepFaune's count.
+    assert_eq!((r.category[2], r.count[2]), (CATEGORY_FAILED, 1));
+    assert_eq!(r.category[3], 3);
+    let listed: Vec<(Option<usize>, &str)> = r.failures.iter().map(|f| (f.index, f.kind)).collect();
+    assert_eq!(
+        listed,
+        [(None, "upstream"), (None, "upstream"), (Some(2), "io")]
+    );
+}
+
+/// DeepFaune reads the image as stored: boxes are converted with the stored size, not the
+/// size after EXIF orientation; a category id it cannot read as a number is a failure.
+#[test]
+fn deepfaune_rules_ignore_exif_orientation() {
+    let doc = r#"{"images": [{"file": "x.jpg", "detections": [
+        {"category": "1", "conf": 0.9, "bbox": [0.5, 0.25, 0.25, 0.5]}]},
+        {"file": "y.jpg", "detections": [{"category": "animal", "conf": 0.9, "bbox": [0, 0, 1, 1]}]},
+        {"file": "z.jpg", "detections": [{"category": "7", "conf": 0.9, "bbox": [0, 0, 1, 1]}]}]}"#;
+    let f = parse(doc).unwrap();
+    // Stored 640x480, orientation 6: upright 480x640.
+    let header = |_: &Path| {
+        Ok(ImageHeader {
+            width: 480,
+            height: 640,
+            exif: ExifInfo {
+                date: None,
+                orientation: 6,
+            },
+        })
+    };
+    let df = to_results(&f, Path::new("."), 0.4, JsonRules::DeepFaune, &header).results;
+    assert_eq!((df.width[0], df.height[0]), (640, 480));
+    assert_eq!(df.det_xyxy[0], [320.0, 120.0, 480.0, 360.0]);
+    // 160x240 box: the width grows by int(80 / 2) = 40 on each side.
+    assert_eq!(df.crop[0], [280, 120, 520, 360]);
+    assert_eq!(
+        (df.category[1], df.failures[0].kind),
+        (CATEGORY_FAILED, "format")
+    );
+    // Another number decides: "not empty", an animal row without a crop (zero logits).
+    assert_eq!(
+        (df.category[2], df.crop[2], df.best_detection[2]),
+        (1, [-1; 4], -1)
+    );
+    let ours = to_results(&f, Path::new("."), 0.4, JsonRules::Corrected, &header).results;
+    assert_eq!((ours.width[0], ours.height[0]), (480, 640));
+    assert_eq!(ours.det_xyxy[0], [240.0, 160.0, 360.0, 480.0]);
+}
+
+#[test]
+fn rules_have_names() {
+    for r in [JsonRules::Corrected, JsonRules::DeepFaune] {
+        assert_eq!(JsonRules::parse(r.name()).unwrap(), r);
+    }
+    assert!(JsonRules::parse("exact").is_err());
 }
