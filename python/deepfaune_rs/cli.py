@@ -226,8 +226,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         args.model, threshold=args.threshold, manifest=args.manifest, threads=args.threads
     )
     res = det.detect(args.inputs, progress=not args.no_progress)
-    root = args.inputs[0] if len(args.inputs) == 1 else None
-    res.to_megadetector_json(args.output, root=root)
+    # Names relative to the folder run (the result's root); a file given by name keeps its path.
+    res.to_megadetector_json(args.output)
     cats = Counter(res.category_names)
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(cats.items()))
     print(
@@ -292,7 +292,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         res.to_csv(args.output, csv_safe=args.csv_safe)
     if args.json:
-        res.to_megadetector_json(args.json, root=args.inputs[0] if len(args.inputs) == 1 else None)
+        res.to_megadetector_json(args.json)
     if args.camtrap_dp:
         _write_camtrap_dp(res, args)
     if args.embeddings:
@@ -343,7 +343,6 @@ def _write_camtrap_dp(res: PipelineResult, args: argparse.Namespace) -> None:
             args.deployments,
             timezone=args.timezone,
             metadata=metadata,
-            root=args.inputs[0] if len(args.inputs) == 1 else None,
         )
     print(f"Camtrap DP package -> {args.camtrap_dp}", file=sys.stderr)
     for w in found:
