@@ -380,9 +380,9 @@ class PipelineResult:
         """DeepFaune's table: filename, date, seqnum, predictionbase, scorebase, prediction, score,
         top1, count, humancount; sorted by seqnum then filename. Then ``status``: ``ok``, or
         ``failed: <reason>`` for a file that could not be processed (DeepFaune's columns call it
-        ``empty``: never delete "empty" rows without looking at this column). With videos, one row per video
-        (its prediction in both the base and sequence columns, counts = most boxes in a frame)
-        and two more columns: ``media_type`` (image/video) and ``keyframe`` (frame number)."""
+        ``empty``: never delete "empty" rows without looking at this column). With videos, one
+        row per video (its prediction in both the base and sequence columns, counts = most boxes
+        in a frame) and two more columns: ``media_type`` (image/video) and ``keyframe`` (frame number)."""
         import pandas as pd
 
         t = self.table()
