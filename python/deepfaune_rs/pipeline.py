@@ -382,7 +382,8 @@ class PipelineResult:
         ``failed: <reason>`` for a file that could not be processed (DeepFaune's columns call it
         ``empty``: never delete "empty" rows without looking at this column). With videos, one
         row per video (its prediction in both the base and sequence columns, counts = most boxes
-        in a frame) and two more columns: ``media_type`` (image/video) and ``keyframe`` (frame number)."""
+        in a frame) and two more columns: ``media_type`` (image/video) and ``keyframe`` (frame
+        number)."""
         import pandas as pd
 
         t = self.table()
