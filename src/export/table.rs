@@ -391,7 +391,7 @@ mod tests {
             .lines()
             .nth(1)
             .unwrap()
-            .ends_with(",NA,1,'-x,0.5,deer,0.5,deer,1,0"));
+            .ends_with(",NA,1,'-x,0.5,deer,0.5,deer,1,0,ok"));
     }
 
     #[test]
@@ -401,7 +401,7 @@ mod tests {
         write_results_csv(&path, &[], false).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            format!("{}\n", COLUMNS.join(","))
+            format!("{},{STATUS_COLUMN}\n", COLUMNS.join(","))
         );
         let m = builtin_classifier("deepfaune-v14").unwrap();
         let preds = SequencePredictions {
