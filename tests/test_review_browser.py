@@ -72,10 +72,19 @@ def wait(drv, cond, timeout=30):
 
 
 def sequences(drv) -> list[tuple[int, str]]:
-    return [
-        (int(e.get_attribute("data-seq")), e.find_element(By.CSS_SELECTOR, ".pred").text)
-        for e in drv.find_elements(By.CSS_SELECTOR, ".seq")
-    ]
+    """The listed sequences and their predictions, read in one go (the list is re-rendered as
+    answers arrive: element handles would go stale)."""
+    rows = drv.execute_script(
+        "return [...document.querySelectorAll('.seq')]"
+        ".map(e => [Number(e.dataset.seq), e.querySelector('.pred').textContent])"
+    )
+    return [(int(a), str(b)) for a, b in rows]
+
+
+def selected(drv) -> str | None:
+    return drv.execute_script(
+        "const e = document.querySelector('.seq.sel'); return e && e.dataset.seq"
+    )
 
 
 def test_review_page_load_filter_relabel_reload_export(server, browser, result, tmp_path):
@@ -109,12 +118,7 @@ def test_review_page_load_filter_relabel_reload_export(server, browser, result, 
     body = drv.find_element(By.TAG_NAME, "body")
     for _ in range([s for s, _ in shown].index(target)):
         body.send_keys("j")
-    wait(
-        drv,
-        lambda d: (
-            d.find_element(By.CSS_SELECTOR, ".seq.sel").get_attribute("data-seq") == str(target)
-        ),
-    )
+    wait(drv, lambda d: selected(d) == str(target))
     body.send_keys("s")
     box = drv.find_element(By.ID, "rl-input")
     wait(drv, lambda d: box.is_displayed())
