@@ -33,6 +33,8 @@ __all__ = [
     "resize_cv2_linear",
     "resize_pil",
     "runtime_path",
+    "append_correction",
+    "thumbnail",
 ]
 
 _Path = str | PathLike[str]

@@ -210,7 +210,9 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=None, help="default: the run's")
     p.add_argument("--maxlag", type=float, default=None, help="default: the run's")
     p.add_argument("--language", default=None, choices=[*LANGUAGES, *LANGUAGE_ALIASES])
-    p.add_argument("--disable", nargs="*", default=[], metavar="CLASS")
+    p.add_argument(
+        "--disable", type=_names, action="extend", default=[], metavar="CLASS[,CLASS...]"
+    )
     p.add_argument("--bird-head", action="store_true")
 
 
@@ -391,6 +393,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import os
+
     from . import Detector, Pipeline
     from .fetch import classifier_id, detector_ids, require
 
@@ -402,6 +406,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     _check_inputs(args.inputs, args.disable)
     _check_run_outputs(args)
+    if args.corrections is not None and not os.path.isfile(args.corrections):
+        raise _Usage(
+            f"--corrections {args.corrections}: no such file (the journal the review page writes "
+            "is RESULTS.corrections.jsonl)"
+        )
     # With --detections the file's boxes are the detection step: no detector unless one is named.
     detector = args.detector
     if detector is None and args.detections is None:

@@ -35,6 +35,8 @@ FULL_SIDE = 1600
 PAGE_SIZE = 25
 #: The page (HTML, CSS and script in one file beside this module).
 PAGE = Path(__file__).with_name("review_page.html").read_text(encoding="utf-8")
+#: The page's filters (query parameters of ``/api/sequences``).
+FILTERS = ("class", "show", "min", "max", "folder", "from", "to")
 #: Box colours by detection category (animal, person, vehicle).
 BOX_COLOURS = ("#ff3b30", "#0a84ff", "#bf5af2")
 
@@ -349,9 +351,18 @@ class ReviewState:
 
         self.current = self.base.apply_corrections(self.journal)
         self.cols = cols = Columns(self.current)
-        order = np.argsort(cols.seqnum, kind="stable")
-        cuts = np.flatnonzero(np.diff(cols.seqnum[order])) + 1
-        self.sequences = [m.tolist() for m in np.split(order, cuts)] if cols.n else []
+        order = np.argsort(cols.seqnum, kind="stable").tolist()
+        seqnum = cols.seqnum.tolist()
+        self.sequences: list[list[int]] = []
+        last = None
+        for i in order:
+            if seqnum[i] != last:
+                self.sequences.append([])
+                last = seqnum[i]
+            self.sequences[-1].append(i)
+        self._predictions = sorted(set(cols.prediction))
+        self._folders = sorted(set(cols.folders))
+        self._picked: dict[tuple, list[list[int]]] = {}
 
     @property
     def n_images(self) -> int:
@@ -365,8 +376,8 @@ class ReviewState:
             "images": self.cols.n,
             "sequences": len(self.sequences),
             "labels": self.current.labels,
-            "predictions": sorted(set(self.cols.prediction)),
-            "folders": sorted(set(self.cols.folders)),
+            "predictions": self._predictions,
+            "folders": self._folders,
             "settings": self.current.settings,
             "presets": list_presets(),
             "journal": self.journal,
@@ -375,8 +386,14 @@ class ReviewState:
     def page(self, q: dict[str, str]) -> dict[str, Any]:
         offset = max(int(q.get("offset", 0) or 0), 0)
         limit = min(max(int(q.get("limit", PAGE_SIZE) or PAGE_SIZE), 1), 200)
-        test = _matcher(self.cols, q)
-        picked = [s for s in self.sequences if test(s)]
+        key = tuple("" if q.get(k) in (None, "all") else q[k] for k in FILTERS)
+        if key not in self._picked:  # paging through one filter tests the sequences once
+            if any(key):
+                test = _matcher(self.cols, q)
+                self._picked = {key: [s for s in self.sequences if test(s)]}
+            else:
+                self._picked = {key: self.sequences}
+        picked = self._picked[key]
         items = [self._sequence_json(s) for s in picked[offset : offset + limit]]
         return {"total": len(picked), "offset": offset, "limit": limit, "items": items}
 
