@@ -349,7 +349,8 @@ class ReviewState:
     def refresh(self) -> None:
         import numpy as np
 
-        self.current = self.base.apply_corrections(self.journal)
+        has_journal = os.path.exists(self.journal)
+        self.current = self.base.apply_corrections(self.journal) if has_journal else self.base
         self.cols = cols = Columns(self.current)
         order = np.argsort(cols.seqnum, kind="stable").tolist()
         seqnum = cols.seqnum.tolist()
