@@ -8,6 +8,7 @@ images with boxes. Then, in this process:
 - start: the review server's state (the journal applied, the columns taken, the sequences);
 - first page: ``/api/info`` + the first page of sequences over HTTP, as the page loads them;
 - thumbnails: the first page's thumbnails, cold (made by the core) then warm (the disk cache);
+- one relabel: the journal line appended and synced, the journal applied to the whole run;
 - baseline, measured in the same run: ``pandas.read_csv`` of the same results' CSV (what a user
   opens today to look at a run).
 
@@ -105,6 +106,15 @@ def main() -> None:
             page = json.loads(get(api.format("sequences")))
             first = time.perf_counter() - t
             ids = [im["id"] for s in page["items"] for im in s["images"]]
+            # One relabel: the journal line, synced, and the run's answers again.
+            body = json.dumps({"ids": ids[:1], "label": res.labels[0], "scope": "sequence"})
+            req = urllib.request.Request(
+                api.format("change"), data=body.encode(), headers={"X-Token": server.token}
+            )
+            t = time.perf_counter()
+            with urllib.request.urlopen(req, timeout=600) as r:
+                r.read()
+            change = time.perf_counter() - t
             thumbs = []
             for _ in range(2):
                 t = time.perf_counter()
@@ -118,6 +128,7 @@ def main() -> None:
     ratio = first / baseline
     print(f"first page (HTML + info + 25 sequences)   {first:8.3f} s  = {ratio:.2f}x baseline")
     print(f"its {len(ids)} thumbnails: cold {thumbs[0]:.3f} s, warm {thumbs[1]:.3f} s")
+    print(f"one relabel (journal line synced, answers again)  {change:.3f} s")
 
 
 if __name__ == "__main__":
