@@ -447,3 +447,20 @@ def test_cli_review_serves_a_runs_checkpoint_and_writes_only_the_journal(
         cli + ["review", str(tmp_path / "alone.csv")], capture_output=True, text=True
     )
     assert p.returncode == 2 and "--resume" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_page_redecides_and_saves_a_preset(server, grouped, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPFAUNE_RS_PRESETS", str(tmp_path / "presets"))
+    url = server.url.replace("/?", "/api/redecide?")
+    body = {"threshold": "0.3", "disabled_classes": ["fox"], "save_preset": "south"}
+    status, answer = get(url, data=json.dumps(body).encode())
+    assert status == 200, answer
+    info = json.loads(answer)
+    assert info["settings"]["threshold"] == pytest.approx(0.3) and "south" in info["presets"]
+    want = grouped.redecide(threshold=0.3, disabled_classes=["fox"])
+    page = json.loads(get(server.url.replace("/?", "/api/sequences?") + "&limit=200")[1])
+    got = {im["id"]: s["prediction"] for s in page["items"] for im in s["images"]}
+    assert got == dict(enumerate(want.prediction))
+    # The preset is the list just applied; the page applies it by name.
+    status, answer = get(url, data=json.dumps({"preset": "south"}).encode())
+    assert status == 200 and json.loads(answer)["settings"]["disabled_classes"] == ["fox"]
