@@ -92,15 +92,28 @@ pub fn append_correction(path: &Path, c: &Correction) -> Result<(), Error> {
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
+        .read(true)
         .open(path)
         .map_err(err)?;
+    // A line torn by a crash has no newline: end it first, or this line would be glued to it.
+    let len = f.metadata().map_err(err)?.len();
+    if len > 0 {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut last = [0u8; 1];
+        f.seek(SeekFrom::Start(len - 1)).map_err(err)?;
+        f.read_exact(&mut last).map_err(err)?;
+        if last[0] != b'\n' {
+            line.insert(0, '\n');
+        }
+    }
     // One write of the whole line: with O_APPEND, lines of two writers never interleave.
     f.write_all(line.as_bytes()).map_err(err)?;
     f.sync_data().map_err(err)
 }
 
-/// Reads a journal. A missing file is an empty journal; a torn last line (the process died
-/// mid-write) is ignored; any other line that is not a correction is an error naming it.
+/// Reads a journal. A missing file is an empty journal; a torn line (the process died
+/// mid-write: its JSON ends early) is ignored; any other line that is not a correction is an
+/// error naming it.
 pub fn read_journal(path: &Path) -> Result<Vec<Correction>, Error> {
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -125,7 +138,9 @@ pub fn read_journal(path: &Path) -> Result<Vec<Correction>, Error> {
         }
         match serde_json::from_str::<Correction>(line) {
             Ok(c) => out.push(c),
-            Err(_) if k + 1 == lines.len() => {} // torn last line
+            // A line cut short by a crash (the JSON ends early), wherever it is: later appends
+            // start on a new line.
+            Err(e) if e.is_eof() || k + 1 == lines.len() => {}
             Err(e) => {
                 return Err(Error::InvalidArgument(format!(
                     "corrections {} line {}: not a correction ({e})",
@@ -240,10 +255,17 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"time\": \"2026").unwrap();
         assert_eq!(read_journal(&path).unwrap().len(), 2);
-        // A damaged line in the middle is an error, with its number.
+        // The next change starts on a line of its own: nothing is lost.
         append_correction(&path, &a).unwrap();
+        assert_eq!(
+            read_journal(&path).unwrap(),
+            vec![a.clone(), b.clone(), a.clone()]
+        );
+        // A line that is whole JSON but not a correction is an error, with its number.
+        f.write_all(b"{\"files\": 3}\n").unwrap();
+        append_correction(&path, &b).unwrap();
         let e = read_journal(&path).unwrap_err().to_string();
-        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("line 5"), "{e}");
         assert!(a.time.ends_with('Z') && a.time.len() == 24, "{}", a.time);
     }
 
