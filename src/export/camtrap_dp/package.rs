@@ -156,7 +156,7 @@ pub(super) fn observations(
             Some(h) => mark_human(&mut r, h),
             None => {
                 r.insert("classifiedBy", classified_by(src, name.is_some()));
-                r.insert("classificationProbability", prob(d.det_conf[k]));
+                r.insert("classificationProbability", prob(f64::from(d.det_conf[k])));
             }
         }
         rows.push(r);
@@ -252,11 +252,8 @@ fn media_observation(
     r
 }
 
-fn prob(p: f32) -> String {
-    format!(
-        "{}",
-        (f64::from(p.clamp(0.0, 1.0)) * 1000.0).round() / 1000.0
-    )
+fn prob(p: f64) -> String {
+    format!("{}", (p.clamp(0.0, 1.0) * 1000.0).round() / 1000.0)
 }
 
 /// `datapackage.json`: resources, profile, creation time, project, and the coverage that the
