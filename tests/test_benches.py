@@ -56,3 +56,8 @@ def test_bench_classifier_versions_runs_on_small_models(shared_models, tmp_path)
         *("--v14", str(v14), "--v15", str(v15), "--rounds", "1", "--crops", "2"),
     )
     assert "batch 1:" in out and "batch 8:" in out and "ratio 1.5 / 1.4" in out
+
+
+def test_bench_review_runs():
+    out = _run(str(BENCHES / "bench_review.py"), "--n", "30")
+    assert "30 images" in out and "first page" in out and "x baseline" in out

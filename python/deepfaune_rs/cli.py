@@ -183,6 +183,39 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--fetch", action="store_true", help=FETCH_HELP)
+    p.add_argument(
+        "--corrections",
+        default=None,
+        metavar="JSONL",
+        help="apply a corrections journal (what `deepfaune-rs review` writes) before writing "
+        "the outputs",
+    )
+
+
+def _add_review(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "review",
+        help="look at and correct a run's results in the browser (local page)",
+        description="Starts a page on 127.0.0.1 (a free port, a secret token in the URL) to see "
+        "the sequences with their boxes, filter them, relabel and verify them with the "
+        "keyboard, and re-decide with other settings. Corrections go to "
+        "RESULTS.corrections.jsonl; the results are never edited. Needs the run's checkpoint "
+        "(run ... --resume keeps OUTPUT.checkpoint).",
+    )
+    p.add_argument("results", help="the run's table (.csv/.xlsx) or its .checkpoint")
+    p.add_argument("--open", action="store_true", help="open the page in the browser")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--by", default=None, help="your name, recorded with each correction")
+    p.add_argument("--detector", default=None, help="default: the checkpoint's")
+    p.add_argument("--classifier", default=None, help="default: the checkpoint's")
+    p.add_argument("--classifier-manifest", default=None)
+    p.add_argument("--threshold", type=float, default=None, help="default: the run's")
+    p.add_argument("--maxlag", type=float, default=None, help="default: the run's")
+    p.add_argument("--language", default=None, choices=[*LANGUAGES, *LANGUAGE_ALIASES])
+    p.add_argument(
+        "--disable", type=_names, action="extend", default=[], metavar="CLASS[,CLASS...]"
+    )
+    p.add_argument("--bird-head", action="store_true")
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -362,6 +395,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import os
+
     from . import Detector, Pipeline
     from .fetch import classifier_id, detector_ids, require
 
@@ -373,6 +408,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     _check_inputs(args.inputs, args.disable)
     _check_run_outputs(args)
+    if args.corrections is not None and not os.path.isfile(args.corrections):
+        raise _Usage(
+            f"--corrections {args.corrections}: no such file (the journal the review page writes "
+            "is RESULTS.corrections.jsonl)"
+        )
     # With --detections the file's boxes are the detection step: no detector unless one is named.
     detector = args.detector
     if detector is None and args.detections is None:
@@ -419,6 +459,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             keep_embeddings=args.embeddings is not None,
             checkpoint=checkpoint,
         )
+    if args.corrections:
+        res = res.apply_corrections(args.corrections)
     if args.output.lower().endswith(".xlsx"):
         res.to_excel(args.output, csv_safe=args.csv_safe)
     else:
@@ -609,6 +651,41 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    import os
+
+    from .errors import InvalidArgumentError
+    from .review import load_for_review, review
+
+    if not os.path.exists(args.results):
+        print(
+            f"deepfaune-rs: error: {args.results}: no such file (give the table or the "
+            ".checkpoint of a run)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        res = load_for_review(
+            args.results,
+            detector=args.detector,
+            classifier=args.classifier,
+            classifier_manifest=args.classifier_manifest,
+            threshold=args.threshold,
+            maxlag_s=args.maxlag,
+            language=args.language,
+            disabled_classes=args.disable,
+            bird_head=args.bird_head,
+        )
+    except InvalidArgumentError as e:
+        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    results = args.results
+    if results.endswith(".checkpoint"):
+        results = results[: -len(".checkpoint")]
+    review(res, results, open_browser=args.open, block=True, port=args.port, by=args.by)
+    return EXIT_OK
+
+
 def _cmd_reid(args: argparse.Namespace) -> int:
     from .cli_reid import main as reid_main
 
@@ -623,6 +700,7 @@ COMMANDS = {
     "export-classifier": _cmd_export,
     "export-detector": _cmd_export,
     "reid": _cmd_reid,
+    "review": _cmd_review,
 }
 
 
@@ -643,6 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_reid import add_parser as _add_reid
 
     _add_reid(sub)
+    _add_review(sub)
     return parser
 
 

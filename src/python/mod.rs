@@ -10,6 +10,7 @@ mod numpy_views;
 mod pipeline;
 mod reid;
 mod reid_embed;
+mod review;
 mod video;
 
 use std::path::PathBuf;
@@ -166,5 +167,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     reid_embed::register(m)?;
     video::register(m)?;
     megadetector::register(m)?;
+    review::register(m)?;
     Ok(())
 }

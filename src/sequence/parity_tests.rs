@@ -94,6 +94,7 @@ fn make_case(g: &mut Lcg) -> Case {
             sequence: temperatures[1],
             bird: Some(temperatures[2]),
         },
+        class_thresholds: Vec::new(),
     };
     Case {
         names,
