@@ -1,0 +1,135 @@
+"""Throughput of a run on Ray (``deepfaune_rs.distributed``) against the local run, on this
+machine, all in one process and one session:
+
+  local      deepfaune_rs.Pipeline.run(folders)                      (the baseline)
+  ray xN     deepfaune_rs.distributed.run(folders, actors=N), on a Ray started here with as many
+             CPUs as the machine has; N = 1 measures the overhead of the distributed path
+             (planning, Ray Data, actor start, the parts' transfer and the merge)
+  memory     peak RSS of one Ray worker process that builds the actor's pipeline and runs the
+             biggest folder (what each actor needs; ``memory_per_actor=``)
+
+The images are COPIES symbolic-linked copies of each folder of INPUTS (default ../shared/testdata),
+each copy a folder of its own. Models: md-lite (embedded) and a classifier (default the shared
+pixel classifier; the real DeepFaune models make every variant slower by the same inference).
+Every variant's CSV is checked to be the same bytes as the local one.
+
+Usage: python benches/bench_distributed.py [--copies 4] [--actors 1 2] [--folders K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SHARED = REPO.parent / "shared"
+
+
+def _tree(inputs: Path, copies: int, folders: int | None, dest: Path) -> int:
+    """Symbolic-linked copies of the image folders of `inputs` under `dest`; returns images."""
+    exts = {".jpg", ".jpeg", ".png"}
+    found = sorted(
+        {p.parent for p in inputs.rglob("*") if p.is_file() and p.suffix.lower() in exts}
+    )
+    if folders is not None:
+        found = found[:folders]
+    n = 0
+    for k in range(copies):
+        for src in found:
+            d = dest / f"{src.name}_{k}"
+            d.mkdir(parents=True)
+            for f in sorted(src.iterdir()):
+                if f.is_file() and f.suffix.lower() in exts:
+                    (d / f.name).symlink_to(f.resolve())
+                    n += 1
+    return n
+
+
+def _actor_memory(kwargs: dict, folder: Path) -> float:
+    """Peak RSS (MiB) of a Ray worker that builds an actor's pipeline and runs `folder`."""
+    import json
+
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def measure(kwargs: dict, images: list[str]) -> float:
+        import resource
+
+        from deepfaune_rs.distributed import _UnitRunner
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        runner = _UnitRunner(kwargs, keep_embeddings=False)
+        batch = {"unit": [0], "images": [json.dumps(images)], "videos": ["[]"]}
+        runner({**batch, "checkpoint": [""]})
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return max(peak, before) / 1024
+
+    images = [str(p) for p in sorted(folder.iterdir())]
+    return float(ray.get(measure.remote(kwargs, images)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--inputs", type=Path, default=SHARED / "testdata")
+    ap.add_argument("--copies", type=int, default=4, help="copies of each folder")
+    ap.add_argument("--folders", type=int, default=None, help="only the first K folders")
+    ap.add_argument("--actors", type=int, nargs="+", default=[1, 2])
+    ap.add_argument(
+        "--classifier", default=str(SHARED / "models" / "pixel_classifier_182_c38.onnx")
+    )
+    ap.add_argument("--classifier-manifest", default=str(REPO / "models" / "tiny-pixel-c38.toml"))
+    args = ap.parse_args()
+
+    import ray
+
+    import deepfaune_rs
+    from deepfaune_rs import distributed
+
+    kwargs = {
+        "detector": "md-lite",
+        "classifier": args.classifier,
+        "classifier_manifest": args.classifier_manifest,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "images"
+        n = _tree(args.inputs, args.copies, args.folders, root)
+        print(f"{n} images in {len(list(root.iterdir()))} folders, {os.cpu_count()} CPUs")
+
+        t0 = time.perf_counter()
+        local = deepfaune_rs.Pipeline(**kwargs).run(root, progress=False, keep_embeddings=False)
+        base = time.perf_counter() - t0
+        local.to_csv(Path(tmp) / "local.csv")
+        expected = (Path(tmp) / "local.csv").read_bytes()
+        print(f"local     {base:7.2f} s  {n / base:6.2f} images/s")
+
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        try:
+            for actors in args.actors:
+                t0 = time.perf_counter()
+                res = distributed.run(root, pipeline=kwargs, actors=actors, progress=False)
+                took = time.perf_counter() - t0
+                res.to_csv(Path(tmp) / "ray.csv")
+                same = (Path(tmp) / "ray.csv").read_bytes() == expected
+                print(
+                    f"ray x{actors}    {took:7.2f} s  {n / took:6.2f} images/s  "
+                    f"time / local {took / base:5.2f}  CSV same bytes: {same}"
+                )
+                if not same:
+                    sys.exit("the distributed CSV differs from the local one")
+            biggest = max(root.iterdir(), key=lambda d: len(list(d.iterdir())))
+            mib = _actor_memory(kwargs, biggest)
+            print(
+                f"memory    one actor's peak RSS {mib:.0f} MiB "
+                f"({len(list(biggest.iterdir()))} images)"
+            )
+        finally:
+            ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
