@@ -62,7 +62,7 @@ def test_bench_distributed_runs_tiny(shared_models):
     pytest.importorskip("ray.data")
     out = _run(
         str(BENCHES / "bench_distributed.py"),
-        *("--copies", "1", "--folders", "1", "--actors", "1"),
+        *("--copies", "1", "--folders", "1", "--images", "2", "--actors", "1"),
     )
     assert "local" in out and "ray x1" in out and "CSV same bytes: True" in out
     assert "peak RSS" in out

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_port(port: int) -> None:
+    """Waits until the head's GCS accepts connections on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"the Ray head did not open port {port}")
+
+
 def _wait_for_nodes(address: str, n: int) -> None:
     """Waits until the cluster at `address` has `n` live nodes (a driver connects and counts)."""
     code = (
@@ -85,18 +97,20 @@ def cluster(tmp_path_factory):
     procs = []
     log = open(tmp / "nodes.log", "wb")  # noqa: SIM115 - closed in the finalizer
     try:
-        for cmd, cmd_env, nodes in ((head, env, 1), (worker, worker_env, 2)):
+        for cmd, cmd_env in ((head, env), (worker, worker_env)):
             procs.append(
                 subprocess.Popen(cmd, stdout=log, stderr=log, env=cmd_env, start_new_session=True)
             )
-            _wait_for_nodes(address, nodes)
+            if cmd is head:
+                _wait_for_port(port)
+        _wait_for_nodes(address, 2)
         yield address
     finally:
         # The worker first (it tells the head it leaves), then the head.
         for p in reversed(procs):
             try:
                 os.killpg(p.pid, signal.SIGTERM)
-                p.wait(timeout=30)
+                p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()

@@ -140,7 +140,7 @@ def run(
     Data's actor pools restart actors and retry their tasks without limit by default
     (``max_restarts=-1``, ``max_task_retries=-1``), which this function keeps.
     ``keep_embeddings``: keep each image's crop embedding (:meth:`PipelineResult.save_embeddings`);
-    off by default, as they make the parts sent back to the driver about 20 times larger.
+    off by default: DeepFaune's 1,024 floats add 5.5 kB to each image's record sent back.
     ``stats`` (a dict, filled in): ``units``, ``ran`` and ``restored`` (units taken whole from
     their checkpoint), ``images``."""
     try:
