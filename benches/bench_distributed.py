@@ -95,8 +95,10 @@ def main() -> None:
     ap.add_argument("--memory-only", action="store_true", help="only one actor's memory")
     args = ap.parse_args()
 
-    # A Ray on this machine only: its addresses stay on the loopback interface.
+    # A Ray on this machine only: its addresses stay on the loopback interface. Its workers run
+    # at the niceness of the baseline (Ray's default, 15, loses the CPU to any other work).
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_worker_niceness", "0")
     import ray
 
     import deepfaune_rs

@@ -23,7 +23,12 @@ from conftest import REPO
 # it believes it runs alone; this process (the driver) and the head node are told so, the worker
 # node (which refuses that setting) gets the loopback address by WORKER_NODE: everything stays on
 # 127.0.0.1. Set before Ray is imported.
-LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# Workers at niceness 0 (Ray's default, 15, starves them on a busy machine).
+LOOPBACK_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_worker_niceness": "0",
+}
 os.environ.update(LOOPBACK_ENV)
 
 pytest.importorskip("ray.data")

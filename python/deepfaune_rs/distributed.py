@@ -127,9 +127,9 @@ def run(
 
     ``pipeline``: the keyword arguments of :class:`Pipeline`, with ``detector`` by name or as
     the keyword arguments of :class:`Detector` (``{"detector": {"model": "md-lite", "threshold":
-    0.3}, "classifier": "deepfaune-v15"}``); every actor builds its own, so
-    the model files must be where every node finds them (``DEEPFAUNE_RS_MODEL_DIR`` on shared
-    storage). The driver builds the classifier alone, for the labels of the merge.
+    0.3}, "classifier": "deepfaune-v15"}``); every actor builds its own, so the model files
+    must be where every node finds them (``DEEPFAUNE_RS_MODELS`` on shared storage). The driver
+    builds the classifier alone, for the labels of the merge.
     ``address``: the cluster (``"auto"``, ``"127.0.0.1:6379"``, ``"ray://head:10001"``); None
     starts Ray on this machine; ignored when Ray is already initialised in this process.
     ``actors``: the pool size; each actor asks for ``cpus_per_actor`` CPUs and
@@ -191,37 +191,23 @@ def run(
         }
         for u, (folder, im, vi) in enumerate(units)
     ]
-    started = False
-    if not ray.is_initialized():
-        ray.init(
-            address=address,
-            runtime_env=None if runtime_env is None else dict(runtime_env),
-            log_to_driver=False,
+    parts: dict[int, dict] = {}
+    if items:
+        _run_units(
+            ray,
+            items,
+            units,
+            len(plan),
+            kwargs,
+            keep_embeddings,
+            address,
+            actors,
+            cpus_per_actor,
+            memory_per_actor,
+            runtime_env,
+            progress,
+            parts,
         )
-        started = True
-    try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ds = ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
-            _UnitRunner,
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=min(actors, max(1, len(items)))),
-            fn_constructor_kwargs={"pipeline": kwargs, "keep_embeddings": keep_embeddings},
-            num_cpus=cpus_per_actor,
-            memory=memory_per_actor,
-        )
-        parts: dict[int, dict] = {}
-        callback = make_callback(progress, "deepfaune (ray)")
-        total, done = len(plan), 0
-        for row in ds.iter_rows():
-            u = int(row["unit"])
-            parts[u] = row
-            done += len(units[u][1])
-            if callback is not None:
-                callback(done, total)
-    finally:
-        if started:
-            ray.shutdown()
     n = len(plan.units)
     res = driver._inner.merge(plan, [str(parts[u]["part"]) for u in range(n)])
     by_path = {}
@@ -238,3 +224,53 @@ def run(
     root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
     failures = [unsupported_failure(p) for p in unsupported]
     return PipelineResult(res, root, records, failures)
+
+
+def _run_units(
+    ray: Any,
+    items: list[dict],
+    units: list[tuple[str, list[str], list[str]]],
+    total: int,
+    kwargs: dict,
+    keep_embeddings: bool,
+    address: str | None,
+    actors: int,
+    cpus_per_actor: float,
+    memory_per_actor: int | None,
+    runtime_env: Mapping[str, Any] | None,
+    progress: ProgressArg,
+    parts: dict[int, dict],
+) -> None:
+    """Runs the units on the actor pool; their rows go into `parts`, by unit."""
+    started = False
+    if not ray.is_initialized():
+        ray.init(
+            address=address,
+            runtime_env=None if runtime_env is None else dict(runtime_env),
+            log_to_driver=False,
+        )
+        started = True
+    ctx = ray.data.DataContext.get_current()
+    bars = ctx.enable_progress_bars
+    try:
+        ctx.enable_progress_bars = False  # ours counts images, not blocks
+        ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            _UnitRunner,
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=min(actors, len(items))),
+            fn_constructor_kwargs={"pipeline": kwargs, "keep_embeddings": keep_embeddings},
+            num_cpus=cpus_per_actor,
+            memory=memory_per_actor,
+        )
+        callback = make_callback(progress, "deepfaune (ray)")
+        done = 0
+        for row in ds.iter_rows():
+            u = int(row["unit"])
+            parts[u] = row
+            done += len(units[u][1])
+            if callback is not None:
+                callback(done, total)
+    finally:
+        ctx.enable_progress_bars = bars
+        if started:
+            ray.shutdown()
