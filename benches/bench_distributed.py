@@ -14,14 +14,15 @@ each copy a folder of its own. Models: md-lite (embedded) and the shared pixel c
 weights: ../shared/tools/make_bench_models.sh OUTDIR), DeepFaune's size. Every variant's CSV is
 checked to be the same bytes as the local one.
 
-Usage: python benches/bench_distributed.py [--copies 4] [--actors 1 2] [--folders K] [--images K]
-       [--models OUTDIR] [--memory-only]
+Usage: python benches/bench_distributed.py [--copies 4] [--actors 1 2] [--rounds R] [--folders K]
+       [--images K] [--models OUTDIR] [--memory-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -87,6 +88,7 @@ def main() -> None:
     ap.add_argument("--folders", type=int, default=None, help="only the first K folders")
     ap.add_argument("--images", type=int, default=None, help="only the first K images of each")
     ap.add_argument("--actors", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rounds", type=int, default=1, help="rounds of all variants")
     ap.add_argument(
         "--classifier", default=str(SHARED / "models" / "pixel_classifier_182_c38.onnx")
     )
@@ -132,27 +134,35 @@ def main() -> None:
                 ray.shutdown()
             return
 
-        t0 = time.perf_counter()
-        local = deepfaune_rs.Pipeline(**kwargs).run(root, progress=False, keep_embeddings=False)
-        base = time.perf_counter() - t0
-        local.to_csv(Path(tmp) / "local.csv")
-        expected = (Path(tmp) / "local.csv").read_bytes()
-        print(f"local     {base:7.2f} s  {n / base:6.2f} images/s")
-
+        pipe = deepfaune_rs.Pipeline(**kwargs)
+        expected = None
+        ratios: dict[int, list[float]] = {a: [] for a in args.actors}
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         try:
-            for actors in args.actors:
+            # Rounds alternate the variants, so that a change of load on a shared machine
+            # falls on all of them; each ratio compares runs of the same round.
+            for r in range(args.rounds):
                 t0 = time.perf_counter()
-                res = distributed.run(root, pipeline=kwargs, actors=actors, progress=False)
-                took = time.perf_counter() - t0
-                res.to_csv(Path(tmp) / "ray.csv")
-                same = (Path(tmp) / "ray.csv").read_bytes() == expected
-                print(
-                    f"ray x{actors}    {took:7.2f} s  {n / took:6.2f} images/s  "
-                    f"time / local {took / base:5.2f}  CSV same bytes: {same}"
-                )
-                if not same:
-                    sys.exit("the distributed CSV differs from the local one")
+                local = pipe.run(root, progress=False, keep_embeddings=False)
+                base = time.perf_counter() - t0
+                local.to_csv(Path(tmp) / "local.csv")
+                expected = (Path(tmp) / "local.csv").read_bytes()
+                print(f"round {r + 1} local   {base:7.2f} s  {n / base:6.2f} images/s")
+                for actors in args.actors:
+                    t0 = time.perf_counter()
+                    res = distributed.run(root, pipeline=kwargs, actors=actors, progress=False)
+                    took = time.perf_counter() - t0
+                    res.to_csv(Path(tmp) / "ray.csv")
+                    same = (Path(tmp) / "ray.csv").read_bytes() == expected
+                    ratios[actors].append(took / base)
+                    print(
+                        f"round {r + 1} ray x{actors} {took:7.2f} s  {n / took:6.2f} images/s  "
+                        f"time / local {took / base:5.2f}  CSV same bytes: {same}"
+                    )
+                    if not same:
+                        sys.exit("the distributed CSV differs from the local one")
+            for actors, rs in ratios.items():
+                print(f"ray x{actors}: median time / local {statistics.median(rs):.2f}")
             _report_memory(kwargs, root)
         finally:
             ray.shutdown()

@@ -65,4 +65,5 @@ def test_bench_distributed_runs_tiny(shared_models):
         *("--copies", "1", "--folders", "1", "--images", "2", "--actors", "1"),
     )
     assert "local" in out and "ray x1" in out and "CSV same bytes: True" in out
+    assert "median time / local" in out
     assert "peak RSS" in out
