@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,11 +22,14 @@ from conftest import REPO
 # it believes it runs alone; this process (the driver) and the head node are told so, the worker
 # node (which refuses that setting) gets the loopback address by WORKER_NODE: everything stays on
 # 127.0.0.1. Set before Ray is imported.
-# Workers at niceness 0 (Ray's default, 15, starves them on a busy machine).
+# Workers at niceness 0 (Ray's default, 15, starves them on a busy machine). No token
+# authentication: the head turns it on when it finds a token in ~/.ray (left by any earlier Ray),
+# which this process and the worker node would then miss; the cluster is on the loopback only.
 LOOPBACK_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_worker_niceness": "0",
+    "RAY_AUTH_MODE": "disabled",
 }
 os.environ.update(LOOPBACK_ENV)
 
@@ -57,17 +59,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _wait_for_port(port: int) -> None:
-    """Waits until the head's GCS accepts connections on 127.0.0.1:`port`."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"the Ray head did not open port {port}")
 
 
 def _wait_for_nodes(address: str, n: int) -> None:
@@ -106,9 +97,8 @@ def cluster(tmp_path_factory):
             procs.append(
                 subprocess.Popen(cmd, stdout=log, stderr=log, env=cmd_env, start_new_session=True)
             )
-            if cmd is head:
-                _wait_for_port(port)
-        _wait_for_nodes(address, 2)
+            # The worker only once the head is up (and has written the cluster's token).
+            _wait_for_nodes(address, 1 if cmd is head else 2)
         yield address
     finally:
         # The worker first (it tells the head it leaves), then the head.
