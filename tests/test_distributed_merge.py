@@ -83,6 +83,10 @@ def test_units_run_apart_and_merged_give_the_bytes_of_one_run(shared_models, tre
     assert merged.failures == local.failures  # the 0-byte image and notes.txt, as one run
     assert merged.skipped_metadata == local.skipped_metadata == 1
     assert (merged.logits == local.logits).all()
+    # md-lite has no person class: blurring people is refused on the merged results too.
+    for res in (local, merged):
+        with pytest.raises(InvalidArgumentError, match="no person class"):
+            res.sort_into(tmp_path / "sorted", blur_humans=True)
 
 
 def test_parts_that_do_not_fit_the_plan_are_refused(shared_models, tree):

@@ -92,6 +92,9 @@ struct PartHeader {
     num_classes: usize,
     embedding_dim: usize,
     num_bird_groups: usize,
+    /// None of the detectors has a person class (blurring people is then refused).
+    #[serde(default)]
+    no_person_class: bool,
 }
 
 /// One unit's results as text: a header line, then one checkpoint record per row (floats as
@@ -108,6 +111,7 @@ pub fn encode_part(
         num_classes: res.num_classes,
         embedding_dim: res.embedding_dim,
         num_bird_groups: res.num_bird_groups,
+        no_person_class: detection.no_person_class,
     };
     let json = |e: serde_json::Error| Error::InvalidArgument(format!("part: {e}"));
     let mut out = serde_json::to_string(&header).map_err(json)?;
@@ -164,6 +168,7 @@ pub fn merge(plan: &Plan, parts: &[String]) -> Result<(PipelineResults, f32), Er
         res.num_classes = h.num_classes;
         res.embedding_dim = h.embedding_dim;
         res.num_bird_groups = h.num_bird_groups;
+        res.detection.no_person_class = h.no_person_class;
         threshold = f32::from_bits(h.threshold);
     }
     for (u, (part, unit)) in parts.iter().zip(&plan.units).enumerate() {
@@ -248,6 +253,7 @@ mod tests {
             res.logits.push(*l);
             res.classified.push(true);
         }
+        res.detection.no_person_class = true;
         encode_part(&res, &res.detection, 0.5).unwrap()
     }
 
@@ -277,6 +283,7 @@ mod tests {
         ];
         let (res, threshold) = merge(&plan, &parts).unwrap();
         assert_eq!(threshold, 0.5);
+        assert!(res.detection.no_person_class);
         let paths: Vec<_> = res
             .detection
             .paths
