@@ -96,6 +96,8 @@ pub struct ResultRow {
 /// assert_eq!(t[0].status, "failed: corrupt JPEG");
 /// assert_eq!((t[1].prediction.as_str(), t[1].humancount, t[1].status.as_str()), ("human", 2, "ok"));
 /// ```
+// The run's columns, one argument each (all the same length): a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
     paths: &[P],
     dates: &[Option<D>],

@@ -578,7 +578,10 @@ impl PyPipelineResults {
             "humancount",
             t.iter().map(|r| r.humancount).collect::<Vec<_>>(),
         )?;
-        d.set_item("status", t.iter().map(|r| r.status.clone()).collect::<Vec<_>>())?;
+        d.set_item(
+            "status",
+            t.iter().map(|r| r.status.clone()).collect::<Vec<_>>(),
+        )?;
         Ok(d)
     }
 
