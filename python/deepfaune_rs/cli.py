@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .detect import Detector
     from .pipeline import PipelineResult
 
 from .pipeline import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR_MODE, LANGUAGE_ALIASES, LANGUAGES
@@ -180,6 +181,21 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="put a single quote in front of table cells a spreadsheet would run as formulas "
         "(names starting with =, +, -, @); DeepFaune writes them unchanged",
+    )
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Ray cluster (extra [ray]): 'auto', HOST:PORT or ray://HOST:PORT; one work "
+        "unit per folder, the same outputs as one machine",
+    )
+    p.add_argument("--actors", type=int, default=1, help="with --ray: pipelines run at once")
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        metavar="DIR",
+        help="with --ray: one checkpoint per folder here (storage every node sees); a job started "
+        "again skips the folders already done",
     )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--fetch", action="store_true", help=FETCH_HELP)
@@ -397,7 +413,6 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from . import Detector, Pipeline
     from .fetch import classifier_id, detector_ids, require
 
     if args.detections is not None and len(args.inputs) != 1:
@@ -406,6 +421,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if args.ray is not None or args.checkpoint_dir is not None:
+        wrong = _ray_usage(args)
+        if wrong is not None:
+            raise _Usage(wrong)
     _check_inputs(args.inputs, args.disable)
     _check_run_outputs(args)
     if args.corrections is not None and not os.path.isfile(args.corrections):
@@ -425,12 +444,77 @@ def _cmd_run(args: argparse.Namespace) -> int:
         fetch_first=args.fetch,
         progress=not args.no_progress,
     )
-    det = None if detector is None else Detector(detector, threshold=args.detector_threshold)
+    on_ray = args.ray is not None
+    res = _run_on_ray(args, detector) if on_ray else _run_here(args, detector)
+    return _finish_run(res, args)
+
+
+def _ray_usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options of a run on Ray (one line with its hint), or None."""
+    wrong = None
+    if args.ray is None:
+        wrong = "--checkpoint-dir goes with --ray ADDRESS (on one machine, use --resume)"
+    elif args.detections is not None or args.resume:
+        wrong = "--ray runs detection itself: no --detections; --checkpoint-dir DIR, not --resume"
+    elif args.actors < 1:
+        wrong = "--actors must be at least 1"
+    else:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            wrong = "--ray needs Ray Data: pip install 'deepfaune-rs[ray]'"
+    return wrong
+
+
+def _check_blur(args: argparse.Namespace, det: Detector | None) -> None:
     if args.blur_humans and det is not None and not det.finds_people:
         raise _Usage(
             f"--blur-humans: the detector ({'+'.join(det.models)}) has no person class, so "
             "people would be copied unblurred; use --detector DFbsMDS, MDS or DF"
         )
+
+
+def _run_on_ray(args: argparse.Namespace, detector: str | None) -> PipelineResult:
+    from . import Detector, distributed
+
+    if args.blur_humans:  # the actors load the detector; the driver only to check this
+        _check_blur(args, Detector(detector, threshold=args.detector_threshold))
+
+    det = {"model": detector, "threshold": args.detector_threshold}
+    stats: dict = {}
+    res = distributed.run(
+        args.inputs,
+        pipeline={
+            "detector": det,
+            "classifier": args.classifier,
+            "detector_mode": None,
+            "classifier_manifest": args.classifier_manifest,
+            "threshold": args.threshold,
+            "maxlag_s": args.maxlag,
+            "language": args.language,
+            "disabled_classes": list(args.disable),
+            "bird_head": args.bird_head,
+        },
+        address=args.ray,
+        actors=args.actors,
+        checkpoint_dir=args.checkpoint_dir,
+        keep_embeddings=args.embeddings is not None,
+        progress=not args.no_progress,
+        stats=stats,
+    )
+    where = f" taken whole from {args.checkpoint_dir}" if args.checkpoint_dir else " restored"
+    print(
+        f"{stats['units']} folders: {stats['ran']} run, {stats['restored']}{where}",
+        file=sys.stderr,
+    )
+    return res
+
+
+def _run_here(args: argparse.Namespace, detector: str | None) -> PipelineResult:
+    from . import Detector, Pipeline
+
+    det = None if detector is None else Detector(detector, threshold=args.detector_threshold)
+    _check_blur(args, det)
     pipe = Pipeline(
         det,
         args.classifier,
@@ -459,6 +543,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             keep_embeddings=args.embeddings is not None,
             checkpoint=checkpoint,
         )
+    return res
+
+
+def _finish_run(res: PipelineResult, args: argparse.Namespace) -> int:
     if args.corrections:
         res = res.apply_corrections(args.corrections)
     if args.output.lower().endswith(".xlsx"):

@@ -2,6 +2,7 @@
 //! sequences, DeepFaune's table, sorting, MegaDetector JSON and Camtrap DP exports).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -25,6 +26,7 @@ use crate::image_io::exif::parse_exif_datetime;
 use crate::manifest::classifier::{canonical_language, ClassifierManifest};
 use crate::review::{apply_corrections, read_journal, Correction, Reviewed};
 use crate::run::checkpoint::{fingerprint, fingerprint_imported};
+use crate::run::distributed::{encode_part, merge, plan, Plan};
 use crate::run::imported::digest as imported_digest;
 use crate::run::{
     run_imported, run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume,
@@ -248,27 +250,35 @@ impl PyPipeline {
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
-        let (mut res, decided, manifest) = result.py()?;
-        let detection = std::mem::take(&mut res.detection);
-        let mut detections_out = PyDetectionResults::new(detection, threshold);
-        if let Some(given) = &detections {
-            detections_out.imported = given.get().imported;
-            detections_out.classifications = given.get().classifications.clone();
-        }
-        let detections = Py::new(py, detections_out)?;
-        let settings = Settings {
-            language: self.language.clone(),
-            opts: self.opts.clone(),
-            maxlag_s: self.maxlag_s,
-        };
-        Ok(PyPipelineResults::new(
-            detections,
-            res,
-            decided,
-            manifest,
-            settings,
-            Vec::new(),
-        ))
+        self.results(py, result.py()?, threshold, detections.as_ref())
+    }
+
+    /// The results of the single run over `plan`'s inputs, from the parts of its units
+    /// (`parts[u]`: `PipelineResults.to_part()` of a run over unit `u`'s files, on any
+    /// machine): rows in that run's order, then its sequences, labels and table.
+    fn merge(
+        &self,
+        py: Python<'_>,
+        plan: &PyRunPlan,
+        parts: Vec<String>,
+    ) -> PyResult<PyPipelineResults> {
+        let finished = py
+            .detach(|| -> PyResult<Result<(Finished, f32), Error>> {
+                let clf = wait_for(|| try_lock(&self.classifier))?;
+                Ok((|| {
+                    let (res, threshold) = merge(&plan.plan, &parts)?;
+                    if !res.is_empty() && res.num_classes != clf.manifest.num_classes() {
+                        return Err(Error::InvalidArgument(format!(
+                            "the parts have {} classes, this pipeline's classifier {}",
+                            res.num_classes,
+                            clf.manifest.num_classes()
+                        )));
+                    }
+                    Ok((self.finish(res, &clf)?, threshold))
+                })())
+            })?
+            .py()?;
+        self.results(py, finished.0, finished.1, None)
     }
 
     /// Runs sampled video frames (`[h, w, 3]` uint8 RGB arrays) through the pipeline;
@@ -289,6 +299,37 @@ impl PyPipeline {
 type Finished = (PipelineResults, Decided, ClassifierManifest);
 
 impl PyPipeline {
+    /// The Python results of a finished run whose detector threshold is `threshold`.
+    fn results(
+        &self,
+        py: Python<'_>,
+        finished: Finished,
+        threshold: f32,
+        detections: Option<&Py<PyDetectionResults>>,
+    ) -> PyResult<PyPipelineResults> {
+        let (mut res, decided, manifest) = finished;
+        let detection = std::mem::take(&mut res.detection);
+        let mut detections_out = PyDetectionResults::new(detection, threshold);
+        if let Some(given) = detections {
+            detections_out.imported = given.get().imported;
+            detections_out.classifications = given.get().classifications.clone();
+        }
+        let detections = Py::new(py, detections_out)?;
+        let settings = Settings {
+            language: self.language.clone(),
+            opts: self.opts.clone(),
+            maxlag_s: self.maxlag_s,
+        };
+        Ok(PyPipelineResults::new(
+            detections,
+            res,
+            decided,
+            manifest,
+            settings,
+            Vec::new(),
+        ))
+    }
+
     /// Sequences, labels and DeepFaune's table of a finished run.
     fn finish(&self, res: PipelineResults, clf: &OnnxClassifier) -> Result<Finished, Error> {
         let settings = Settings {
@@ -758,6 +799,14 @@ impl PyPipelineResults {
         Ok(d)
     }
 
+    /// The rows as a part of a distributed run (`Pipeline.merge`): a header line, then one
+    /// checkpoint record per row, floats as their exact bits.
+    fn to_part(&self, py: Python<'_>) -> PyResult<String> {
+        let det = self.detections.get();
+        py.detach(|| encode_part(&self.res, &det.res, det.threshold))
+            .py()
+    }
+
     /// Writes DeepFaune's CSV atomically; `csv_safe` quotes cells a spreadsheet would run as
     /// formulas.
     #[pyo3(signature = (path, csv_safe = false))]
@@ -1011,8 +1060,64 @@ impl VideoEntry {
     }
 }
 
+fn os(p: &std::path::Path) -> OsString {
+    p.as_os_str().to_os_string()
+}
+
+fn strings(paths: &[PathBuf]) -> Vec<OsString> {
+    paths.iter().map(|p| p.as_os_str().to_os_string()).collect()
+}
+
+/// A run cut into one unit per folder (the walk done once, listings only).
+#[pyclass(module = "deepfaune_rs._core", name = "RunPlan", frozen)]
+pub struct PyRunPlan {
+    plan: Plan,
+}
+
+#[pymethods]
+impl PyRunPlan {
+    #[new]
+    fn new(py: Python<'_>, paths: Vec<PathBuf>) -> Self {
+        PyRunPlan {
+            plan: py.detach(|| plan(&paths)),
+        }
+    }
+    /// The units: `(folder, images, videos)`, each in walk order.
+    #[getter]
+    #[allow(clippy::type_complexity)]
+    fn units(&self) -> Vec<(OsString, Vec<OsString>, Vec<OsString>)> {
+        self.plan
+            .units
+            .iter()
+            .map(|u| (os(&u.folder), strings(&u.images), strings(&u.videos)))
+            .collect()
+    }
+    /// Videos in DeepFaune's formats, in walk order.
+    #[getter]
+    fn videos(&self) -> Vec<OsString> {
+        strings(&self.plan.discovered.videos)
+    }
+    /// Video files in formats DeepFaune does not read, in walk order.
+    #[getter]
+    fn unsupported_videos(&self) -> Vec<OsString> {
+        strings(&self.plan.discovered.unsupported_videos)
+    }
+    /// Images, all units together.
+    fn __len__(&self) -> usize {
+        self.plan.order.len()
+    }
+}
+
+/// True when the checkpoint at `path` ends with the line of a finished run.
+#[pyfunction]
+fn checkpoint_is_complete(path: PathBuf) -> bool {
+    crate::run::checkpoint::is_complete(&path)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(checkpoint_is_complete, m)?)?;
     m.add_class::<PyPipeline>()?;
+    m.add_class::<PyRunPlan>()?;
     m.add_class::<PyPipelineResults>()?;
     Ok(())
 }

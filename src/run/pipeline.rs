@@ -168,7 +168,12 @@ impl PipelineResults {
 
     /// The checkpoint record of row `i`.
     pub fn record(&self, i: usize) -> Record {
-        let d = &self.detection;
+        self.record_with(&self.detection, i)
+    }
+
+    /// The record of row `i` with `d` standing for [`Self::detection`] (which a caller may have
+    /// moved out).
+    pub fn record_with(&self, d: &DetectionResults, i: usize) -> Record {
         let (path, path_bytes) = checkpoint::path_key(&d.paths[i]);
         let first = d.det_image.partition_point(|&r| (r as usize) < i);
         let end = d.det_image.partition_point(|&r| (r as usize) <= i);
