@@ -416,11 +416,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .fetch import classifier_id, detector_ids, require
 
     if args.detections is not None and len(args.inputs) != 1:
-        print(
-            "deepfaune-rs: error: with --detections, give the one folder its paths are relative to",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        raise _Usage("with --detections, give the one folder its paths are relative to")
     if args.ray is not None or args.checkpoint_dir is not None:
         wrong = _ray_usage(args)
         if wrong is not None:
@@ -708,12 +704,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     import os
 
     if not os.path.isfile(args.checkpoint):
-        print(
-            f"deepfaune-rs: error: {args.checkpoint}: no such file (give the path of a .pt "
-            "checkpoint)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        raise _Usage(f"{args.checkpoint}: no such file (give the path of a .pt checkpoint)")
     try:
         from .convert import convert
     except ImportError as e:
@@ -746,12 +737,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
     from .review import load_for_review, review
 
     if not os.path.exists(args.results):
-        print(
-            f"deepfaune-rs: error: {args.results}: no such file (give the table or the "
-            ".checkpoint of a run)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        raise _Usage(f"{args.results}: no such file (give the table or the .checkpoint of a run)")
     try:
         res = load_for_review(
             args.results,
