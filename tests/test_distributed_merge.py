@@ -70,7 +70,8 @@ def test_units_run_apart_and_merged_give_the_bytes_of_one_run(shared_models, tre
     plan = _core.RunPlan([os.fspath(tree)])
     folders = [os.path.relpath(f, tree) for f, _, _ in plan.units]
     assert folders == [".", "sub", os.path.join("sub", "deeper")]
-    order = [os.path.relpath(p, tree) for p in local.paths]
+    # The walk's order (sorted paths; the results' rows are in the table's order).
+    order = sorted(os.path.relpath(p, tree) for p in local.paths)
     assert order[:2] == ["a.jpg", "m.jpg"] and order[-1] == "z.jpg"  # `sub` in between
 
     driver = deepfaune_rs.Pipeline(**{**kwargs, "detector": None, "detector_mode": None})

@@ -260,7 +260,13 @@ class Pipeline:
 
 
 class PipelineResult:
-    """Results of :meth:`Pipeline.run`, one row per image in walk order, plus :attr:`videos`.
+    """Results of :meth:`Pipeline.run`, one row per image, plus :attr:`videos`.
+
+    One row order for everything: row ``i`` of every column and array (:attr:`paths`,
+    :attr:`logits`, :attr:`embeddings`, :attr:`detections`...) is row ``i`` of :meth:`to_pandas`
+    and of the CSV, DeepFaune's order (by sequence number, then file name); the videos' rows
+    follow the images'. So ``t = res.to_pandas().iloc[:len(res)]`` then
+    ``t["logits"] = list(res.logits)`` puts each image's logits on its own row.
 
     Image columns: :attr:`seqnum`, :attr:`predictionbase`, :attr:`scorebase`, :attr:`prediction`,
     :attr:`score`, :attr:`top1`, :attr:`logits` ``[n, classes]`` and :attr:`embeddings`
@@ -438,7 +444,7 @@ class PipelineResult:
 
     def save_embeddings(self, path: PathLike) -> None:
         """Writes the images' crop embeddings to an ``.npz`` file (atomically): ``filename`` (the
-        image paths, in walk order) and ``embedding`` (``[n, d]``, zeros where no animal was
+        image paths, in the table's order) and ``embedding`` (``[n, d]``, zeros where no animal was
         classified). Needs ``keep_embeddings=True`` in :meth:`Pipeline.run`."""
         import numpy as np
 

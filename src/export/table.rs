@@ -16,7 +16,7 @@ use std::path::Path;
 use crate::error::Error;
 use crate::export::write_atomic;
 use crate::manifest::classifier::LabelNames;
-use crate::sequence::SequencePredictions;
+use crate::sequence::{table_order, SequencePredictions};
 
 /// The columns, in DeepFaune's order.
 pub const COLUMNS: [&str; 10] = [
@@ -122,7 +122,9 @@ pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
             "{n} paths but columns of lengths {lengths:?}"
         )));
     }
-    let mut rows: Vec<ResultRow> = (0..n)
+    // DeepFaune's order, the one every array of the results follows (`table_order`).
+    let rows: Vec<ResultRow> = table_order(paths, &predictions.seqnum)
+        .into_iter()
         .map(|i| {
             let (b, s) = (predictions.base[i], predictions.sequence[i]);
             ResultRow {
@@ -140,11 +142,6 @@ pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
             }
         })
         .collect();
-    rows.sort_by(|a, b| {
-        a.seqnum
-            .cmp(&b.seqnum)
-            .then_with(|| a.filename.cmp(&b.filename))
-    });
     Ok(rows)
 }
 

@@ -312,7 +312,8 @@ impl PyPipeline {
         let mut detections_out = PyDetectionResults::new(detection, threshold);
         if let Some(given) = detections {
             detections_out.imported = given.get().imported;
-            detections_out.classifications = given.get().classifications.clone();
+            detections_out.classifications =
+                given.get().classifications.permute_boxes(&decided.boxes);
         }
         let detections = Py::new(py, detections_out)?;
         let settings = Settings {
@@ -330,14 +331,14 @@ impl PyPipeline {
         ))
     }
 
-    /// Sequences, labels and DeepFaune's table of a finished run.
-    fn finish(&self, res: PipelineResults, clf: &OnnxClassifier) -> Result<Finished, Error> {
+    /// Sequences, labels and DeepFaune's table of a finished run, its rows in the table's order.
+    fn finish(&self, mut res: PipelineResults, clf: &OnnxClassifier) -> Result<Finished, Error> {
         let settings = Settings {
             language: self.language.clone(),
             opts: self.opts.clone(),
             maxlag_s: self.maxlag_s,
         };
-        let decided = decide(&res, &clf.manifest, &settings, &[])?;
+        let decided = decide(&mut res, &clf.manifest, &settings, &[])?;
         Ok((res, decided, clf.manifest.clone()))
     }
 }
@@ -358,17 +359,20 @@ struct Decided {
     class_names: Vec<String>,
     reviewed: Vec<Option<Reviewed>>,
     unknown_files: usize,
+    /// The boxes' new order (`DetectionResults::permute`), for columns kept beside them.
+    boxes: Vec<usize>,
 }
 
-/// Sequences and predictions (`PipelineResults::sequences`), then the corrections, then the
-/// texts and DeepFaune's table.
+/// Sequences and predictions with `res`'s rows put in DeepFaune's table order
+/// (`PipelineResults::decide_in_table_order`), then the corrections, then the texts and
+/// DeepFaune's table.
 fn decide(
-    res: &PipelineResults,
+    res: &mut PipelineResults,
     manifest: &ClassifierManifest,
     settings: &Settings,
     journal: &[Correction],
 ) -> Result<Decided, Error> {
-    let mut preds = res.sequences(settings.maxlag_s, &settings.opts)?;
+    let (mut preds, boxes) = res.decide_in_table_order(settings.maxlag_s, &settings.opts)?;
     let (reviewed, unknown_files) =
         apply_corrections(&res.detection.paths, &mut preds, journal, manifest)?;
     let names = manifest.names(&settings.language).ok_or_else(|| {
@@ -419,6 +423,7 @@ fn decide(
         class_names: names.classes.to_vec(),
         reviewed,
         unknown_files,
+        boxes,
     })
 }
 
@@ -451,7 +456,8 @@ struct Texts {
     top1: Vec<String>,
 }
 
-/// Results of `Pipeline.run`. Arrays are read-only views without copies.
+/// Results of `Pipeline.run`. Arrays are read-only views without copies. Every array and
+/// column, and the detections, are in DeepFaune's table order (the rows of `table()`).
 #[pyclass(module = "deepfaune_rs._core", name = "PipelineResults", frozen)]
 pub struct PyPipelineResults {
     detections: Py<PyDetectionResults>,
@@ -487,6 +493,7 @@ impl PyPipelineResults {
             class_names,
             reviewed,
             unknown_files,
+            boxes: _,
         } = decided;
         PyPipelineResults {
             detections,
@@ -513,15 +520,20 @@ impl PyPipelineResults {
         settings: Settings,
         journal: Vec<Correction>,
     ) -> PyResult<PyPipelineResults> {
-        // The detection columns live in `detections` (taken out of `res` after the run).
+        // The detection columns live in `detections` (taken out of `res` after the run); the
+        // rows come back in the new table's order (other sequences, another order).
+        let given = self.detections.get();
         let mut res = self.res.clone();
-        res.detection = self.detections.get().res.clone();
+        res.detection = given.res.clone();
         let decided = py
-            .detach(|| decide(&res, &self.manifest, &settings, &journal))
+            .detach(|| decide(&mut res, &self.manifest, &settings, &journal))
             .py()?;
-        res.detection = Default::default();
+        let mut detections =
+            PyDetectionResults::new(std::mem::take(&mut res.detection), given.threshold);
+        detections.imported = given.imported;
+        detections.classifications = given.classifications.permute_boxes(&decided.boxes);
         Ok(PyPipelineResults::new(
-            self.detections.clone_ref(py),
+            Py::new(py, detections)?,
             res,
             decided,
             self.manifest.clone(),
@@ -761,7 +773,7 @@ impl PyPipelineResults {
             .collect()
     }
 
-    /// DeepFaune's table as columns (sorted by seqnum then filename).
+    /// DeepFaune's table as columns (sorted by seqnum then filename: the order of every array).
     fn table<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         let t = &self.table;

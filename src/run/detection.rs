@@ -197,6 +197,89 @@ impl DetectionResults {
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty()
     }
+
+    /// Puts the rows in the order `order` (new row `k` is old row `order[k]`, a permutation of
+    /// `0..len`), with their boxes (grouped by row in the new order, each row's boxes in their
+    /// order), `best_detection` and the failures' rows following. Returns the boxes' new order
+    /// (new box `k` is old box `result[k]`), for columns kept beside the boxes.
+    ///
+    /// ```
+    /// use deepfaune_rs::run::DetectionResults;
+    /// let mut d = DetectionResults::default();
+    /// for (p, boxes) in [("a.jpg", 1u32), ("b.jpg", 2)] {
+    ///     d.paths.push(p.into());
+    ///     d.width.push(10);
+    ///     d.height.push(10);
+    ///     d.date.push(None);
+    ///     d.category.push(1);
+    ///     d.count.push(boxes);
+    ///     d.humancount.push(0);
+    ///     d.crop.push([-1; 4]);
+    ///     let row = d.paths.len() as u32 - 1;
+    ///     for k in 0..boxes {
+    ///         d.det_image.push(row);
+    ///         d.det_xyxy.push([k as f32, 0.0, 1.0, 1.0]);
+    ///         d.det_conf.push(0.9);
+    ///         d.det_category.push(0);
+    ///     }
+    ///     d.best_detection.push(d.det_image.len() as i64 - 1);
+    /// }
+    /// let boxes = d.permute(&[1, 0]);
+    /// assert_eq!(boxes, [1, 2, 0]);
+    /// assert_eq!(d.paths[0].to_str(), Some("b.jpg"));
+    /// assert_eq!((d.det_image.as_slice(), d.best_detection.as_slice()), (&[0, 0, 1][..], &[1, 2][..]));
+    /// ```
+    pub fn permute(&mut self, order: &[usize]) -> Vec<usize> {
+        fn take<T: Clone>(v: &mut Vec<T>, order: &[usize]) {
+            *v = order.iter().map(|&i| v[i].clone()).collect();
+        }
+        let n = self.len();
+        debug_assert_eq!(order.len(), n);
+        let mut by_row: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (k, &r) in self.det_image.iter().enumerate() {
+            if let Some(b) = by_row.get_mut(r as usize) {
+                b.push(k);
+            }
+        }
+        let mut new_row = vec![0usize; n];
+        for (k, &old) in order.iter().enumerate() {
+            new_row[old] = k;
+        }
+        let box_order: Vec<usize> = order
+            .iter()
+            .flat_map(|&old| by_row[old].iter().copied())
+            .collect();
+        let mut new_box = vec![0i64; self.det_image.len()];
+        for (k, &old) in box_order.iter().enumerate() {
+            new_box[old] = k as i64;
+        }
+        self.det_image = box_order
+            .iter()
+            .map(|&b| new_row[self.det_image[b] as usize] as u32)
+            .collect();
+        take(&mut self.det_xyxy, &box_order);
+        take(&mut self.det_conf, &box_order);
+        take(&mut self.det_category, &box_order);
+        take(&mut self.paths, order);
+        take(&mut self.width, order);
+        take(&mut self.height, order);
+        take(&mut self.date, order);
+        take(&mut self.category, order);
+        take(&mut self.count, order);
+        take(&mut self.humancount, order);
+        take(&mut self.crop, order);
+        self.best_detection = order
+            .iter()
+            .map(|&i| match usize::try_from(self.best_detection[i]) {
+                Ok(b) if b < new_box.len() => new_box[b],
+                _ => -1,
+            })
+            .collect();
+        for f in &mut self.failures {
+            f.index = f.index.filter(|&i| i < n).map(|i| new_row[i]);
+        }
+        box_order
+    }
 }
 
 /// The inputs as one lazy stream: folders are walked ([`Walker`], sorted), files are kept as

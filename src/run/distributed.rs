@@ -116,7 +116,10 @@ pub fn encode_part(
     let json = |e: serde_json::Error| Error::InvalidArgument(format!("part: {e}"));
     let mut out = serde_json::to_string(&header).map_err(json)?;
     out.push('\n');
-    for i in 0..detection.len() {
+    // The run's input order, which `merge` puts back together.
+    let order = res.input_order();
+    for k in 0..detection.len() {
+        let i = order.as_ref().map_or(k, |o| o[k]);
         out.push_str(&serde_json::to_string(&res.record_with(detection, i)).map_err(json)?);
         out.push('\n');
     }

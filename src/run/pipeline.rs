@@ -24,7 +24,8 @@ use crate::detect::DetectorSet;
 use crate::error::{Error, ImageError};
 use crate::image_io::{read_image, DecodedImage};
 use crate::sequence::{
-    kind_from_code, predict_all, AggregateOptions, ImageRows, LogitTable, SequencePredictions,
+    kind_from_code, predict_all, table_order, AggregateOptions, ImageRows, LogitTable,
+    SequencePredictions,
 };
 
 /// Results of a pipeline run: the detection columns plus, per image, the classifier's outputs
@@ -52,6 +53,9 @@ pub struct PipelineResults {
     /// Images the checkpoint held under their path but that are not the file it recorded
     /// (replaced, edited, or recorded without an identity): processed again, in walk order.
     pub changed_since_checkpoint: Vec<PathBuf>,
+    /// Each row's position in the run's input order (the walk's, the checkpoint's), once the
+    /// rows were put in another order ([`Self::permute`]); empty while they are in input order.
+    pub input_index: Vec<usize>,
 }
 
 /// Classification settings of a run.
@@ -149,21 +153,100 @@ impl PipelineResults {
         maxlag_s: f64,
         opts: &AggregateOptions,
     ) -> Result<SequencePredictions, Error> {
+        // DeepFaune numbers sequences and sums logits in input order: computed in that order
+        // whatever order the rows are in now, then put back in theirs.
+        let order = self.input_order();
+        let at = |k: usize| order.as_ref().map_or(k, |o| o[k]);
+        let n = self.len();
         let d = &self.detection;
-        let kinds: Vec<ImageKind> = d.category.iter().map(|&c| kind_from_code(c)).collect();
-        let logits = LogitTable::new(&self.logits, self.num_classes)?;
+        let kinds: Vec<ImageKind> = (0..n).map(|k| kind_from_code(d.category[at(k)])).collect();
+        let rows_of = |v: &[f32], w: usize| -> Vec<f32> {
+            (0..n)
+                .flat_map(|k| v[at(k) * w..(at(k) + 1) * w].iter().copied())
+                .collect()
+        };
+        let (logits, bird_logits) = match &order {
+            None => (
+                std::borrow::Cow::Borrowed(&self.logits[..]),
+                std::borrow::Cow::Borrowed(&self.bird_logits[..]),
+            ),
+            Some(_) => (
+                std::borrow::Cow::Owned(rows_of(&self.logits, self.num_classes)),
+                std::borrow::Cow::Owned(rows_of(&self.bird_logits, self.num_bird_groups)),
+            ),
+        };
+        let logits = LogitTable::new(&logits, self.num_classes)?;
         let bird = if self.num_bird_groups > 0 {
-            Some(LogitTable::new(&self.bird_logits, self.num_bird_groups)?)
+            Some(LogitTable::new(&bird_logits, self.num_bird_groups)?)
         } else {
             None
         };
         let rows = ImageRows::new(&kinds, logits, bird)?;
-        let dates: Vec<Option<i64>> = d
-            .date
-            .iter()
-            .map(|t| t.as_ref().map(|t| t.seconds))
+        let dates: Vec<Option<i64>> = (0..n)
+            .map(|k| d.date[at(k)].as_ref().map(|t| t.seconds))
             .collect();
-        predict_all(&d.paths, &dates, &rows, maxlag_s, opts)
+        let paths: Vec<&Path> = (0..n).map(|k| d.paths[at(k)].as_path()).collect();
+        let mut preds = predict_all(&paths, &dates, &rows, maxlag_s, opts)?;
+        if let Some(order) = &order {
+            // Input position k is row order[k]: the inverse permutation puts them back.
+            let mut back = vec![0usize; n];
+            for (k, &row) in order.iter().enumerate() {
+                back[row] = k;
+            }
+            preds.permute(&back);
+        }
+        Ok(preds)
+    }
+
+    /// The rows in input order (`result[k]` is the row of input position `k`), `None` when the
+    /// rows are in input order already.
+    pub fn input_order(&self) -> Option<Vec<usize>> {
+        if self.input_index.len() != self.len()
+            || self.input_index.iter().enumerate().all(|(k, &i)| k == i)
+        {
+            return None;
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_by_key(|&r| self.input_index[r]);
+        Some(order)
+    }
+
+    /// Puts the rows in the order `order` (new row `k` is old row `order[k]`): detection
+    /// columns, boxes, failures, logits, embeddings, bird logits, remembering each row's input
+    /// position ([`Self::input_index`]). Returns the boxes' new order (see
+    /// [`DetectionResults::permute`]).
+    pub fn permute(&mut self, order: &[usize]) -> Vec<usize> {
+        fn rows(v: &[f32], w: usize, order: &[usize]) -> Vec<f32> {
+            order
+                .iter()
+                .flat_map(|&i| v[i * w..(i + 1) * w].iter().copied())
+                .collect()
+        }
+        if self.input_index.len() != self.len() {
+            self.input_index = (0..self.len()).collect();
+        }
+        self.input_index = order.iter().map(|&i| self.input_index[i]).collect();
+        self.classified = order.iter().map(|&i| self.classified[i]).collect();
+        self.logits = rows(&self.logits, self.num_classes, order);
+        self.embeddings = rows(&self.embeddings, self.embedding_dim, order);
+        self.bird_logits = rows(&self.bird_logits, self.num_bird_groups, order);
+        self.detection.permute(order)
+    }
+
+    /// DeepFaune's sequences and predictions ([`Self::sequences`]), with the rows and the
+    /// predictions put in DeepFaune's table order ([`crate::sequence::table_order`]): what a run
+    /// ends with, so that row `i` of every column, array and table is the same image. Returns
+    /// the predictions and the boxes' new order.
+    pub fn decide_in_table_order(
+        &mut self,
+        maxlag_s: f64,
+        opts: &AggregateOptions,
+    ) -> Result<(SequencePredictions, Vec<usize>), Error> {
+        let mut preds = self.sequences(maxlag_s, opts)?;
+        let order = table_order(&self.detection.paths, &preds.seqnum);
+        preds.permute(&order);
+        let boxes = self.permute(&order);
+        Ok((preds, boxes))
     }
 
     /// The checkpoint record of row `i`.

@@ -104,6 +104,26 @@ pub fn order_by_sequence(seqnum: &[u32]) -> Vec<usize> {
     order
 }
 
+/// DeepFaune's table order (SPEC 2.6): rows by sequence number, then by file name (string
+/// order of the path as text), ties in input order. Every array and table of a run's results
+/// follows it.
+///
+/// ```
+/// let paths = ["f/b.jpg", "f/a.jpg", "g/c.jpg"];
+/// assert_eq!(deepfaune_rs::sequence::table_order(&paths, &[2, 2, 1]), vec![2, 1, 0]);
+/// ```
+pub fn table_order<P: AsRef<Path>>(paths: &[P], seqnum: &[u32]) -> Vec<usize> {
+    let names: Vec<std::borrow::Cow<'_, str>> =
+        paths.iter().map(|p| p.as_ref().to_string_lossy()).collect();
+    let mut order: Vec<usize> = (0..paths.len().min(seqnum.len())).collect();
+    order.sort_by(|&a, &b| {
+        seqnum[a]
+            .cmp(&seqnum[b])
+            .then_with(|| names[a].cmp(&names[b]))
+    });
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

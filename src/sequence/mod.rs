@@ -34,7 +34,7 @@ pub mod video;
 use std::path::Path;
 
 pub use aggregate::{aggregate, AggregateOptions, ImageRows, LogitTable, Prediction};
-pub use grouping::{group_sequences, order_by_sequence};
+pub use grouping::{group_sequences, order_by_sequence, table_order};
 pub use label::Label;
 
 use crate::detect::decision::ImageKind;
@@ -52,6 +52,15 @@ pub struct SequencePredictions {
     pub base: Vec<Prediction>,
     /// The image's sequence judged as a whole (`prediction`, `score`, `top1`).
     pub sequence: Vec<Prediction>,
+}
+
+impl SequencePredictions {
+    /// The rows in the order `order` (new row `k` is old row `order[k]`).
+    pub fn permute(&mut self, order: &[usize]) {
+        self.seqnum = order.iter().map(|&i| self.seqnum[i]).collect();
+        self.base = order.iter().map(|&i| self.base[i]).collect();
+        self.sequence = order.iter().map(|&i| self.sequence[i]).collect();
+    }
 }
 
 /// Groups the images into sequences and aggregates each image and each sequence.

@@ -167,6 +167,30 @@ impl Classifications {
         self.category.is_empty() && self.categories.is_empty()
     }
 
+    /// These classifications for the boxes put in the order `order` (new box `k` is old box
+    /// `order[k]`, see [`crate::run::DetectionResults::permute`]).
+    pub fn permute_boxes(&self, order: &[usize]) -> Classifications {
+        if self.start.len() < 2 {
+            return self.clone();
+        }
+        let mut out = Classifications {
+            categories: self.categories.clone(),
+            start: vec![0],
+            category: Vec::new(),
+            conf: Vec::new(),
+        };
+        for &b in order {
+            if b + 1 < self.start.len() {
+                for (id, score) in self.of_box(b) {
+                    out.category.push(id.to_string());
+                    out.conf.push(score);
+                }
+            }
+            out.start.push(out.category.len() as u32);
+        }
+        out
+    }
+
     /// The `(id, score)` pairs of box `b`.
     pub fn of_box(&self, b: usize) -> impl Iterator<Item = (&str, f32)> {
         let (s, e) = (self.start[b] as usize, self.start[b + 1] as usize);
