@@ -145,6 +145,9 @@ pub enum Error {
     /// The run was cancelled (Ctrl-C from Python, or a progress callback that raised).
     #[error("cancelled")]
     Cancelled,
+    /// See [`crate::reid::ReidError`].
+    #[error(transparent)]
+    Reid(#[from] crate::reid::ReidError),
 }
 
 impl From<ort::Error> for Error {

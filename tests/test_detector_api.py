@@ -29,7 +29,7 @@ def test_torch_is_not_needed():
 
 
 def test_threshold_override_only_removes_boxes(southwest, base):
-    strict = deepfaune_rs.Detector(threshold=0.8).detect(southwest, progress=False)
+    strict = deepfaune_rs.Detector(detection_threshold=0.8).detect(southwest, progress=False)
     assert strict.confidences.min() >= 0.8
     kept = base.confidences[base.confidences >= 0.8]
     assert np.allclose(np.sort(strict.confidences), np.sort(kept))

@@ -119,7 +119,7 @@ def _pipeline_kwargs(shared_models) -> dict:
         "detector": "md-lite",
         "classifier": str(shared_models / "pixel_classifier_182_c38.onnx"),
         "classifier_manifest": str(REPO / "models" / "tiny-pixel-c38.toml"),
-        "threshold": 0.5,
+        "score_threshold": 0.5,
     }
 
 
@@ -196,7 +196,7 @@ def test_restart_skips_the_folders_already_done(first_run, cluster, shared_model
         sys.executable, "-m", "deepfaune_rs.cli", "run", str(testdata),
         "-o", str(out / "table.csv"), "--json", str(out / "md.json"), "--detector", kw["detector"],
         "--classifier", kw["classifier"], "--classifier-manifest", kw["classifier_manifest"],
-        "--threshold", str(kw["threshold"]), "--no-progress",
+        "--score-threshold", str(kw["score_threshold"]), "--no-progress",
         "--ray", cluster, "--actors", "2", "--checkpoint-dir", str(ckpt),
     ]  # fmt: skip
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -22,7 +22,7 @@ def _kwargs(shared_models) -> dict:
         "detector": "md-lite",
         "classifier": str(shared_models / "pixel_classifier_182_c38.onnx"),
         "classifier_manifest": str(REPO / "models" / "tiny-pixel-c38.toml"),
-        "threshold": 0.5,
+        "score_threshold": 0.5,
     }
 
 

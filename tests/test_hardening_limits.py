@@ -111,13 +111,13 @@ def test_nas_and_os_metadata_is_skipped_and_counted(pipe, testdata, tmp_path):
 def test_nan_thresholds_are_refused(pipe, shared_models, tmp_path):
     nan = float("nan")
     with pytest.raises(DeepfauneError):
-        deepfaune_rs.Detector("md-lite", threshold=nan)
+        deepfaune_rs.Detector("md-lite", detection_threshold=nan)
     with pytest.raises(InvalidArgumentError):
         deepfaune_rs.Pipeline(
             pipe.detector,
             shared_models / "pixel_classifier_182_c38.onnx",
             classifier_manifest=REPO / "models" / "tiny-pixel-c38.toml",
-            threshold=nan,
+            score_threshold=nan,
         )
     md = tmp_path / "md.json"
     md.write_text(json.dumps({"images": []}))
@@ -128,7 +128,7 @@ def test_nan_thresholds_are_refused(pipe, shared_models, tmp_path):
     kb = KnowledgeBase(2)
     kb.add(["a.jpg"], ["A"], np.array([[1.0, 0.0]], dtype=np.float32))
     with pytest.raises(InvalidArgumentError, match="threshold"):
-        kb.query(np.array([[0.0, 1.0]], dtype=np.float32), threshold=nan)
+        kb.query(np.array([[0.0, 1.0]], dtype=np.float32), distance_threshold=nan)
 
 
 def test_width_zero_embeddings_are_refused(tmp_path):

@@ -205,7 +205,7 @@ def test_scores_hold_deepfaunes_two_decimal_values(shared_models, testdata):
         "md-lite",
         shared_models / "pixel_classifier_182_c38.onnx",
         classifier_manifest=REPO / "models" / "tiny-pixel-c38.toml",
-        threshold=0.0,
+        score_threshold=0.0,
     )
     res = pipe.run(testdata / "buow", progress=False)
     t = res.to_pandas()

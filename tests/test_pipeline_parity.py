@@ -59,7 +59,7 @@ def run(request, pipeline, pixel_model, testdata):
         pytest.skip(f"{BURST} not found")
     # The embedded detector sees the burst's duck only at low confidence.
     sensitive = deepfaune_rs.Pipeline(
-        deepfaune_rs.Detector(threshold=0.05),
+        deepfaune_rs.Detector(detection_threshold=0.05),
         pixel_model,
         classifier_manifest=REPO / "models" / "tiny-pixel-c38.toml",
     )
@@ -135,7 +135,7 @@ def test_disabled_classes_and_language(pixel_model, testdata):
         classifier_manifest=manifest,
         language="fr",
         disabled_classes=["genet", "loup"],  # names in any language
-        threshold=0.0,
+        score_threshold=0.0,
     )
     r1 = fr.run(testdata / "southwest", progress=False)
     assert "genette" not in r1.predictionbase and "loup" not in r1.predictionbase

@@ -42,7 +42,9 @@ def test_build_query_update_eval(jaguar_tables):
 
     res_csv, res_emb = out / "results.csv", out / "results.safetensors"
     argv = ["reid", "query", str(kb_dir), str(out / "probes.csv"), "-o", str(res_csv)]
-    assert main([*argv, "--embeddings-output", str(res_emb), "--threshold", "0.05", *w]) == 0
+    assert (
+        main([*argv, "--embeddings-output", str(res_emb), "--distance-threshold", "0.05", *w]) == 0
+    )
     res = pd.read_csv(res_csv)
     assert list(res.columns)[:10] == [
         "filepath",
@@ -68,7 +70,7 @@ def test_build_query_update_eval(jaguar_tables):
     figures = out / "eval.json"
     argv = ["reid", "eval", str(out / "gallery.csv"), str(out / "probes.csv")]
     argv[2] = str(kb_dir)
-    assert main([*argv, "--threshold", "0.3", "-o", str(figures), *w]) == 0
+    assert main([*argv, "--distance-threshold", "0.3", "-o", str(figures), *w]) == 0
     summary = json.loads(figures.read_text())
     assert summary["n_test"] == n_probes and 0.0 <= summary["cmc@5"] <= 1.0
 

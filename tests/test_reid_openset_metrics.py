@@ -29,7 +29,7 @@ def test_threshold_rule_and_lynx_id_columns():
     kb = small_kb()
     q = np.array([[1.0, 0.05], [-1.0, -0.2], [0.0, 1.0]], np.float32)
     # cosine distances to a1: 1 - 1/sqrt(1.0025); query 1 points away from everything.
-    res = kb.query(q, k=3, threshold=0.2, seed=3, filepaths=["q0", "q1", "q2"])
+    res = kb.query(q, k=3, distance_threshold=0.2, seed=3, filepaths=["q0", "q1", "q2"])
     d0 = 1 - 1 / math.sqrt(1.0025)
     assert res.distances[0, 0] == pytest.approx(d0, abs=1e-6)
     assert res.is_new.tolist() == [False, True, False]
@@ -54,7 +54,7 @@ def test_threshold_rule_and_lynx_id_columns():
     assert pd.isna(df.loc[1, "latest_picture_individual_predicted"])
     assert df.loc[2, "individual_predicted"] == "B"
     # Exactly at the threshold is not new (strictly above is).
-    at = kb.query(q[:1], k=1, threshold=float(res.distances[0, 0]))
+    at = kb.query(q[:1], k=1, distance_threshold=float(res.distances[0, 0]))
     assert not at.is_new[0]
 
 
@@ -128,6 +128,6 @@ def test_evaluate_picks_threshold_on_validation():
     assert ev.top1_accuracy == 1.0 and ev.cmc[1] == 1.0
     assert ev.new_precision == 1.0 and ev.new_recall == 1.0
     assert 0.0 < ev.threshold < 1.0
-    fixed = kb.evaluate(q, truth, k=3, threshold=2.0)  # nothing is ever new
+    fixed = kb.evaluate(q, truth, k=3, distance_threshold=2.0)  # nothing is ever new
     assert fixed.top1_accuracy == 0.5 and math.isnan(fixed.new_precision)
     assert fixed.new_recall == 0.0

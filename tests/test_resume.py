@@ -74,7 +74,7 @@ def test_killed_then_resumed_run_equals_an_uninterrupted_one(shared_models, test
 
     # Other settings: refused, with what differs.
     p = subprocess.run(
-        _cmd(shared_models, testdata, out, "--resume", "--threshold", "0.5"),
+        _cmd(shared_models, testdata, out, "--resume", "--score-threshold", "0.5"),
         capture_output=True,
         text=True,
     )

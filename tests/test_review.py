@@ -63,9 +63,17 @@ def columns(r) -> dict[str, list]:
 # Re-deciding without running the models again.
 
 REDECIDE = [
-    {"threshold": 0.3, "maxlag_s": 3e6, "disabled_classes": ["bison", "badger", "ibex", "fox"]},
+    {
+        "score_threshold": 0.3,
+        "maxlag_s": 3e6,
+        "disabled_classes": ["bison", "badger", "ibex", "fox"],
+    },
     # fox (0.93) falls below 0.95; raccoon dog (0.62) and beaver (0.42) pass their own.
-    {"threshold": 0.95, "maxlag_s": 0.0, "class_thresholds": {"raccoon dog": 0.6, "beaver": 0.4}},
+    {
+        "score_threshold": 0.95,
+        "maxlag_s": 0.0,
+        "class_thresholds": {"raccoon dog": 0.6, "beaver": 0.4},
+    },
 ]
 
 
@@ -78,7 +86,7 @@ def test_redecide_equals_a_fresh_run_with_those_settings(shared_models, files, r
     # No model ran: the stored logits are the run's (rows in the new table's order).
     row = {p: i for i, p in enumerate(result.paths)}
     np.testing.assert_array_equal(again.logits, result.logits[[row[p] for p in again.paths]])
-    assert again.settings["threshold"] == pytest.approx(settings["threshold"])
+    assert again.settings["score_threshold"] == pytest.approx(settings["score_threshold"])
 
 
 def test_redecide_changes_what_the_settings_change(result):
@@ -164,7 +172,7 @@ def test_journal_is_appended_synced_and_applied_later_lines_winning(grouped, tmp
     assert result.prediction[members[1]] != "chamois" or result.score[members[1]] != 1.0
     assert columns(result.apply_corrections(tmp_path / "none.jsonl")) == columns(result)
     # Re-deciding keeps the corrections.
-    assert fixed.redecide(threshold=0.1).prediction[members[1]] == "chamois"
+    assert fixed.redecide(score_threshold=0.1).prediction[members[1]] == "chamois"
     with pytest.raises(ValueError, match="not a label"):
         _core.append_correction(str(tmp_path / "bad.jsonl"), files, label="unicorn")
         result.apply_corrections(tmp_path / "bad.jsonl")
@@ -458,7 +466,7 @@ def test_page_redecides_and_saves_a_preset(server, grouped, tmp_path, monkeypatc
     assert status == 200, answer
     info = json.loads(answer)
     assert info["settings"]["threshold"] == pytest.approx(0.3) and "south" in info["presets"]
-    want = grouped.redecide(threshold=0.3, disabled_classes=["fox"])
+    want = grouped.redecide(score_threshold=0.3, disabled_classes=["fox"])
     page = json.loads(get(server.url.replace("/?", "/api/sequences?") + "&limit=200")[1])
     got = {im["id"]: s["prediction"] for s in page["items"] for im in s["images"]}
     assert got == dict(enumerate(want.prediction))

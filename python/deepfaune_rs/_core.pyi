@@ -37,6 +37,8 @@ __all__ = [
     "runtime_path",
     "append_correction",
     "thumbnail",
+    "_error_kinds",
+    "_raise_error_kind",
 ]
 
 _Path = str | PathLike[str]
@@ -44,6 +46,10 @@ _Progress = Callable[[int, int], object] | None
 
 def init_runtime(path: _Path) -> None: ...
 def runtime_path() -> str | None: ...
+
+# Every error kind of the core: ([(kind, debug form, exception class name)], number of kinds).
+def _error_kinds() -> tuple[list[tuple[int, str, str]], int]: ...
+def _raise_error_kind(i: int) -> None: ...
 
 # One dict per built-in manifest (detectors, then classifiers newest first): id, kind, name,
 # version (str, or None for detectors), file, url, url_format, mirrors (list[str]), url_size
@@ -144,7 +150,7 @@ class Pipeline:
         classifier: str = "deepfaune-v15",
         *,
         classifier_manifest: str | None = None,
-        threshold: float = 0.8,
+        score_threshold: float | None = None,
         maxlag_s: float = 10.0,
         language: str = "en",
         disabled_classes: Sequence[str] = ...,
@@ -222,7 +228,7 @@ class PipelineResults:
     def class_names(self) -> list[str]: ...
     def redecide(
         self,
-        threshold: float | None = None,
+        score_threshold: float | None = None,
         class_thresholds: Mapping[str, float] | None = None,
         disabled_classes: Sequence[str] | None = None,
         maxlag_s: float | None = None,

@@ -45,6 +45,29 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _renamed_flag(
+    p: argparse.ArgumentParser, new: str, old: str, help: str, type: object = _fraction
+) -> None:
+    """Option ``new`` and its old name ``old``, accepted for one release (a notice on stderr,
+    see :func:`_take_renamed`)."""
+    dest = new.lstrip("-").replace("-", "_")
+    p.add_argument(new, type=type, default=None, help=help)
+    p.add_argument(old, dest=f"old_{dest}", type=type, default=None, help=f"deprecated: {new}")
+    p.set_defaults(_renamed=[*(p.get_default("_renamed") or ()), (new, old, dest)])
+
+
+def _take_renamed(args: argparse.Namespace) -> None:
+    """Options given under their old name: a one-line notice each; both names is a usage error."""
+    for new, old, dest in getattr(args, "_renamed", ()):
+        value = getattr(args, f"old_{dest}")
+        if value is None:
+            continue
+        if getattr(args, dest) is not None:
+            raise _Usage(f"give {new} or {old} (its old name), not both")
+        print(f"deepfaune-rs: warning: {old} is deprecated, use {new}", file=sys.stderr)
+        setattr(args, dest, value)
+
+
 def _seconds(text: str) -> float:
     """A duration in seconds: a finite number >= 0."""
     try:
@@ -73,7 +96,7 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         help="built-in id (md-lite = embedded default, df, mds, mdr), a DeepFaune mode "
         "(DF, MDS, MDR, DFbsMDS, DFMDS), a manifest .toml, or an .onnx file",
     )
-    p.add_argument("--threshold", type=_fraction, default=None, help="confidence threshold (0-1)")
+    _renamed_flag(p, "--detection-threshold", "--threshold", "detector confidence (0-1)")
     p.add_argument("--manifest", default=None, help="manifest for a bare .onnx model")
     p.add_argument("--threads", type=int, default=0, help="decode threads (default: cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -113,8 +136,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help=f"id (default {DEFAULT_CLASSIFIER}), manifest .toml or .onnx",
     )
     p.add_argument("--classifier-manifest", default=None, help="manifest for a bare .onnx")
-    p.add_argument(
-        "--threshold", type=_fraction, default=0.8, help="class score below it = undefined (0-1)"
+    _renamed_flag(
+        p,
+        "--score-threshold",
+        "--threshold",
+        "class score below it = undefined (0-1; default: the classifier's, 0.8 for DeepFaune)",
     )
     p.add_argument(
         "--maxlag", type=_seconds, default=10, help="seconds between images of a sequence"
@@ -225,7 +251,7 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", default=None, help="default: the checkpoint's")
     p.add_argument("--classifier", default=None, help="default: the checkpoint's")
     p.add_argument("--classifier-manifest", default=None)
-    p.add_argument("--threshold", type=float, default=None, help="default: the run's")
+    _renamed_flag(p, "--score-threshold", "--threshold", "default: the run's", type=_fraction)
     p.add_argument("--maxlag", type=float, default=None, help="default: the run's")
     p.add_argument("--language", default=None, choices=[*LANGUAGES, *LANGUAGE_ALIASES])
     p.add_argument(
@@ -397,7 +423,10 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     _check_output(args.output, "-o", (".json",), args.inputs, {})
     require(detector_ids(args.model), fetch_first=args.fetch, progress=not args.no_progress)
     det = Detector(
-        args.model, threshold=args.threshold, manifest=args.manifest, threads=args.threads
+        args.model,
+        detection_threshold=args.detection_threshold,
+        manifest=args.manifest,
+        threads=args.threads,
     )
     res = det.detect(args.inputs, progress=not args.no_progress)
     # Names relative to the folder run (the result's root); a file given by name keeps its path.
@@ -474,9 +503,9 @@ def _run_on_ray(args: argparse.Namespace, detector: str | None) -> PipelineResul
     from . import Detector, distributed
 
     if args.blur_humans:  # the actors load the detector; the driver only to check this
-        _check_blur(args, Detector(detector, threshold=args.detector_threshold))
+        _check_blur(args, Detector(detector, detection_threshold=args.detector_threshold))
 
-    det = {"model": detector, "threshold": args.detector_threshold}
+    det = {"model": detector, "detection_threshold": args.detector_threshold}
     stats: dict = {}
     res = distributed.run(
         args.inputs,
@@ -485,7 +514,7 @@ def _run_on_ray(args: argparse.Namespace, detector: str | None) -> PipelineResul
             "classifier": args.classifier,
             "detector_mode": None,
             "classifier_manifest": args.classifier_manifest,
-            "threshold": args.threshold,
+            "score_threshold": args.score_threshold,
             "maxlag_s": args.maxlag,
             "language": args.language,
             "disabled_classes": list(args.disable),
@@ -509,14 +538,18 @@ def _run_on_ray(args: argparse.Namespace, detector: str | None) -> PipelineResul
 def _run_here(args: argparse.Namespace, detector: str | None) -> PipelineResult:
     from . import Detector, Pipeline
 
-    det = None if detector is None else Detector(detector, threshold=args.detector_threshold)
+    det = (
+        None
+        if detector is None
+        else Detector(detector, detection_threshold=args.detector_threshold)
+    )
     _check_blur(args, det)
     pipe = Pipeline(
         det,
         args.classifier,
         detector_mode=None,
         classifier_manifest=args.classifier_manifest,
-        threshold=args.threshold,
+        score_threshold=args.score_threshold,
         maxlag_s=args.maxlag,
         language=args.language,
         disabled_classes=args.disable,
@@ -744,7 +777,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
             detector=args.detector,
             classifier=args.classifier,
             classifier_manifest=args.classifier_manifest,
-            threshold=args.threshold,
+            score_threshold=args.score_threshold,
             maxlag_s=args.maxlag,
             language=args.language,
             disabled_classes=args.disable,
@@ -805,6 +838,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import DeepfauneError, InvalidArgumentError, UnknownModelError
 
     try:
+        _take_renamed(args)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -41,6 +41,8 @@ def _embedding_args(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds ``reid`` and its subcommands to the main parser's subparsers."""
+    from .cli import _renamed_flag
+
     reid = sub.add_parser("reid", help="individual re-identification (lynx-id)")
     rs = reid.add_subparsers(dest="reid_command", required=True)
 
@@ -56,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q.add_argument("--embeddings-output", default=None, help="safetensors of the query embeddings")
     q.add_argument("-k", type=int, default=5, help="neighbours per query")
     g = q.add_mutually_exclusive_group()
-    g.add_argument("--threshold", type=float, default=None, help="cosine distance for 'new'")
+    _renamed_flag(g, "--distance-threshold", "--threshold", "cosine distance for 'new'", float)
     g.add_argument("--gaussian", action="store_true", help="lynx-id's per-dimension Gaussian test")
     q.add_argument("--seed", type=int, default=None, help="seed for the ids of new individuals")
     _embedding_args(q)
@@ -71,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("kb", help="knowledge base folder")
     e.add_argument("labels", help="CSV with filepath, lynx_id ('New' or absent id = new)")
     e.add_argument("-k", type=int, default=5)
-    e.add_argument("--threshold", type=float, default=None, help="fixed threshold (no sweep)")
+    _renamed_flag(e, "--distance-threshold", "--threshold", "fixed threshold (no sweep)", float)
     e.add_argument("--validation-fraction", type=float, default=0.5)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--query-embeddings", default=None, help="precomputed safetensors, same order")
@@ -179,7 +181,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     res = kb.query(
         emb[ok],
         k=args.k,
-        threshold=args.threshold,
+        distance_threshold=args.distance_threshold,
         gaussian=args.gaussian,
         filepaths=paths,
         seed=args.seed,
@@ -242,7 +244,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         emb[ok],
         truth,
         k=args.k,
-        threshold=args.threshold,
+        distance_threshold=args.distance_threshold,
         validation_fraction=args.validation_fraction,
         seed=args.seed,
     )

@@ -55,7 +55,7 @@ class Detector:
         self,
         model: PathLike = "md-lite",
         *,
-        threshold: float | None = None,
+        detection_threshold: float | None = None,
         device: str = "cpu",
         secondary: PathLike | None = None,
         mode: str | None = None,
@@ -65,7 +65,13 @@ class Detector:
         threads: int = 0,
         batch_size: int = 1,
         fetch: bool = False,
+        threshold: float | None = None,
     ) -> None:
+        from ._renamed import renamed
+
+        detection_threshold = renamed(
+            "detection_threshold", detection_threshold, "threshold", threshold
+        )
         if device != "cpu":
             from .errors import InvalidArgumentError
 
@@ -77,7 +83,7 @@ class Detector:
             os.fspath(model),
             secondary=None if secondary is None else os.fspath(secondary),
             mode=mode,
-            threshold=threshold,
+            threshold=detection_threshold,
             manifest=None if manifest is None else os.fspath(manifest),
             weights={k: os.fspath(v) for k, v in (weights or {}).items()},
             intra_threads=intra_threads,
@@ -92,7 +98,7 @@ class Detector:
 
     @property
     def threshold(self) -> float:
-        """Confidence threshold of the primary detector."""
+        """Confidence threshold of the primary detector (``detection_threshold``)."""
         return self._inner.threshold
 
     @property

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import _core
 from ._files import atomic_open
 from ._progress import ProgressArg, make_callback
+from ._renamed import renamed
 from .detect import DetectionResult, Detector, Inputs, PathLike, _as_paths
 from .video import is_unsupported_video, is_video
 from .videos import (
@@ -52,7 +53,9 @@ class Pipeline:
     ``classifier_manifest=``, by default the v1.5 manifest). ``language``: one of
     :data:`LANGUAGES` that the classifier has (``no``, ``se`` and ``pt`` since 1.5; ``sv`` is
     accepted for ``se``). ``disabled_classes`` are class names (any language) dropped before the
-    softmax.
+    softmax. ``score_threshold``: a sequence whose score is below it is ``undefined`` (default:
+    the classifier manifest's ``[postprocess] threshold``, 0.8 for DeepFaune's classifiers;
+    ``threshold`` is its old name, deprecated).
 
     Before anything is loaded, the weights of every built-in model the pipeline needs are
     checked: missing ones raise one :class:`~deepfaune_rs.WeightsNotFoundError` naming them all
@@ -67,7 +70,7 @@ class Pipeline:
         *,
         detector_mode: str | None = DEFAULT_DETECTOR_MODE,
         classifier_manifest: PathLike | None = None,
-        threshold: float = 0.8,
+        score_threshold: float | None = None,
         maxlag_s: float = 10,
         language: str = "en",
         disabled_classes: Sequence[str] = (),
@@ -75,7 +78,9 @@ class Pipeline:
         batch_size: int = 1,
         fetch: bool = False,
         class_thresholds: Mapping[str, float] | None = None,
+        threshold: float | None = None,
     ) -> None:
+        score_threshold = renamed("score_threshold", score_threshold, "threshold", threshold)
         if language not in LANGUAGES and language not in LANGUAGE_ALIASES:
             from .errors import InvalidArgumentError
 
@@ -99,7 +104,7 @@ class Pipeline:
             classifier_manifest=(
                 None if classifier_manifest is None else os.fspath(classifier_manifest)
             ),
-            threshold=threshold,
+            score_threshold=score_threshold,
             maxlag_s=float(maxlag_s),
             language=language,
             disabled_classes=list(disabled_classes),
@@ -360,19 +365,22 @@ class PipelineResult:
 
     def redecide(
         self,
-        threshold: float | None = None,
+        score_threshold: float | None = None,
         class_thresholds: Mapping[str, float] | None = None,
         disabled_classes: Sequence[str] | None = None,
         maxlag_s: float | None = None,
         preset: str | None = None,
+        threshold: float | None = None,
     ) -> PipelineResult:
         """The images decided again from the stored logits, boxes and dates, with other
         settings, without running any model: the same answers as a new run with those settings
         (the core's sequence step runs on the stored rows). ``None`` keeps the run's setting.
-        ``class_thresholds`` (``{class: threshold}``) replace ``threshold`` for those classes;
+        ``class_thresholds`` (``{class: threshold}``) replace ``score_threshold`` for those
+        classes (``threshold``: its old name, deprecated);
         ``disabled_classes`` replaces the run's list; ``preset`` names a saved list of classes
         to switch off (:func:`deepfaune_rs.review.save_preset`: the species absent from a
         region). Corrections applied so far stay applied. Videos keep their answers."""
+        score_threshold = renamed("score_threshold", score_threshold, "threshold", threshold)
         if preset is not None:
             from .review import load_preset
 
@@ -382,7 +390,7 @@ class PipelineResult:
                 raise InvalidArgumentError("give disabled_classes or preset, not both")
             disabled_classes = load_preset(preset)
         inner = self._r.redecide(
-            threshold=threshold,
+            score_threshold=score_threshold,
             class_thresholds=None
             if class_thresholds is None
             else {str(k): float(v) for k, v in class_thresholds.items()},

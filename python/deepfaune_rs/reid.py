@@ -9,7 +9,7 @@ individual or a new one; :meth:`KnowledgeBase.evaluate` measures how well that w
 >>> import numpy as np
 >>> kb = KnowledgeBase(dim=3)
 >>> kb.add(["a.jpg", "b.jpg"], ["Lynx1", "Lynx2"], np.eye(3, dtype=np.float32)[:2])
->>> res = kb.query(np.array([[1.0, 0.1, 0.0]], dtype=np.float32), k=2, threshold=0.3)
+>>> res = kb.query(np.array([[1.0, 0.1, 0.0]], dtype=np.float32), k=2, distance_threshold=0.3)
 >>> res.individual_predicted, bool(res.is_new[0])
 (['Lynx1'], False)
 """
@@ -270,22 +270,26 @@ class KnowledgeBase:
         self,
         embeddings: Any,
         k: int = 5,
-        threshold: float | None = None,
+        distance_threshold: float | None = None,
         *,
         gaussian: bool = False,
         confidence: float = 0.997,
         success_percentage: float = 100.0,
         filepaths: Sequence[str] | None = None,
         seed: int | None = None,
+        threshold: float | None = None,
     ) -> QueryResult:
         """The k nearest pictures of each query embedding and lynx-id's verdict.
 
-        Open set: with ``threshold``, a query whose nearest distance is above it is a new
-        individual; with ``gaussian=True``, lynx-id's per-dimension Gaussian test decides
-        (``confidence``, ``success_percentage``); with neither, the nearest individual is always
-        the answer. New individuals get a fresh random 10-character id (``seed`` makes it
-        reproducible).
+        Open set: with ``distance_threshold`` (a cosine distance; ``threshold`` is its old name,
+        deprecated), a query whose nearest distance is above it is a new individual; with
+        ``gaussian=True``, lynx-id's per-dimension Gaussian test decides (``confidence``,
+        ``success_percentage``); with neither, the nearest individual is always the answer.
+        New individuals get a fresh random 10-character id (``seed`` makes it reproducible).
         """
+        from ._renamed import renamed
+
+        threshold = renamed("distance_threshold", distance_threshold, "threshold", threshold)
         q = _f32(embeddings, "embeddings")
         if filepaths is not None and len(filepaths) != q.shape[0]:
             from .errors import InvalidArgumentError
@@ -319,20 +323,25 @@ class KnowledgeBase:
         true_ids: Sequence[str | None],
         *,
         k: int = 5,
-        threshold: float | None = None,
+        distance_threshold: float | None = None,
         thresholds: Sequence[float] | None = None,
         validation_fraction: float = 0.5,
         seed: int = 0,
+        threshold: float | None = None,
     ) -> Evaluation:
         """Top-1 accuracy, CMC@1..k, mAP@1..k and precision/recall of "new" for labelled queries.
 
         ``true_ids`` gives each query's individual; None, ``"New"`` or an individual absent from
-        the base means the right answer is "new individual". With ``threshold=None`` the
-        threshold is chosen by a sweep (``thresholds``, default 0 to 2 by 0.01) on a random
-        ``validation_fraction`` of the queries, and the figures are reported on the others;
-        with a given ``threshold``, all queries are test queries.
+        the base means the right answer is "new individual". With ``distance_threshold=None``
+        (``threshold``: its old name, deprecated) the threshold is chosen by a sweep
+        (``thresholds``, default 0 to 2 by 0.01) on a random ``validation_fraction`` of the
+        queries, and the figures are reported on the others;
+        with a given ``distance_threshold``, all queries are test queries.
         """
+        from ._renamed import renamed
         from .errors import InvalidArgumentError
+
+        threshold = renamed("distance_threshold", distance_threshold, "threshold", threshold)
 
         q = _f32(embeddings, "embeddings")
         if len(true_ids) != q.shape[0]:

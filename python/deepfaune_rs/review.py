@@ -445,9 +445,10 @@ class ReviewState:
 
     def redecide(self, body: dict[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
-        for k in ("threshold", "maxlag_s"):
+        # The page's "threshold" is the score threshold.
+        for k, name in (("threshold", "score_threshold"), ("maxlag_s", "maxlag_s")):
             if body.get(k) not in (None, ""):
-                kwargs[k] = float(body[k])
+                kwargs[name] = float(body[k])
         if body.get("preset"):
             kwargs["disabled_classes"] = load_preset(str(body["preset"]))
         elif body.get("disabled_classes") is not None:
@@ -685,22 +686,26 @@ def load_for_review(
     detector: str | None = None,
     classifier: str | None = None,
     classifier_manifest: str | None = None,
-    threshold: float | None = None,
+    score_threshold: float | None = None,
     maxlag_s: float | None = None,
     language: str | None = None,
     disabled_classes: Sequence[str] = (),
     bird_head: bool = False,
+    threshold: float | None = None,
 ) -> PipelineResult:
     """The :class:`PipelineResult` of a finished run, from its checkpoint (``run --resume``
     keeps ``<output>.checkpoint`` beside the table; ``results`` is the table or the checkpoint):
     the run resumed on a copy of the checkpoint, so every image is restored and no model runs,
     and nothing is written beside the results. The models are those the checkpoint names
-    (built-in ids) unless given; settings not given are the checkpoint's."""
+    (built-in ids) unless given; settings not given are the checkpoint's (``threshold``: the
+    old name of ``score_threshold``, deprecated)."""
     import shutil
 
+    from ._renamed import renamed
     from .errors import InvalidArgumentError
     from .pipeline import Pipeline
 
+    score_threshold = renamed("score_threshold", score_threshold, "threshold", threshold)
     path = os.fspath(results)
     checkpoint = path if path.endswith(".checkpoint") else path + ".checkpoint"
     if not os.path.isfile(checkpoint):
@@ -731,7 +736,8 @@ def load_for_review(
         classifier or "deepfaune-v15",
         detector_mode=None,
         classifier_manifest=classifier_manifest,
-        threshold=float(settings.get("threshold", 0.8) if threshold is None else threshold),
+        # The checkpoint records the score threshold as "threshold"; without it, the manifest's.
+        score_threshold=settings.get("threshold") if score_threshold is None else score_threshold,
         maxlag_s=float(settings.get("maxlag_s", 10) if maxlag_s is None else maxlag_s),
         language=str(settings.get("language", "en") if language is None else language),
         disabled_classes=list(disabled_classes),

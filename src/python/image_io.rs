@@ -15,16 +15,14 @@ pub(super) fn to_rgb(arr: &PyReadonlyArray3<'_, u8>) -> PyResult<image::RgbImage
     let a = arr.as_array();
     let (h, w, c) = a.dim();
     if c != 3 {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "expected an HxWx3 uint8 array",
-        ));
+        return Err(super::errors::invalid("expected an HxWx3 uint8 array"));
     }
     let data: Vec<u8> = match a.as_slice() {
         Some(s) => s.to_vec(),
         None => a.iter().copied().collect(),
     };
     image::RgbImage::from_raw(w as u32, h as u32, data)
-        .ok_or_else(|| pyo3::exceptions::PyValueError::new_err("bad image shape"))
+        .ok_or_else(|| super::errors::invalid("bad image shape"))
 }
 
 pub(super) fn from_rgb(py: Python<'_>, img: image::RgbImage) -> Bound<'_, PyArray3<u8>> {
@@ -73,11 +71,7 @@ fn resize_pil<'py>(
     let f = match filter {
         "bicubic" => PilFilter::Bicubic,
         "bilinear" => PilFilter::Bilinear,
-        other => {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "unknown filter '{other}'"
-            )))
-        }
+        other => return Err(super::errors::invalid(format!("unknown filter '{other}'"))),
     };
     let rect = match box_ {
         None => Rect::full(&img),
@@ -90,15 +84,13 @@ fn resize_pil<'py>(
             }
         }
         Some(b) => {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            return Err(super::errors::invalid(format!(
                 "box {b:?} outside the image"
             )))
         }
     };
     if size.0 == 0 || size.1 == 0 {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "size must be positive",
-        ));
+        return Err(super::errors::invalid("size must be positive"));
     }
     let out = py.detach(move || core_resize_pil(&img, rect, size.0, size.1, f));
     Ok(from_rgb(py, out))
@@ -113,9 +105,7 @@ fn resize_cv2_linear<'py>(
 ) -> PyResult<Bound<'py, PyArray3<u8>>> {
     let img = to_rgb(&image)?;
     if size.0 == 0 || size.1 == 0 {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "size must be positive",
-        ));
+        return Err(super::errors::invalid("size must be positive"));
     }
     let out = py.detach(move || crate::preprocess::resize_cv2_linear(&img, size.0, size.1));
     Ok(from_rgb(py, out))

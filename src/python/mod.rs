@@ -160,6 +160,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runtime_path, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_models, m)?)?;
     m.add_function(wrap_pyfunction!(model_dir, m)?)?;
+    errors::register(m)?;
     image_io::register(m)?;
     detect::register(m)?;
     pipeline::register(m)?;

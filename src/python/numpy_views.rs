@@ -35,8 +35,7 @@ pub fn view2<'py, T: Element>(
     cols: usize,
 ) -> PyResult<Bound<'py, PyArray2<T>>> {
     let rows = data.len().checked_div(cols).unwrap_or(0);
-    let v = ArrayView2::from_shape((rows, cols), data)
-        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    let v = ArrayView2::from_shape((rows, cols), data).map_err(super::errors::shape_error)?;
     // SAFETY: as in `view1`.
     let arr = unsafe { PyArray2::borrow_from_array(&v, owner) };
     read_only(arr.as_any())?;

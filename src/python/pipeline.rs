@@ -53,7 +53,7 @@ pub struct PyPipeline {
 #[pymethods]
 impl PyPipeline {
     #[new]
-    #[pyo3(signature = (detector, classifier = "deepfaune-v15", *, classifier_manifest = None, threshold = 0.8,
+    #[pyo3(signature = (detector, classifier = "deepfaune-v15", *, classifier_manifest = None, score_threshold = None,
                         maxlag_s = 10.0, language = "en", disabled_classes = Vec::new(), bird_head = false,
                         batch_size = 1, intra_threads = 0, class_thresholds = BTreeMap::new()))]
     #[allow(clippy::too_many_arguments)]
@@ -62,7 +62,7 @@ impl PyPipeline {
         detector: Option<Py<PyDetector>>,
         classifier: &str,
         classifier_manifest: Option<String>,
-        threshold: f32,
+        score_threshold: Option<f32>,
         maxlag_s: f64,
         language: &str,
         disabled_classes: Vec<String>,
@@ -71,9 +71,12 @@ impl PyPipeline {
         intra_threads: usize,
         class_thresholds: BTreeMap<String, f32>,
     ) -> PyResult<Self> {
-        if !(0.0..=1.0).contains(&threshold) || !maxlag_s.is_finite() || maxlag_s < 0.0 {
+        if score_threshold.is_some_and(|t| !(0.0..=1.0).contains(&t))
+            || !maxlag_s.is_finite()
+            || maxlag_s < 0.0
+        {
             return Err(to_pyerr(Error::InvalidArgument(
-                "threshold must be within 0..1 and maxlag_s >= 0".into(),
+                "score_threshold must be within 0..1 and maxlag_s >= 0".into(),
             )));
         }
         let spec = classifier.to_string();
@@ -106,12 +109,14 @@ impl PyPipeline {
         } else {
             None
         };
+        // The classifier manifest's threshold unless one is given.
+        let defaults = AggregateOptions::for_manifest(m);
         let opts = AggregateOptions {
-            threshold,
+            threshold: score_threshold.unwrap_or(defaults.threshold),
             disabled,
             bird_class,
             class_thresholds: class_thresholds_of(m, &class_thresholds).py()?,
-            ..AggregateOptions::for_manifest(m)
+            ..defaults
         };
         let language = canonical_language(language).to_string();
         let class_names = m
@@ -649,23 +654,25 @@ impl PyPipelineResults {
     }
 
     /// The same rows decided again from the stored logits, detections and dates, with other
-    /// settings (None keeps the run's): `threshold`, `class_thresholds` (`{class: threshold}`,
+    /// settings (None keeps the run's): `score_threshold`, `class_thresholds` (`{class: threshold}`,
     /// replacing all per-class thresholds), `disabled_classes` (replacing the run's list),
     /// `maxlag_s`. The corrections applied so far are applied again.
-    #[pyo3(signature = (threshold = None, class_thresholds = None, disabled_classes = None, maxlag_s = None))]
+    #[pyo3(signature = (score_threshold = None, class_thresholds = None, disabled_classes = None, maxlag_s = None))]
     fn redecide(
         &self,
         py: Python<'_>,
-        threshold: Option<f32>,
+        score_threshold: Option<f32>,
         class_thresholds: Option<BTreeMap<String, f32>>,
         disabled_classes: Option<Vec<String>>,
         maxlag_s: Option<f64>,
     ) -> PyResult<PyPipelineResults> {
         let bad = |m: String| to_pyerr(Error::InvalidArgument(m));
         let mut settings = self.settings.clone();
-        if let Some(t) = threshold {
+        if let Some(t) = score_threshold {
             if !(0.0..=1.0).contains(&t) {
-                return Err(bad(format!("threshold must be within 0..1 (got {t})")));
+                return Err(bad(format!(
+                    "score_threshold must be within 0..1 (got {t})"
+                )));
             }
             settings.opts.threshold = t;
         }
@@ -728,8 +735,9 @@ impl PyPipelineResults {
         self.unknown_files
     }
 
-    /// The settings the predictions were decided with: threshold, class_thresholds (English
-    /// names), disabled_classes (English names), maxlag_s, language, bird_head.
+    /// The settings the predictions were decided with: score_threshold (also under its old
+    /// name, threshold), class_thresholds (English names), disabled_classes (English names),
+    /// maxlag_s, language, bird_head.
     #[getter]
     fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let en = self
@@ -741,6 +749,7 @@ impl PyPipelineResults {
         let name = |i: usize| en.get(i).cloned().unwrap_or_else(|| i.to_string());
         let o = &self.settings.opts;
         let d = PyDict::new(py);
+        d.set_item("score_threshold", o.threshold)?;
         d.set_item("threshold", o.threshold)?;
         let ct = PyDict::new(py);
         for &(i, t) in &o.class_thresholds {

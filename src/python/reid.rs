@@ -9,7 +9,6 @@ use numpy::ndarray::Array2;
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -20,56 +19,24 @@ use crate::reid::query::{query, NewIdGenerator, OpenSet, QueryOutcome};
 use crate::reid::search::{inverse_norms, knn_cosine, Neighbours, SearchOptions};
 use crate::reid::ReidError;
 
+use super::errors::{reid_error, shape_error, IntoPyResult};
+
 /// `(distances, indices)` as numpy arrays.
 type NeighbourArrays<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
-
-/// Converts a re-identification error into the matching `deepfaune_rs` exception.
-pub fn reid_err(e: ReidError) -> PyErr {
-    let name = match &e {
-        ReidError::Shape(_) | ReidError::NonFinite(_) | ReidError::Argument(_) => {
-            "InvalidArgumentError"
-        }
-        ReidError::Format { .. } => "KnowledgeBaseError",
-        ReidError::NotFound(_) => "KnowledgeBaseNotFoundError",
-        ReidError::Io { .. } => "OutputError",
-    };
-    let msg = e.to_string();
-    Python::attach(|py| {
-        match py
-            .import("deepfaune_rs.errors")
-            .and_then(|m| m.getattr(name))
-            .and_then(|c| c.call1((msg.clone(),)))
-        {
-            Ok(exc) => PyErr::from_value(exc),
-            Err(_) => PyRuntimeError::new_err(msg),
-        }
-    })
-}
-
-trait ReidResult<T> {
-    fn py(self) -> PyResult<T>;
-}
-
-impl<T> ReidResult<T> for Result<T, ReidError> {
-    fn py(self) -> PyResult<T> {
-        self.map_err(reid_err)
-    }
-}
 
 /// The data and width of a C-contiguous float32 matrix.
 fn matrix<'a>(a: &'a PyReadonlyArray2<'_, f32>, what: &str) -> PyResult<(&'a [f32], usize)> {
     let cols = a.shape()[1];
     let data = a
         .as_slice()
-        .map_err(|_| reid_err(ReidError::Argument(format!("{what} must be C-contiguous"))))?;
+        .map_err(|_| reid_error(ReidError::Argument(format!("{what} must be C-contiguous"))))?;
     Ok((data, cols))
 }
 
 fn neighbours_to_py<'py>(py: Python<'py>, nn: Neighbours) -> PyResult<NeighbourArrays<'py>> {
     let nq = nn.n_queries();
-    let shape_err = |e: numpy::ndarray::ShapeError| PyRuntimeError::new_err(e.to_string());
-    let d = Array2::from_shape_vec((nq, nn.k), nn.distances).map_err(shape_err)?;
-    let i = Array2::from_shape_vec((nq, nn.k), nn.indices).map_err(shape_err)?;
+    let d = Array2::from_shape_vec((nq, nn.k), nn.distances).map_err(shape_error)?;
+    let i = Array2::from_shape_vec((nq, nn.k), nn.indices).map_err(shape_error)?;
     Ok((d.into_pyarray(py), i.into_pyarray(py)))
 }
 
@@ -130,7 +97,7 @@ impl PyCosineIndex {
         let (b, _) = matrix(&base, "base")?;
         let (q, qd) = matrix(&queries, "queries")?;
         if qd != self.dim {
-            return Err(reid_err(ReidError::Shape(format!(
+            return Err(reid_error(ReidError::Shape(format!(
                 "queries of dimension {qd} for an index of dimension {}",
                 self.dim
             ))));
@@ -196,7 +163,9 @@ impl PyKnowledgeBase {
     #[new]
     fn new(dim: usize) -> PyResult<Self> {
         if dim == 0 {
-            return Err(reid_err(ReidError::Argument("dim must be positive".into())));
+            return Err(reid_error(ReidError::Argument(
+                "dim must be positive".into(),
+            )));
         }
         Ok(PyKnowledgeBase {
             kb: KnowledgeBase::new(dim),
@@ -280,7 +249,7 @@ impl PyKnowledgeBase {
             (self.kb.len(), self.kb.dim()),
             self.kb.embeddings().to_vec(),
         )
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        .map_err(shape_error)?;
         Ok(a.into_pyarray(py))
     }
 
@@ -375,7 +344,7 @@ impl PyKnowledgeBase {
         self.check_dim(d)?;
         let open = match (threshold, gaussian) {
             (Some(_), true) => {
-                return Err(reid_err(ReidError::Argument(
+                return Err(reid_error(ReidError::Argument(
                     "give a threshold or gaussian=True, not both".into(),
                 )));
             }
@@ -400,7 +369,7 @@ impl PyKnowledgeBase {
 impl PyKnowledgeBase {
     fn check_dim(&self, d: usize) -> PyResult<()> {
         if d != self.kb.dim() {
-            return Err(reid_err(ReidError::Shape(format!(
+            return Err(reid_error(ReidError::Shape(format!(
                 "embeddings of dimension {d} for a knowledge base of dimension {}",
                 self.kb.dim()
             ))));
@@ -435,7 +404,7 @@ fn knn_cosine_py<'py>(
     let (b, d) = matrix(&base, "base")?;
     let (q, qd) = matrix(&queries, "queries")?;
     if qd != d {
-        return Err(reid_err(ReidError::Shape(format!(
+        return Err(reid_error(ReidError::Shape(format!(
             "queries of dimension {qd} for a base of dimension {d}"
         ))));
     }
@@ -466,7 +435,7 @@ fn reid_cmc_map(
     k: usize,
 ) -> PyResult<(Vec<f64>, Vec<f64>)> {
     if truth.len() != neighbours.len() {
-        return Err(reid_err(ReidError::Shape(format!(
+        return Err(reid_error(ReidError::Shape(format!(
             "{} truths for {} neighbour lists",
             truth.len(),
             neighbours.len()

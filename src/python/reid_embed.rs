@@ -152,7 +152,7 @@ impl PyEmbedder {
             })?
             .py()?;
         let a = Array2::from_shape_vec((paths.len(), res.dim), res.embeddings)
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+            .map_err(super::errors::shape_error)?;
         Ok((a.into_pyarray(py), res.failures))
     }
 
@@ -206,8 +206,7 @@ impl PyEmbedder {
                 Ok::<_, PyErr>(e.embed_tensors(&list))
             })?
             .py()?;
-        let a = Array2::from_shape_vec((shape[0], dim), out)
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+        let a = Array2::from_shape_vec((shape[0], dim), out).map_err(super::errors::shape_error)?;
         Ok(a.into_pyarray(py))
     }
 }

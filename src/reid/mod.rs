@@ -68,19 +68,3 @@ impl ReidError {
         }
     }
 }
-
-impl From<ReidError> for crate::Error {
-    fn from(e: ReidError) -> Self {
-        match e {
-            ReidError::Io { path, reason } => crate::Error::Output {
-                path: path.into(),
-                reason,
-            },
-            ReidError::NotFound(path) => crate::Error::Output {
-                path: path.into(),
-                reason: "no such file".into(),
-            },
-            other => crate::Error::InvalidArgument(other.to_string()),
-        }
-    }
-}
