@@ -14,6 +14,7 @@ from . import _core  # isort: skip
 
 _core.init_runtime(str(_find_library()))
 
+from .classifier import Classification, Classifier  # noqa: E402
 from .detect import DetectionResult, Detector  # noqa: E402
 from .megadetector import read_megadetector_json  # noqa: E402
 from .models import list_models  # noqa: E402
@@ -25,6 +26,8 @@ resize_cv2_linear = _core.resize_cv2_linear
 __version__ = _core.__version__
 
 __all__ = [
+    "Classification",
+    "Classifier",
     "DetectionResult",
     "Detector",
     "list_models",

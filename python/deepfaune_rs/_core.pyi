@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 __version__: str
 __all__ = [
+    "Classifier",
     "CosineIndex",
     "Embedder",
     "KnowledgeBase",
@@ -141,6 +142,46 @@ class DetectionResults:
     @property
     def classifications(self) -> list[list[tuple[str, float]]]: ...
     def to_megadetector_json(self, path: _Path, root: _Path | None = None) -> None: ...
+
+# (logits [n, classes], embeddings [n, d], bird_logits [n, groups], [(index, reason)])
+_Classified = tuple[
+    npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32], list[tuple[int, str]]
+]
+
+@final
+class Classifier:
+    def __new__(
+        cls,
+        classifier: str = "deepfaune-v15",
+        *,
+        classifier_manifest: str | None = None,
+        language: str = "en",
+        bird_head: bool = False,
+        batch_size: int = 8,
+        intra_threads: int = 0,
+    ) -> Classifier: ...
+    @property
+    def class_names(self) -> list[str]: ...
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def temperature(self) -> float: ...
+    def classify(
+        self,
+        images: Sequence[npt.NDArray[np.uint8]],
+        boxes: Sequence[tuple[float, float, float, float] | None],
+        box_format: str = "xyxy",
+        square: bool = True,
+        keep_embeddings: bool = True,
+    ) -> _Classified: ...
+    def classify_files(
+        self,
+        paths: Sequence[_Path],
+        boxes: Sequence[tuple[float, float, float, float] | None],
+        box_format: str = "xyxy",
+        square: bool = True,
+        keep_embeddings: bool = True,
+    ) -> _Classified: ...
 
 @final
 class Pipeline:

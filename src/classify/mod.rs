@@ -4,9 +4,11 @@
 //!   Pillow's bicubic, then ImageNet-normalised (torchvision's `ToTensor` + `Normalize`).
 //! - [`classifier`]: the ONNX classifier (raw logits and the embedding per crop, in batches) and
 //!   its optional bird head.
+//! - [`given`]: boxes the caller brings (their own detections) to logits and embeddings.
 
 pub mod classifier;
 pub mod crop;
+pub mod given;
 
 pub use classifier::{load_classifier, ClassifierOutputs, OnnxClassifier};
 pub use crop::prepare_crop;

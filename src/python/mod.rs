@@ -1,6 +1,7 @@
 //! Python bindings (`deepfaune_rs._core`): one file per core stage, converting types and
 //! releasing the GIL; no logic of their own.
 
+mod classify;
 mod detect;
 mod errors;
 mod image_io;
@@ -161,6 +162,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(builtin_models, m)?)?;
     m.add_function(wrap_pyfunction!(model_dir, m)?)?;
     errors::register(m)?;
+    classify::register(m)?;
     image_io::register(m)?;
     detect::register(m)?;
     pipeline::register(m)?;
