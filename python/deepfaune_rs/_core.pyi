@@ -37,6 +37,9 @@ __all__ = [
     "runtime_path",
     "append_correction",
     "thumbnail",
+    "thumbnail_rgb",
+    "read_corrections",
+    "table_labels",
 ]
 
 _Path = str | PathLike[str]
@@ -399,3 +402,9 @@ def append_correction(
     by: str | None = None,
 ) -> dict[str, Any]: ...
 def thumbnail(path: _Path, max_side: int, cache_dir: _Path) -> bytes: ...
+def thumbnail_rgb(image: npt.NDArray[np.uint8], max_side: int) -> bytes: ...
+def read_corrections(path: _Path) -> list[dict[str, Any]]: ...
+
+# The built-in classifier, language and bird-head wording naming every text given: classifier,
+# language, bird_head, labels, empty, human, vehicle, undefined; None when none does.
+def table_labels(texts: Sequence[str]) -> dict[str, Any] | None: ...

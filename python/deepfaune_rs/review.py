@@ -27,6 +27,7 @@ from . import _core
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import PipelineResult
+    from .review_table import ResultTable
 
 #: Longest side of the page's thumbnails and of the full-size view, in pixels.
 THUMB_SIDE = 256
@@ -125,6 +126,8 @@ class Columns:
         det = res.detections
         self.n = len(res)
         self.paths = [os.fspath(p) for p in res.paths]
+        #: Each image's name in the journal: its path as the results hold it.
+        self.keys = self.paths
         self.folders = [os.path.dirname(p) for p in self.paths]
         self.dates = res.dates
         self.category = np.asarray(det.category)
@@ -139,16 +142,52 @@ class Columns:
         failed = {f["path"] for f in det.failures}
         self.failed = [p in failed for p in self.paths]
         self.seqnum = np.asarray(res.seqnum)
+        # Lists and writable copies: a correction changes them in place (apply).
         self.predictionbase, self.prediction, self.top1 = (
-            res.predictionbase,
-            res.prediction,
-            res.top1,
+            list(res.predictionbase),
+            list(res.prediction),
+            list(res.top1),
         )
-        self.scorebase = np.asarray(res.scorebase)
-        self.score = np.asarray(res.score)
+        self.scorebase = np.array(res.scorebase)
+        self.score = np.array(res.score)
         self.count = np.asarray(res.count)
         self.humancount = np.asarray(res.humancount)
-        self.reviewed = res.reviewed
+        self.reviewed = list(res.reviewed)
+
+    @classmethod
+    def from_fields(cls, /, **fields: Any) -> Columns:
+        """Columns given one by one (a table read without its run: review_table.py)."""
+        self = cls.__new__(cls)
+        self.__dict__.update(fields)
+        return self
+
+    def apply(self, entry: dict[str, Any]) -> list[int]:
+        """One journal line (``_core.append_correction``'s answer) applied to these columns in
+        place, as the core's ``apply_corrections`` applies it: each named image relabelled gets
+        the label with score 1.0 as its own, its sequence's and its top1; its review state
+        merges (a label or a verification stays until replaced). Costs the size of the
+        change, not of the run (the page's relabel). Returns the image numbers changed."""
+        index = self.__dict__.get("_index")
+        if index is None:
+            index = self._index = {k: i for i, k in enumerate(self.keys)}
+        label = entry.get("label")
+        changed = []
+        for f in entry["files"]:
+            i = index.get(f)
+            if i is None:
+                continue
+            before = self.reviewed[i] or {}
+            if label is not None:
+                self.predictionbase[i] = self.prediction[i] = self.top1[i] = label
+                self.scorebase[i] = self.score[i] = 1.0
+            self.reviewed[i] = {
+                "label": label if label is not None else before.get("label"),
+                "verified": bool(entry.get("verified")) or bool(before.get("verified")),
+                "by": entry.get("by"),
+                "time": entry["time"],
+            }
+            changed.append(i)
+        return changed
 
     def boxes(self, i: int) -> list[list[Any]]:
         out = []
@@ -333,25 +372,56 @@ def summary_html(res: PipelineResult) -> str:
 # The review server.
 
 
-class ReviewState:
-    """What the server holds: the result as loaded (``loaded``), re-decided on request
-    (``base``), and the same with the journal applied (``current``), its images grouped into
-    sequences."""
+class _RunSource:
+    """A :class:`PipelineResult` as the page's source: the run as loaded (``loaded``) and
+    re-decided on request (``base``); the journal is applied by the core."""
 
-    def __init__(self, res: PipelineResult, journal: str, by: str | None = None) -> None:
-        self.loaded = res
-        self.base = res
+    unavailable: list[str] = []
+
+    def __init__(self, base: PipelineResult, loaded: PipelineResult | None = None) -> None:
+        self.base = base
+        self.loaded = base if loaded is None else loaded
+        self.labels = base.labels
+        self.settings = base.settings
+
+    def corrected(self, journal: str) -> PipelineResult:
+        return self.base.apply_corrections(journal) if os.path.exists(journal) else self.base
+
+    def columns(self, journal: str) -> Columns:
+        return Columns(self.corrected(journal))
+
+    def redecide(self, **kwargs: Any) -> _RunSource:
+        return _RunSource(self.loaded.redecide(**kwargs), self.loaded)
+
+    def export_csv(self, journal: str, cols: Columns) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "corrected.csv")
+            self.corrected(journal).to_csv(out)
+            with open(out, "rb") as f:
+                return f.read()
+
+
+class ReviewState:
+    """What the server holds: its source (a :class:`PipelineResult`, or a results table read
+    without its run: :class:`deepfaune_rs.review_table.ResultTable`) and the columns the page
+    shows, the journal applied (``cols``), its images grouped into sequences. Loading (and
+    re-deciding) applies the whole journal; a change applies its own line only
+    (:meth:`Columns.apply`)."""
+
+    def __init__(self, res: Any, journal: str, by: str | None = None) -> None:
+        from .review_table import ResultTable
+
+        self.source: Any = res if isinstance(res, ResultTable) else _RunSource(res)
         self.journal = journal
         self.by = by
         self.lock = threading.Lock()
         self.refresh()
 
     def refresh(self) -> None:
+        """The whole journal applied again to the source (load, reload, re-decide)."""
         import numpy as np
 
-        has_journal = os.path.exists(self.journal)
-        self.current = self.base.apply_corrections(self.journal) if has_journal else self.base
-        self.cols = cols = Columns(self.current)
+        self.cols = cols = self.source.columns(self.journal)
         order = np.argsort(cols.seqnum, kind="stable").tolist()
         seqnum = cols.seqnum.tolist()
         self.sequences: list[list[int]] = []
@@ -361,7 +431,7 @@ class ReviewState:
                 self.sequences.append([])
                 last = seqnum[i]
             self.sequences[-1].append(i)
-        self._predictions = sorted(set(cols.prediction))
+        self._predictions = set(cols.prediction)
         self._folders = sorted(set(cols.folders))
         self._picked: dict[tuple, list[list[int]]] = {}
 
@@ -376,12 +446,13 @@ class ReviewState:
         return {
             "images": self.cols.n,
             "sequences": len(self.sequences),
-            "labels": self.current.labels,
-            "predictions": self._predictions,
+            "labels": self.source.labels,
+            "predictions": sorted(self._predictions),
             "folders": self._folders,
-            "settings": self.current.settings,
+            "settings": self.source.settings,
             "presets": list_presets(),
             "journal": self.journal,
+            "unavailable": self.source.unavailable,
         }
 
     def page(self, q: dict[str, str]) -> dict[str, Any]:
@@ -427,20 +498,24 @@ class ReviewState:
         if not ids or any(not 0 <= i < self.cols.n for i in ids):
             raise ValueError("ids: give image numbers of these results")
         label = body.get("label")
-        if label is not None and label not in self.current.labels:
+        if label is not None and label not in self.source.labels:
             raise ValueError(f"'{label}' is not one of the labels")
         scope = body.get("scope", "image")
         if scope not in ("image", "sequence", "page"):
             raise ValueError("scope: image, sequence or page")
         entry = _core.append_correction(
             self.journal,
-            [self.cols.paths[i] for i in ids],
+            [self.cols.keys[i] for i in ids],
             label=label,
             verified=bool(body.get("verified", label is not None)),
             scope=scope,
             by=self.by,
         )
-        self.refresh()
+        # This line only, applied to the columns shown: a relabel costs its own size.
+        self.cols.apply(entry)
+        if label is not None:
+            self._predictions.add(label)
+        self._picked = {}
         return entry
 
     def redecide(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -458,16 +533,14 @@ class ReviewState:
             }
         if body.get("save_preset"):
             save_preset(str(body["save_preset"]), kwargs.get("disabled_classes", []))
-        self.base = self.loaded.redecide(**kwargs)
+        if self.source.unavailable and self.source.unavailable[0].startswith("re-deciding"):
+            raise ValueError(self.source.unavailable[0])
+        self.source = self.source.redecide(**kwargs)
         self.refresh()
         return self.info()
 
     def export_csv(self) -> bytes:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, "corrected.csv")
-            self.current.to_csv(out)
-            with open(out, "rb") as f:
-                return f.read()
+        return self.source.export_csv(self.journal, self.cols)
 
 
 def _norm_date(d: str | None) -> str | None:
@@ -641,7 +714,7 @@ class ReviewServer(ThreadingHTTPServer):
 
 
 def review(
-    res: PipelineResult,
+    res: PipelineResult | ResultTable,
     results: str | os.PathLike[str] | None = None,
     *,
     journal: str | os.PathLike[str] | None = None,
@@ -650,9 +723,14 @@ def review(
     port: int = 0,
     by: str | None = None,
 ) -> ReviewServer:
-    """Starts the review page for ``res``; corrections go to ``journal`` (default
-    ``<results>.corrections.jsonl``). Returns the running server (``.url``, ``.stop()``);
-    ``block=True`` serves until Ctrl-C."""
+    """Starts the review page for ``res`` (a :class:`PipelineResult`, or a results table read
+    without its run: :class:`deepfaune_rs.review_table.ResultTable`); corrections go to
+    ``journal`` (default ``<results>.corrections.jsonl``; for a table, beside the table).
+    Returns the running server (``.url``, ``.stop()``); ``block=True`` serves until Ctrl-C."""
+    from .review_table import ResultTable
+
+    if journal is None and results is None and isinstance(res, ResultTable):
+        results = res.path
     if journal is None:
         if results is None:
             from .errors import InvalidArgumentError

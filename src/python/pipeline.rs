@@ -749,16 +749,9 @@ impl PyPipelineResults {
     /// groups (with the bird head), then human, vehicle, empty and undefined.
     #[getter]
     fn labels(&self) -> Vec<String> {
-        let (n, g) = (self.manifest.num_classes(), self.manifest.num_groups());
         let bird = self.settings.opts.bird_class.is_some();
-        let Some(names) = self.manifest.names(&self.settings.language) else {
-            return Vec::new();
-        };
-        (0..n + g + 4)
-            .filter_map(|i| Label::from_index(i, n, g))
-            .filter(|l| bird || !matches!(l, Label::BirdGroup(_)))
-            .map(|l| l.text(&names, bird))
-            .collect()
+        crate::review::label_texts(&self.manifest, &self.settings.language, bird)
+            .unwrap_or_default()
     }
 
     /// DeepFaune's table as columns (sorted by seqnum then filename).
