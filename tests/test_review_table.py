@@ -310,3 +310,100 @@ def test_incremental_changes_equal_the_journal_applied_again(grouped, tmp_path):
         "by": "ann",
         "time": incremental["reviewed"][b[0]]["time"],
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Videos: a row with its keyframe's picture, relabelled like an image.
+
+
+def make_video(path: Path, frame: np.ndarray, n: int = 12, fps: int = 6) -> Path:
+    av = pytest.importorskip("av")
+    container = av.open(str(path), "w")
+    stream = container.add_stream("mpeg4", rate=fps)
+    stream.height, stream.width = frame.shape[:2]
+    stream.pix_fmt = "yuv420p"
+    stream.bit_rate = 20_000_000
+    for _ in range(n):
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def with_video(shared_models, testdata, tmp_path_factory):
+    """A run over two images and a short video of a fox."""
+    folder = tmp_path_factory.mktemp("media")
+    for src in sorted((testdata / "buow").iterdir())[:2]:
+        shutil.copy(src, folder / src.name)
+    fox = Image.open(testdata / "southwest" / "2021-08-08_RCNX0063_fox.JPG").convert("RGB")
+    make_video(folder / "fox.mp4", np.asarray(fox.resize((640, 480))))
+    pipe = deepfaune_rs.Pipeline(
+        "md-lite",
+        shared_models / "pixel_classifier_182_c38.onnx",
+        classifier_manifest=MANIFEST,
+    )
+    return pipe.run(folder, progress=False, keep_embeddings=False)
+
+
+def test_a_video_row_shows_its_keyframe_and_takes_a_relabel(with_video, tmp_path, monkeypatch):
+    import av
+
+    res = with_video
+    (video,) = res.videos
+    assert video.failure is None and video.keyframe is not None
+    journal = str(tmp_path / "r.csv.corrections.jsonl")
+    # Without PyAV: the row is listed, with the reason instead of a picture.
+    monkeypatch.setattr(deepfaune_rs.video, "_import_av", lambda: None)
+    state = ReviewState(res, journal)
+    vid = len(res)
+    (row,) = state._sequence_json(state.sequences[-1])["images"]
+    assert (row["id"], row["video"], row["keyframe"]) == (vid, True, video.keyframe)
+    assert "PyAV is not installed" in row["unavailable"]
+    with pytest.raises(deepfaune_rs.video.VideoError, match="PyAV"):
+        state.thumbnail(vid, 256)
+    monkeypatch.undo()
+    server = ReviewServer(ReviewState(res, journal)).start()
+    try:
+        page = json.loads(call(api(server, "api/sequences") + "&limit=200")[1])
+        (row,) = page["items"][-1]["images"]
+        assert row["unavailable"] is None and row["label"] == video.prediction
+        assert (row["w"], row["h"]) == (640, 480)
+        if video.box is not None:
+            assert row["boxes"][0][:4] == [round(x, 1) for x in video.box]
+        status, jpeg = call(api(server, f"thumb/{vid}"))
+        assert status == 200
+        # Independently: every frame decoded in order with PyAV, the keyframe shrunk by Pillow.
+        with av.open(video.path) as c:
+            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        want = Image.fromarray(frames[video.keyframe]).resize((256, 192), Image.BILINEAR)
+        got = Image.open(io.BytesIO(jpeg)).convert("RGB")
+        assert got.size == want.size
+        diff = np.abs(np.asarray(got, dtype=int) - np.asarray(want, dtype=int)).mean()
+        assert diff < 3, diff
+        status, _ = call(api(server, "api/change"), {"ids": [vid], "label": "wolf"})
+        assert status == 200
+        page = json.loads(call(api(server, "api/sequences") + "&class=wolf")[1])
+        assert [im["id"] for s in page["items"] for im in s["images"]] == [vid]
+        exported = rows_of(call(api(server, "api/export.csv"))[1].decode())
+    finally:
+        server.stop()
+    (v_row,) = [r for r in exported if r["filename"] == video.path]
+    assert (v_row["prediction"], v_row["score"], v_row["media_type"]) == ("wolf", "1.0", "video")
+    # Reloaded, the journal applied again: the same.
+    again = ReviewState(res, journal)
+    assert again.cols.prediction[vid] == "wolf" and again.cols.reviewed[vid]["label"] == "wolf"
+    fixed = res.apply_corrections(journal).videos[0]
+    assert (fixed.prediction, fixed.score, fixed.label_index) == (
+        "wolf",
+        1.0,
+        res.class_names.index("wolf"),
+    )
+    # Our table of that run, reviewed alone: the video row is a video row.
+    table = tmp_path / "r.csv"
+    res.to_csv(table)
+    t_state = ReviewState(ResultTable(table), journal_path(table))
+    (t_row,) = t_state._sequence_json(t_state.sequences[-1])["images"]
+    assert (t_row["video"], t_row["keyframe"]) == (True, video.keyframe)

@@ -120,7 +120,7 @@ class Columns:
     lists); :meth:`row` builds one image's dict on demand, so a page of 100k images only pays
     for the rows it shows."""
 
-    def __init__(self, res: PipelineResult) -> None:
+    def __init__(self, res: PipelineResult, videos: bool = False) -> None:
         import numpy as np
 
         det = res.detections
@@ -153,6 +153,72 @@ class Columns:
         self.count = np.asarray(res.count)
         self.humancount = np.asarray(res.humancount)
         self.reviewed = list(res.reviewed)
+        #: Rows from ``video_from`` on are videos (``videos=True``), with their keyframes.
+        self.video_from = self.n
+        self.keyframe: list[int | None] = [None] * self.n
+        if videos and res.videos:
+            self._add_videos(res.videos)
+
+    def _add_videos(self, videos: Sequence[Any]) -> None:
+        """One row per video after the images, each its own sequence (as in the run's table):
+        its prediction, its keyframe (the frame the decision came from) and that frame's
+        deciding box."""
+        import numpy as np
+
+        first_seq = int(self.seqnum.max(initial=0)) + 1
+        m = len(videos)
+        self.paths = self.keys = self.paths + [v.path for v in videos]
+        self.folders = self.folders + [os.path.dirname(v.path) for v in videos]
+        self.dates = list(self.dates) + [v.date for v in videos]
+
+        def kind(v: Any) -> int:
+            if v.failure is not None or (v.count == 0 and v.humancount == 0):
+                return 0
+            return 1 if v.count else 2
+
+        boxes, confs, best = [], [], []
+        n_boxes = len(self.xyxy)
+        for v in videos:
+            if v.box is None or v.failure is not None:
+                best.append(-1)
+                continue
+            conf = [
+                d.get("conf", 0.0)
+                for d in v.detections
+                if d.get("frame_number") == v.keyframe
+                and [round(float(x), 1) for x in d.get("xyxy", ())]
+                == [round(float(x), 1) for x in v.box]
+            ]
+            best.append(n_boxes + len(boxes))
+            boxes.append([float(x) for x in v.box])
+            confs.append(float(conf[0]) if conf else 0.0)
+        has_box = [b >= 0 for b in best]
+        self.category = np.concatenate(
+            [self.category, np.array([kind(v) for v in videos], dtype=np.uint8)]
+        )
+        self.sizes = np.concatenate(
+            [self.sizes.reshape(-1, 2), np.array([v.frame_size for v in videos]).reshape(-1, 2)]
+        ).astype(np.uint32)
+        self.xyxy = np.concatenate([self.xyxy.reshape(-1, 4), np.array(boxes).reshape(-1, 4)])
+        self.conf = np.concatenate([self.conf, np.array(confs, dtype=np.float32)])
+        self.cls = np.concatenate([self.cls, np.zeros(len(boxes), dtype=self.cls.dtype)])
+        self.best = np.concatenate([self.best, np.array(best, dtype=np.int64)])
+        self.first = np.concatenate([self.first, self.first[-1] + np.cumsum(has_box)])
+        self.failed = self.failed + [v.failure is not None for v in videos]
+        self.seqnum = np.concatenate([self.seqnum, first_seq + np.arange(m)])
+        self.predictionbase = self.predictionbase + [v.prediction for v in videos]
+        self.prediction = self.prediction + [v.prediction for v in videos]
+        self.top1 = self.top1 + [v.top1 for v in videos]
+        scores = np.array([v.score for v in videos], dtype=self.score.dtype)
+        self.scorebase = np.concatenate([self.scorebase, scores])
+        self.score = np.concatenate([self.score, scores])
+        self.count = np.concatenate([self.count, np.array([v.count for v in videos])])
+        self.humancount = np.concatenate(
+            [self.humancount, np.array([v.humancount for v in videos])]
+        )
+        self.reviewed = self.reviewed + [None] * m
+        self.keyframe = self.keyframe + [v.keyframe for v in videos]
+        self.n += m
 
     @classmethod
     def from_fields(cls, /, **fields: Any) -> Columns:
@@ -161,12 +227,13 @@ class Columns:
         self.__dict__.update(fields)
         return self
 
-    def apply(self, entry: dict[str, Any]) -> list[int]:
+    def apply(self, entry: dict[str, Any], start: int = 0) -> list[int]:
         """One journal line (``_core.append_correction``'s answer) applied to these columns in
         place, as the core's ``apply_corrections`` applies it: each named image relabelled gets
         the label with score 1.0 as its own, its sequence's and its top1; its review state
         merges (a label or a verification stays until replaced). Costs the size of the
-        change, not of the run (the page's relabel). Returns the image numbers changed."""
+        change, not of the run (the page's relabel); rows before ``start`` are left alone.
+        Returns the row numbers changed."""
         index = self.__dict__.get("_index")
         if index is None:
             index = self._index = {k: i for i, k in enumerate(self.keys)}
@@ -174,7 +241,7 @@ class Columns:
         changed = []
         for f in entry["files"]:
             i = index.get(f)
-            if i is None:
+            if i is None or i < start:
                 continue
             before = self.reviewed[i] or {}
             if label is not None:
@@ -188,6 +255,9 @@ class Columns:
             }
             changed.append(i)
         return changed
+
+    def row_is_video(self, i: int) -> bool:
+        return i >= self.__dict__.get("video_from", self.n)
 
     def boxes(self, i: int) -> list[list[Any]]:
         out = []
@@ -220,7 +290,17 @@ class Columns:
             "count": int(self.count[i]),
             "humancount": int(self.humancount[i]),
             "reviewed": self.reviewed[i],
+            "video": self.row_is_video(i),
+            "keyframe": self.keyframe[i] if self.row_is_video(i) else None,
+            "unavailable": _video_unavailable() if self.row_is_video(i) else None,
         }
+
+
+def _video_unavailable() -> str | None:
+    """Why a video row has no picture on this machine (PyAV missing), else None."""
+    from .video import INSTALL_HINT, _import_av
+
+    return None if _import_av() is not None else f"no keyframe picture: {INSTALL_HINT}"
 
 
 def image_rows(res: PipelineResult) -> list[dict[str, Any]]:
@@ -388,7 +468,11 @@ class _RunSource:
         return self.base.apply_corrections(journal) if os.path.exists(journal) else self.base
 
     def columns(self, journal: str) -> Columns:
-        return Columns(self.corrected(journal))
+        cols = Columns(self.corrected(journal), videos=True)
+        if cols.video_from < cols.n:  # the videos' review state: their journal lines
+            for entry in _core.read_corrections(journal):
+                cols.apply(entry, start=cols.video_from)
+        return cols
 
     def redecide(self, **kwargs: Any) -> _RunSource:
         return _RunSource(self.loaded.redecide(**kwargs), self.loaded)
@@ -415,6 +499,7 @@ class ReviewState:
         self.journal = journal
         self.by = by
         self.lock = threading.Lock()
+        self._video_thumbs: dict[tuple, bytes] = {}
         self.refresh()
 
     def refresh(self) -> None:
@@ -438,6 +523,23 @@ class ReviewState:
     @property
     def n_images(self) -> int:
         return self.cols.n
+
+    def thumbnail(self, i: int, side: int) -> bytes:
+        """Row ``i``'s picture fitting ``side``: an image's made (and cached on disk) by the
+        core; a video's is its keyframe, read with PyAV, shrunk by the core, kept in memory."""
+        if not self.cols.row_is_video(i):
+            return _core.thumbnail(self.cols.paths[i], side, cache_dir())
+        key = (self.cols.paths[i], self.cols.keyframe[i], side)
+        jpeg = self._video_thumbs.get(key)
+        if jpeg is None:
+            from .video import read_frame
+
+            frame = read_frame(self.cols.paths[i], self.cols.keyframe[i] or 0)
+            jpeg = _core.thumbnail_rgb(frame, side)
+            if len(self._video_thumbs) >= 512:
+                self._video_thumbs.clear()
+            self._video_thumbs[key] = jpeg
+        return jpeg
 
     def path(self, i: int) -> str:
         return self.cols.paths[i]
@@ -483,7 +585,13 @@ class ReviewState:
             "folder": first["folder"],
             "verified": all((r["reviewed"] or {}).get("verified") for r in rows),
             "images": [
-                {k: r[k] for k in ("id", "name", "w", "h", "boxes", "date", "failed", "reviewed")}
+                {
+                    k: r[k]
+                    for k in (
+                        *("id", "name", "w", "h", "boxes", "date", "failed", "reviewed"),
+                        *("video", "keyframe", "unavailable"),
+                    )
+                }
                 | {
                     "label": r["predictionbase"],
                     "score": r["scorebase"],
@@ -650,8 +758,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(404, b"no such image\n", "text/plain")
                     return
                 side = THUMB_SIDE if kind == "thumb" else FULL_SIDE
-                jpeg = _core.thumbnail(st.path(int(num)), side, cache_dir())
-                self._send(200, jpeg, "image/jpeg")
+                self._send(200, st.thumbnail(int(num), side), "image/jpeg")
             elif path == "/api/export.csv":
                 with st.lock:
                     body = st.export_csv()

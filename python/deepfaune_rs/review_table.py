@@ -130,6 +130,15 @@ class ResultTable:
             "count": np.array(_numbers(col.get("count", ["0"] * n), int)),
             "humancount": np.array(_numbers(col.get("humancount", ["0"] * n), int)),
         }
+        # Our table's videos (media_type, keyframe): the rows after the images.
+        media = col.get("media_type", ["image"] * n)
+        videos = [k for k, m in enumerate(media) if m == "video"]
+        if videos and videos == list(range(n - len(videos), n)):
+            self._fields["video_from"] = n - len(videos)
+            self._fields["keyframe"] = [
+                int(float(k)) if k not in ("", None) else None
+                for k in col.get("keyframe", [""] * n)
+            ]
         self.unavailable = [NO_REDECIDE]
         if self.detections is None:
             self.unavailable.append(NO_BOXES)

@@ -24,6 +24,7 @@ use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOption
 use crate::export::table::{results_table, write_results_csv, ResultRow};
 use crate::image_io::exif::parse_exif_datetime;
 use crate::manifest::classifier::{canonical_language, ClassifierManifest};
+use crate::review::corrections::resolve_label;
 use crate::review::{apply_corrections, read_journal, Correction, Reviewed};
 use crate::run::checkpoint::{fingerprint, fingerprint_imported};
 use crate::run::distributed::{encode_part, merge, plan, Plan};
@@ -708,6 +709,17 @@ impl PyPipelineResults {
             })
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
+    }
+
+    /// A label given in any language of the classifier as `(index, text)`: its index in
+    /// DeepFaune's label list (classes, bird groups, human, vehicle, empty, undefined: a video's
+    /// `label_index`) and its text in these results' language; None for a text that is no label.
+    fn resolve_label(&self, text: &str) -> Option<(usize, String)> {
+        let label = resolve_label(&self.manifest, text)?;
+        let names = self.manifest.names(&self.settings.language)?;
+        let bird = self.settings.opts.bird_class.is_some();
+        let index = label.index(self.manifest.num_classes(), self.manifest.num_groups());
+        Some((index, label.text(&names, bird)))
     }
 
     /// File entries of the applied corrections that name no image of these results.
