@@ -316,14 +316,14 @@ def test_incremental_changes_equal_the_journal_applied_again(grouped, tmp_path):
 # Videos: a row with its keyframe's picture, relabelled like an image.
 
 
-def make_video(path: Path, frame: np.ndarray, n: int = 12, fps: int = 6) -> Path:
+def make_video(path: Path, frames: list[np.ndarray], fps: int = 6) -> Path:
     av = pytest.importorskip("av")
     container = av.open(str(path), "w")
     stream = container.add_stream("mpeg4", rate=fps)
-    stream.height, stream.width = frame.shape[:2]
+    stream.height, stream.width = frames[0].shape[:2]
     stream.pix_fmt = "yuv420p"
     stream.bit_rate = 20_000_000
-    for _ in range(n):
+    for frame in frames:
         for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
             container.mux(packet)
     for packet in stream.encode():
@@ -339,7 +339,9 @@ def with_video(shared_models, testdata, tmp_path_factory):
     for src in sorted((testdata / "buow").iterdir())[:2]:
         shutil.copy(src, folder / src.name)
     fox = Image.open(testdata / "southwest" / "2021-08-08_RCNX0063_fox.JPG").convert("RGB")
-    make_video(folder / "fox.mp4", np.asarray(fox.resize((640, 480))))
+    still = np.asarray(fox.resize((640, 480)))
+    # The fox moves across: frames differ, so the keyframe is one frame among others.
+    make_video(folder / "fox.mp4", [np.roll(still, 12 * k, axis=1) for k in range(18)])
     pipe = deepfaune_rs.Pipeline(
         "md-lite",
         shared_models / "pixel_classifier_182_c38.onnx",
@@ -379,6 +381,8 @@ def test_a_video_row_shows_its_keyframe_and_takes_a_relabel(with_video, tmp_path
         with av.open(video.path) as c:
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
         want = Image.fromarray(frames[video.keyframe]).resize((256, 192), Image.BILINEAR)
+        for n in (video.keyframe, 0, 7, len(frames) - 1):  # a frame by number, as decoded
+            np.testing.assert_array_equal(deepfaune_rs.video.read_frame(video.path, n), frames[n])
         got = Image.open(io.BytesIO(jpeg)).convert("RGB")
         assert got.size == want.size
         diff = np.abs(np.asarray(got, dtype=int) - np.asarray(want, dtype=int)).mean()
