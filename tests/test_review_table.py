@@ -334,7 +334,7 @@ def make_video(path: Path, frames: list[np.ndarray], fps: int = 6) -> Path:
 
 @pytest.fixture(scope="module")
 def with_video(shared_models, testdata, tmp_path_factory):
-    """A run over two images and a short video of a fox."""
+    """A run over two images, a short video of a fox and a video that cannot be read."""
     folder = tmp_path_factory.mktemp("media")
     for src in sorted((testdata / "buow").iterdir())[:2]:
         shutil.copy(src, folder / src.name)
@@ -342,6 +342,7 @@ def with_video(shared_models, testdata, tmp_path_factory):
     still = np.asarray(fox.resize((640, 480)))
     # The fox moves across: frames differ, so the keyframe is one frame among others.
     make_video(folder / "fox.mp4", [np.roll(still, 12 * k, axis=1) for k in range(18)])
+    (folder / "broken.mp4").write_bytes(b"not a video" * 100)
     pipe = deepfaune_rs.Pipeline(
         "md-lite",
         shared_models / "pixel_classifier_182_c38.onnx",
@@ -354,20 +355,25 @@ def test_a_video_row_shows_its_keyframe_and_takes_a_relabel(with_video, tmp_path
     import av
 
     res = with_video
-    (video,) = res.videos
+    assert [os.path.basename(v.path) for v in res.videos] == ["broken.mp4", "fox.mp4"]
+    broken, video = res.videos
+    assert broken.failure is not None
     assert video.failure is None and video.keyframe is not None
     journal = str(tmp_path / "r.csv.corrections.jsonl")
     # Without PyAV: the row is listed, with the reason instead of a picture.
     monkeypatch.setattr(deepfaune_rs.video, "_import_av", lambda: None)
     state = ReviewState(res, journal)
-    vid = len(res)
+    vid = len(res) + 1
     (row,) = state._sequence_json(state.sequences[-1])["images"]
     assert (row["id"], row["video"], row["keyframe"]) == (vid, True, video.keyframe)
     assert "PyAV is not installed" in row["unavailable"]
     with pytest.raises(deepfaune_rs.video.VideoError, match="PyAV"):
         state.thumbnail(vid, 256)
     monkeypatch.undo()
-    server = ReviewServer(ReviewState(res, journal)).start()
+    state = ReviewState(res, journal)
+    (row,) = state._sequence_json(state.sequences[-2])["images"]
+    assert row["unavailable"] == "no keyframe picture: the video could not be read"
+    server = ReviewServer(state).start()
     try:
         page = json.loads(call(api(server, "api/sequences") + "&limit=200")[1])
         (row,) = page["items"][-1]["images"]
@@ -399,7 +405,7 @@ def test_a_video_row_shows_its_keyframe_and_takes_a_relabel(with_video, tmp_path
     # Reloaded, the journal applied again: the same.
     again = ReviewState(res, journal)
     assert again.cols.prediction[vid] == "wolf" and again.cols.reviewed[vid]["label"] == "wolf"
-    fixed = res.apply_corrections(journal).videos[0]
+    fixed = res.apply_corrections(journal).videos[1]
     assert (fixed.prediction, fixed.score, fixed.label_index) == (
         "wolf",
         1.0,

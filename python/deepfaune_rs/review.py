@@ -292,15 +292,18 @@ class Columns:
             "reviewed": self.reviewed[i],
             "video": self.row_is_video(i),
             "keyframe": self.keyframe[i] if self.row_is_video(i) else None,
-            "unavailable": _video_unavailable() if self.row_is_video(i) else None,
+            "unavailable": _video_unavailable(self.failed[i]) if self.row_is_video(i) else None,
         }
 
 
-def _video_unavailable() -> str | None:
-    """Why a video row has no picture on this machine (PyAV missing), else None."""
+def _video_unavailable(failed: bool) -> str | None:
+    """Why a video row has no picture (PyAV missing here, or the video could not be read),
+    else None."""
     from .video import INSTALL_HINT, _import_av
 
-    return None if _import_av() is not None else f"no keyframe picture: {INSTALL_HINT}"
+    if _import_av() is None:
+        return f"no keyframe picture: {INSTALL_HINT}"
+    return "no keyframe picture: the video could not be read" if failed else None
 
 
 def image_rows(res: PipelineResult) -> list[dict[str, Any]]:
