@@ -85,7 +85,8 @@ def test_exact_boxes_whole_images_and_megadetector_boxes(clf, session, testdata)
 def test_bad_inputs_are_failure_rows(clf, testdata, tmp_path):
     good = testdata / ITEMS[0][0]
     res = clf.classify(
-        [good, tmp_path / "missing.jpg", good], [ITEMS[0][1], None, (5000.0, 5000.0, 6000.0, 6000.0)]
+        [good, tmp_path / "missing.jpg", good],
+        [ITEMS[0][1], None, (5000.0, 5000.0, 6000.0, 6000.0)],
     )
     assert [i for i, _ in res.failures] == [1, 2]
     assert "no pixel" in res.failures[1][1]
