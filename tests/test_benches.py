@@ -72,3 +72,8 @@ def test_bench_distributed_runs_tiny(shared_models):
     assert "local" in out and "ray x1" in out and "CSV same bytes: True" in out
     assert "median time / local" in out
     assert "peak RSS" in out
+
+
+def test_bench_classifier_runs(shared_models):
+    out = _run(str(BENCHES / "bench_classifier.py"), "--rounds", "1", "--crops", "2")
+    assert "ms/crop" in out and "ratio baseline / ours" in out

@@ -127,7 +127,7 @@ def pipeline(shared_models):
         shared_models / "pixel_classifier_182_c38.onnx",
         classifier_manifest=MANIFEST,
         detector_mode=None,
-        threshold=THRESHOLD,
+        score_threshold=THRESHOLD,
         maxlag_s=MAXLAG,
     )
 

@@ -105,6 +105,11 @@ def test_every_array_row_is_the_table_row(pipe, res):
             )
         classified += bool(alone.classified[0])
     assert classified >= 3 and len(res.failures) == 2
+    # The 0-byte image and video: typed records (deepfaune_rs.Failure), the image's row its own.
+    for f in res.failures:
+        assert set(f) == set(deepfaune_rs.Failure.__annotations__)
+    (image,) = [f for f in res.failures if f["index"] is not None]
+    assert str(res.paths[image["index"]]) == image["path"]
 
 
 def test_redecided_results_keep_one_order(res):

@@ -39,8 +39,9 @@ class Classifier:
     logits and embeddings, with the pipeline's crop (DeepFaune's square around the box, from
     the full-resolution upright image, Pillow's bicubic, ImageNet normalisation) and the same
     model. ``classifier``, ``classifier_manifest``, ``language`` and ``bird_head`` as for
-    :class:`Pipeline`; missing built-in weights raise one ``WeightsNotFoundError`` unless
-    ``fetch=True``.
+    :class:`Pipeline`; ``batch_size`` crops per inference call, ``intra_threads`` ONNX
+    Runtime's threads (0: its default); missing built-in weights raise one
+    ``WeightsNotFoundError`` unless ``fetch=True``.
 
     Sequences, thresholds and labels are the pipeline's work: give the boxes to
     :meth:`Pipeline.run` (``detections=``) for DeepFaune's table.
@@ -54,6 +55,7 @@ class Classifier:
         language: str = "en",
         bird_head: bool = False,
         batch_size: int = 8,
+        intra_threads: int = 0,
         fetch: bool = False,
     ) -> None:
         from .fetch import classifier_id, require
@@ -67,6 +69,7 @@ class Classifier:
             language=language,
             bird_head=bird_head,
             batch_size=batch_size,
+            intra_threads=intra_threads,
         )
 
     @property

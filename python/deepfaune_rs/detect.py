@@ -164,7 +164,8 @@ class DetectionResult:
     confidences = property(lambda self: self._r.confidences, doc="Confidence of each box.")
     classes = property(lambda self: self._r.classes, doc="0 animal, 1 person, 2 vehicle per box.")
     failures = property(
-        lambda self: self._r.failures, doc="Failed files: path, stage, kind, reason."
+        lambda self: self._r.failures,
+        doc="Failed files: path, stage, kind, reason, index (:class:`~deepfaune_rs.Failure`).",
     )
     detector = property(lambda self: self._r.detector, doc="Ids of the detectors used.")
     json_rules = property(

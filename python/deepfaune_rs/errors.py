@@ -8,6 +8,23 @@ the results' ``failures``.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
+
+class Failure(TypedDict):
+    """A file that could not be processed: one entry of the results' ``failures``."""
+
+    #: The file.
+    path: str
+    #: Where it failed: ``walk``, ``read``, ``decode``, ``detect``, ``classify``...
+    stage: str
+    #: Machine key: ``io``, ``empty``, ``format``, ``corrupt``, ``too_large``, ``unsupported``...
+    kind: str
+    #: What happened, for a person.
+    reason: str
+    #: Its row in the results (its ``status`` says ``failed``), None when it has none.
+    index: int | None
+
 
 class DeepfauneError(Exception):
     """Base class of all deepfaune_rs errors."""
@@ -88,6 +105,7 @@ __all__ = [
     "ConversionError",
     "DeepfauneError",
     "DownloadError",
+    "Failure",
     "ImageReadError",
     "InferenceError",
     "InvalidArgumentError",

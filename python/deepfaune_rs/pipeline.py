@@ -15,6 +15,7 @@ from ._files import atomic_open
 from ._progress import ProgressArg, make_callback
 from ._renamed import renamed
 from .detect import DetectionResult, Detector, Inputs, PathLike, _as_paths
+from .errors import Failure
 from .video import is_unsupported_video, is_video
 from .videos import (
     VideoRecord,
@@ -310,9 +311,9 @@ class PipelineResult:
         )
 
     @property
-    def failures(self) -> list[dict]:
+    def failures(self) -> list[Failure]:
         """Every file that could not be processed (images, videos, unsupported video formats):
-        path, stage, kind, reason."""
+        path, stage, kind, reason, index (:class:`~deepfaune_rs.errors.Failure`)."""
         videos = [v.failure for v in self.videos if v.failure is not None]
         return list(self.detections.failures) + videos + self._other_failures
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import _core
 from ._files import atomic_open
+from .errors import Failure
 from .video import MEDIA_TYPES, SampledVideo, VideoError, sample_video
 
 
@@ -43,7 +44,7 @@ class VideoRecord:
     frames_processed: list[int] = field(default_factory=list)
     frame_size: tuple[int, int] = (0, 0)
     detections: list[dict] = field(default_factory=list)
-    failure: dict | None = None
+    failure: Failure | None = None
     label_index: int | None = None
     top1_index: int | None = None
     seconds_extraction: float = 0.0
@@ -104,7 +105,13 @@ def _record(pipe: _core.Pipeline, v: SampledVideo, keep_embeddings: bool) -> Vid
 def _failed(pipe: _core.Pipeline, path: str, e: VideoError) -> VideoRecord:
     # No frame read: DeepFaune's answer is "empty"; the core names it in the pipeline's language.
     empty = pipe.run_frames([], [None], path)
-    failure = {"path": path, "stage": e.stage, "kind": e.kind, "reason": e.reason, "index": None}
+    failure: Failure = {
+        "path": path,
+        "stage": e.stage,
+        "kind": e.kind,
+        "reason": e.reason,
+        "index": None,
+    }
     return VideoRecord(
         path,
         empty.prediction,
@@ -254,7 +261,7 @@ def _from_json(d: dict) -> VideoRecord:
     return VideoRecord(**kw)
 
 
-def unsupported_failure(path: str) -> dict:
+def unsupported_failure(path: str) -> Failure:
     """The failure entry of a video format DeepFaune does not read."""
     ext = os.path.splitext(path)[1].lower()
     reason = f"unsupported video format {ext} (DeepFaune reads {', '.join(MEDIA_TYPES)})"
