@@ -684,3 +684,89 @@ pub fn run_pipeline_resumable(
     );
     Ok(res)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image_io::Timestamp;
+    use crate::manifest::classifier::builtin_classifier;
+
+    /// Rows in walk order: `cam/b` and `cam/a` dated so that `b` comes first in its folder, an
+    /// undated `cam/c`, a second folder `d/x` with two boxes; logits that tell the rows apart.
+    fn walked() -> PipelineResults {
+        let mut r = PipelineResults {
+            num_classes: 2,
+            ..PipelineResults::default()
+        };
+        let rows = [
+            ("cam/a.jpg", Some(200), 1u8, 1u32),
+            ("cam/b.jpg", Some(100), 1, 1),
+            ("cam/c.jpg", None, 0, 0),
+            ("d/x.jpg", Some(50), 1, 2),
+        ];
+        for (i, (p, date, category, boxes)) in rows.into_iter().enumerate() {
+            let d = &mut r.detection;
+            d.paths.push(p.into());
+            d.width.push(100);
+            d.height.push(100);
+            d.date.push(date.map(|s| Timestamp {
+                text: format!("t{s}"),
+                seconds: s,
+            }));
+            d.category.push(category);
+            d.count.push(boxes);
+            d.humancount.push(0);
+            d.crop.push([-1; 4]);
+            for k in 0..boxes {
+                d.det_image.push(i as u32);
+                d.det_xyxy.push([i as f32, k as f32, 1.0, 1.0]);
+                d.det_conf.push(0.9);
+                d.det_category.push(0);
+            }
+            d.best_detection.push(if boxes > 0 {
+                d.det_image.len() as i64 - 1
+            } else {
+                -1
+            });
+            r.logits.extend([i as f32, 3.0 - i as f32]);
+            r.classified.push(category == 1);
+        }
+        r
+    }
+
+    #[test]
+    fn decided_rows_are_in_table_order_and_decide_as_in_walk_order() {
+        let opts = AggregateOptions::for_manifest(&builtin_classifier("deepfaune-v14").unwrap());
+        let walk = walked();
+        let before = walk.sequences(10.0, &opts).unwrap();
+        let mut r = walked();
+        let (preds, _) = r.decide_in_table_order(10.0, &opts).unwrap();
+        // cam: b (100) then a (200, gap 100 > 10) then undated c; then d/x.
+        let names: Vec<_> = r
+            .detection
+            .paths
+            .iter()
+            .map(|p| p.to_str().unwrap())
+            .collect();
+        assert_eq!(names, ["cam/b.jpg", "cam/a.jpg", "cam/c.jpg", "d/x.jpg"]);
+        assert_eq!(preds.seqnum, [1, 2, 3, 4]);
+        assert_eq!(r.input_index, [1, 0, 2, 3]);
+        // Every column moved with its row: logits, boxes, the deciding box.
+        assert_eq!(r.logits, [1.0, 2.0, 0.0, 3.0, 2.0, 1.0, 3.0, 0.0]);
+        assert_eq!(r.detection.det_image, [0, 1, 3, 3]);
+        assert_eq!(r.detection.det_xyxy[0][0], 1.0);
+        assert_eq!(r.detection.best_detection, [0, 1, -1, 3]);
+        for (k, &i) in r.input_index.iter().enumerate() {
+            assert_eq!(preds.seqnum[k], before.seqnum[i]);
+            assert_eq!(preds.base[k], before.base[i]);
+            assert_eq!(preds.sequence[k], before.sequence[i]);
+        }
+        // Deciding again from the new order gives the same answers, rows in place.
+        let again = r.sequences(10.0, &opts).unwrap();
+        assert_eq!(again.seqnum, preds.seqnum);
+        assert_eq!(again.sequence, preds.sequence);
+        // And the input order is still known (distributed parts are written in it).
+        assert_eq!(r.input_order(), Some(vec![1, 0, 2, 3]));
+        assert_eq!(walk.input_order(), None);
+    }
+}
