@@ -9,7 +9,7 @@ use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::detect::{progress_hook, PyDetectionResults, PyDetector};
+use super::detect::{progress_hook, session_options, PyDetectionResults, PyDetector};
 use super::errors::{to_pyerr, IntoPyResult};
 use super::locks::{lock_both, try_lock, wait_for};
 use super::numpy_views::{view1, view2};
@@ -30,7 +30,7 @@ use crate::run::{
     run_imported, run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume,
     RunOptions,
 };
-use crate::runtime::SessionOptions;
+
 use crate::sequence::{
     kind_from_code, predict_all, AggregateOptions, ImageRows, Label, LogitTable, Prediction,
     SequencePredictions,
@@ -56,7 +56,7 @@ impl PyPipeline {
     #[new]
     #[pyo3(signature = (detector, classifier = "deepfaune-v15", *, classifier_manifest = None, threshold = 0.8,
                         maxlag_s = 10.0, language = "en", disabled_classes = Vec::new(), bird_head = false,
-                        batch_size = 1, intra_threads = 0))]
+                        batch_size = 1, intra_threads = 0, device = "cpu", precision = "fp32", cache_dir = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -70,6 +70,9 @@ impl PyPipeline {
         bird_head: bool,
         batch_size: usize,
         intra_threads: usize,
+        device: &str,
+        precision: &str,
+        cache_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
         if !(0.0..=1.0).contains(&threshold) || !maxlag_s.is_finite() || maxlag_s < 0.0 {
             return Err(to_pyerr(Error::InvalidArgument(
@@ -77,10 +80,7 @@ impl PyPipeline {
             )));
         }
         let spec = classifier.to_string();
-        let session = SessionOptions {
-            intra_threads,
-            spinning: false,
-        };
+        let session = session_options(intra_threads, false, device, precision, cache_dir)?;
         let clf = py
             .detach(|| load_classifier(&spec, classifier_manifest.as_deref(), bird_head, session))
             .py()?;
