@@ -14,7 +14,7 @@ The season: 60 % empty images (DeepFaune's DFbsMDS runs them through DF, then Me
 backstop: two detector passes; MegaDetector v1000 sorrel is a YOLO11s, costed here as the
 YOLOv8s), 35 % animals (one detector pass + one crop classified), 5 % people (one pass).
 CPU use is core-seconds per wall second (user + system time over elapsed) of each measured run.
-Also measured: ViT-L session start without and with the on-disk cache of ONNX Runtime's
+Also measured: the detector with the 960x960 square letterbox (fp32), and ViT-L session start without and with the on-disk cache of ONNX Runtime's
 optimised graph (``cache_dir``).
 
 Usage: python benches/bench_season.py --models OUTDIR [--torch-python VENV/bin/python] [--n 16]
@@ -112,6 +112,8 @@ def prepare(models: Path, workdir: Path, testdata: Path, int8: bool) -> dict:
         (workdir / f).unlink(missing_ok=True)
         (workdir / f).symlink_to(models / f)
     (workdir / "bench-yolov8s.toml").write_text(DETECTOR_MANIFEST)
+    square = DETECTOR_MANIFEST.replace('shape = "stride"', 'shape = "square"')
+    (workdir / "bench-yolov8s-square.toml").write_text(square.replace("bench-yolov8s", "bench-sq"))
     v14 = (REPO / "models" / "deepfaune-v14.toml").read_text().splitlines()
     v14 = [
         f'file = "{VIT_FILE}"'
@@ -157,6 +159,11 @@ def variant(name: str, files: list[Path], workdir: Path) -> dict:
         "detect_cpu_use": det_cpu / det_s,
     }
     if name == "fp32":
+        sq = deepfaune_rs.Detector(str(workdir / "bench-yolov8s-square.toml"))
+        sq.detect(files[:1], progress=False)
+        t = time.perf_counter()
+        sq.detect(files, progress=False)
+        out["detect_square"] = (time.perf_counter() - t) / n
         cache = workdir / "ort-cache"
         starts = {}
         for label, kw in (
@@ -229,6 +236,11 @@ def main() -> None:
     for name, r in results.items():
         if name != "fp32":
             print(f"{name} vs fp32: {base / hours(r):.2f}x")
+    f = results["fp32"]
+    print(
+        f"detector letterbox: square 960x960 {f['detect_square']:.3f} s/img, rectangle "
+        f"{f['detect']:.3f} s/img ({f['detect_square'] / f['detect']:.2f}x)"
+    )
     starts = results["fp32"]["vit_session_start"]
     print("ViT-L session start: " + ", ".join(f"{k} {v:.2f} s" for k, v in starts.items()))
 
