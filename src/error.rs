@@ -66,9 +66,14 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
-    /// No model with that id is known.
-    #[error("unknown model '{0}'")]
-    Unknown(String),
+    /// No model with that id is known; `known` lists the ids that are.
+    #[error("unknown model '{id}' (known: {known}; or give a manifest .toml or an .onnx file)")]
+    Unknown {
+        /// The id asked for.
+        id: String,
+        /// The valid ids, comma-separated.
+        known: String,
+    },
     /// The weights file is not where the manifest says.
     #[error("model weights not found at {path}: {hint}")]
     WeightsMissing {

@@ -219,6 +219,19 @@ impl Category {
 }
 
 impl DetectorManifest {
+    /// Whether one of the model's classes is a person (what `blur_humans` needs).
+    ///
+    /// ```
+    /// let m = deepfaune_rs::manifest::builtin("md-lite").unwrap();
+    /// assert!(!m.finds_people()); // one class, "animal"
+    /// ```
+    pub fn finds_people(&self) -> bool {
+        self.output
+            .classes
+            .iter()
+            .any(|c| Category::parse(c) == Some(Category::Person))
+    }
+
     /// Parses and validates a manifest from TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ModelError> {
         let bad = |reason: String| ModelError::Manifest {
@@ -316,7 +329,15 @@ pub fn builtin(id: &str) -> Result<DetectorManifest, ModelError> {
     builtin_detectors()
         .into_iter()
         .find(|m| m.id.eq_ignore_ascii_case(id))
-        .ok_or_else(|| ModelError::Unknown(id.to_string()))
+        .ok_or_else(|| ModelError::Unknown {
+            id: id.to_string(),
+            known: builtin_detectors()
+                .iter()
+                .map(|m| m.id.as_str())
+                .chain(["DF", "MDS", "MDR", "DFbsMDS", "DFMDS"])
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// The folder where user-supplied weights are looked for: `$DEEPFAUNE_RS_MODELS`, else

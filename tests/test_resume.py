@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,9 +29,16 @@ def _cmd(shared_models, inputs, out, *extra):
 def _records(path) -> int:
     try:
         with open(path, "rb") as f:
-            return max(0, f.read().count(b"\n") - 1)  # minus the header line
+            lines = f.read().split(b"\n")[1:]  # minus the header line
     except FileNotFoundError:
         return 0
+    # Image records only: a finished run ends with its completion line (issue 17).
+    return sum(1 for line in lines if line.strip() and b'"complete"' not in line)
+
+
+def _complete(path) -> bool:
+    with open(path, "rb") as f:
+        return b'"complete":true' in f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
 
 
 def _kill_when(cmd, ready) -> None:
@@ -62,6 +70,7 @@ def test_killed_then_resumed_run_equals_an_uninterrupted_one(shared_models, test
     assert p.returncode == 3, p.stderr
     assert out.read_bytes() == whole.read_bytes()
     assert _records(ckpt) == total  # every image once: nothing done twice
+    assert _complete(ckpt)
 
     # Other settings: refused, with what differs.
     p = subprocess.run(
@@ -83,17 +92,23 @@ def test_python_checkpoint_reuses_finished_work(shared_models, testdata, tmp_pat
     folder = tmp_path / "buow"
     folder.mkdir()
     for src in sorted((testdata / "buow").iterdir()):
-        (folder / src.name).symlink_to(src)
+        shutil.copyfile(src, folder / src.name)
     first = pipe.run(folder, progress=False, checkpoint=ckpt)
-    # Every image is now unreadable: a run that opened any of them again would list it as a
-    # failure. The resumed run must take them all from the checkpoint.
+    # The middle of every image is now zeros, with its size, its first and last 64 KiB and its
+    # modification time kept: the file's identity (issue 17) is unchanged, so the checkpoint's
+    # records still stand; a run that decoded any image again would get other pixels.
     for f in folder.iterdir():
-        f.unlink()
-        f.write_bytes(b"")
-    size = ckpt.stat().st_size
+        st = f.stat()
+        data = bytearray(f.read_bytes())
+        assert len(data) > 2 * 65536 + 4096
+        data[65536:-65536] = bytes(len(data) - 2 * 65536)
+        f.write_bytes(bytes(data))
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    records = _records(ckpt)
     calls = []
     second = pipe.run(folder, progress=lambda d, t: calls.append((d, t)), checkpoint=ckpt)
-    assert ckpt.stat().st_size == size  # nothing appended: nothing was processed
+    assert _records(ckpt) == records  # nothing appended: nothing was processed
+    assert second.changed_since_checkpoint == []
     assert calls[-1] == (len(first), len(first))
     assert first.to_pandas().equals(second.to_pandas())
     assert (first.logits == second.logits).all() and (first.embeddings == second.embeddings).all()
@@ -212,6 +227,8 @@ def test_a_damaged_record_is_processed_again(shared_models, testdata, tmp_path):
     second = pipe.run(testdata / "buow", progress=False, checkpoint=ckpt)
     assert first.to_pandas().equals(second.to_pandas())
     assert (first.logits == second.logits).all()
-    after = ckpt.read_text().splitlines()
-    assert len(after) == len(lines) + 1  # the damaged image, recorded again
-    assert json.loads(after[-1])["path"] == rec["path"]
+    after = [json.loads(line) for line in ckpt.read_text().splitlines()]
+    records = [r for r in after if "path" in r]
+    assert len(records) == len(lines) - 1  # the damaged image, recorded again (minus the header)
+    assert records[-1]["path"] == rec["path"]
+    assert after[-1].get("complete") is True

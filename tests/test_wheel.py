@@ -85,7 +85,7 @@ def test_the_installed_package_is_this_wheel(wheel, extension):
     import deepfaune_rs._core as core
 
     installed = Path(core.__file__)
-    # The CI venv may live inside the checkout (.venv-ci): only the source package counts as "source".
+    # The CI venv may live inside the checkout (.venv-ci): only python/ is the source tree.
     source = REPO / "python"
     assert source not in installed.parents, f"tests ran against the source tree: {installed}"
     assert "site-packages" in installed.parts, f"not an installed package: {installed}"

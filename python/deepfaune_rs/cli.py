@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import PipelineResult
@@ -22,6 +22,40 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_FAILURES = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the message and where to look, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"deepfaune-rs: error: {message} (see {self.prog} --help)\n")
+
+
+def _fraction(text: str) -> float:
+    """A threshold: a number within 0..1 (NaN refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A duration in seconds: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds >= 0")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    """One or more comma-separated class names."""
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _add_detect(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +70,7 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         help="built-in id (md-lite = embedded default, df, mds, mdr), a DeepFaune mode "
         "(DF, MDS, MDR, DFbsMDS, DFMDS), a manifest .toml, or an .onnx file",
     )
-    p.add_argument("--threshold", type=float, default=None, help="confidence threshold (0-1)")
+    p.add_argument("--threshold", type=_fraction, default=None, help="confidence threshold (0-1)")
     p.add_argument("--manifest", default=None, help="manifest for a bare .onnx model")
     p.add_argument("--threads", type=int, default=0, help="decode threads (default: cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,22 +102,35 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="with --detections: the package's rules (default) or DeepFaune's PredictorJSON "
         "exactly (most confident box of any category decides, no EXIF rotation, ...)",
     )
-    p.add_argument("--detector-threshold", type=float, default=None)
+    p.add_argument(
+        "--detector-threshold", type=_fraction, default=None, help="detector confidence (0-1)"
+    )
     p.add_argument(
         "--classifier",
         default=DEFAULT_CLASSIFIER,
         help=f"id (default {DEFAULT_CLASSIFIER}), manifest .toml or .onnx",
     )
     p.add_argument("--classifier-manifest", default=None, help="manifest for a bare .onnx")
-    p.add_argument("--threshold", type=float, default=0.8, help="score below it = undefined")
-    p.add_argument("--maxlag", type=float, default=10, help="seconds between images of a sequence")
+    p.add_argument(
+        "--threshold", type=_fraction, default=0.8, help="class score below it = undefined (0-1)"
+    )
+    p.add_argument(
+        "--maxlag", type=_seconds, default=10, help="seconds between images of a sequence"
+    )
     p.add_argument(
         "--language",
         default="en",
         choices=[*LANGUAGES, *LANGUAGE_ALIASES],
         help="labels' language; no, se (or sv) and pt need DeepFaune 1.5's classifier",
     )
-    p.add_argument("--disable", nargs="*", default=[], metavar="CLASS", help="classes to ignore")
+    p.add_argument(
+        "--disable",
+        type=_names,
+        action="extend",
+        default=[],
+        metavar="CLASS[,CLASS...]",
+        help="classes to ignore: comma-separated, or the option repeated",
+    )
     p.add_argument("--bird-head", action="store_true", help="refine birds into 8 groups")
     p.add_argument(
         "--json", default=None, help="also write MegaDetector batch JSON (with species) here"
@@ -276,10 +323,86 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=None, help="classifier input size (pixels)")
 
 
+class _Usage(Exception):
+    """A usage error found before any work: one line, exit status 2."""
+
+
+def _check_inputs(inputs: Sequence[str], disabled: Sequence[str] = ()) -> None:
+    import os
+
+    for path in inputs:
+        if not os.path.exists(path):
+            hint = " (several classes to --disable: --disable a,b)" if disabled else ""
+            raise _Usage(f"{path}: no such file or folder{hint}")
+
+
+def _check_output(
+    path: str, option: str, suffixes: Sequence[str], inputs: Sequence[str], others: dict[str, str]
+) -> None:
+    """Refuses, before any image is processed, an output that could not be written or would
+    clobber something: a wrong extension, an existing folder, a missing or unwritable parent
+    folder, one of the inputs, another output of the run."""
+    import os
+
+    where = f"{option} {path}"
+    if os.path.isdir(path):
+        raise _Usage(f"{where}: is a folder; give a file name in it")
+    if suffixes and not path.lower().endswith(tuple(suffixes)):
+        raise _Usage(f"{where}: give a file name ending in {' or '.join(suffixes)}")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise _Usage(f"{where}: folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise _Usage(f"{where}: folder {parent} is not writable")
+    for i in inputs:
+        if os.path.exists(path) and os.path.exists(i) and os.path.samefile(path, i):
+            raise _Usage(f"{where}: is one of the inputs; write the results elsewhere")
+    for other_option, other in others.items():
+        if os.path.abspath(other) == os.path.abspath(path):
+            raise _Usage(f"{where}: also given to {other_option}; give each output its own file")
+    others[option] = path
+
+
+def _check_run_outputs(args: argparse.Namespace) -> None:
+    import os
+
+    outputs: dict[str, str] = {}
+    _check_output(args.output, "-o", (".csv", ".xlsx"), args.inputs, outputs)
+    if args.output.lower().endswith(".xlsx"):
+        try:
+            import openpyxl  # noqa: F401
+        except ImportError:
+            raise _Usage(
+                "-o .xlsx needs openpyxl: pip install 'deepfaune-rs[excel]' (or write .csv)"
+            ) from None
+    if args.json:
+        _check_output(args.json, "--json", (".json",), args.inputs, outputs)
+    if args.embeddings:
+        _check_output(args.embeddings, "--embeddings", (".npz",), args.inputs, outputs)
+    for option, folder in (("--camtrap-dp", args.camtrap_dp), ("--sort-into", args.sort_into)):
+        if folder is None:
+            continue
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise _Usage(f"{option} {folder}: is a file; give a folder")
+        parent = os.path.dirname(os.path.abspath(folder))
+        if not os.path.isdir(parent):
+            raise _Usage(f"{option} {folder}: folder {parent} does not exist; create it first")
+    for option, file in (
+        ("--deployments", args.deployments),
+        ("--camtrap-metadata", args.camtrap_metadata),
+    ):
+        if file is not None and not os.path.isfile(file):
+            raise _Usage(f"{option} {file}: no such file")
+    if args.detections is not None and not os.path.isfile(args.detections):
+        raise _Usage(f"--detections {args.detections}: no such file")
+
+
 def _cmd_detect(args: argparse.Namespace) -> int:
     from . import Detector
     from .fetch import detector_ids, require
 
+    _check_inputs(args.inputs)
+    _check_output(args.output, "-o", (".json",), args.inputs, {})
     if not args.int8:
         require(detector_ids(args.model), fetch_first=args.fetch, progress=not args.no_progress)
     det = Detector(
@@ -291,8 +414,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         precision="int8" if args.int8 else "fp32",
     )
     res = det.detect(args.inputs, progress=not args.no_progress)
-    root = args.inputs[0] if len(args.inputs) == 1 else None
-    res.to_megadetector_json(args.output, root=root)
+    # Names relative to the folder run (the result's root); a file given by name keeps its path.
+    res.to_megadetector_json(args.output)
     cats = Counter(res.category_names)
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(cats.items()))
     print(
@@ -311,6 +434,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    _check_inputs(args.inputs, args.disable)
+    _check_run_outputs(args)
     # With --detections the file's boxes are the detection step: no detector unless one is named.
     detector = args.detector
     if detector is None and args.detections is None:
@@ -335,6 +460,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             precision=precision,
         )
     )
+    if args.blur_humans and det is not None and not det.finds_people:
+        raise _Usage(
+            f"--blur-humans: the detector ({'+'.join(det.models)}) has no person class, so "
+            "people would be copied unblurred; use --detector DFbsMDS, MDS or DF"
+        )
     pipe = Pipeline(
         det,
         args.classifier,
@@ -370,7 +500,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         res.to_csv(args.output, csv_safe=args.csv_safe)
     if args.json:
-        res.to_megadetector_json(args.json, root=args.inputs[0] if len(args.inputs) == 1 else None)
+        res.to_megadetector_json(args.json)
     if args.camtrap_dp:
         _write_camtrap_dp(res, args)
     if args.embeddings:
@@ -421,7 +551,6 @@ def _write_camtrap_dp(res: PipelineResult, args: argparse.Namespace) -> None:
             args.deployments,
             timezone=args.timezone,
             metadata=metadata,
-            root=args.inputs[0] if len(args.inputs) == 1 else None,
         )
     print(f"Camtrap DP package -> {args.camtrap_dp}", file=sys.stderr)
     for w in found:
@@ -636,7 +765,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deepfaune-rs",
         description="Sort camera-trap images like DeepFaune, without torch.",
     )
@@ -660,14 +789,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .errors import DeepfauneError, DeviceUnavailableError
+    from .errors import DeepfauneError, InvalidArgumentError, UnknownModelError
 
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except DeviceUnavailableError as e:
+    except _Usage as e:
+        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (InvalidArgumentError, UnknownModelError) as e:  # the user's to correct (devices too)
         print(f"deepfaune-rs: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except DeepfauneError as e:

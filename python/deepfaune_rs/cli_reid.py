@@ -256,6 +256,33 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 COMMANDS = {"build": _cmd_build, "query": _cmd_query, "update": _cmd_update, "eval": _cmd_eval}
 
 
+class _Usage(Exception):
+    """A usage error found before any work: one line, exit status 2."""
+
+
+def _check(args: argparse.Namespace) -> None:
+    """The extras the command needs, and its inputs, before any picture is embedded."""
+    import importlib.util
+
+    missing = [m for m in ("pandas", "safetensors") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise _Usage(
+            f"reid {args.reid_command} needs {' and '.join(missing)}: "
+            "pip install 'deepfaune-rs[reid]'"
+        )
+    for name in ("kb", "labels", "inputs", "results", "embeddings", "query_embeddings"):
+        path = getattr(args, name, None)
+        if path is not None and not os.path.exists(path):
+            raise _Usage(f"{path}: no such file or folder")
+    if getattr(args, "kb", None) is not None and not os.path.isdir(args.kb):
+        raise _Usage(f"{args.kb}: a knowledge base is a folder (reid build -o FOLDER makes one)")
+
+
 def main(args: argparse.Namespace) -> int:
-    """Runs the ``reid`` subcommand chosen in ``args``."""
+    """Runs the ``reid`` subcommand chosen in ``args``; usage errors exit with status 2."""
+    try:
+        _check(args)
+    except _Usage as e:
+        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
+        return 2
     return COMMANDS[args.reid_command](args)

@@ -103,6 +103,12 @@ class Detector:
         """Confidence threshold of the primary detector."""
         return self._inner.threshold
 
+    @property
+    def finds_people(self) -> bool:
+        """Whether a detector of the set has a person class (md-lite has none: people cannot
+        be told apart, nor blurred)."""
+        return self._inner.finds_people
+
     def detect(
         self, inputs: Inputs, progress: ProgressArg = True, max_pixels: int | None = None
     ) -> DetectionResult:

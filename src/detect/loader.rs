@@ -168,7 +168,7 @@ mod tests {
         );
         assert!(matches!(
             resolve("nope", &LoadOptions::default()),
-            Err(ModelError::Unknown(_))
+            Err(ModelError::Unknown { .. })
         ));
         let e = resolve("/tmp/some_model.onnx", &LoadOptions::default()).unwrap_err();
         assert!(matches!(e, ModelError::Manifest { .. }), "{e}");

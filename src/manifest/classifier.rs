@@ -500,7 +500,14 @@ pub fn builtin_classifier(id: &str) -> Result<ClassifierManifest, ModelError> {
     builtin_classifiers()
         .into_iter()
         .find(|m| m.id.eq_ignore_ascii_case(id))
-        .ok_or_else(|| ModelError::Unknown(id.to_string()))
+        .ok_or_else(|| ModelError::Unknown {
+            id: id.to_string(),
+            known: builtin_classifiers()
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// Where a classifier's weights are expected: next to the manifest file, else in

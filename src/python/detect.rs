@@ -76,6 +76,8 @@ pub struct PyDetector {
     models: Vec<String>,
     /// Confidence threshold of the primary detector.
     pub(crate) threshold: f32,
+    /// Whether a detector of the set has a person class.
+    finds_people: bool,
 }
 
 #[pymethods]
@@ -137,12 +139,22 @@ impl PyDetector {
             .chain(set.secondary.as_ref().map(|d| d.manifest.id.clone()))
             .collect();
         let threshold = set.primary.manifest.postprocess.threshold;
+        let finds_people = set.primary.manifest.finds_people()
+            || set.secondary.as_ref().is_some_and(|s| s.manifest.finds_people());
         Ok(PyDetector {
             detectors: Mutex::new(set),
             run,
             models,
             threshold,
+            finds_people,
         })
+    }
+
+    /// Whether a detector of the set has a person class (md-lite has none: people are then
+    /// "animal" boxes or nothing, and cannot be blurred).
+    #[getter]
+    fn finds_people(&self) -> bool {
+        self.finds_people
     }
 
     /// Ids of the loaded detectors, primary first.

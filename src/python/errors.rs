@@ -12,7 +12,7 @@ fn class_of(e: &Error) -> &'static str {
     match e {
         Error::Image { .. } => "ImageReadError",
         Error::Model(ModelError::Manifest { .. }) => "ManifestError",
-        Error::Model(ModelError::Unknown(_)) => "UnknownModelError",
+        Error::Model(ModelError::Unknown { .. }) => "UnknownModelError",
         Error::Model(ModelError::WeightsMissing { .. }) => "WeightsNotFoundError",
         Error::Model(ModelError::Checksum { .. }) => "ChecksumError",
         Error::Model(ModelError::Mismatch(_)) => "ModelMismatchError",

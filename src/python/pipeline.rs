@@ -93,8 +93,12 @@ impl PyPipeline {
             ))));
         }
         let disabled = m.class_indices(&disabled_classes).map_err(|unknown| {
+            let names = m.names(language).or_else(|| m.names("en"));
+            let valid = names.map(|n| n.classes.join(", ")).unwrap_or_default();
             to_pyerr(Error::InvalidArgument(format!(
-                "unknown classes to disable: {unknown:?}"
+                "unknown classes to disable: {unknown:?} (the classes of {}: {valid}; names in \
+                 any of its languages are accepted)",
+                m.id
             )))
         })?;
         let bird_class = if bird_head {
@@ -651,6 +655,13 @@ impl PyPipelineResults {
         };
         let det = self.detections.get();
         let d = &det.res;
+        if blur_humans && d.no_person_class {
+            return Err(to_pyerr(Error::InvalidArgument(format!(
+                "blur_humans: the detector ({}) has no person class, so people are neither found \
+                 nor blurred; run with one that finds people (DFbsMDS, MDS, DF)",
+                d.detector
+            ))));
+        }
         let mut person: Vec<Vec<[f32; 4]>> = vec![Vec::new(); d.len()];
         for k in 0..d.det_image.len() {
             if d.det_category[k] == 1 {

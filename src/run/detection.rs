@@ -98,6 +98,9 @@ pub struct DetectionResults {
     pub failures: Vec<Failure>,
     /// Ids of the detectors that ran (for output metadata).
     pub detector: String,
+    /// None of the detectors that ran has a person class (md-lite): "no person box" then says
+    /// nothing about people, and blurring them is refused.
+    pub no_person_class: bool,
 }
 
 impl DetectionResults {

@@ -93,14 +93,17 @@ impl PipelineResults {
             Some(s) => format!("{}+{}", set.primary.manifest.id, s.manifest.id),
             None => set.primary.manifest.id.clone(),
         };
-        match classify {
+        let mut res = match classify {
             Some(stage) => PipelineResults::for_classifier(detector, stage),
             None => {
                 let mut res = PipelineResults::default();
                 res.detection.detector = detector;
                 res
             }
-        }
+        };
+        res.detection.no_person_class = !set.primary.manifest.finds_people()
+            && !set.secondary.as_ref().is_some_and(|s| s.manifest.finds_people());
+        res
     }
 
     /// Empty results labelled `detector`, shaped for the classifier stage `stage`.

@@ -173,11 +173,17 @@ pub const BUILTIN_EMBEDDERS: &[(&str, &str)] = &[
 
 /// A built-in embedding manifest by id (case-insensitive).
 pub fn builtin_embedder(id: &str) -> Result<EmbeddingManifest, ModelError> {
-    BUILTIN_EMBEDDERS
+    let all: Vec<EmbeddingManifest> = BUILTIN_EMBEDDERS
         .iter()
         .filter_map(|(name, text)| EmbeddingManifest::from_toml(text, name).ok())
+        .collect();
+    let known = all.iter().map(|m| m.id.clone()).collect::<Vec<_>>().join(", ");
+    all.into_iter()
         .find(|m| m.id.eq_ignore_ascii_case(id))
-        .ok_or_else(|| ModelError::Unknown(id.to_string()))
+        .ok_or(ModelError::Unknown {
+            id: id.to_string(),
+            known,
+        })
 }
 
 #[cfg(test)]
