@@ -140,7 +140,10 @@ impl PyDetector {
             .collect();
         let threshold = set.primary.manifest.postprocess.threshold;
         let finds_people = set.primary.manifest.finds_people()
-            || set.secondary.as_ref().is_some_and(|s| s.manifest.finds_people());
+            || set
+                .secondary
+                .as_ref()
+                .is_some_and(|s| s.manifest.finds_people());
         Ok(PyDetector {
             detectors: Mutex::new(set),
             run,

@@ -102,7 +102,10 @@ impl PipelineResults {
             }
         };
         res.detection.no_person_class = !set.primary.manifest.finds_people()
-            && !set.secondary.as_ref().is_some_and(|s| s.manifest.finds_people());
+            && !set
+                .secondary
+                .as_ref()
+                .is_some_and(|s| s.manifest.finds_people());
         res
     }
 

@@ -177,7 +177,11 @@ pub fn builtin_embedder(id: &str) -> Result<EmbeddingManifest, ModelError> {
         .iter()
         .filter_map(|(name, text)| EmbeddingManifest::from_toml(text, name).ok())
         .collect();
-    let known = all.iter().map(|m| m.id.clone()).collect::<Vec<_>>().join(", ");
+    let known = all
+        .iter()
+        .map(|m| m.id.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
     all.into_iter()
         .find(|m| m.id.eq_ignore_ascii_case(id))
         .ok_or(ModelError::Unknown {
