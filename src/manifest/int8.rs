@@ -42,7 +42,20 @@ pub fn builtin_text(id: &str) -> Result<(&'static str, &'static str), ModelError
     if let Some(t) = find(BUILTIN_CLASSIFIERS) {
         return Ok(("classifier", t));
     }
-    Err(ModelError::Unknown(id.to_string()))
+    let ids = |list: &'static [(&'static str, &'static str)]| {
+        list.iter()
+            .filter_map(|(_, text)| {
+                let v: toml::Table = toml::from_str(text).ok()?;
+                Some(v.get("id")?.as_str()?.to_string())
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut known = ids(BUILTIN_MANIFESTS);
+    known.extend(ids(BUILTIN_CLASSIFIERS));
+    Err(ModelError::Unknown {
+        id: id.to_string(),
+        known: known.join(", "),
+    })
 }
 
 /// The kind, TOML text and folder (`None` for a built-in) of the manifest `spec`: a built-in id
@@ -146,7 +159,10 @@ mod tests {
         assert_eq!(c.id, "deepfaune-v15-int8");
         assert_eq!(c.num_classes(), base.num_classes());
         assert_eq!(c.temperatures(), base.temperatures());
-        assert!(matches!(builtin_text("nope"), Err(ModelError::Unknown(_))));
+        assert!(matches!(
+            builtin_text("nope"),
+            Err(ModelError::Unknown { .. })
+        ));
         assert_eq!(int8_file_name("a.b.onnx"), "a.b.int8.onnx");
     }
 }
