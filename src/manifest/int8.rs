@@ -158,6 +158,7 @@ mod tests {
         let base = ClassifierManifest::from_toml(text, "b").unwrap();
         assert_eq!(c.id, "deepfaune-v15-int8");
         assert_eq!(c.num_classes(), base.num_classes());
+        assert_eq!(c.version, base.version);
         assert_eq!(c.temperatures(), base.temperatures());
         assert!(matches!(
             builtin_text("nope"),
