@@ -169,7 +169,7 @@ def test_cli_default_is_v15_and_resume_refuses_v14(models, testdata, tmp_path):
     p = cli("-o", out, "--resume")
     assert p.returncode == 0, p.stderr
     p = cli("-o", out, "--resume", "--classifier", "deepfaune-v14")
-    assert p.returncode == 1, p.stderr
+    assert p.returncode == 2, p.stderr  # the user's to correct: a usage error
     assert "another model or other settings" in p.stderr and '"version":"1.5"' in p.stderr
     p = cli("-o", out, "--language", "xx")
     assert p.returncode == 2 and "invalid choice" in p.stderr and "'pt'" in p.stderr

@@ -192,3 +192,26 @@ def test_reid_commands_check_their_extras_and_inputs(tmp_path):
     cmd = [sys.executable, "-c", block, "reid", "update", str(kb), str(tmp_path), str(tmp_path)]
     line = _usage_error(subprocess.run(cmd, capture_output=True, text=True))
     assert "safetensors" in line and "deepfaune-rs[reid]" in line
+
+
+def test_scores_hold_deepfaunes_two_decimal_values(shared_models, testdata):
+    """Scores were float32: `to_pandas().score` held 0.3899999857 where DeepFaune gives 0.39,
+    so `score >= 0.39` was False."""
+    import numpy as np
+
+    import deepfaune_rs
+
+    pipe = deepfaune_rs.Pipeline(
+        "md-lite",
+        shared_models / "pixel_classifier_182_c38.onnx",
+        classifier_manifest=REPO / "models" / "tiny-pixel-c38.toml",
+        threshold=0.0,
+    )
+    res = pipe.run(testdata / "buow", progress=False)
+    t = res.to_pandas()
+    for column in ("score", "scorebase"):
+        values = t[column].to_numpy()
+        assert values.dtype == np.float64
+        assert [round(v, 2) for v in values] == list(values), column
+        assert getattr(res, column).dtype == np.float64
+    assert any(v not in (0.0, 0.5, 1.0) for v in t["scorebase"])  # not only exact binaries

@@ -14,8 +14,9 @@ import deepfaune_rs
 from conftest import REPO
 
 COLUMNS = "filename,date,seqnum,predictionbase,scorebase,prediction,score,top1,count,humancount"
-# southwest/ also holds error_vid.mp4 (0 bytes): a video row, hence two more columns.
-WITH_VIDEOS = COLUMNS + ",media_type,keyframe"
+# After DeepFaune's columns: status (ok / failed: reason); southwest/ also holds error_vid.mp4
+# (0 bytes): a video row, hence two more columns.
+WITH_VIDEOS = COLUMNS + ",status,media_type,keyframe"
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +42,18 @@ def test_table_is_sorted_by_seqnum_then_filename(result):
     images = df[df["media_type"] == "image"]
     by_path = dict(zip(result.paths, result.predictionbase))
     assert dict(zip(images["filename"], images["predictionbase"])) == by_path
-    # The empty video is a failure, and a row judged empty as DeepFaune does.
+    # The empty video is a failure, and a row judged empty as DeepFaune does, whose status
+    # says it failed; so does the 0-byte image's; every other row is ok.
     (video,) = result.videos
     assert video.failure["kind"] == "empty" and video.prediction == "empty"
     assert df["filename"].iloc[-1] == video.path
+    failed = df[df["status"] != "ok"]
+    assert sorted(os.path.basename(f) for f in failed["filename"]) == [
+        "error_img.JPG",
+        "error_vid.mp4",
+    ]
+    assert all(s.startswith("failed: ") for s in failed["status"])
+    assert set(failed["prediction"]) == {"empty"}  # DeepFaune's value, kept
 
 
 def test_csv_round_trips(result, tmp_path):

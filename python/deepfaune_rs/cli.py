@@ -1,8 +1,10 @@
 """The ``deepfaune-rs`` command line.
 
 Exit status: 0 = every file processed; 3 = the run finished but some files failed (listed on
-stderr and in the output); 1 = the run could not be done (bad or missing model, download or
-checksum failure, unwritable output); 2 = usage (bad option, unknown model, missing input file).
+stderr and in the output); 1 = the run could not be done (bad or missing model weights,
+download or checksum failure, a write that failed); 2 = usage, found before any image is
+processed (bad option or value, unknown model or class with the valid names, missing input,
+an output that cannot be written or would clobber an input, a checkpoint of other settings).
 """
 
 from __future__ import annotations

@@ -383,7 +383,8 @@ class PipelineResult:
         for k, v in enumerate(self.videos):
             # DeepFaune: every video is its own sequence; its base columns equal the video's.
             row = [v.path, v.date, first + k, v.prediction, v.score, v.prediction, v.score]
-            row += [v.top1, v.count, v.humancount]
+            row += [v.top1, v.count, v.humancount, _status(v.failure)]
+            assert len(row) == len(columns), columns
             for name, value in zip(columns, row):
                 t[name].append(value)
         t["media_type"] = ["image"] * n_images + ["video"] * len(self.videos)
@@ -392,9 +393,12 @@ class PipelineResult:
 
     def to_pandas(self) -> pd.DataFrame:
         """DeepFaune's table: filename, date, seqnum, predictionbase, scorebase, prediction, score,
-        top1, count, humancount; sorted by seqnum then filename. With videos, one row per video
-        (its prediction in both the base and sequence columns, counts = most boxes in a frame)
-        and two more columns: ``media_type`` (image/video) and ``keyframe`` (frame number)."""
+        top1, count, humancount; sorted by seqnum then filename. Then ``status``: ``ok``, or
+        ``failed: <reason>`` for a file that could not be processed (DeepFaune's columns call it
+        ``empty``: never delete "empty" rows without looking at this column). With videos, one
+        row per video (its prediction in both the base and sequence columns, counts = most boxes
+        in a frame) and two more columns: ``media_type`` (image/video) and ``keyframe`` (frame
+        number)."""
         import pandas as pd
 
         t = self.table()
@@ -563,14 +567,17 @@ def _text_cell(ws: Any, value: object, csv_safe: bool) -> object:
     return cell
 
 
+def _status(failure: dict | None) -> str:
+    """The ``status`` column (the core's rule): ``ok``, or ``failed: <reason>``."""
+    return "ok" if failure is None else f"failed: {failure['reason']}"
+
+
 def _csv_cell(column: str, value: object) -> object:
     """A cell as DeepFaune's pandas CSV prints it (and as the Rust writer does)."""
     if value is None:
         return "NA" if column == "date" else ""
     if column in ("score", "scorebase"):
-        import numpy as np
-
-        return str(np.float32(value))
+        return repr(float(value))  # DeepFaune's two-decimal float64: 0.39, 1.0
     return value
 
 

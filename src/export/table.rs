@@ -6,6 +6,10 @@
 //! or a line break (quotes doubled), the date as the camera wrote it (`2021:05:28 13:45:07`) or
 //! `NA` when the image has none, scores as Python prints floats (`0.97`, `1.0`), `\n` line ends,
 //! UTF-8. XLSX is left to pandas/openpyxl on the Python side, fed with the same [`ResultRow`]s.
+//!
+//! One column is added after DeepFaune's: [`STATUS_COLUMN`], `ok` or `failed: <reason>`. A file
+//! that could not be read keeps DeepFaune's values (it says `empty`, 1.0), so without this
+//! column a failed file would read as an empty picture that can be deleted.
 
 use std::path::Path;
 
@@ -28,6 +32,18 @@ pub const COLUMNS: [&str; 10] = [
     "humancount",
 ];
 
+/// The column added after DeepFaune's: `ok`, or `failed: <reason>` for a file that could not
+/// be processed (its other columns are DeepFaune's, which says `empty`).
+pub const STATUS_COLUMN: &str = "status";
+
+/// [`STATUS_COLUMN`] of a processed file.
+pub const STATUS_OK: &str = "ok";
+
+/// [`STATUS_COLUMN`] of a file that could not be processed.
+pub fn status_failed(reason: &str) -> String {
+    format!("failed: {reason}")
+}
+
 /// What DeepFaune writes for an image without a date.
 pub const MISSING_DATE: &str = "NA";
 
@@ -43,21 +59,24 @@ pub struct ResultRow {
     /// The image's own prediction.
     pub predictionbase: String,
     /// Its score (two decimals).
-    pub scorebase: f32,
+    pub scorebase: f64,
     /// The sequence's prediction.
     pub prediction: String,
     /// Its score.
-    pub score: f32,
+    pub score: f64,
     /// The sequence's best label whatever the threshold.
     pub top1: String,
     /// Animal boxes in the image.
     pub count: u32,
     /// Person boxes in the image.
     pub humancount: u32,
+    /// [`STATUS_COLUMN`]: `ok` or `failed: <reason>`.
+    pub status: String,
 }
 
 /// Builds the table from a run's columns (all in input order) and sorts it like DeepFaune: by
-/// sequence number, then by file name (string order).
+/// sequence number, then by file name (string order). `failed[i]` is the reason row `i` could
+/// not be processed, `None` when it was.
 ///
 /// ```
 /// use deepfaune_rs::detect::decision::ImageKind;
@@ -71,9 +90,11 @@ pub struct ResultRow {
 /// let rows = ImageRows::new(&kinds, LogitTable::new(&logits, 38).unwrap(), None).unwrap();
 /// let p = predict_all(&paths, &[None, None], &rows, 10.0, &AggregateOptions::for_manifest(&m)).unwrap();
 /// let dates: [Option<&str>; 2] = [None, None];
-/// let t = results_table(&paths, &dates, &p, &[0, 0], &[0, 2], &m.names("en").unwrap(), false).unwrap();
+/// let failed = [Some("corrupt JPEG"), None];
+/// let t = results_table(&paths, &dates, &p, &[0, 0], &[0, 2], &failed, &m.names("en").unwrap(), false).unwrap();
 /// assert_eq!((t[0].filename.as_str(), t[0].seqnum, t[0].prediction.as_str()), ("cam/b.jpg", 1, "empty"));
-/// assert_eq!((t[1].prediction.as_str(), t[1].humancount), ("human", 2));
+/// assert_eq!(t[0].status, "failed: corrupt JPEG");
+/// assert_eq!((t[1].prediction.as_str(), t[1].humancount, t[1].status.as_str()), ("human", 2, "ok"));
 /// ```
 pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
     paths: &[P],
@@ -81,6 +102,7 @@ pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
     predictions: &SequencePredictions,
     count: &[u32],
     humancount: &[u32],
+    failed: &[Option<&str>],
     names: &LabelNames<'_>,
     bird_head: bool,
 ) -> Result<Vec<ResultRow>, Error> {
@@ -91,6 +113,7 @@ pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
         predictions.base.len(),
         count.len(),
         humancount.len(),
+        failed.len(),
     ];
     if lengths.iter().any(|&l| l != n) || predictions.sequence.len() != n {
         return Err(Error::InvalidArgument(format!(
@@ -111,6 +134,7 @@ pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
                 top1: s.top1.text(names, bird_head),
                 count: count[i],
                 humancount: humancount[i],
+                status: failed[i].map_or_else(|| STATUS_OK.to_string(), status_failed),
             }
         })
         .collect();
@@ -129,10 +153,10 @@ pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
 /// let row = ResultRow {
 ///     filename: "cam 1/a,b.jpg".into(), date: None, seqnum: 1, predictionbase: "chevreuil".into(),
 ///     scorebase: 0.97, prediction: "chevreuil".into(), score: 1.0, top1: "chevreuil".into(),
-///     count: 1, humancount: 0,
+///     count: 1, humancount: 0, status: "ok".into(),
 /// };
 /// let csv = results_csv(&[row]);
-/// assert_eq!(csv.lines().nth(1), Some("\"cam 1/a,b.jpg\",NA,1,chevreuil,0.97,chevreuil,1.0,chevreuil,1,0"));
+/// assert_eq!(csv.lines().nth(1), Some("\"cam 1/a,b.jpg\",NA,1,chevreuil,0.97,chevreuil,1.0,chevreuil,1,0,ok"));
 /// ```
 pub fn results_csv(rows: &[ResultRow]) -> String {
     results_csv_with(rows, false)
@@ -170,6 +194,8 @@ pub fn results_csv_with(rows: &[ResultRow], csv_safe: bool) -> String {
     };
     let mut out = String::with_capacity(64 * (rows.len() + 1));
     out.push_str(&COLUMNS.join(","));
+    out.push(',');
+    out.push_str(STATUS_COLUMN);
     out.push('\n');
     for r in rows {
         let fields = [
@@ -183,6 +209,7 @@ pub fn results_csv_with(rows: &[ResultRow], csv_safe: bool) -> String {
             text(&r.top1),
             r.count.to_string(),
             r.humancount.to_string(),
+            text(&r.status),
         ];
         out.push_str(&fields.join(","));
         out.push('\n');
@@ -207,11 +234,11 @@ pub(crate) fn field(s: &str) -> String {
 }
 
 /// A two-decimal score printed like Python's `repr(float)`: `0.97`, `0.5`, `1.0`, `0.0`.
-fn python_float(score: f32) -> String {
+fn python_float(score: f64) -> String {
     if !score.is_finite() {
         return String::new(); // pandas writes NaN as an empty field
     }
-    let hundredths = (f64::from(score) * 100.0).round();
+    let hundredths = (score * 100.0).round();
     // Rust's `{:?}` is the shortest round-trip form with a trailing `.0`, like Python's repr.
     format!("{:?}", hundredths / 100.0)
 }
@@ -222,7 +249,7 @@ mod tests {
     use crate::manifest::classifier::builtin_classifier;
     use crate::sequence::{Label, Prediction};
 
-    fn p(label: Label, score: f32) -> Prediction {
+    fn p(label: Label, score: f64) -> Prediction {
         Prediction {
             label,
             score,
@@ -266,6 +293,7 @@ mod tests {
             &preds,
             &[1, 0, 2, 0],
             &[0, 0, 0, 3],
+            &[None, Some("truncated JPEG"), None, None],
             &fr,
             false,
         )
@@ -282,13 +310,17 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[0],
-            "filename,date,seqnum,predictionbase,scorebase,prediction,score,top1,count,humancount"
+            "filename,date,seqnum,predictionbase,scorebase,prediction,score,top1,count,humancount,status"
         );
         assert_eq!(
             lines[1],
-            "d/a.jpg,2021:05:28 13:45:09,1,humain,1.0,chevreuil,0.95,chevreuil,0,3"
+            "d/a.jpg,2021:05:28 13:45:09,1,humain,1.0,chevreuil,0.95,chevreuil,0,3,ok"
         );
-        assert_eq!(lines[4], "d/b.jpg,NA,2,vide,1.0,indéfini,0.41,bison,0,0");
+        // The file that could not be read keeps DeepFaune's values, and says it failed.
+        assert_eq!(
+            lines[4],
+            "d/b.jpg,NA,2,vide,1.0,indéfini,0.41,bison,0,0,failed: truncated JPEG"
+        );
         assert!(csv.ends_with('\n') && !csv.contains('\r'));
     }
 
@@ -299,7 +331,7 @@ mod tests {
         assert_eq!(field("line\nbreak"), "\"line\nbreak\"");
         // Python: repr(0.07) == '0.07', repr(1.0) == '1.0', repr(0.0) == '0.0', repr(0.1) == '0.1'
         for (x, text) in [
-            (0.07f32, "0.07"),
+            (0.07f64, "0.07"),
             (1.0, "1.0"),
             (0.0, "0.0"),
             (0.1, "0.1"),
@@ -308,7 +340,7 @@ mod tests {
         ] {
             assert_eq!(python_float(x), text);
         }
-        assert_eq!(python_float(f32::NAN), "");
+        assert_eq!(python_float(f64::NAN), "");
     }
 
     #[test]
@@ -324,6 +356,7 @@ mod tests {
             top1: "deer".into(),
             count: 1,
             humancount: 0,
+            status: "ok".into(),
         };
         let names = [
             "=1+1.jpg", "+a.jpg", "-b.jpg", "@c.jpg", "\td.jpg", "\re.jpg", "f,=g.jpg", "h.jpg",
@@ -380,6 +413,7 @@ mod tests {
             &preds,
             &[0],
             &[0],
+            &[None],
             &m.names("en").unwrap(),
             false,
         );

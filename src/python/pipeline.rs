@@ -328,12 +328,19 @@ impl PyPipeline {
             .iter()
             .map(|t| t.as_ref().map(|t| t.text.as_str()))
             .collect();
+        let mut failed: Vec<Option<&str>> = vec![None; d.len()];
+        for f in &d.failures {
+            if let Some(i) = f.index.filter(|&i| i < failed.len()) {
+                failed[i] = Some(f.reason.as_str());
+            }
+        }
         let table = results_table(
             &d.paths,
             &dates,
             &preds,
             &d.count,
             &d.humancount,
+            &failed,
             &names,
             bird,
         )?;
@@ -384,8 +391,8 @@ pub struct PyPipelineResults {
     detections: Py<PyDetectionResults>,
     res: PipelineResults,
     seqnum: Vec<u32>,
-    scorebase: Vec<f32>,
-    score: Vec<f32>,
+    scorebase: Vec<f64>,
+    score: Vec<f64>,
     text: Texts,
     table: Vec<ResultRow>,
     class_names: Vec<String>,
@@ -470,12 +477,12 @@ impl PyPipelineResults {
     }
     /// Per-image score (two decimals, truncated).
     #[getter]
-    fn scorebase<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    fn scorebase<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<f64>>> {
         view1(slf.clone().into_any(), &slf.get().scorebase)
     }
     /// Per-sequence score, repeated on each image.
     #[getter]
-    fn score<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    fn score<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<f64>>> {
         view1(slf.clone().into_any(), &slf.get().score)
     }
     /// Per-image prediction.
@@ -530,6 +537,7 @@ impl PyPipelineResults {
             "humancount",
             t.iter().map(|r| r.humancount).collect::<Vec<_>>(),
         )?;
+        d.set_item("status", t.iter().map(|r| r.status.clone()).collect::<Vec<_>>())?;
         Ok(d)
     }
 
@@ -730,7 +738,7 @@ struct VideoEntry {
     /// `Label::index` of the prediction and of top1 (None only for a failed video).
     label_index: Option<usize>,
     top1_index: Option<usize>,
-    score: f32,
+    score: f64,
     count: u32,
     humancount: u32,
     keyframe: Option<u32>,

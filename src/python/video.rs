@@ -163,7 +163,7 @@ impl PyVideoResult {
     }
     /// The score, truncated to two decimals.
     #[getter]
-    fn score(&self) -> f32 {
+    fn score(&self) -> f64 {
         self.summary.prediction.score
     }
     /// The best label whatever the threshold.

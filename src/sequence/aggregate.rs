@@ -30,8 +30,9 @@ use crate::manifest::classifier::{ClassifierManifest, Temperatures};
 pub struct Prediction {
     /// The prediction (`Undefined` when the score is below the threshold).
     pub label: Label,
-    /// The score truncated to two decimals (0.97, 1.0).
-    pub score: f32,
+    /// The score truncated to two decimals, as DeepFaune's float64 holds it: `0.39` is the
+    /// double nearest 0.39 (not the float32 0.389999985..., which `>= 0.39` would reject).
+    pub score: f64,
     /// The best label whatever the threshold (equals `label` unless that is `Undefined`).
     pub top1: Label,
 }
@@ -307,10 +308,11 @@ fn softmax_best(
     Some((best, p))
 }
 
-/// `int(score * 100) / 100` with DeepFaune's float32 product.
-fn truncate_2(score: f32) -> f32 {
+/// `int(score * 100) / 100` with DeepFaune's float32 product; the division in float64, as
+/// Python's.
+fn truncate_2(score: f32) -> f64 {
     let hundredths = (score * 100.0).trunc();
-    (f64::from(hundredths) / 100.0) as f32
+    f64::from(hundredths) / 100.0
 }
 
 #[cfg(test)]

@@ -137,7 +137,7 @@ pub(super) fn observations(
             r.insert("observationComments", "DeepFaune: undefined".into());
         }
         r.insert("classifiedBy", classified_by(src, name.is_some()));
-        r.insert("classificationProbability", prob(d.det_conf[k]));
+        r.insert("classificationProbability", prob(f64::from(d.det_conf[k])));
         rows.push(r);
     }
     // A video's media observation: its keyframe, the deciding box, the video's answer.
@@ -205,11 +205,8 @@ fn media_observation(
     r
 }
 
-fn prob(p: f32) -> String {
-    format!(
-        "{}",
-        (f64::from(p.clamp(0.0, 1.0)) * 1000.0).round() / 1000.0
-    )
+fn prob(p: f64) -> String {
+    format!("{}", (p.clamp(0.0, 1.0) * 1000.0).round() / 1000.0)
 }
 
 /// `datapackage.json`: resources, profile, creation time, project, and the coverage that the
