@@ -14,8 +14,8 @@ The season: 60 % empty images (DeepFaune's DFbsMDS runs them through DF, then Me
 backstop: two detector passes; MegaDetector v1000 sorrel is a YOLO11s, costed here as the
 YOLOv8s), 35 % animals (one detector pass + one crop classified), 5 % people (one pass).
 CPU use is core-seconds per wall second (user + system time over elapsed) of each measured run.
-Also measured: the detector with the 960x960 square letterbox (fp32), and ViT-L session start without and with the on-disk cache of ONNX Runtime's
-optimised graph (``cache_dir``).
+Also measured: the detector with the 960x960 square letterbox (fp32), and ViT-L session start
+without and with the on-disk cache of ONNX Runtime's optimised graph (``cache_dir``).
 
 Usage: python benches/bench_season.py --models OUTDIR [--torch-python VENV/bin/python] [--n 16]
 """
