@@ -32,6 +32,7 @@ pub mod manifest;
 pub mod parallel;
 pub mod preprocess;
 pub mod reid;
+pub mod review;
 pub mod run;
 pub mod runtime;
 pub mod sequence;

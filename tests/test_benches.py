@@ -62,3 +62,19 @@ def test_bench_classifier_versions_runs_on_small_models(shared_models, tmp_path)
         *("--v14", str(v14), "--v15", str(v15), "--rounds", "1", "--crops", "2"),
     )
     assert "batch 1:" in out and "batch 8:" in out and "ratio 1.5 / 1.4" in out
+
+
+def test_bench_review_runs():
+    out = _run(str(BENCHES / "bench_review.py"), "--n", "30")
+    assert "30 images" in out and "first page" in out and "x baseline" in out
+
+
+def test_bench_distributed_runs_tiny(shared_models):
+    pytest.importorskip("ray.data")
+    out = _run(
+        str(BENCHES / "bench_distributed.py"),
+        *("--copies", "1", "--folders", "1", "--images", "2", "--actors", "1"),
+    )
+    assert "local" in out and "ray x1" in out and "CSV same bytes: True" in out
+    assert "median time / local" in out
+    assert "peak RSS" in out

@@ -557,7 +557,7 @@ def test_weights_not_found_lists_all_missing_models_at_once(models, loopback_onl
     assert e.value.command == "deepfaune-rs models fetch mds deepfaune-v11"
 
     # The CLI: one line, exit 1, before any image is read.
-    code = cli.main(["run", "/nonexistent", "-o", str(models / "r.csv"), "--no-progress"])
+    code = cli.main(["run", str(models), "-o", str(models / "r.csv"), "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert code == cli.EXIT_ERROR and len(err.splitlines()) == 1
     assert f"deepfaune-rs models fetch mds {cls}" in err

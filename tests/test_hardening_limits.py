@@ -44,12 +44,14 @@ def test_frame_choice_is_bounded_for_absurd_frame_rates():
                 assert frame_indices(total, fps, n) == _frame_indices_loop(total, fps, n)
 
 
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec, so a child of a big
+# pytest process would report the parent's peak.
 SPARSE = """
-import resource, sys
+import sys
 import deepfaune_rs
 r = deepfaune_rs.read_megadetector_json(sys.argv[1])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-print(r.sizes.tolist(), peak)
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+print(r.sizes.tolist(), int(hwm.split()[1]) // 1024)
 """
 
 

@@ -75,6 +75,6 @@ def test_build_query_update_eval(jaguar_tables):
 
 def test_missing_base_is_an_error_not_a_traceback(tmp_path, capsys):
     assert (
-        main(["reid", "update", str(tmp_path), str(tmp_path / "r.csv"), str(tmp_path / "e")]) == 1
+        main(["reid", "update", str(tmp_path), str(tmp_path / "r.csv"), str(tmp_path / "e")]) == 2
     )
     assert "error" in capsys.readouterr().err

@@ -343,7 +343,7 @@ def test_mixed_folder_csv_and_pandas(mixed, tmp_path):
     res._r.to_csv(str(image_only))
     with open(image_only, newline="", encoding="utf-8") as f:
         rust_rows = list(csv.reader(f))
-    assert [r[:10] for r in rows[:3]] == rust_rows[:3]
+    assert [r[:11] for r in rows[:3]] == rust_rows[:3]  # DeepFaune's columns and status
 
 
 def test_mixed_folder_megadetector_json(mixed, tmp_path):

@@ -62,7 +62,12 @@ def test_contents(wheel):
     python_files = {p.relative_to(REPO / "python").as_posix()
                     for p in (REPO / "python" / "deepfaune_rs").rglob("*.py")}  # fmt: skip
     assert python_files <= package, python_files - package
-    assert {"deepfaune_rs/py.typed", "deepfaune_rs/_core.pyi"} <= package
+    # The review page is read from the package at import (deepfaune_rs.review).
+    assert {
+        "deepfaune_rs/py.typed",
+        "deepfaune_rs/_core.pyi",
+        "deepfaune_rs/review_page.html",
+    } <= package
     dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
     entry_points = configparser.ConfigParser()
     entry_points.read_string(wheel.read(f"{dist_info}/entry_points.txt").decode())

@@ -23,6 +23,7 @@ __all__ = [
     "Detector",
     "Pipeline",
     "PipelineResults",
+    "RunPlan",
     "VideoResult",
     "IMAGE_EXTENSIONS",
     "__version__",
@@ -32,6 +33,7 @@ __all__ = [
     "embedded_detector",
     "int8_manifest",
     "int8_plan",
+    "checkpoint_is_complete",
     "init_runtime",
     "model_dir",
     "read_image",
@@ -39,6 +41,8 @@ __all__ = [
     "resize_cv2_linear",
     "resize_pil",
     "runtime_path",
+    "append_correction",
+    "thumbnail",
 ]
 
 _Path = str | PathLike[str]
@@ -166,6 +170,7 @@ class Pipeline:
         bird_head: bool = False,
         batch_size: int = 1,
         intra_threads: int = 0,
+        class_thresholds: Mapping[str, float] = ...,
         device: str = "cpu",
         precision: str = "fp32",
         cache_dir: _Path | None = None,
@@ -187,6 +192,20 @@ class Pipeline:
         source: _Path,
         keep_embeddings: bool = False,
     ) -> VideoResult: ...
+    def merge(self, plan: RunPlan, parts: Sequence[str]) -> PipelineResults: ...
+
+@final
+class RunPlan:
+    def __new__(cls, paths: Sequence[_Path]) -> RunPlan: ...
+    def __len__(self) -> int: ...
+    @property
+    def units(self) -> list[tuple[str, list[str], list[str]]]: ...
+    @property
+    def videos(self) -> list[str]: ...
+    @property
+    def unsupported_videos(self) -> list[str]: ...
+
+def checkpoint_is_complete(path: _Path) -> bool: ...
 
 @final
 class PipelineResults:
@@ -223,7 +242,24 @@ class PipelineResults:
     def top1(self) -> list[str]: ...
     @property
     def class_names(self) -> list[str]: ...
+    def redecide(
+        self,
+        threshold: float | None = None,
+        class_thresholds: Mapping[str, float] | None = None,
+        disabled_classes: Sequence[str] | None = None,
+        maxlag_s: float | None = None,
+    ) -> PipelineResults: ...
+    def with_corrections(self, path: _Path) -> PipelineResults: ...
+    @property
+    def reviewed(self) -> list[dict[str, Any] | None]: ...
+    @property
+    def unknown_corrections(self) -> int: ...
+    @property
+    def settings(self) -> dict[str, Any]: ...
+    @property
+    def labels(self) -> list[str]: ...
     def table(self) -> dict[str, list[Any]]: ...
+    def to_part(self) -> str: ...
     def to_csv(self, path: _Path, csv_safe: bool = False) -> None: ...
     def to_megadetector_json(self, path: _Path, root: _Path | None = None) -> None: ...
     def to_camtrap_dp(
@@ -375,3 +411,13 @@ class Embedder:
         self, image: npt.NDArray[np.uint8], bbox: tuple[float, float, float, float] | None = None
     ) -> _F32: ...
     def embed_tensors(self, tensors: _F32) -> _F32: ...
+
+def append_correction(
+    path: _Path,
+    files: Sequence[str],
+    label: str | None = None,
+    verified: bool = False,
+    scope: str = "image",
+    by: str | None = None,
+) -> dict[str, Any]: ...
+def thumbnail(path: _Path, max_side: int, cache_dir: _Path) -> bytes: ...

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .detect import Detector
     from .pipeline import PipelineResult
 
 from .pipeline import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR_MODE, LANGUAGE_ALIASES, LANGUAGES
@@ -182,8 +183,31 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="put a single quote in front of table cells a spreadsheet would run as formulas "
         "(names starting with =, +, -, @); DeepFaune writes them unchanged",
     )
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Ray cluster (extra [ray]): 'auto', HOST:PORT or ray://HOST:PORT; one work "
+        "unit per folder, the same outputs as one machine",
+    )
+    p.add_argument("--actors", type=int, default=1, help="with --ray: pipelines run at once")
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        metavar="DIR",
+        help="with --ray: one checkpoint per folder here (storage every node sees); a job started "
+        "again skips the folders already done",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--fetch", action="store_true", help=FETCH_HELP)
+    p.add_argument(
+        "--corrections",
+        default=None,
+        metavar="JSONL",
+        help="apply a corrections journal (what `deepfaune-rs review` writes) before writing "
+        "the outputs",
+    )
+
     _add_speed_options(p)
 
 
@@ -224,6 +248,32 @@ def _add_agreement(sub: argparse._SubParsersAction) -> None:
 
 def _add_devices(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("devices", help="list the devices the installed ONNX Runtime build can use")
+
+
+def _add_review(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "review",
+        help="look at and correct a run's results in the browser (local page)",
+        description="Starts a page on 127.0.0.1 (a free port, a secret token in the URL) to see "
+        "the sequences with their boxes, filter them, relabel and verify them with the "
+        "keyboard, and re-decide with other settings. Corrections go to "
+        "RESULTS.corrections.jsonl; the results are never edited. Needs the run's checkpoint "
+        "(run ... --resume keeps OUTPUT.checkpoint).",
+    )
+    p.add_argument("results", help="the run's table (.csv/.xlsx) or its .checkpoint")
+    p.add_argument("--open", action="store_true", help="open the page in the browser")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--by", default=None, help="your name, recorded with each correction")
+    p.add_argument("--detector", default=None, help="default: the checkpoint's")
+    p.add_argument("--classifier", default=None, help="default: the checkpoint's")
+    p.add_argument("--classifier-manifest", default=None)
+    p.add_argument("--threshold", type=float, default=None, help="default: the run's")
+    p.add_argument("--maxlag", type=float, default=None, help="default: the run's")
+    p.add_argument("--language", default=None, choices=[*LANGUAGES, *LANGUAGE_ALIASES])
+    p.add_argument(
+        "--disable", type=_names, action="extend", default=[], metavar="CLASS[,CLASS...]"
+    )
+    p.add_argument("--bird-head", action="store_true")
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -427,23 +477,28 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from . import Detector, Pipeline
+    import os
+
     from .fetch import classifier_id, detector_ids, require
 
     if args.detections is not None and len(args.inputs) != 1:
-        print(
-            "deepfaune-rs: error: with --detections, give the one folder its paths are relative to",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        raise _Usage("with --detections, give the one folder its paths are relative to")
+    if args.ray is not None or args.checkpoint_dir is not None:
+        wrong = _ray_usage(args)
+        if wrong is not None:
+            raise _Usage(wrong)
     _check_inputs(args.inputs, args.disable)
     _check_run_outputs(args)
+    if args.corrections is not None and not os.path.isfile(args.corrections):
+        raise _Usage(
+            f"--corrections {args.corrections}: no such file (the journal the review page writes "
+            "is RESULTS.corrections.jsonl)"
+        )
     # With --detections the file's boxes are the detection step: no detector unless one is named.
     detector = args.detector
     if detector is None and args.detections is None:
         detector = DEFAULT_DETECTOR_MODE
     # All the models of the run at once, before anything is loaded.
-    precision = "int8" if args.int8 else "fp32"
     if not args.int8:
         require(
             detector_ids(detector),
@@ -452,6 +507,84 @@ def _cmd_run(args: argparse.Namespace) -> int:
             fetch_first=args.fetch,
             progress=not args.no_progress,
         )
+    on_ray = args.ray is not None
+    res = _run_on_ray(args, detector) if on_ray else _run_here(args, detector)
+    return _finish_run(res, args)
+
+
+def _ray_usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options of a run on Ray (one line with its hint), or None."""
+    wrong = None
+    if args.ray is None:
+        wrong = "--checkpoint-dir goes with --ray ADDRESS (on one machine, use --resume)"
+    elif args.detections is not None or args.resume:
+        wrong = "--ray runs detection itself: no --detections; --checkpoint-dir DIR, not --resume"
+    elif args.actors < 1:
+        wrong = "--actors must be at least 1"
+    else:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            wrong = "--ray needs Ray Data: pip install 'deepfaune-rs[ray]'"
+    return wrong
+
+
+def _check_blur(args: argparse.Namespace, det: Detector | None) -> None:
+    if args.blur_humans and det is not None and not det.finds_people:
+        raise _Usage(
+            f"--blur-humans: the detector ({'+'.join(det.models)}) has no person class, so "
+            "people would be copied unblurred; use --detector DFbsMDS, MDS or DF"
+        )
+
+
+def _run_on_ray(args: argparse.Namespace, detector: str | None) -> PipelineResult:
+    from . import Detector, distributed
+
+    precision = "int8" if args.int8 else "fp32"
+    det = {
+        "model": detector,
+        "threshold": args.detector_threshold,
+        "device": args.device,
+        "precision": precision,
+    }
+    if args.blur_humans:  # the actors load the detector; the driver only to check this
+        _check_blur(args, Detector(**det))
+
+    stats: dict = {}
+    res = distributed.run(
+        args.inputs,
+        pipeline={
+            "detector": det,
+            "classifier": args.classifier,
+            "detector_mode": None,
+            "classifier_manifest": args.classifier_manifest,
+            "threshold": args.threshold,
+            "maxlag_s": args.maxlag,
+            "language": args.language,
+            "disabled_classes": list(args.disable),
+            "bird_head": args.bird_head,
+            "device": args.device,
+            "precision": precision,
+        },
+        address=args.ray,
+        actors=args.actors,
+        checkpoint_dir=args.checkpoint_dir,
+        keep_embeddings=args.embeddings is not None,
+        progress=not args.no_progress,
+        stats=stats,
+    )
+    where = f" taken whole from {args.checkpoint_dir}" if args.checkpoint_dir else " restored"
+    print(
+        f"{stats['units']} folders: {stats['ran']} run, {stats['restored']}{where}",
+        file=sys.stderr,
+    )
+    return res
+
+
+def _run_here(args: argparse.Namespace, detector: str | None) -> PipelineResult:
+    from . import Detector, Pipeline
+
+    precision = "int8" if args.int8 else "fp32"
     det = (
         None
         if detector is None
@@ -462,11 +595,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             precision=precision,
         )
     )
-    if args.blur_humans and det is not None and not det.finds_people:
-        raise _Usage(
-            f"--blur-humans: the detector ({'+'.join(det.models)}) has no person class, so "
-            "people would be copied unblurred; use --detector DFbsMDS, MDS or DF"
-        )
+    _check_blur(args, det)
     pipe = Pipeline(
         det,
         args.classifier,
@@ -497,6 +626,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             keep_embeddings=args.embeddings is not None,
             checkpoint=checkpoint,
         )
+    return res
+
+
+def _finish_run(res: PipelineResult, args: argparse.Namespace) -> int:
+    if args.corrections:
+        res = res.apply_corrections(args.corrections)
     if args.output.lower().endswith(".xlsx"):
         res.to_excel(args.output, csv_safe=args.csv_safe)
     else:
@@ -716,12 +851,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     import os
 
     if not os.path.isfile(args.checkpoint):
-        print(
-            f"deepfaune-rs: error: {args.checkpoint}: no such file (give the path of a .pt "
-            "checkpoint)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        raise _Usage(f"{args.checkpoint}: no such file (give the path of a .pt checkpoint)")
     try:
         from .convert import convert
     except ImportError as e:
@@ -747,6 +877,36 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    import os
+
+    from .errors import InvalidArgumentError
+    from .review import load_for_review, review
+
+    if not os.path.exists(args.results):
+        raise _Usage(f"{args.results}: no such file (give the table or the .checkpoint of a run)")
+    try:
+        res = load_for_review(
+            args.results,
+            detector=args.detector,
+            classifier=args.classifier,
+            classifier_manifest=args.classifier_manifest,
+            threshold=args.threshold,
+            maxlag_s=args.maxlag,
+            language=args.language,
+            disabled_classes=args.disable,
+            bird_head=args.bird_head,
+        )
+    except InvalidArgumentError as e:
+        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    results = args.results
+    if results.endswith(".checkpoint"):
+        results = results[: -len(".checkpoint")]
+    review(res, results, open_browser=args.open, block=True, port=args.port, by=args.by)
+    return EXIT_OK
+
+
 def _cmd_reid(args: argparse.Namespace) -> int:
     from .cli_reid import main as reid_main
 
@@ -763,6 +923,7 @@ COMMANDS = {
     "reid": _cmd_reid,
     "agreement": _cmd_agreement,
     "devices": _cmd_devices,
+    "review": _cmd_review,
 }
 
 
@@ -785,6 +946,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reid(sub)
     _add_agreement(sub)
     _add_devices(sub)
+    _add_review(sub)
     return parser
 
 

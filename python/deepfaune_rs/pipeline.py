@@ -79,6 +79,7 @@ class Pipeline:
         bird_head: bool = False,
         batch_size: int = 1,
         fetch: bool = False,
+        class_thresholds: Mapping[str, float] | None = None,
         device: str = "cpu",
         precision: str = "fp32",
         intra_threads: int = 0,
@@ -115,6 +116,7 @@ class Pipeline:
             disabled_classes=list(disabled_classes),
             bird_head=bird_head,
             batch_size=batch_size,
+            class_thresholds={str(k): float(v) for k, v in (class_thresholds or {}).items()},
             intra_threads=intra_threads,
             device=device,
             precision=precision,
@@ -358,6 +360,96 @@ class PipelineResult:
     def bird_logits(self) -> np.ndarray:
         """Bird-head logits ``[n, 8]`` when the bird head ran."""
         return self._r.bird_logits
+
+    def _with(self, inner: _core.PipelineResults) -> PipelineResult:
+        """The same run (videos, failures) with other image predictions."""
+        return PipelineResult(
+            inner, self.root, self.videos, self._other_failures, self._changed_videos
+        )
+
+    def redecide(
+        self,
+        threshold: float | None = None,
+        class_thresholds: Mapping[str, float] | None = None,
+        disabled_classes: Sequence[str] | None = None,
+        maxlag_s: float | None = None,
+        preset: str | None = None,
+    ) -> PipelineResult:
+        """The images decided again from the stored logits, boxes and dates, with other
+        settings, without running any model: the same answers as a new run with those settings
+        (the core's sequence step runs on the stored rows). ``None`` keeps the run's setting.
+        ``class_thresholds`` (``{class: threshold}``) replace ``threshold`` for those classes;
+        ``disabled_classes`` replaces the run's list; ``preset`` names a saved list of classes
+        to switch off (:func:`deepfaune_rs.review.save_preset`: the species absent from a
+        region). Corrections applied so far stay applied. Videos keep their answers."""
+        if preset is not None:
+            from .review import load_preset
+
+            if disabled_classes is not None:
+                from .errors import InvalidArgumentError
+
+                raise InvalidArgumentError("give disabled_classes or preset, not both")
+            disabled_classes = load_preset(preset)
+        inner = self._r.redecide(
+            threshold=threshold,
+            class_thresholds=None
+            if class_thresholds is None
+            else {str(k): float(v) for k, v in class_thresholds.items()},
+            disabled_classes=None if disabled_classes is None else list(disabled_classes),
+            maxlag_s=None if maxlag_s is None else float(maxlag_s),
+        )
+        return self._with(inner)
+
+    def apply_corrections(self, path: PathLike) -> PipelineResult:
+        """These results with the corrections journal at ``path`` applied (what the review page
+        writes: ``<results>.corrections.jsonl``; a missing file changes nothing). A relabelled
+        image takes the label with score 1.0 (as DeepFaune's GUI does) in every output: the
+        table, CSV/XLSX, sorting, MegaDetector JSON (the label alone, probability 1.0) and
+        Camtrap DP (``classificationMethod`` ``human``, ``classifiedBy``,
+        ``classificationTimestamp``). The results themselves are never edited."""
+        return self._with(self._r.with_corrections(os.fspath(path)))
+
+    @property
+    def reviewed(self) -> list[dict | None]:
+        """Per image, what the applied corrections say: None, or ``{label, verified, by,
+        time}`` (``label`` None: verified as predicted)."""
+        return self._r.reviewed
+
+    @property
+    def settings(self) -> dict:
+        """The settings the predictions were decided with (threshold, class_thresholds,
+        disabled_classes, maxlag_s, language, bird_head)."""
+        return self._r.settings
+
+    @property
+    def labels(self) -> list[str]:
+        """Every label a prediction can take, in the results' language."""
+        return self._r.labels
+
+    def review(self, results: PathLike | None = None, **kwargs: Any) -> Any:
+        """Starts the review page on 127.0.0.1 (see :func:`deepfaune_rs.review.review`);
+        corrections go to ``<results>.corrections.jsonl``. Returns the running server
+        (``.url``, ``.stop()``)."""
+        from .review import review
+
+        return review(self, results, **kwargs)
+
+    def show(self, which: int | PathLike, width: int = 640) -> Any:
+        """One image (index, file name or path) with its boxes and labels, for a notebook."""
+        from .review import show
+
+        return show(self, which, width=width)
+
+    def gallery(self, prediction: str | None = None, n: int = 12, **kwargs: Any) -> Any:
+        """Up to ``n`` images predicted ``prediction`` (or of ``kind=``) with boxes and labels."""
+        from .review import gallery
+
+        return gallery(self, prediction, n=n, **kwargs)
+
+    def _repr_html_(self) -> str:
+        from .review import summary_html
+
+        return summary_html(self)
 
     def save_embeddings(self, path: PathLike) -> None:
         """Writes the images' crop embeddings to an ``.npz`` file (atomically): ``filename`` (the

@@ -11,6 +11,7 @@ mod numpy_views;
 mod pipeline;
 mod reid;
 mod reid_embed;
+mod review;
 mod video;
 
 use std::path::PathBuf;
@@ -168,5 +169,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     video::register(m)?;
     megadetector::register(m)?;
     models::register(m)?;
+    review::register(m)?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! sequences, DeepFaune's table, sorting, MegaDetector JSON and Camtrap DP exports).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -14,7 +15,6 @@ use super::errors::{to_pyerr, IntoPyResult};
 use super::locks::{lock_both, try_lock, wait_for};
 use super::numpy_views::{view1, view2};
 use crate::classify::{load_classifier, OnnxClassifier};
-use crate::detect::decision::ImageKind;
 use crate::error::Error;
 use crate::export::camtrap_dp::{
     write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset, VideoMedium,
@@ -24,17 +24,15 @@ use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOption
 use crate::export::table::{results_table, write_results_csv, ResultRow};
 use crate::image_io::exif::parse_exif_datetime;
 use crate::manifest::classifier::{canonical_language, ClassifierManifest};
+use crate::review::{apply_corrections, read_journal, Correction, Reviewed};
 use crate::run::checkpoint::{fingerprint, fingerprint_imported};
+use crate::run::distributed::{encode_part, merge, plan, Plan};
 use crate::run::imported::digest as imported_digest;
 use crate::run::{
     run_imported, run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume,
     RunOptions,
 };
-
-use crate::sequence::{
-    kind_from_code, predict_all, AggregateOptions, ImageRows, Label, LogitTable, Prediction,
-    SequencePredictions,
-};
+use crate::sequence::{AggregateOptions, Label, Prediction, SequencePredictions};
 
 /// Detector + classifier + DeepFaune's sequence logic.
 #[pyclass(module = "deepfaune_rs._core", name = "Pipeline")]
@@ -56,7 +54,8 @@ impl PyPipeline {
     #[new]
     #[pyo3(signature = (detector, classifier = "deepfaune-v15", *, classifier_manifest = None, threshold = 0.8,
                         maxlag_s = 10.0, language = "en", disabled_classes = Vec::new(), bird_head = false,
-                        batch_size = 1, intra_threads = 0, device = "cpu", precision = "fp32", cache_dir = None))]
+                        batch_size = 1, intra_threads = 0, class_thresholds = BTreeMap::new(), device = "cpu",
+                        precision = "fp32", cache_dir = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -70,6 +69,7 @@ impl PyPipeline {
         bird_head: bool,
         batch_size: usize,
         intra_threads: usize,
+        class_thresholds: BTreeMap<String, f32>,
         device: &str,
         precision: &str,
         cache_dir: Option<PathBuf>,
@@ -110,6 +110,7 @@ impl PyPipeline {
             threshold,
             disabled,
             bird_class,
+            class_thresholds: class_thresholds_of(m, &class_thresholds).py()?,
             ..AggregateOptions::for_manifest(m)
         };
         let language = canonical_language(language).to_string();
@@ -149,7 +150,7 @@ impl PyPipeline {
         detections: Option<Py<PyDetectionResults>>,
     ) -> PyResult<PyPipelineResults> {
         let slot = Mutex::new(None);
-        let settings = serde_json::json!({
+        let mut settings = serde_json::json!({
             "inputs": paths.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>(),
             "threshold": self.opts.threshold,
             "disabled": self.opts.disabled,
@@ -157,6 +158,10 @@ impl PyPipeline {
             "language": self.language,
             "keep_embeddings": keep_embeddings,
         });
+        // Only when set: checkpoints written before per-class thresholds existed still match.
+        if !self.opts.class_thresholds.is_empty() {
+            settings["class_thresholds"] = serde_json::json!(self.opts.class_thresholds);
+        }
         let (result, threshold) = match &detections {
             Some(given) => {
                 let given = given.get();
@@ -245,36 +250,35 @@ impl PyPipeline {
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
-        let Finished {
-            mut res,
-            preds,
-            text,
-            table,
-            class_names,
-            manifest,
-        } = result.py()?;
-        let detection = std::mem::take(&mut res.detection);
-        let mut detections_out = PyDetectionResults::new(detection, threshold);
-        if let Some(given) = &detections {
-            detections_out.imported = given.get().imported;
-            detections_out.classifications = given.get().classifications.clone();
-        }
-        let detections = Py::new(py, detections_out)?;
-        let scorebase = preds.base.iter().map(|p| p.score).collect();
-        let score = preds.sequence.iter().map(|p| p.score).collect();
-        Ok(PyPipelineResults {
-            detections,
-            res,
-            seqnum: preds.seqnum.clone(),
-            scorebase,
-            score,
-            text,
-            table,
-            class_names,
-            preds,
-            manifest,
-            disabled: self.opts.disabled.clone(),
-        })
+        self.results(py, result.py()?, threshold, detections.as_ref())
+    }
+
+    /// The results of the single run over `plan`'s inputs, from the parts of its units
+    /// (`parts[u]`: `PipelineResults.to_part()` of a run over unit `u`'s files, on any
+    /// machine): rows in that run's order, then its sequences, labels and table.
+    fn merge(
+        &self,
+        py: Python<'_>,
+        plan: &PyRunPlan,
+        parts: Vec<String>,
+    ) -> PyResult<PyPipelineResults> {
+        let finished = py
+            .detach(|| -> PyResult<Result<(Finished, f32), Error>> {
+                let clf = wait_for(|| try_lock(&self.classifier))?;
+                Ok((|| {
+                    let (res, threshold) = merge(&plan.plan, &parts)?;
+                    if !res.is_empty() && res.num_classes != clf.manifest.num_classes() {
+                        return Err(Error::InvalidArgument(format!(
+                            "the parts have {} classes, this pipeline's classifier {}",
+                            res.num_classes,
+                            clf.manifest.num_classes()
+                        )));
+                    }
+                    Ok((self.finish(res, &clf)?, threshold))
+                })())
+            })?
+            .py()?;
+        self.results(py, finished.0, finished.1, None)
     }
 
     /// Runs sampled video frames (`[h, w, 3]` uint8 RGB arrays) through the pipeline;
@@ -292,91 +296,153 @@ impl PyPipeline {
     }
 }
 
-struct Finished {
-    res: PipelineResults,
+type Finished = (PipelineResults, Decided, ClassifierManifest);
+
+impl PyPipeline {
+    /// The Python results of a finished run whose detector threshold is `threshold`.
+    fn results(
+        &self,
+        py: Python<'_>,
+        finished: Finished,
+        threshold: f32,
+        detections: Option<&Py<PyDetectionResults>>,
+    ) -> PyResult<PyPipelineResults> {
+        let (mut res, decided, manifest) = finished;
+        let detection = std::mem::take(&mut res.detection);
+        let mut detections_out = PyDetectionResults::new(detection, threshold);
+        if let Some(given) = detections {
+            detections_out.imported = given.get().imported;
+            detections_out.classifications = given.get().classifications.clone();
+        }
+        let detections = Py::new(py, detections_out)?;
+        let settings = Settings {
+            language: self.language.clone(),
+            opts: self.opts.clone(),
+            maxlag_s: self.maxlag_s,
+        };
+        Ok(PyPipelineResults::new(
+            detections,
+            res,
+            decided,
+            manifest,
+            settings,
+            Vec::new(),
+        ))
+    }
+
+    /// Sequences, labels and DeepFaune's table of a finished run.
+    fn finish(&self, res: PipelineResults, clf: &OnnxClassifier) -> Result<Finished, Error> {
+        let settings = Settings {
+            language: self.language.clone(),
+            opts: self.opts.clone(),
+            maxlag_s: self.maxlag_s,
+        };
+        let decided = decide(&res, &clf.manifest, &settings, &[])?;
+        Ok((res, decided, clf.manifest.clone()))
+    }
+}
+
+/// The settings that turn stored logits into predictions.
+#[derive(Debug, Clone)]
+struct Settings {
+    language: String,
+    opts: AggregateOptions,
+    maxlag_s: f64,
+}
+
+/// What the settings and the corrections journal make of a run's stored rows.
+struct Decided {
     preds: SequencePredictions,
     text: Texts,
     table: Vec<ResultRow>,
     class_names: Vec<String>,
-    manifest: ClassifierManifest,
+    reviewed: Vec<Option<Reviewed>>,
+    unknown_files: usize,
 }
 
-impl PyPipeline {
-    /// Sequences, labels and DeepFaune's table of a finished run.
-    fn finish(&self, res: PipelineResults, clf: &OnnxClassifier) -> Result<Finished, Error> {
-        let preds = sequences(&res, self.maxlag_s, &self.opts)?;
-        let names = clf
-            .manifest
-            .names(&self.language)
-            .expect("checked at construction");
-        let bird = self.opts.bird_class.is_some();
-        let label = |p: &crate::sequence::Prediction, top1: bool| {
-            if top1 {
-                p.top1.text(&names, bird)
-            } else {
-                p.label.text(&names, bird)
-            }
-        };
-        let text = Texts {
-            predictionbase: preds.base.iter().map(|p| label(p, false)).collect(),
-            prediction: preds.sequence.iter().map(|p| label(p, false)).collect(),
-            top1: preds.sequence.iter().map(|p| label(p, true)).collect(),
-        };
-        let d = &res.detection;
-        let dates: Vec<Option<&str>> = d
-            .date
-            .iter()
-            .map(|t| t.as_ref().map(|t| t.text.as_str()))
-            .collect();
-        let mut failed: Vec<Option<&str>> = vec![None; d.len()];
-        for f in &d.failures {
-            if let Some(i) = f.index.filter(|&i| i < failed.len()) {
-                failed[i] = Some(f.reason.as_str());
-            }
-        }
-        let table = results_table(
-            &d.paths,
-            &dates,
-            &preds,
-            &d.count,
-            &d.humancount,
-            &failed,
-            &names,
-            bird,
-        )?;
-        let class_names = names.classes.to_vec();
-        let manifest = clf.manifest.clone();
-        Ok(Finished {
-            res,
-            preds,
-            text,
-            table,
-            class_names,
-            manifest,
-        })
-    }
-}
-
-fn sequences(
+/// Sequences and predictions (`PipelineResults::sequences`), then the corrections, then the
+/// texts and DeepFaune's table.
+fn decide(
     res: &PipelineResults,
-    maxlag_s: f64,
-    opts: &AggregateOptions,
-) -> Result<SequencePredictions, Error> {
-    let d = &res.detection;
-    let kinds: Vec<ImageKind> = d.category.iter().map(|&c| kind_from_code(c)).collect();
-    let logits = LogitTable::new(&res.logits, res.num_classes)?;
-    let bird = if res.num_bird_groups > 0 {
-        Some(LogitTable::new(&res.bird_logits, res.num_bird_groups)?)
-    } else {
-        None
+    manifest: &ClassifierManifest,
+    settings: &Settings,
+    journal: &[Correction],
+) -> Result<Decided, Error> {
+    let mut preds = res.sequences(settings.maxlag_s, &settings.opts)?;
+    let (reviewed, unknown_files) =
+        apply_corrections(&res.detection.paths, &mut preds, journal, manifest)?;
+    let names = manifest.names(&settings.language).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "language '{}' is not available for {}",
+            settings.language, manifest.id
+        ))
+    })?;
+    let bird = settings.opts.bird_class.is_some();
+    let label = |p: &Prediction, top1: bool| {
+        if top1 {
+            p.top1.text(&names, bird)
+        } else {
+            p.label.text(&names, bird)
+        }
     };
-    let rows = ImageRows::new(&kinds, logits, bird)?;
-    let dates: Vec<Option<i64>> = d
+    let text = Texts {
+        predictionbase: preds.base.iter().map(|p| label(p, false)).collect(),
+        prediction: preds.sequence.iter().map(|p| label(p, false)).collect(),
+        top1: preds.sequence.iter().map(|p| label(p, true)).collect(),
+    };
+    let d = &res.detection;
+    let dates: Vec<Option<&str>> = d
         .date
         .iter()
-        .map(|t| t.as_ref().map(|t| t.seconds))
+        .map(|t| t.as_ref().map(|t| t.text.as_str()))
         .collect();
-    predict_all(&d.paths, &dates, &rows, maxlag_s, opts)
+    let mut failed: Vec<Option<&str>> = vec![None; d.len()];
+    for f in &d.failures {
+        if let Some(i) = f.index.filter(|&i| i < failed.len()) {
+            failed[i] = Some(f.reason.as_str());
+        }
+    }
+    let table = results_table(
+        &d.paths,
+        &dates,
+        &preds,
+        &d.count,
+        &d.humancount,
+        &failed,
+        &names,
+        bird,
+    )?;
+    Ok(Decided {
+        preds,
+        text,
+        table,
+        class_names: names.classes.to_vec(),
+        reviewed,
+        unknown_files,
+    })
+}
+
+/// `{class name: threshold}` (any language) as `(index, threshold)`, each within 0..1.
+fn class_thresholds_of(
+    m: &ClassifierManifest,
+    given: &BTreeMap<String, f32>,
+) -> Result<Vec<(usize, f32)>, Error> {
+    let mut out = Vec::new();
+    for (name, &t) in given {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(Error::InvalidArgument(format!(
+                "class threshold of '{name}' must be within 0..1 (got {t})"
+            )));
+        }
+        let idx = m
+            .class_indices(std::slice::from_ref(name))
+            .map_err(|unknown| {
+                Error::InvalidArgument(format!("unknown classes in class_thresholds: {unknown:?}"))
+            })?;
+        out.extend(idx.into_iter().map(|i| (i, t)));
+    }
+    out.sort_by_key(|&(i, _)| i);
+    Ok(out)
 }
 
 struct Texts {
@@ -398,7 +464,71 @@ pub struct PyPipelineResults {
     class_names: Vec<String>,
     preds: SequencePredictions,
     manifest: ClassifierManifest,
-    disabled: Vec<usize>,
+    settings: Settings,
+    /// The corrections applied (in order) and what they say per image.
+    journal: Vec<Correction>,
+    reviewed: Vec<Option<Reviewed>>,
+    unknown_files: usize,
+}
+
+impl PyPipelineResults {
+    fn new(
+        detections: Py<PyDetectionResults>,
+        res: PipelineResults,
+        decided: Decided,
+        manifest: ClassifierManifest,
+        settings: Settings,
+        journal: Vec<Correction>,
+    ) -> Self {
+        let Decided {
+            preds,
+            text,
+            table,
+            class_names,
+            reviewed,
+            unknown_files,
+        } = decided;
+        PyPipelineResults {
+            detections,
+            res,
+            seqnum: preds.seqnum.clone(),
+            scorebase: preds.base.iter().map(|p| p.score).collect(),
+            score: preds.sequence.iter().map(|p| p.score).collect(),
+            text,
+            table,
+            class_names,
+            preds,
+            manifest,
+            settings,
+            journal,
+            reviewed,
+            unknown_files,
+        }
+    }
+
+    /// These rows decided again with `settings` and `journal`.
+    fn again(
+        &self,
+        py: Python<'_>,
+        settings: Settings,
+        journal: Vec<Correction>,
+    ) -> PyResult<PyPipelineResults> {
+        // The detection columns live in `detections` (taken out of `res` after the run).
+        let mut res = self.res.clone();
+        res.detection = self.detections.get().res.clone();
+        let decided = py
+            .detach(|| decide(&res, &self.manifest, &settings, &journal))
+            .py()?;
+        res.detection = Default::default();
+        Ok(PyPipelineResults::new(
+            self.detections.clone_ref(py),
+            res,
+            decided,
+            self.manifest.clone(),
+            settings,
+            journal,
+        ))
+    }
 }
 
 #[pymethods]
@@ -506,6 +636,131 @@ impl PyPipelineResults {
         self.class_names.clone()
     }
 
+    /// The same rows decided again from the stored logits, detections and dates, with other
+    /// settings (None keeps the run's): `threshold`, `class_thresholds` (`{class: threshold}`,
+    /// replacing all per-class thresholds), `disabled_classes` (replacing the run's list),
+    /// `maxlag_s`. The corrections applied so far are applied again.
+    #[pyo3(signature = (threshold = None, class_thresholds = None, disabled_classes = None, maxlag_s = None))]
+    fn redecide(
+        &self,
+        py: Python<'_>,
+        threshold: Option<f32>,
+        class_thresholds: Option<BTreeMap<String, f32>>,
+        disabled_classes: Option<Vec<String>>,
+        maxlag_s: Option<f64>,
+    ) -> PyResult<PyPipelineResults> {
+        let bad = |m: String| to_pyerr(Error::InvalidArgument(m));
+        let mut settings = self.settings.clone();
+        if let Some(t) = threshold {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(bad(format!("threshold must be within 0..1 (got {t})")));
+            }
+            settings.opts.threshold = t;
+        }
+        if let Some(m) = maxlag_s {
+            if !m.is_finite() || m < 0.0 {
+                return Err(bad(format!("maxlag_s must be >= 0 (got {m})")));
+            }
+            settings.maxlag_s = m;
+        }
+        if let Some(names) = disabled_classes {
+            settings.opts.disabled = self
+                .manifest
+                .class_indices(&names)
+                .map_err(|unknown| bad(format!("unknown classes to disable: {unknown:?}")))?;
+        }
+        if let Some(given) = class_thresholds {
+            settings.opts.class_thresholds = class_thresholds_of(&self.manifest, &given).py()?;
+        }
+        self.again(py, settings, self.journal.clone())
+    }
+
+    /// These results with the corrections journal at `path` applied after those applied
+    /// already (a missing file is an empty journal).
+    fn with_corrections(&self, py: Python<'_>, path: PathBuf) -> PyResult<PyPipelineResults> {
+        let more = py.detach(|| read_journal(&path)).py()?;
+        let mut journal = self.journal.clone();
+        journal.extend(more);
+        self.again(py, self.settings.clone(), journal)
+    }
+
+    /// Per image, what the corrections say: None, or a dict with `label` (None: verified only),
+    /// `verified`, `by` and `time`.
+    #[getter]
+    fn reviewed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let names = self.manifest.names(&self.settings.language);
+        let bird = self.settings.opts.bird_class.is_some();
+        let items = self
+            .reviewed
+            .iter()
+            .map(|r| -> PyResult<Option<Bound<'py, PyDict>>> {
+                let Some(r) = r else { return Ok(None) };
+                let d = PyDict::new(py);
+                let label = match (r.label, &names) {
+                    (Some(l), Some(n)) => Some(l.text(n, bird)),
+                    _ => None,
+                };
+                d.set_item("label", label)?;
+                d.set_item("verified", r.verified)?;
+                d.set_item("by", r.by.clone())?;
+                d.set_item("time", r.time.clone())?;
+                Ok(Some(d))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    /// File entries of the applied corrections that name no image of these results.
+    #[getter]
+    fn unknown_corrections(&self) -> usize {
+        self.unknown_files
+    }
+
+    /// The settings the predictions were decided with: threshold, class_thresholds (English
+    /// names), disabled_classes (English names), maxlag_s, language, bird_head.
+    #[getter]
+    fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let en = self
+            .manifest
+            .classes
+            .get("en")
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let name = |i: usize| en.get(i).cloned().unwrap_or_else(|| i.to_string());
+        let o = &self.settings.opts;
+        let d = PyDict::new(py);
+        d.set_item("threshold", o.threshold)?;
+        let ct = PyDict::new(py);
+        for &(i, t) in &o.class_thresholds {
+            ct.set_item(name(i), t)?;
+        }
+        d.set_item("class_thresholds", ct)?;
+        d.set_item(
+            "disabled_classes",
+            o.disabled.iter().map(|&i| name(i)).collect::<Vec<_>>(),
+        )?;
+        d.set_item("maxlag_s", self.settings.maxlag_s)?;
+        d.set_item("language", self.settings.language.clone())?;
+        d.set_item("bird_head", o.bird_class.is_some())?;
+        Ok(d)
+    }
+
+    /// Every label a prediction can take, in the results' language: the classes, the bird
+    /// groups (with the bird head), then human, vehicle, empty and undefined.
+    #[getter]
+    fn labels(&self) -> Vec<String> {
+        let (n, g) = (self.manifest.num_classes(), self.manifest.num_groups());
+        let bird = self.settings.opts.bird_class.is_some();
+        let Some(names) = self.manifest.names(&self.settings.language) else {
+            return Vec::new();
+        };
+        (0..n + g + 4)
+            .filter_map(|i| Label::from_index(i, n, g))
+            .filter(|l| bird || !matches!(l, Label::BirdGroup(_)))
+            .map(|l| l.text(&names, bird))
+            .collect()
+    }
+
     /// DeepFaune's table as columns (sorted by seqnum then filename).
     fn table<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
@@ -537,8 +792,19 @@ impl PyPipelineResults {
             "humancount",
             t.iter().map(|r| r.humancount).collect::<Vec<_>>(),
         )?;
-        d.set_item("status", t.iter().map(|r| r.status.clone()).collect::<Vec<_>>())?;
+        d.set_item(
+            "status",
+            t.iter().map(|r| r.status.clone()).collect::<Vec<_>>(),
+        )?;
         Ok(d)
+    }
+
+    /// The rows as a part of a distributed run (`Pipeline.merge`): a header line, then one
+    /// checkpoint record per row, floats as their exact bits.
+    fn to_part(&self, py: Python<'_>) -> PyResult<String> {
+        let det = self.detections.get();
+        py.detach(|| encode_part(&self.res, &det.res, det.threshold))
+            .py()
     }
 
     /// Writes DeepFaune's CSV atomically; `csv_safe` quotes cells a spreadsheet would run as
@@ -559,6 +825,14 @@ impl PyPipelineResults {
         root: Option<PathBuf>,
     ) -> PyResult<()> {
         let det = self.detections.get();
+        let human: Vec<Option<usize>> = self
+            .reviewed
+            .iter()
+            .map(|r| match r.as_ref().and_then(|r| r.label) {
+                Some(Label::Class(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
         let cls = Classifications {
             class_names: self
                 .manifest
@@ -568,8 +842,9 @@ impl PyPipelineResults {
                 .unwrap_or(&[]),
             logits: &self.res.logits,
             classified: &self.res.classified,
-            disabled: &self.disabled,
+            disabled: &self.settings.opts.disabled,
             temperature: self.manifest.temperatures().image,
+            human: &human,
         };
         py.detach(|| {
             write_with_classifications(&det.res, &path, root.as_deref(), det.threshold, &cls)
@@ -634,6 +909,7 @@ impl PyPipelineResults {
             predictions: &self.preds,
             manifest: &self.manifest,
             videos: &videos,
+            reviewed: &self.reviewed,
         };
         py.detach(|| write_camtrap_dp(&src, &folder, &opts)).py()
     }
@@ -784,8 +1060,64 @@ impl VideoEntry {
     }
 }
 
+fn os(p: &std::path::Path) -> OsString {
+    p.as_os_str().to_os_string()
+}
+
+fn strings(paths: &[PathBuf]) -> Vec<OsString> {
+    paths.iter().map(|p| p.as_os_str().to_os_string()).collect()
+}
+
+/// A run cut into one unit per folder (the walk done once, listings only).
+#[pyclass(module = "deepfaune_rs._core", name = "RunPlan", frozen)]
+pub struct PyRunPlan {
+    plan: Plan,
+}
+
+#[pymethods]
+impl PyRunPlan {
+    #[new]
+    fn new(py: Python<'_>, paths: Vec<PathBuf>) -> Self {
+        PyRunPlan {
+            plan: py.detach(|| plan(&paths)),
+        }
+    }
+    /// The units: `(folder, images, videos)`, each in walk order.
+    #[getter]
+    #[allow(clippy::type_complexity)]
+    fn units(&self) -> Vec<(OsString, Vec<OsString>, Vec<OsString>)> {
+        self.plan
+            .units
+            .iter()
+            .map(|u| (os(&u.folder), strings(&u.images), strings(&u.videos)))
+            .collect()
+    }
+    /// Videos in DeepFaune's formats, in walk order.
+    #[getter]
+    fn videos(&self) -> Vec<OsString> {
+        strings(&self.plan.discovered.videos)
+    }
+    /// Video files in formats DeepFaune does not read, in walk order.
+    #[getter]
+    fn unsupported_videos(&self) -> Vec<OsString> {
+        strings(&self.plan.discovered.unsupported_videos)
+    }
+    /// Images, all units together.
+    fn __len__(&self) -> usize {
+        self.plan.order.len()
+    }
+}
+
+/// True when the checkpoint at `path` ends with the line of a finished run.
+#[pyfunction]
+fn checkpoint_is_complete(path: PathBuf) -> bool {
+    crate::run::checkpoint::is_complete(&path)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(checkpoint_is_complete, m)?)?;
     m.add_class::<PyPipeline>()?;
+    m.add_class::<PyRunPlan>()?;
     m.add_class::<PyPipelineResults>()?;
     Ok(())
 }

@@ -9,6 +9,7 @@
 pub mod budget;
 pub mod checkpoint;
 pub mod detection;
+pub mod distributed;
 pub mod frames;
 pub mod imported;
 pub mod pipeline;

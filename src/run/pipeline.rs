@@ -23,6 +23,9 @@ use crate::detect::detector::{OnnxDetector, PreparedInput};
 use crate::detect::DetectorSet;
 use crate::error::{Error, ImageError};
 use crate::image_io::{read_image, DecodedImage};
+use crate::sequence::{
+    kind_from_code, predict_all, AggregateOptions, ImageRows, LogitTable, SequencePredictions,
+};
 
 /// Results of a pipeline run: the detection columns plus, per image, the classifier's outputs
 /// (rows of images without an animal stay zero).
@@ -138,9 +141,39 @@ impl PipelineResults {
         self.classified.is_empty()
     }
 
+    /// DeepFaune's sequences and predictions of these rows with the settings `opts` and
+    /// `maxlag_s`, from the stored decisions, dates and logits: what a run ends with, and what
+    /// re-deciding a finished run with other settings gives (no model runs again).
+    pub fn sequences(
+        &self,
+        maxlag_s: f64,
+        opts: &AggregateOptions,
+    ) -> Result<SequencePredictions, Error> {
+        let d = &self.detection;
+        let kinds: Vec<ImageKind> = d.category.iter().map(|&c| kind_from_code(c)).collect();
+        let logits = LogitTable::new(&self.logits, self.num_classes)?;
+        let bird = if self.num_bird_groups > 0 {
+            Some(LogitTable::new(&self.bird_logits, self.num_bird_groups)?)
+        } else {
+            None
+        };
+        let rows = ImageRows::new(&kinds, logits, bird)?;
+        let dates: Vec<Option<i64>> = d
+            .date
+            .iter()
+            .map(|t| t.as_ref().map(|t| t.seconds))
+            .collect();
+        predict_all(&d.paths, &dates, &rows, maxlag_s, opts)
+    }
+
     /// The checkpoint record of row `i`.
     pub fn record(&self, i: usize) -> Record {
-        let d = &self.detection;
+        self.record_with(&self.detection, i)
+    }
+
+    /// The record of row `i` with `d` standing for [`Self::detection`] (which a caller may have
+    /// moved out).
+    pub fn record_with(&self, d: &DetectionResults, i: usize) -> Record {
         let (path, path_bytes) = checkpoint::path_key(&d.paths[i]);
         let first = d.det_image.partition_point(|&r| (r as usize) < i);
         let end = d.det_image.partition_point(|&r| (r as usize) <= i);

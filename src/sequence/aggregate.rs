@@ -49,6 +49,9 @@ pub struct AggregateOptions {
     pub bird_class: Option<usize>,
     /// The classifier's temperatures.
     pub temperatures: Temperatures,
+    /// Per-class thresholds `(class index, threshold)` that replace `threshold` for those classes
+    /// (a rare species kept at 0.5, a look-alike raised to 0.95). Empty: `threshold` for all.
+    pub class_thresholds: Vec<(usize, f32)>,
 }
 
 impl AggregateOptions {
@@ -66,7 +69,30 @@ impl AggregateOptions {
             disabled: Vec::new(),
             bird_class: None,
             temperatures: m.temperatures(),
+            class_thresholds: Vec::new(),
         }
+    }
+
+    /// The threshold a prediction of `label` must reach: the class's own when
+    /// [`Self::class_thresholds`] has one, else [`Self::threshold`]. A bird group is judged by
+    /// `bird`'s.
+    ///
+    /// ```
+    /// use deepfaune_rs::manifest::classifier::builtin_classifier;
+    /// use deepfaune_rs::sequence::{AggregateOptions, Label};
+    /// let mut o = AggregateOptions::for_manifest(&builtin_classifier("deepfaune-v15").unwrap());
+    /// o.class_thresholds = vec![(3, 0.5)];
+    /// assert_eq!((o.threshold_of(Label::Class(3)), o.threshold_of(Label::Class(4))), (0.5, 0.8));
+    /// ```
+    pub fn threshold_of(&self, label: Label) -> f32 {
+        let class = match label {
+            Label::Class(c) => Some(c),
+            Label::BirdGroup(_) => self.bird_class,
+            _ => None,
+        };
+        class
+            .and_then(|c| self.class_thresholds.iter().find(|(k, _)| *k == c))
+            .map_or(self.threshold, |&(_, t)| t)
     }
 }
 
@@ -239,7 +265,7 @@ pub fn aggregate(
         }
     };
     // DeepFaune: `bestscore < threshold` on the float32 score, then `int(bestscore * 100) / 100.`
-    let label = if score < opts.threshold {
+    let label = if score < opts.threshold_of(top1) {
         Label::Undefined
     } else {
         top1
@@ -262,12 +288,13 @@ fn refine_bird(
 ) -> Option<(Label, f32)> {
     let birds = rows.bird_logits?;
     let temperature = opts.temperatures.bird?;
-    if opts.bird_class != Some(best) || p < opts.threshold {
+    let threshold = opts.threshold_of(Label::Class(best));
+    if opts.bird_class != Some(best) || p < threshold {
         return None;
     }
     let groups: Vec<usize> = (0..birds.width()).collect();
     let (g, pg) = softmax_best(&birds, animals, &groups, temperature)?;
-    (pg >= opts.threshold).then_some((Label::BirdGroup(g), pg))
+    (pg >= threshold).then_some((Label::BirdGroup(g), pg))
 }
 
 /// Mean of `columns` over `images`, divided by `temperature`, softmax over the finite ones;
@@ -333,6 +360,7 @@ mod tests {
                 sequence: 1.04,
                 bird: Some(0.9),
             },
+            class_thresholds: Vec::new(),
         }
     }
 
@@ -414,6 +442,34 @@ mod tests {
             (p.label, p.score, p.top1),
             (Label::Undefined, 0.57, Label::Class(0))
         );
+    }
+
+    #[test]
+    fn a_class_threshold_replaces_the_threshold_for_that_class_only() {
+        // [1.1, 0, 0] / 1.10 = [1, 0, 0] -> e / (e + 2) = 0.57612 (class 0), as above.
+        let own = |t: f32| AggregateOptions {
+            class_thresholds: vec![(0, t)],
+            ..v14()
+        };
+        let p = run(&[Animal], &[1.1, 0.0, 0.0], 3, &own(0.5));
+        assert_eq!((p.label, p.score), (Label::Class(0), 0.57));
+        let p = run(&[Animal], &[1.1, 0.0, 0.0], 3, &own(0.58));
+        assert_eq!((p.label, p.top1), (Label::Undefined, Label::Class(0)));
+        // Another class's threshold leaves class 0 at the general 0.8.
+        let other = AggregateOptions {
+            class_thresholds: vec![(1, 0.1)],
+            ..v14()
+        };
+        assert_eq!(
+            run(&[Animal], &[1.1, 0.0, 0.0], 3, &other).label,
+            Label::Undefined
+        );
+        // Human and vehicle answers (probability 1.0) pass any class threshold.
+        let strict = AggregateOptions {
+            threshold: 1.0,
+            ..own(1.0)
+        };
+        assert_eq!(run(&[Human], &[0.0; 3], 3, &strict).label, Label::Human);
     }
 
     #[test]

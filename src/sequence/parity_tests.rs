@@ -94,6 +94,7 @@ fn make_case(g: &mut Lcg) -> Case {
             sequence: temperatures[1],
             bird: Some(temperatures[2]),
         },
+        class_thresholds: Vec::new(),
     };
     Case {
         names,
@@ -214,7 +215,7 @@ fn predict_all_matches_the_python_reference() {
         };
         let scores = |ps: &[Prediction]| -> Vec<i64> {
             ps.iter()
-                .map(|p| (f64::from(p.score) * 100.0).round() as i64)
+                .map(|p| (p.score * 100.0).round() as i64)
                 .collect()
         };
         let want_scores = |key: &str| -> Vec<i64> {

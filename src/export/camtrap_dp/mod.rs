@@ -87,6 +87,10 @@ pub struct CamtrapSource<'a> {
     /// The run's videos, in the order of `PipelineResult.videos` (failed ones included: they
     /// keep the numbering of the videos' sequences).
     pub videos: &'a [VideoMedium],
+    /// Per image, what the corrections journal says (`predictions` already carry the labels a
+    /// person gave): such observations are `classificationMethod` `human`, with
+    /// `classifiedBy` and `classificationTimestamp`. Empty: no corrections.
+    pub reviewed: &'a [Option<crate::review::Reviewed>],
 }
 
 /// A video as the exporter needs it. Videos are read and judged in Python (one prediction per

@@ -9,6 +9,7 @@ use super::tables::{english_name, normalised_bbox, taxon, Row};
 use super::time::{iso_datetime, now_utc_seconds, UtcOffset};
 use super::{CamtrapSource, Item, Medium};
 use crate::manifest::classifier::ClassifierManifest;
+use crate::review::Reviewed;
 use crate::sequence::Label;
 
 /// Where the standard publishes the profile and table schemas of this version.
@@ -59,9 +60,19 @@ pub(super) fn observations(
         let (start, end) = (iso_datetime(first, offset), iso_datetime(last, offset));
         // A sequence is images of one folder, or one video.
         let images: Vec<usize> = members.iter().filter_map(|m| m.image()).collect();
+        // Reviewed by a person when every image of the sequence was (relabelled or verified);
+        // otherwise the machine's answer, from an image no one corrected.
+        let human = human_review(src, &images);
         let (pred, count, humancount) = match members[0].item {
             Item::Image(i) => (
-                p.sequence[i],
+                p.sequence[match human {
+                    Some(_) => i,
+                    None => images
+                        .iter()
+                        .copied()
+                        .find(|&k| reviewed(src, k).is_none())
+                        .unwrap_or(i),
+                }],
                 images.iter().map(|&i| d.count[i]).max(),
                 images.iter().map(|&i| d.humancount[i]).max(),
             ),
@@ -90,12 +101,17 @@ pub(super) fn observations(
         if let Some(c) = count.filter(|&c| c > 0) {
             r.insert("count", c.to_string());
         }
-        r.insert("classificationMethod", "machine".into());
-        r.insert(
-            "classifiedBy",
-            classified_by(src, t.observation_type == "animal"),
-        );
-        r.insert("classificationProbability", prob(pred.score));
+        match human {
+            Some(h) => mark_human(&mut r, h),
+            None => {
+                r.insert("classificationMethod", "machine".into());
+                r.insert(
+                    "classifiedBy",
+                    classified_by(src, t.observation_type == "animal"),
+                );
+                r.insert("classificationProbability", prob(pred.score));
+            }
+        }
         r.insert("observationComments", t.comment);
         rows.push(r);
     }
@@ -136,8 +152,13 @@ pub(super) fn observations(
         } else if classified && base.label == Label::Undefined {
             r.insert("observationComments", "DeepFaune: undefined".into());
         }
-        r.insert("classifiedBy", classified_by(src, name.is_some()));
-        r.insert("classificationProbability", prob(f64::from(d.det_conf[k])));
+        match reviewed(src, i).filter(|_| classified) {
+            Some(h) => mark_human(&mut r, h),
+            None => {
+                r.insert("classifiedBy", classified_by(src, name.is_some()));
+                r.insert("classificationProbability", prob(f64::from(d.det_conf[k])));
+            }
+        }
         rows.push(r);
     }
     // A video's media observation: its keyframe, the deciding box, the video's answer.
@@ -168,6 +189,32 @@ pub(super) fn observations(
         rows.push(r);
     }
     rows
+}
+
+/// What the corrections journal says about image `i`.
+fn reviewed<'a>(src: &CamtrapSource<'a>, i: usize) -> Option<&'a Reviewed> {
+    src.reviewed.get(i).and_then(Option::as_ref)
+}
+
+/// The latest review of `images` when a person reviewed every one of them.
+fn human_review<'a>(src: &CamtrapSource<'a>, images: &[usize]) -> Option<&'a Reviewed> {
+    let all: Option<Vec<&Reviewed>> = images.iter().map(|&i| reviewed(src, i)).collect();
+    all?.into_iter().max_by(|a, b| a.time.cmp(&b.time))
+}
+
+/// Camtrap DP's fields of a classification made (or confirmed) by a person.
+fn mark_human(r: &mut Row, h: &Reviewed) {
+    r.insert("classificationMethod", "human".into());
+    r.insert(
+        "classifiedBy",
+        h.by.clone().unwrap_or_else(|| "deepfaune-rs review".into()),
+    );
+    // Camtrap DP's datetime format (`%Y-%m-%dT%H:%M:%S%z`) has no fraction of a second.
+    let time = match (h.time.find('.'), h.time.strip_suffix('Z')) {
+        (Some(dot), Some(_)) => format!("{}Z", &h.time[..dot]),
+        _ => h.time.clone(),
+    };
+    r.insert("classificationTimestamp", time);
 }
 
 fn event_id(seq: u32) -> String {

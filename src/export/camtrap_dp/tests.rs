@@ -85,6 +85,7 @@ fn package_from_images_and_user_deployments() {
         predictions: &p,
         manifest: &m,
         videos: &[],
+        reviewed: &[],
     };
     let mut user = DeploymentRow::new();
     for (k, v) in [
@@ -179,6 +180,7 @@ fn without_deployments_warns_instead_of_inventing() {
         predictions: &p,
         manifest: &m,
         videos: &[],
+        reviewed: &[],
     };
     let out = tempfile::tempdir().unwrap();
     let opts = CamtrapOptions {
@@ -216,6 +218,7 @@ fn file_paths_never_absolute_for_a_relative_package_folder() {
         predictions: &p,
         manifest: &m,
         videos: &[],
+        reviewed: &[],
     };
     let opts = CamtrapOptions {
         root: Some(t.path().to_path_buf()),
@@ -287,6 +290,7 @@ fn videos_are_media_with_their_own_events() {
         predictions: &p,
         manifest: &m,
         videos: &vids,
+        reviewed: &[],
     };
     let mut user = DeploymentRow::new();
     user.insert("deploymentID".into(), "cam1".into());
@@ -413,6 +417,7 @@ fn undated_videos_dated_by_file_time() {
         predictions: &p,
         manifest: &m,
         videos: &vids,
+        reviewed: &[],
     };
     let opts = CamtrapOptions {
         root: Some(t.path().to_path_buf()),

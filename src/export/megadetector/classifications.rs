@@ -28,6 +28,9 @@ pub struct Classifications<'a> {
     pub disabled: &'a [usize],
     /// The classifier's single-image temperature (its manifest's `temperature_image`).
     pub temperature: f32,
+    /// Per image, the class a person gave it (corrections journal), listed alone with
+    /// probability 1.0 instead of the classifier's top 3. Empty: no corrections.
+    pub human: &'a [Option<usize>],
 }
 
 /// The `k` most probable enabled classes of one logits row: softmax of `logits / temperature`
@@ -105,10 +108,13 @@ pub fn to_json_with_classifications(
             continue;
         }
         let row = &cls.logits[i * n..(i + 1) * n];
-        let list: Vec<Value> = top_classes(row, cls.disabled, cls.temperature, TOP_K)
-            .into_iter()
-            .map(|(c, p)| json!([c.to_string(), (p * 1000.0).round() / 1000.0]))
-            .collect();
+        let list: Vec<Value> = match cls.human.get(i).copied().flatten() {
+            Some(c) => vec![json!([c.to_string(), 1.0])],
+            None => top_classes(row, cls.disabled, cls.temperature, TOP_K)
+                .into_iter()
+                .map(|(c, p)| json!([c.to_string(), (p * 1000.0).round() / 1000.0]))
+                .collect(),
+        };
         if let Some(det) = image["detections"].get_mut(best as usize - first[i]) {
             det["classifications"] = Value::Array(list);
         }
@@ -166,6 +172,7 @@ mod tests {
             classified: &[true, false],
             disabled: &[3],
             temperature: 1.1,
+            human: &[],
         };
         let doc = to_json_with_classifications(&res, None, 0.5, &cls).unwrap();
         assert_eq!(doc["classification_categories"]["3"], "d");
@@ -194,6 +201,16 @@ mod tests {
         assert_eq!(
             doc["images"][0]["detections"][2]["classifications"],
             json!([["2", 0.665], ["1", 0.245], ["0", 0.09]])
+        );
+        // A class a person gave replaces the list.
+        let corrected = Classifications {
+            human: &[Some(1), None],
+            ..cls
+        };
+        let doc = to_json_with_classifications(&res, None, 0.5, &corrected).unwrap();
+        assert_eq!(
+            doc["images"][0]["detections"][2]["classifications"],
+            json!([["1", 1.0]])
         );
     }
 }

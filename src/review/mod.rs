@@ -1,0 +1,16 @@
+//! Stage: review. What a person decides after a run, kept as data beside the results.
+//!
+//! - [`corrections`]: the append-only journal of relabelled and verified images
+//!   (`<results>.corrections.jsonl`) and how it changes a run's predictions;
+//! - [`thumbnail`]: the small upright pictures the review page and the notebooks show, with a
+//!   disk cache.
+//!
+//! Re-deciding a run with other settings (threshold, per-class thresholds, disabled classes,
+//! `maxlag_s`) is [`crate::run::PipelineResults::sequences`]: the same function a run ends with,
+//! over the stored logits.
+
+pub mod corrections;
+pub mod thumbnail;
+
+pub use corrections::{append_correction, apply_corrections, read_journal, Correction, Reviewed};
+pub use thumbnail::{thumbnail, thumbnail_cached};
