@@ -439,14 +439,14 @@ def test_cli_review_serves_a_runs_checkpoint_and_writes_only_the_journal(
     assert set(after) == set(before) | {journal}
     assert all(after[f] == t for f, t in before.items()), "the results were not touched"
     assert checkpoint.exists()
-    # Without a checkpoint: one line, exit status 2.
+    # No such file, or a table that is not one: one line, exit status 2.
     p = subprocess.run(cli + ["review", str(tmp_path / "none.csv")], capture_output=True, text=True)
     assert p.returncode == 2 and "no such file" in p.stderr and "Traceback" not in p.stderr
     (tmp_path / "alone.csv").write_text("filename\n")
     p = subprocess.run(
         cli + ["review", str(tmp_path / "alone.csv")], capture_output=True, text=True
     )
-    assert p.returncode == 2 and "--resume" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and "missing columns" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_page_redecides_and_saves_a_preset(server, grouped, tmp_path, monkeypatch):

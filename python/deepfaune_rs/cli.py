@@ -257,13 +257,21 @@ def _add_review(sub: argparse._SubParsersAction) -> None:
         description="Starts a page on 127.0.0.1 (a free port, a secret token in the URL) to see "
         "the sequences with their boxes, filter them, relabel and verify them with the "
         "keyboard, and re-decide with other settings. Corrections go to "
-        "RESULTS.corrections.jsonl; the results are never edited. Needs the run's checkpoint "
-        "(run ... --resume keeps OUTPUT.checkpoint).",
+        "RESULTS.corrections.jsonl; the results are never edited. With the run's checkpoint "
+        "(run ... --resume keeps OUTPUT.checkpoint) everything works; a table alone (ours or "
+        "DeepFaune's CSV/XLSX) is shown and corrected but cannot be re-decided, and its boxes "
+        "come from --detections.",
     )
     p.add_argument("results", help="the run's table (.csv/.xlsx) or its .checkpoint")
     p.add_argument("--open", action="store_true", help="open the page in the browser")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.add_argument("--by", default=None, help="your name, recorded with each correction")
+    p.add_argument(
+        "--detections",
+        default=None,
+        metavar="JSON",
+        help="for a table without its checkpoint: the run's MegaDetector JSON, to draw boxes",
+    )
     p.add_argument("--detector", default=None, help="default: the checkpoint's")
     p.add_argument("--classifier", default=None, help="default: the checkpoint's")
     p.add_argument("--classifier-manifest", default=None)
@@ -882,27 +890,35 @@ def _cmd_review(args: argparse.Namespace) -> int:
 
     from .errors import InvalidArgumentError
     from .review import load_for_review, review
+    from .review_table import ResultTable
 
     if not os.path.exists(args.results):
         raise _Usage(f"{args.results}: no such file (give the table or the .checkpoint of a run)")
-    try:
-        res = load_for_review(
-            args.results,
-            detector=args.detector,
-            classifier=args.classifier,
-            classifier_manifest=args.classifier_manifest,
-            threshold=args.threshold,
-            maxlag_s=args.maxlag,
-            language=args.language,
-            disabled_classes=args.disable,
-            bird_head=args.bird_head,
-        )
-    except InvalidArgumentError as e:
-        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
     results = args.results
     if results.endswith(".checkpoint"):
         results = results[: -len(".checkpoint")]
+    has_checkpoint = os.path.isfile(results + ".checkpoint")
+    if has_checkpoint and args.detections is not None:
+        raise _Usage(
+            "--detections: only for a table without its checkpoint (the checkpoint has the boxes)"
+        )
+    try:
+        if has_checkpoint:
+            res: object = load_for_review(
+                results,
+                detector=args.detector,
+                classifier=args.classifier,
+                classifier_manifest=args.classifier_manifest,
+                threshold=args.threshold,
+                maxlag_s=args.maxlag,
+                language=args.language,
+                disabled_classes=args.disable,
+                bird_head=args.bird_head,
+            )
+        else:
+            res = ResultTable(results, detections=args.detections)
+    except InvalidArgumentError as e:
+        raise _Usage(str(e)) from None
     review(res, results, open_browser=args.open, block=True, port=args.port, by=args.by)
     return EXIT_OK
 

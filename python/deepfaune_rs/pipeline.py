@@ -406,8 +406,43 @@ class PipelineResult:
         image takes the label with score 1.0 (as DeepFaune's GUI does) in every output: the
         table, CSV/XLSX, sorting, MegaDetector JSON (the label alone, probability 1.0) and
         Camtrap DP (``classificationMethod`` ``human``, ``classifiedBy``,
-        ``classificationTimestamp``). The results themselves are never edited."""
-        return self._with(self._r.with_corrections(os.fspath(path)))
+        ``classificationTimestamp``). A relabelled video takes the label with score 1.0 as
+        its prediction and top1 in the outputs made from :attr:`videos` (Camtrap DP still
+        calls its classification the machine's). The results themselves are never edited."""
+        out = self._with(self._r.with_corrections(os.fspath(path)))
+        if self.videos:
+            out.videos = self._corrected_videos(os.fspath(path))
+        return out
+
+    def _corrected_videos(self, journal: str) -> list[VideoRecord]:
+        """The videos with the journal's relabels applied, later lines over earlier ones (the
+        label resolved by the core, in any language of the classifier)."""
+        import dataclasses
+
+        from .errors import InvalidArgumentError
+
+        row = {v.path: k for k, v in enumerate(self.videos)}
+        videos = list(self.videos)
+        for entry in _core.read_corrections(journal):
+            named = [row[f] for f in entry["files"] if f in row]
+            if entry["label"] is None or not named:
+                continue
+            found = self._r.resolve_label(entry["label"])
+            if found is None:
+                raise InvalidArgumentError(
+                    f"correction at {entry['time']}: '{entry['label']}' is not a label"
+                )
+            index, text = found
+            for k in named:
+                videos[k] = dataclasses.replace(
+                    videos[k],
+                    prediction=text,
+                    top1=text,
+                    score=1.0,
+                    label_index=index,
+                    top1_index=index,
+                )
+        return videos
 
     @property
     def reviewed(self) -> list[dict | None]:

@@ -27,6 +27,7 @@ from . import _core
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import PipelineResult
+    from .review_table import ResultTable
 
 #: Longest side of the page's thumbnails and of the full-size view, in pixels.
 THUMB_SIDE = 256
@@ -119,12 +120,14 @@ class Columns:
     lists); :meth:`row` builds one image's dict on demand, so a page of 100k images only pays
     for the rows it shows."""
 
-    def __init__(self, res: PipelineResult) -> None:
+    def __init__(self, res: PipelineResult, videos: bool = False) -> None:
         import numpy as np
 
         det = res.detections
         self.n = len(res)
         self.paths = [os.fspath(p) for p in res.paths]
+        #: Each image's name in the journal: its path as the results hold it.
+        self.keys = self.paths
         self.folders = [os.path.dirname(p) for p in self.paths]
         self.dates = res.dates
         self.category = np.asarray(det.category)
@@ -139,16 +142,122 @@ class Columns:
         failed = {f["path"] for f in det.failures}
         self.failed = [p in failed for p in self.paths]
         self.seqnum = np.asarray(res.seqnum)
+        # Lists and writable copies: a correction changes them in place (apply).
         self.predictionbase, self.prediction, self.top1 = (
-            res.predictionbase,
-            res.prediction,
-            res.top1,
+            list(res.predictionbase),
+            list(res.prediction),
+            list(res.top1),
         )
-        self.scorebase = np.asarray(res.scorebase)
-        self.score = np.asarray(res.score)
+        self.scorebase = np.array(res.scorebase)
+        self.score = np.array(res.score)
         self.count = np.asarray(res.count)
         self.humancount = np.asarray(res.humancount)
-        self.reviewed = res.reviewed
+        self.reviewed = list(res.reviewed)
+        #: Rows from ``video_from`` on are videos (``videos=True``), with their keyframes.
+        self.video_from = self.n
+        self.keyframe: list[int | None] = [None] * self.n
+        if videos and res.videos:
+            self._add_videos(res.videos)
+
+    def _add_videos(self, videos: Sequence[Any]) -> None:
+        """One row per video after the images, each its own sequence (as in the run's table):
+        its prediction, its keyframe (the frame the decision came from) and that frame's
+        deciding box."""
+        import numpy as np
+
+        first_seq = int(self.seqnum.max(initial=0)) + 1
+        m = len(videos)
+        self.paths = self.keys = self.paths + [v.path for v in videos]
+        self.folders = self.folders + [os.path.dirname(v.path) for v in videos]
+        self.dates = list(self.dates) + [v.date for v in videos]
+
+        def kind(v: Any) -> int:
+            if v.failure is not None or (v.count == 0 and v.humancount == 0):
+                return 0
+            return 1 if v.count else 2
+
+        boxes, confs, best = [], [], []
+        n_boxes = len(self.xyxy)
+        for v in videos:
+            if v.box is None or v.failure is not None:
+                best.append(-1)
+                continue
+            conf = [
+                d.get("conf", 0.0)
+                for d in v.detections
+                if d.get("frame_number") == v.keyframe
+                and [round(float(x), 1) for x in d.get("xyxy", ())]
+                == [round(float(x), 1) for x in v.box]
+            ]
+            best.append(n_boxes + len(boxes))
+            boxes.append([float(x) for x in v.box])
+            confs.append(float(conf[0]) if conf else 0.0)
+        has_box = [b >= 0 for b in best]
+        self.category = np.concatenate(
+            [self.category, np.array([kind(v) for v in videos], dtype=np.uint8)]
+        )
+        self.sizes = np.concatenate(
+            [self.sizes.reshape(-1, 2), np.array([v.frame_size for v in videos]).reshape(-1, 2)]
+        ).astype(np.uint32)
+        self.xyxy = np.concatenate([self.xyxy.reshape(-1, 4), np.array(boxes).reshape(-1, 4)])
+        self.conf = np.concatenate([self.conf, np.array(confs, dtype=np.float32)])
+        self.cls = np.concatenate([self.cls, np.zeros(len(boxes), dtype=self.cls.dtype)])
+        self.best = np.concatenate([self.best, np.array(best, dtype=np.int64)])
+        self.first = np.concatenate([self.first, self.first[-1] + np.cumsum(has_box)])
+        self.failed = self.failed + [v.failure is not None for v in videos]
+        self.seqnum = np.concatenate([self.seqnum, first_seq + np.arange(m)])
+        self.predictionbase = self.predictionbase + [v.prediction for v in videos]
+        self.prediction = self.prediction + [v.prediction for v in videos]
+        self.top1 = self.top1 + [v.top1 for v in videos]
+        scores = np.array([v.score for v in videos], dtype=self.score.dtype)
+        self.scorebase = np.concatenate([self.scorebase, scores])
+        self.score = np.concatenate([self.score, scores])
+        self.count = np.concatenate([self.count, np.array([v.count for v in videos])])
+        self.humancount = np.concatenate(
+            [self.humancount, np.array([v.humancount for v in videos])]
+        )
+        self.reviewed = self.reviewed + [None] * m
+        self.keyframe = self.keyframe + [v.keyframe for v in videos]
+        self.n += m
+
+    @classmethod
+    def from_fields(cls, /, **fields: Any) -> Columns:
+        """Columns given one by one (a table read without its run: review_table.py)."""
+        self = cls.__new__(cls)
+        self.__dict__.update(fields)
+        return self
+
+    def apply(self, entry: dict[str, Any], start: int = 0) -> list[int]:
+        """One journal line (``_core.append_correction``'s answer) applied to these columns in
+        place, as the core's ``apply_corrections`` applies it: each named image relabelled gets
+        the label with score 1.0 as its own, its sequence's and its top1; its review state
+        merges (a label or a verification stays until replaced). Costs the size of the
+        change, not of the run (the page's relabel); rows before ``start`` are left alone.
+        Returns the row numbers changed."""
+        index = self.__dict__.get("_index")
+        if index is None:
+            index = self._index = {k: i for i, k in enumerate(self.keys)}
+        label = entry.get("label")
+        changed = []
+        for f in entry["files"]:
+            i = index.get(f)
+            if i is None or i < start:
+                continue
+            before = self.reviewed[i] or {}
+            if label is not None:
+                self.predictionbase[i] = self.prediction[i] = self.top1[i] = label
+                self.scorebase[i] = self.score[i] = 1.0
+            self.reviewed[i] = {
+                "label": label if label is not None else before.get("label"),
+                "verified": bool(entry.get("verified")) or bool(before.get("verified")),
+                "by": entry.get("by"),
+                "time": entry["time"],
+            }
+            changed.append(i)
+        return changed
+
+    def row_is_video(self, i: int) -> bool:
+        return i >= self.__dict__.get("video_from", self.n)
 
     def boxes(self, i: int) -> list[list[Any]]:
         out = []
@@ -181,7 +290,20 @@ class Columns:
             "count": int(self.count[i]),
             "humancount": int(self.humancount[i]),
             "reviewed": self.reviewed[i],
+            "video": self.row_is_video(i),
+            "keyframe": self.keyframe[i] if self.row_is_video(i) else None,
+            "unavailable": _video_unavailable(self.failed[i]) if self.row_is_video(i) else None,
         }
+
+
+def _video_unavailable(failed: bool) -> str | None:
+    """Why a video row has no picture (PyAV missing here, or the video could not be read),
+    else None."""
+    from .video import INSTALL_HINT, _import_av
+
+    if _import_av() is None:
+        return f"no keyframe picture: {INSTALL_HINT}"
+    return "no keyframe picture: the video could not be read" if failed else None
 
 
 def image_rows(res: PipelineResult) -> list[dict[str, Any]]:
@@ -333,25 +455,61 @@ def summary_html(res: PipelineResult) -> str:
 # The review server.
 
 
-class ReviewState:
-    """What the server holds: the result as loaded (``loaded``), re-decided on request
-    (``base``), and the same with the journal applied (``current``), its images grouped into
-    sequences."""
+class _RunSource:
+    """A :class:`PipelineResult` as the page's source: the run as loaded (``loaded``) and
+    re-decided on request (``base``); the journal is applied by the core."""
 
-    def __init__(self, res: PipelineResult, journal: str, by: str | None = None) -> None:
-        self.loaded = res
-        self.base = res
+    unavailable: list[str] = []
+
+    def __init__(self, base: PipelineResult, loaded: PipelineResult | None = None) -> None:
+        self.base = base
+        self.loaded = base if loaded is None else loaded
+        self.labels = base.labels
+        self.settings = base.settings
+
+    def corrected(self, journal: str) -> PipelineResult:
+        return self.base.apply_corrections(journal) if os.path.exists(journal) else self.base
+
+    def columns(self, journal: str) -> Columns:
+        cols = Columns(self.corrected(journal), videos=True)
+        if cols.video_from < cols.n:  # the videos' review state: their journal lines
+            for entry in _core.read_corrections(journal):
+                cols.apply(entry, start=cols.video_from)
+        return cols
+
+    def redecide(self, **kwargs: Any) -> _RunSource:
+        return _RunSource(self.loaded.redecide(**kwargs), self.loaded)
+
+    def export_csv(self, journal: str, cols: Columns) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "corrected.csv")
+            self.corrected(journal).to_csv(out)
+            with open(out, "rb") as f:
+                return f.read()
+
+
+class ReviewState:
+    """What the server holds: its source (a :class:`PipelineResult`, or a results table read
+    without its run: :class:`deepfaune_rs.review_table.ResultTable`) and the columns the page
+    shows, the journal applied (``cols``), its images grouped into sequences. Loading (and
+    re-deciding) applies the whole journal; a change applies its own line only
+    (:meth:`Columns.apply`)."""
+
+    def __init__(self, res: Any, journal: str, by: str | None = None) -> None:
+        from .review_table import ResultTable
+
+        self.source: Any = res if isinstance(res, ResultTable) else _RunSource(res)
         self.journal = journal
         self.by = by
         self.lock = threading.Lock()
+        self._video_thumbs: dict[tuple, bytes] = {}
         self.refresh()
 
     def refresh(self) -> None:
+        """The whole journal applied again to the source (load, reload, re-decide)."""
         import numpy as np
 
-        has_journal = os.path.exists(self.journal)
-        self.current = self.base.apply_corrections(self.journal) if has_journal else self.base
-        self.cols = cols = Columns(self.current)
+        self.cols = cols = self.source.columns(self.journal)
         order = np.argsort(cols.seqnum, kind="stable").tolist()
         seqnum = cols.seqnum.tolist()
         self.sequences: list[list[int]] = []
@@ -361,13 +519,30 @@ class ReviewState:
                 self.sequences.append([])
                 last = seqnum[i]
             self.sequences[-1].append(i)
-        self._predictions = sorted(set(cols.prediction))
+        self._predictions = set(cols.prediction)
         self._folders = sorted(set(cols.folders))
         self._picked: dict[tuple, list[list[int]]] = {}
 
     @property
     def n_images(self) -> int:
         return self.cols.n
+
+    def thumbnail(self, i: int, side: int) -> bytes:
+        """Row ``i``'s picture fitting ``side``: an image's made (and cached on disk) by the
+        core; a video's is its keyframe, read with PyAV, shrunk by the core, kept in memory."""
+        if not self.cols.row_is_video(i):
+            return _core.thumbnail(self.cols.paths[i], side, cache_dir())
+        key = (self.cols.paths[i], self.cols.keyframe[i], side)
+        jpeg = self._video_thumbs.get(key)
+        if jpeg is None:
+            from .video import read_frame
+
+            frame = read_frame(self.cols.paths[i], self.cols.keyframe[i] or 0)
+            jpeg = _core.thumbnail_rgb(frame, side)
+            if len(self._video_thumbs) >= 512:
+                self._video_thumbs.clear()
+            self._video_thumbs[key] = jpeg
+        return jpeg
 
     def path(self, i: int) -> str:
         return self.cols.paths[i]
@@ -376,12 +551,13 @@ class ReviewState:
         return {
             "images": self.cols.n,
             "sequences": len(self.sequences),
-            "labels": self.current.labels,
-            "predictions": self._predictions,
+            "labels": self.source.labels,
+            "predictions": sorted(self._predictions),
             "folders": self._folders,
-            "settings": self.current.settings,
+            "settings": self.source.settings,
             "presets": list_presets(),
             "journal": self.journal,
+            "unavailable": self.source.unavailable,
         }
 
     def page(self, q: dict[str, str]) -> dict[str, Any]:
@@ -412,7 +588,13 @@ class ReviewState:
             "folder": first["folder"],
             "verified": all((r["reviewed"] or {}).get("verified") for r in rows),
             "images": [
-                {k: r[k] for k in ("id", "name", "w", "h", "boxes", "date", "failed", "reviewed")}
+                {
+                    k: r[k]
+                    for k in (
+                        *("id", "name", "w", "h", "boxes", "date", "failed", "reviewed"),
+                        *("video", "keyframe", "unavailable"),
+                    )
+                }
                 | {
                     "label": r["predictionbase"],
                     "score": r["scorebase"],
@@ -427,20 +609,24 @@ class ReviewState:
         if not ids or any(not 0 <= i < self.cols.n for i in ids):
             raise ValueError("ids: give image numbers of these results")
         label = body.get("label")
-        if label is not None and label not in self.current.labels:
+        if label is not None and label not in self.source.labels:
             raise ValueError(f"'{label}' is not one of the labels")
         scope = body.get("scope", "image")
         if scope not in ("image", "sequence", "page"):
             raise ValueError("scope: image, sequence or page")
         entry = _core.append_correction(
             self.journal,
-            [self.cols.paths[i] for i in ids],
+            [self.cols.keys[i] for i in ids],
             label=label,
             verified=bool(body.get("verified", label is not None)),
             scope=scope,
             by=self.by,
         )
-        self.refresh()
+        # This line only, applied to the columns shown: a relabel costs its own size.
+        self.cols.apply(entry)
+        if label is not None:
+            self._predictions.add(label)
+        self._picked = {}
         return entry
 
     def redecide(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -458,16 +644,14 @@ class ReviewState:
             }
         if body.get("save_preset"):
             save_preset(str(body["save_preset"]), kwargs.get("disabled_classes", []))
-        self.base = self.loaded.redecide(**kwargs)
+        if self.source.unavailable and self.source.unavailable[0].startswith("re-deciding"):
+            raise ValueError(self.source.unavailable[0])
+        self.source = self.source.redecide(**kwargs)
         self.refresh()
         return self.info()
 
     def export_csv(self) -> bytes:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, "corrected.csv")
-            self.current.to_csv(out)
-            with open(out, "rb") as f:
-                return f.read()
+        return self.source.export_csv(self.journal, self.cols)
 
 
 def _norm_date(d: str | None) -> str | None:
@@ -577,8 +761,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(404, b"no such image\n", "text/plain")
                     return
                 side = THUMB_SIDE if kind == "thumb" else FULL_SIDE
-                jpeg = _core.thumbnail(st.path(int(num)), side, cache_dir())
-                self._send(200, jpeg, "image/jpeg")
+                self._send(200, st.thumbnail(int(num), side), "image/jpeg")
             elif path == "/api/export.csv":
                 with st.lock:
                     body = st.export_csv()
@@ -641,7 +824,7 @@ class ReviewServer(ThreadingHTTPServer):
 
 
 def review(
-    res: PipelineResult,
+    res: PipelineResult | ResultTable,
     results: str | os.PathLike[str] | None = None,
     *,
     journal: str | os.PathLike[str] | None = None,
@@ -650,9 +833,14 @@ def review(
     port: int = 0,
     by: str | None = None,
 ) -> ReviewServer:
-    """Starts the review page for ``res``; corrections go to ``journal`` (default
-    ``<results>.corrections.jsonl``). Returns the running server (``.url``, ``.stop()``);
-    ``block=True`` serves until Ctrl-C."""
+    """Starts the review page for ``res`` (a :class:`PipelineResult`, or a results table read
+    without its run: :class:`deepfaune_rs.review_table.ResultTable`); corrections go to
+    ``journal`` (default ``<results>.corrections.jsonl``; for a table, beside the table).
+    Returns the running server (``.url``, ``.stop()``); ``block=True`` serves until Ctrl-C."""
+    from .review_table import ResultTable
+
+    if journal is None and results is None and isinstance(res, ResultTable):
+        results = res.path
     if journal is None:
         if results is None:
             from .errors import InvalidArgumentError

@@ -283,3 +283,30 @@ def sample_video(path: str | os.PathLike, n_frames: int = FRAMES_PER_VIDEO) -> S
         return out
     finally:
         container.close()
+
+
+def read_frame(path: str | os.PathLike, number: int) -> np.ndarray:
+    """Frame ``number`` of a video (``[h, w, 3]`` uint8 RGB), numbered as :func:`sample_video`
+    numbers them (a video's keyframe, for the review page). Raises :class:`VideoError` (PyAV
+    missing, unreadable file, no such frame)."""
+    av = _import_av()
+    if av is None:
+        raise VideoError("read", "missing_dependency", INSTALL_HINT)
+    try:
+        container = av.open(os.fspath(path))
+    except Exception as e:  # PyAV raises many FFmpeg error classes
+        raise VideoError("decode", "corrupt", f"not a readable video: {e}") from e
+    try:
+        if not container.streams.video:
+            raise VideoError("decode", "format", "no video stream")
+        stream = container.streams.video[0]
+        frame = _FrameReader(container, stream, _frame_rate(stream)).read(max(number, 0))
+        if frame is None:
+            raise VideoError("decode", "corrupt", f"no frame {number}")
+        return frame.to_ndarray(format="rgb24")
+    except VideoError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged packet
+        raise VideoError("decode", "corrupt", str(e)) from e
+    finally:
+        container.close()

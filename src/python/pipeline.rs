@@ -24,6 +24,7 @@ use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOption
 use crate::export::table::{results_table, write_results_csv, ResultRow};
 use crate::image_io::exif::parse_exif_datetime;
 use crate::manifest::classifier::{canonical_language, ClassifierManifest};
+use crate::review::corrections::resolve_label;
 use crate::review::{apply_corrections, read_journal, Correction, Reviewed};
 use crate::run::checkpoint::{fingerprint, fingerprint_imported};
 use crate::run::distributed::{encode_part, merge, plan, Plan};
@@ -710,6 +711,17 @@ impl PyPipelineResults {
         PyList::new(py, items)
     }
 
+    /// A label given in any language of the classifier as `(index, text)`: its index in
+    /// DeepFaune's label list (classes, bird groups, human, vehicle, empty, undefined: a video's
+    /// `label_index`) and its text in these results' language; None for a text that is no label.
+    fn resolve_label(&self, text: &str) -> Option<(usize, String)> {
+        let label = resolve_label(&self.manifest, text)?;
+        let names = self.manifest.names(&self.settings.language)?;
+        let bird = self.settings.opts.bird_class.is_some();
+        let index = label.index(self.manifest.num_classes(), self.manifest.num_groups());
+        Some((index, label.text(&names, bird)))
+    }
+
     /// File entries of the applied corrections that name no image of these results.
     #[getter]
     fn unknown_corrections(&self) -> usize {
@@ -749,16 +761,9 @@ impl PyPipelineResults {
     /// groups (with the bird head), then human, vehicle, empty and undefined.
     #[getter]
     fn labels(&self) -> Vec<String> {
-        let (n, g) = (self.manifest.num_classes(), self.manifest.num_groups());
         let bird = self.settings.opts.bird_class.is_some();
-        let Some(names) = self.manifest.names(&self.settings.language) else {
-            return Vec::new();
-        };
-        (0..n + g + 4)
-            .filter_map(|i| Label::from_index(i, n, g))
-            .filter(|l| bird || !matches!(l, Label::BirdGroup(_)))
-            .map(|l| l.text(&names, bird))
-            .collect()
+        crate::review::label_texts(&self.manifest, &self.settings.language, bird)
+            .unwrap_or_default()
     }
 
     /// DeepFaune's table as columns (sorted by seqnum then filename).

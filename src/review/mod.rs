@@ -3,14 +3,17 @@
 //! - [`corrections`]: the append-only journal of relabelled and verified images
 //!   (`<results>.corrections.jsonl`) and how it changes a run's predictions;
 //! - [`thumbnail`]: the small upright pictures the review page and the notebooks show, with a
-//!   disk cache.
+//!   disk cache (or from pixels already decoded: a video's keyframe);
+//! - [`labels`]: the labels a results table read without its run speaks (classifier, language).
 //!
 //! Re-deciding a run with other settings (threshold, per-class thresholds, disabled classes,
 //! `maxlag_s`) is [`crate::run::PipelineResults::sequences`]: the same function a run ends with,
 //! over the stored logits.
 
 pub mod corrections;
+pub mod labels;
 pub mod thumbnail;
 
 pub use corrections::{append_correction, apply_corrections, read_journal, Correction, Reviewed};
-pub use thumbnail::{thumbnail, thumbnail_cached};
+pub use labels::{label_texts, table_labels, TableLabels};
+pub use thumbnail::{thumbnail, thumbnail_cached, thumbnail_of};

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
+use image::RgbImage;
 
 use crate::error::Error;
 use crate::export::write_atomic;
@@ -25,6 +26,20 @@ pub fn thumbnail(path: &Path, max_side: u32) -> Result<(Vec<u8>, u32, u32), Erro
         })?
         .image;
     let (w, h) = img.dimensions();
+    let out = thumbnail_of(img, max_side).map_err(|reason| Error::Output {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    Ok((out, w, h))
+}
+
+/// The thumbnail of pixels already decoded (a video's keyframe, read by PyAV), as
+/// [`thumbnail`] makes it: fits `max_side` (never enlarged), Pillow's bilinear, JPEG.
+pub fn thumbnail_of(img: RgbImage, max_side: u32) -> Result<Vec<u8>, String> {
+    let (w, h) = img.dimensions();
+    if w == 0 || h == 0 {
+        return Err("thumbnail: empty image".into());
+    }
     let side = max_side.max(1);
     let scale = (f64::from(side) / f64::from(w.max(h))).min(1.0);
     let (tw, th) = (
@@ -39,11 +54,8 @@ pub fn thumbnail(path: &Path, max_side: u32) -> Result<(Vec<u8>, u32, u32), Erro
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, QUALITY)
         .encode_image(&small)
-        .map_err(|e| Error::Output {
-            path: path.to_path_buf(),
-            reason: format!("thumbnail: {e}"),
-        })?;
-    Ok((out, w, h))
+        .map_err(|e| format!("thumbnail: {e}"))?;
+    Ok(out)
 }
 
 /// [`thumbnail`] through a disk cache in `cache_dir`: one file per image, size, modification
@@ -113,6 +125,10 @@ mod tests {
         assert_eq!(thumbnail(&src, 1000).unwrap().1, 400);
         std::fs::write(dir.path().join("bad.jpg"), b"not a jpeg").unwrap();
         assert!(thumbnail(&dir.path().join("bad.jpg"), 100).is_err());
+        // Decoded pixels (a video frame) give the same thumbnail as their file.
+        let from_pixels = thumbnail_of(img.clone(), 200).unwrap();
+        assert_eq!(from_pixels, jpeg);
+        assert!(thumbnail_of(RgbImage::new(0, 0), 10).is_err());
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {
