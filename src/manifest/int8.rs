@@ -139,13 +139,21 @@ mod tests {
     fn variant_keeps_everything_but_identity_and_download() {
         let (kind, text) = builtin_text("DF").unwrap();
         assert_eq!(kind, "detector");
-        let v =
-            int8_manifest_text(text, "deepfaune-yolov8s_960.int8.onnx", "ab", "static").unwrap();
+        let v = int8_manifest_text(
+            text,
+            "deepfaune-yolov8s_960.int8.onnx",
+            &"ab".repeat(32),
+            "static",
+        )
+        .unwrap();
         let m = DetectorManifest::from_toml(&v, "v").unwrap();
         let base = DetectorManifest::from_toml(text, "b").unwrap();
         assert_eq!(m.id, "df-int8");
         assert_eq!(m.file, "deepfaune-yolov8s_960.int8.onnx");
-        assert_eq!((m.sha256.as_str(), m.url.as_str()), ("ab", ""));
+        assert_eq!(
+            (m.sha256.as_str(), m.url.as_str()),
+            ("ab".repeat(32).as_str(), "")
+        );
         assert_eq!(m.input.size, base.input.size);
         assert_eq!(m.input.shape, base.input.shape);
         assert_eq!(m.postprocess.threshold, base.postprocess.threshold);
