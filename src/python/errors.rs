@@ -18,6 +18,7 @@ fn class_of(e: &Error) -> &'static str {
         Error::Model(ModelError::Mismatch(_)) => "ModelMismatchError",
         Error::Runtime(RuntimeError::NotFound(_)) => "RuntimeNotFoundError",
         Error::Runtime(RuntimeError::Ort(_)) => "InferenceError",
+        Error::Runtime(RuntimeError::Unavailable(_)) => "DeviceUnavailableError",
         Error::InvalidArgument(_) => "InvalidArgumentError",
         Error::Output { .. } => "OutputError",
         Error::Cancelled => "CancelledError",
