@@ -106,6 +106,9 @@ pub enum RuntimeError {
     /// An ONNX Runtime call failed.
     #[error("ONNX Runtime error: {0}")]
     Ort(String),
+    /// The requested execution provider is not in this ONNX Runtime build.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<ort::Error> for RuntimeError {

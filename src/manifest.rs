@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod classifier;
+pub mod int8;
 
 use crate::error::ModelError;
 

@@ -34,7 +34,13 @@ def test_bench_video_runs():
 
 @pytest.mark.parametrize(
     "name",
-    ["bench_detect.py", "bench_pipeline.py", "bench_reid.py", "bench_classifier_versions.py"],
+    [
+        "bench_detect.py",
+        "bench_pipeline.py",
+        "bench_reid.py",
+        "bench_classifier_versions.py",
+        "bench_season.py",
+    ],
 )
 def test_other_benches_start(name):
     assert "usage" in _run(str(BENCHES / name), "--help")

@@ -20,12 +20,14 @@ from .megadetector import read_megadetector_json  # noqa: E402
 from .models import list_models  # noqa: E402
 from .pipeline import Pipeline, PipelineResult  # noqa: E402
 
+available_devices = _core.available_devices
 read_image = _core.read_image
 resize_pil = _core.resize_pil
 resize_cv2_linear = _core.resize_cv2_linear
 __version__ = _core.__version__
 
 __all__ = [
+    "available_devices",
     "Classification",
     "Classifier",
     "DetectionResult",

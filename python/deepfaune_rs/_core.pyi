@@ -26,8 +26,14 @@ __all__ = [
     "PipelineResults",
     "RunPlan",
     "VideoResult",
+    "IMAGE_EXTENSIONS",
     "__version__",
+    "available_devices",
     "builtin_models",
+    "detector_input",
+    "embedded_detector",
+    "int8_manifest",
+    "int8_plan",
     "checkpoint_is_complete",
     "init_runtime",
     "model_dir",
@@ -62,6 +68,16 @@ def _raise_error_kind(i: int) -> None: ...
 # url_format, mirrors, url_size, url_md5, url_sha256, expected_path, available.
 def builtin_models() -> list[dict[str, Any]]: ...
 def model_dir() -> str: ...
+
+IMAGE_EXTENSIONS: list[str]
+
+def available_devices() -> list[str]: ...
+
+# kind, id, source (fp32 ONNX path or None for the embedded detector), output, manifest.
+def int8_plan(spec: str) -> dict[str, Any]: ...
+def int8_manifest(spec: str, int8_file: str, sha256: str, method: str) -> str: ...
+def embedded_detector() -> bytes: ...
+def detector_input(model: str, path: _Path) -> npt.NDArray[np.float32]: ...
 def read_image(
     path: _Path, max_pixels: int | None = None
 ) -> tuple[npt.NDArray[np.uint8], str | None, int]: ...
@@ -93,6 +109,9 @@ class Detector:
         threads: int = 0,
         batch_size: int = 1,
         spinning: bool = False,
+        device: str = "cpu",
+        precision: str = "fp32",
+        cache_dir: _Path | None = None,
     ) -> Detector: ...
     @property
     def models(self) -> list[str]: ...
@@ -162,6 +181,9 @@ class Classifier:
         bird_head: bool = False,
         batch_size: int = 8,
         intra_threads: int = 0,
+        device: str = "cpu",
+        precision: str = "fp32",
+        cache_dir: _Path | None = None,
     ) -> Classifier: ...
     @property
     def class_names(self) -> list[str]: ...
@@ -202,6 +224,9 @@ class Pipeline:
         batch_size: int = 1,
         intra_threads: int = 0,
         class_thresholds: Mapping[str, float] = ...,
+        device: str = "cpu",
+        precision: str = "fp32",
+        cache_dir: _Path | None = None,
     ) -> Pipeline: ...
     @property
     def class_names(self) -> list[str]: ...

@@ -40,7 +40,8 @@ class Classifier:
     the full-resolution upright image, Pillow's bicubic, ImageNet normalisation) and the same
     model. ``classifier``, ``classifier_manifest``, ``language`` and ``bird_head`` as for
     :class:`Pipeline`; ``batch_size`` crops per inference call, ``intra_threads`` ONNX
-    Runtime's threads (0: its default); missing built-in weights raise one
+    Runtime's threads (0: its default), ``device``, ``precision`` and ``cache_dir`` as for
+    :class:`Pipeline`; missing built-in weights raise one
     ``WeightsNotFoundError`` unless ``fetch=True``.
 
     Sequences, thresholds and labels are the pipeline's work: give the boxes to
@@ -56,11 +57,15 @@ class Classifier:
         bird_head: bool = False,
         batch_size: int = 8,
         intra_threads: int = 0,
+        device: str = "cpu",
+        precision: str = "fp32",
+        cache_dir: PathLike | None = None,
         fetch: bool = False,
     ) -> None:
         from .fetch import classifier_id, require
 
-        require((), classifier_id(classifier), bird_head, fetch_first=fetch)
+        if precision == "fp32":  # an int8 variant's own absence is the core's error
+            require((), classifier_id(classifier), bird_head, fetch_first=fetch)
         self._inner = _core.Classifier(
             os.fspath(classifier),
             classifier_manifest=(
@@ -70,6 +75,9 @@ class Classifier:
             bird_head=bird_head,
             batch_size=batch_size,
             intra_threads=intra_threads,
+            device=device,
+            precision=precision,
+            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
         )
 
     @property

@@ -101,6 +101,7 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="decode threads (default: cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--fetch", action="store_true", help=FETCH_HELP)
+    _add_speed_options(p)
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -233,6 +234,47 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "the outputs",
     )
 
+    _add_speed_options(p)
+
+
+DEVICE_HELP = (
+    "where the models run: cpu (default), cuda, directml, coreml, or auto (the first "
+    "accelerator of the installed ONNX Runtime build); `deepfaune-rs devices` lists them"
+)
+
+
+def _add_speed_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="use the models' int8 variants (made by `deepfaune-rs models quantize ID`; check "
+        "them on your images with `deepfaune-rs agreement FOLDER`)",
+    )
+
+
+def _add_agreement(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "agreement",
+        help="run fp32 and int8 side by side on a sample of your images and report agreement",
+        description="Runs the same sample of images at fp32 and with the int8 variants (`models "
+        "quantize`) and reports how often they agree: the per-image decision, the deciding "
+        "box's IoU, the top-1 class and the sequence prediction, and each run's seconds.",
+    )
+    p.add_argument("inputs", nargs="+", help="image files or folders (walked recursively)")
+    p.add_argument(
+        "--sample", type=int, default=200, help="images, evenly spread (0 = all; default 200)"
+    )
+    p.add_argument("--detector", default=DEFAULT_DETECTOR_MODE, help="detector or mode")
+    p.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="classifier id")
+    p.add_argument("--no-classifier", action="store_true", help="compare the detector alone")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
+
+
+def _add_devices(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("devices", help="list the devices the installed ONNX Runtime build can use")
+
 
 def _add_review(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -336,6 +378,24 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
         help="take a download whose sha256 differs from the one recorded in the lock file "
         "(when the publisher really changed the file)",
     )
+    q = msub.add_parser(
+        "quantize",
+        help="write a model's int8 variant (its own file and manifest) for --int8",
+        description="Writes MODEL's int8 variant into the model directory with ONNX Runtime's "
+        "quantisation tools: <file>.int8.onnx and its manifest <id>-int8.toml. Detectors: "
+        "static QDQ calibrated on your own images (--images); classifiers: dynamic int8 "
+        "MatMuls. Check the result with `deepfaune-rs agreement FOLDER`.",
+    )
+    q.add_argument("model", help="a built-in id: md-lite, df, mds, mdr, deepfaune-v15, ...")
+    q.add_argument(
+        "--images",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="calibration images (files or folders) for static quantisation",
+    )
+    q.add_argument("--method", choices=["static", "dynamic"], default=None)
+    q.add_argument("--sample", type=int, default=64, help="calibration images used (default 64)")
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
@@ -429,12 +489,15 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
     _check_inputs(args.inputs)
     _check_output(args.output, "-o", (".json",), args.inputs, {})
-    require(detector_ids(args.model), fetch_first=args.fetch, progress=not args.no_progress)
+    if not args.int8:
+        require(detector_ids(args.model), fetch_first=args.fetch, progress=not args.no_progress)
     det = Detector(
         args.model,
         detection_threshold=args.detection_threshold,
         manifest=args.manifest,
         threads=args.threads,
+        device=args.device,
+        precision="int8" if args.int8 else "fp32",
     )
     res = det.detect(args.inputs, progress=not args.no_progress)
     # Names relative to the folder run (the result's root); a file given by name keeps its path.
@@ -470,13 +533,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if detector is None and args.detections is None:
         detector = DEFAULT_DETECTOR_MODE
     # All the models of the run at once, before anything is loaded.
-    require(
-        detector_ids(detector),
-        classifier_id(args.classifier),
-        args.bird_head,
-        fetch_first=args.fetch,
-        progress=not args.no_progress,
-    )
+    if not args.int8:
+        require(
+            detector_ids(detector),
+            classifier_id(args.classifier),
+            args.bird_head,
+            fetch_first=args.fetch,
+            progress=not args.no_progress,
+        )
     on_ray = args.ray is not None
     res = _run_on_ray(args, detector) if on_ray else _run_here(args, detector)
     return _finish_run(res, args)
@@ -510,10 +574,16 @@ def _check_blur(args: argparse.Namespace, det: Detector | None) -> None:
 def _run_on_ray(args: argparse.Namespace, detector: str | None) -> PipelineResult:
     from . import Detector, distributed
 
+    precision = "int8" if args.int8 else "fp32"
+    det = {
+        "model": detector,
+        "detection_threshold": args.detector_threshold,
+        "device": args.device,
+        "precision": precision,
+    }
     if args.blur_humans:  # the actors load the detector; the driver only to check this
-        _check_blur(args, Detector(detector, detection_threshold=args.detector_threshold))
+        _check_blur(args, Detector(**det))
 
-    det = {"model": detector, "detection_threshold": args.detector_threshold}
     stats: dict = {}
     res = distributed.run(
         args.inputs,
@@ -527,6 +597,8 @@ def _run_on_ray(args: argparse.Namespace, detector: str | None) -> PipelineResul
             "language": args.language,
             "disabled_classes": list(args.disable),
             "bird_head": args.bird_head,
+            "device": args.device,
+            "precision": precision,
         },
         address=args.ray,
         actors=args.actors,
@@ -546,10 +618,16 @@ def _run_on_ray(args: argparse.Namespace, detector: str | None) -> PipelineResul
 def _run_here(args: argparse.Namespace, detector: str | None) -> PipelineResult:
     from . import Detector, Pipeline
 
+    precision = "int8" if args.int8 else "fp32"
     det = (
         None
         if detector is None
-        else Detector(detector, detection_threshold=args.detector_threshold)
+        else Detector(
+            detector,
+            detection_threshold=args.detector_threshold,
+            device=args.device,
+            precision=precision,
+        )
     )
     _check_blur(args, det)
     pipe = Pipeline(
@@ -562,6 +640,8 @@ def _run_here(args: argparse.Namespace, detector: str | None) -> PipelineResult:
         language=args.language,
         disabled_classes=args.disable,
         bird_head=args.bird_head,
+        device=args.device,
+        precision=precision,
     )
     checkpoint = args.output + ".checkpoint" if args.resume else None
     if args.detections is not None:
@@ -689,6 +769,8 @@ def _report_failures(failures: Sequence[dict]) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     if args.models_command == "fetch":
         return _cmd_models_fetch(args)
+    if args.models_command == "quantize":
+        return _cmd_models_quantize(args)
     from pathlib import Path
 
     from .models import list_models, model_dir, status
@@ -738,6 +820,64 @@ def _cmd_models_fetch(args: argparse.Namespace) -> int:
         print(f"{d.label:<24} {d.state:<10} {d.path}" + (f" ({', '.join(how)})" if how else ""))
         for note in d.notes:
             print(f"  note: {note}")
+    return EXIT_OK
+
+
+def _cmd_models_quantize(args: argparse.Namespace) -> int:
+    import os
+
+    from .errors import InvalidArgumentError, UnknownModelError
+    from .quantize import quantize
+
+    for p in args.images:
+        if not os.path.exists(p):
+            print(f"deepfaune-rs: error: {p}: no such file or folder", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        info = quantize(args.model, args.images, method=args.method, sample=args.sample)
+    except (UnknownModelError, InvalidArgumentError) as e:
+        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    for k, v in info.items():
+        print(f"{k}: {v}")
+    return EXIT_OK
+
+
+def _cmd_agreement(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from .agreement import agreement, format_report
+    from .errors import InvalidArgumentError, WeightsNotFoundError
+
+    for p in args.inputs:
+        if not os.path.exists(p):
+            print(f"deepfaune-rs: error: {p}: no such file or folder", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        r = agreement(
+            args.inputs,
+            sample=args.sample or None,
+            detector=args.detector,
+            classifier=None if args.no_classifier else args.classifier,
+            device=args.device,
+        )
+    except (InvalidArgumentError, WeightsNotFoundError) as e:
+        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(format_report(r))
+    if args.json:
+        from ._files import atomic_open
+
+        with atomic_open(args.json, "w") as f:
+            json.dump(r, f, indent=1)
+    return EXIT_OK
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from . import available_devices
+
+    print(", ".join(available_devices()))
     return EXIT_OK
 
 
@@ -823,6 +963,8 @@ COMMANDS = {
     "export-classifier": _cmd_export,
     "export-detector": _cmd_export,
     "reid": _cmd_reid,
+    "agreement": _cmd_agreement,
+    "devices": _cmd_devices,
     "review": _cmd_review,
 }
 
@@ -844,6 +986,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_reid import add_parser as _add_reid
 
     _add_reid(sub)
+    _add_agreement(sub)
+    _add_devices(sub)
     _add_review(sub)
     return parser
 
@@ -862,7 +1006,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Usage as e:
         print(f"deepfaune-rs: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except (InvalidArgumentError, UnknownModelError) as e:  # the user's to correct
+    except (InvalidArgumentError, UnknownModelError) as e:  # the user's to correct (devices too)
         print(f"deepfaune-rs: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except DeepfauneError as e:

@@ -45,6 +45,12 @@ class Detector:
     checked: missing ones raise one :class:`~deepfaune_rs.WeightsNotFoundError` naming them all
     and the ``deepfaune-rs models fetch ...`` command that gets them; with ``fetch=True`` they
     are fetched first (:func:`deepfaune_rs.models.fetch`; nothing is ever downloaded otherwise).
+    ``device`` is ``"cpu"``, ``"cuda"``, ``"directml"``, ``"coreml"`` or ``"auto"`` (the first
+    accelerator of the installed ONNX Runtime build, else the CPU); one the build lacks raises
+    :class:`~deepfaune_rs.DeviceUnavailableError` naming those it has
+    (:func:`deepfaune_rs.available_devices`). ``precision="int8"`` loads each model's int8
+    variant (made by ``deepfaune-rs models quantize ID``). ``cache_dir`` keeps ONNX Runtime's
+    optimised graph of each model file there, so later sessions start faster.
 
     >>> det = Detector()               # the embedded md-lite detector
     >>> det.models
@@ -65,6 +71,8 @@ class Detector:
         threads: int = 0,
         batch_size: int = 1,
         fetch: bool = False,
+        precision: str = "fp32",
+        cache_dir: PathLike | None = None,
         threshold: float | None = None,
     ) -> None:
         from ._renamed import renamed
@@ -72,13 +80,10 @@ class Detector:
         detection_threshold = renamed(
             "detection_threshold", detection_threshold, "threshold", threshold
         )
-        if device != "cpu":
-            from .errors import InvalidArgumentError
-
-            raise InvalidArgumentError(f"device '{device}': this build runs on the CPU only")
         from .fetch import detector_ids, require
 
-        require(detector_ids(model, secondary), weights=weights, fetch_first=fetch)
+        if precision == "fp32":  # an int8 variant's own absence is the core's error
+            require(detector_ids(model, secondary), weights=weights, fetch_first=fetch)
         self._inner = _core.Detector(
             os.fspath(model),
             secondary=None if secondary is None else os.fspath(secondary),
@@ -89,6 +94,9 @@ class Detector:
             intra_threads=intra_threads,
             threads=threads,
             batch_size=batch_size,
+            device=device,
+            precision=precision,
+            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
         )
 
     @property

@@ -126,10 +126,10 @@ def run(
     run over the same inputs (same rows, sequences and exports).
 
     ``pipeline``: the keyword arguments of :class:`Pipeline`, with ``detector`` by name or as
-    the keyword arguments of :class:`Detector` (``{"detector": {"model": "md-lite", "threshold":
-    0.3}, "classifier": "deepfaune-v15"}``); every actor builds its own, so the model files
-    must be where every node finds them (``DEEPFAUNE_RS_MODELS`` on shared storage). The driver
-    builds the classifier alone, for the labels of the merge.
+    the keyword arguments of :class:`Detector` (``{"detector": {"model": "md-lite",
+    "detection_threshold": 0.3}, "classifier": "deepfaune-v15"}``); every actor builds its own,
+    so the model files must be where every node finds them (``DEEPFAUNE_RS_MODELS`` on shared
+    storage). The driver builds the classifier alone, for the labels of the merge.
     ``address``: the cluster (``"auto"``, ``"127.0.0.1:6379"``, ``"ray://head:10001"``); None
     starts Ray on this machine; ignored when Ray is already initialised in this process.
     ``actors``: the pool size; each actor asks for ``cpus_per_actor`` CPUs and

@@ -79,6 +79,11 @@ class InvalidArgumentError(DeepfauneError, ValueError):
     """An argument is invalid."""
 
 
+class DeviceUnavailableError(InvalidArgumentError):
+    """The requested device (execution provider) is not in the installed ONNX Runtime build;
+    the message lists those that are."""
+
+
 class ImageReadError(DeepfauneError, OSError):
     """A single image could not be read (from the single-image helpers)."""
 
@@ -104,6 +109,7 @@ __all__ = [
     "ChecksumError",
     "ConversionError",
     "DeepfauneError",
+    "DeviceUnavailableError",
     "DownloadError",
     "Failure",
     "ImageReadError",

@@ -62,6 +62,11 @@ class Pipeline:
     checked: missing ones raise one :class:`~deepfaune_rs.WeightsNotFoundError` naming them all
     and the ``deepfaune-rs models fetch ...`` command that gets them; ``fetch=True`` fetches
     them first (nothing is ever downloaded otherwise).
+
+    ``device``, ``precision`` and ``cache_dir`` are :class:`Detector`'s, for the detector named
+    here and the classifier (``precision="int8"``: every model's int8 variant, made by
+    ``deepfaune-rs models quantize ID``); ``intra_threads`` is the classifier's ONNX Runtime
+    thread count (0 = one per core).
     """
 
     def __init__(
@@ -79,6 +84,10 @@ class Pipeline:
         batch_size: int = 1,
         fetch: bool = False,
         class_thresholds: Mapping[str, float] | None = None,
+        device: str = "cpu",
+        precision: str = "fp32",
+        intra_threads: int = 0,
+        cache_dir: PathLike | None = None,
         threshold: float | None = None,
     ) -> None:
         score_threshold = renamed("score_threshold", score_threshold, "threshold", threshold)
@@ -92,11 +101,13 @@ class Pipeline:
         from .fetch import classifier_id, detector_ids, require
 
         needed = [] if isinstance(detector, Detector) else detector_ids(detector or detector_mode)
-        require(needed, classifier_id(classifier), bird_head, fetch_first=fetch)
+        if precision == "fp32":  # an int8 variant's own absence is the core's error
+            require(needed, classifier_id(classifier), bird_head, fetch_first=fetch)
+        models = {"device": device, "precision": precision, "cache_dir": cache_dir}
         if detector is None and detector_mode is not None:
-            detector = Detector(detector_mode)
+            detector = Detector(detector_mode, **models)
         elif detector is not None and not isinstance(detector, Detector):
-            detector = Detector(detector)
+            detector = Detector(detector, **models)
         self.detector: Detector | None = detector
         self.language = language
         self._inner = _core.Pipeline(
@@ -112,6 +123,10 @@ class Pipeline:
             bird_head=bird_head,
             batch_size=batch_size,
             class_thresholds={str(k): float(v) for k, v in (class_thresholds or {}).items()},
+            intra_threads=intra_threads,
+            device=device,
+            precision=precision,
+            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
         )
 
     @property

@@ -9,7 +9,8 @@ use crate::error::{Error, ModelError};
 use crate::manifest::classifier::{
     builtin_classifier, classifier_weights_path, ClassifierManifest, DEFAULT_CLASSIFIER,
 };
-use crate::manifest::verify_sha256;
+use crate::manifest::int8::{int8_manifest_path, INT8_SUFFIX};
+use crate::manifest::{model_dir, verify_sha256};
 use crate::runtime::{new_session, ModelSource, SessionOptions};
 
 /// Outputs for a batch of crops.
@@ -124,17 +125,37 @@ pub fn load_classifier(
             builtin_classifier(s)
         }
     };
+    if has_ext(spec, "onnx") && session.int8 {
+        return Err(Error::InvalidArgument(
+            "precision int8 picks the int8 variant of a named classifier: pass the int8 ONNX file itself with the fp32 precision instead".into(),
+        ));
+    }
     let (m, path) = if has_ext(spec, "onnx") {
         let m = read(manifest.unwrap_or(DEFAULT_CLASSIFIER))?;
         let p = weights(&m, &m.file, "", "", Some(PathBuf::from(spec)))?;
         (m, p)
     } else {
-        let m = read(spec)?;
+        let mut m = read(spec)?;
+        if session.int8 && !m.id.ends_with(INT8_SUFFIX) {
+            let dir = m.source_dir.clone().unwrap_or_else(model_dir);
+            let p = int8_manifest_path(&dir, &m.id);
+            if !p.is_file() {
+                return Err(ModelError::WeightsMissing {
+                    path: p,
+                    hint: format!(
+                        "no int8 variant of '{}': make it with `deepfaune-rs models quantize {}`",
+                        m.id, m.id
+                    ),
+                }
+                .into());
+            }
+            m = ClassifierManifest::from_file(&p)?;
+        }
         let p = weights(&m, &m.file, &m.sha256, &m.url, None)?;
         (m, p)
     };
     let source = ModelSource::File(path.clone()).identity();
-    let session_main = new_session(&ModelSource::File(path), session)?;
+    let session_main = new_session(&ModelSource::File(path), session.clone())?;
     let names: Vec<String> = session_main
         .outputs()
         .iter()

@@ -11,7 +11,7 @@ use ort::value::TensorRef;
 
 use super::postprocess::{decode_boxes, nms, Detection};
 use crate::error::{Error, ModelError};
-use crate::manifest::{self, Category, DetectorManifest, OutputLayout};
+use crate::manifest::{self, Category, DetectorManifest, InputShape, OutputLayout};
 use crate::preprocess::letterbox::{fill_tensor, Letterbox};
 use crate::runtime::{new_session, ModelSource, SessionOptions};
 
@@ -79,10 +79,31 @@ pub fn model_source(
     Ok(ModelSource::File(p))
 }
 
+/// A stride-shaped manifest (`shape = "stride"`, dynamic height and width) on a model whose
+/// input height and width are fixed: a square export of the manifest's size is run with the
+/// square letterbox (what it was exported for); any other fixed size is refused.
+fn adapt_to_fixed_input(m: &mut DetectorManifest, dims: Option<&[i64]>) -> Result<(), ModelError> {
+    let Some([_, _, h, w]) = dims else {
+        return Ok(());
+    };
+    if m.input.shape != InputShape::Stride || *h <= 0 || *w <= 0 {
+        return Ok(());
+    }
+    let size = i64::from(m.input.size);
+    if (*h, *w) == (size, size) {
+        m.input.shape = InputShape::Square;
+        return Ok(());
+    }
+    Err(ModelError::Mismatch(format!(
+        "the model's input is fixed at {h}x{w}; the manifest '{}' expects dynamic height and width (or {size}x{size}): re-export it with dynamic axes",
+        m.id
+    )))
+}
+
 impl OnnxDetector {
     /// Loads the model for `manifest` from `source` and checks it against the manifest.
     pub fn new(
-        manifest: DetectorManifest,
+        mut manifest: DetectorManifest,
         source: &ModelSource,
         opts: SessionOptions,
     ) -> Result<Self, Error> {
@@ -95,9 +116,10 @@ impl OnnxDetector {
                 .map(|i| i.name().to_string())
                 .ok_or_else(|| ModelError::Mismatch("model has no input".into()))?,
         };
-        if !session.inputs().iter().any(|i| i.name() == input_name) {
+        let Some(input) = session.inputs().iter().find(|i| i.name() == input_name) else {
             return Err(ModelError::Mismatch(format!("no input named '{input_name}'")).into());
-        }
+        };
+        adapt_to_fixed_input(&mut manifest, input.dtype().tensor_shape().map(|s| &s[..]))?;
         let output_name = match &manifest.output.name {
             Some(n) => n.clone(),
             None => session

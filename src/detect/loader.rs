@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use super::detector::{model_source, OnnxDetector};
 use super::mode::{DetectorMode, DetectorSet};
 use crate::error::{Error, ModelError};
-use crate::manifest::{builtin, builtin_detectors, DetectorManifest};
+use crate::manifest::int8::{int8_manifest_path, INT8_SUFFIX};
+use crate::manifest::{builtin, builtin_detectors, model_dir, DetectorManifest};
 use crate::runtime::{ModelSource, SessionOptions};
 
 /// Options for loading detectors.
@@ -45,6 +46,12 @@ pub fn resolve(
 ) -> Result<(DetectorManifest, ModelSource), ModelError> {
     let mut m;
     let src;
+    if has_ext(spec, "onnx") && opts.session.int8 {
+        return Err(ModelError::Manifest {
+            path: spec.to_string(),
+            reason: "precision int8 picks the int8 variant of a named model: pass the int8 ONNX file itself with the fp32 precision instead".into(),
+        });
+    }
     if has_ext(spec, "onnx") {
         let path = PathBuf::from(spec);
         let fname = path
@@ -61,6 +68,9 @@ pub fn resolve(
         src = model_source(&m, Some(path))?;
     } else {
         m = manifest_for(spec)?;
+        if opts.session.int8 {
+            m = int8_variant(m)?;
+        }
         src = model_source(&m, opts.weights.get(&m.id).cloned())?;
     }
     if let Some(t) = opts.threshold {
@@ -73,6 +83,26 @@ pub fn resolve(
         m.postprocess.threshold = t;
     }
     Ok((m, src))
+}
+
+/// The int8 variant of `m` (`deepfaune-rs models quantize ID`), beside its manifest or in the
+/// model directory; `m` itself when it is one already.
+fn int8_variant(m: DetectorManifest) -> Result<DetectorManifest, ModelError> {
+    if m.id.ends_with(INT8_SUFFIX) {
+        return Ok(m);
+    }
+    let dir = m.source_dir.clone().unwrap_or_else(model_dir);
+    let p = int8_manifest_path(&dir, &m.id);
+    if !p.is_file() {
+        return Err(ModelError::WeightsMissing {
+            path: p,
+            hint: format!(
+                "no int8 variant of '{}': make it with `deepfaune-rs models quantize {}`",
+                m.id, m.id
+            ),
+        });
+    }
+    DetectorManifest::from_file(&p)
 }
 
 /// Loads a detector set: `model` is a DeepFaune mode name (`DF`, `MDS`, `MDR`, `DFbsMDS`,
@@ -106,11 +136,11 @@ pub fn load(
         }
     };
     let (pm, ps) = resolve(&primary, opts)?;
-    let p = OnnxDetector::new(pm, &ps, opts.session)?;
+    let p = OnnxDetector::new(pm, &ps, opts.session.clone())?;
     let s = match secondary {
         Some(spec) => {
             let (sm, ss) = resolve(&spec, opts)?;
-            Some(OnnxDetector::new(sm, &ss, opts.session)?)
+            Some(OnnxDetector::new(sm, &ss, opts.session.clone())?)
         }
         None => None,
     };

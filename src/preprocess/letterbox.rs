@@ -32,6 +32,8 @@ pub struct Letterbox {
     pub pad_top: u32,
     /// Scale from original to input pixels (`min(size/w, size/h)`).
     pub gain: f64,
+    /// Placement style (decides how boxes are mapped back).
+    pub style: LetterboxStyle,
 }
 
 fn round_half_even(x: f64) -> f64 {
@@ -72,6 +74,7 @@ impl Letterbox {
                     pad_left: left,
                     pad_top: top,
                     gain,
+                    style: LetterboxStyle::Centred,
                 }
             }
             LetterboxStyle::TopLeft => {
@@ -100,21 +103,46 @@ impl Letterbox {
                     pad_left: 0,
                     pad_top: 0,
                     gain,
+                    style: LetterboxStyle::TopLeft,
                 }
             }
         }
     }
 
     /// Maps a box `[x1, y1, x2, y2]` in input pixels back to original pixels, clipped to the image.
+    ///
+    /// Centred (ultralytics): `ops.scale_boxes` of ultralytics 8.4 exactly: the gain is recomputed
+    /// from the input and original shapes, `min(in_h/h, in_w/w)`, each side rounded as `LetterBox`
+    /// rounds it, and each axis divided by its own gain (`new_w/w`, `new_h/h`), after removing
+    /// `round((in - new)/2 - 0.1)` of padding. Top-left (zamba): divided by the letterbox gain.
     pub fn to_original(&self, b: [f32; 4]) -> [f32; 4] {
-        let g = self.gain as f32;
-        let (px, py) = (self.pad_left as f32, self.pad_top as f32);
         let (w, h) = (self.src_w as f32, self.src_h as f32);
+        let (px, py, gx, gy) = match self.style {
+            LetterboxStyle::Centred => {
+                let (sw, sh) = (self.src_w as f64, self.src_h as f64);
+                let (iw, ih) = (self.in_w as f64, self.in_h as f64);
+                let gain = (ih / sh).min(iw / sw);
+                let nh = round_half_even(sh * gain).max(1.0);
+                let nw = round_half_even(sw * gain).max(1.0);
+                (
+                    round_half_even((iw - nw) / 2.0 - 0.1) as f32,
+                    round_half_even((ih - nh) / 2.0 - 0.1) as f32,
+                    (nw / sw) as f32,
+                    (nh / sh) as f32,
+                )
+            }
+            LetterboxStyle::TopLeft => (
+                self.pad_left as f32,
+                self.pad_top as f32,
+                self.gain as f32,
+                self.gain as f32,
+            ),
+        };
         [
-            ((b[0] - px) / g).clamp(0.0, w),
-            ((b[1] - py) / g).clamp(0.0, h),
-            ((b[2] - px) / g).clamp(0.0, w),
-            ((b[3] - py) / g).clamp(0.0, h),
+            ((b[0] - px) / gx).clamp(0.0, w),
+            ((b[1] - py) / gy).clamp(0.0, h),
+            ((b[2] - px) / gx).clamp(0.0, w),
+            ((b[3] - py) / gy).clamp(0.0, h),
         ]
     }
 }
@@ -169,7 +197,8 @@ mod tests {
     fn ultralytics_geometry_matches_hand_computation() {
         // 4208x2368 into 960 square: r = 960/4208, new = 960 x round(540.228) = 540,
         // dh = 420 / 2 = 210 -> top = round(209.9) = 210, bottom = round(210.1) = 210.
-        let input = builtin("df").unwrap().input;
+        let mut input = builtin("df").unwrap().input;
+        input.shape = InputShape::Square;
         let lb = Letterbox::new(4208, 2368, &input);
         assert_eq!(
             (
@@ -193,6 +222,39 @@ mod tests {
     }
 
     #[test]
+    fn stride_rectangle_is_ultralytics_auto_letterbox() {
+        // LetterBox(960, auto=True) by hand. 4000x3000: r = 0.24, 960x720, dh = 240 % 32 = 16
+        // -> top round(7.9) = 8, bottom round(8.1) = 8: 960x736. Portrait 3000x4000: 736x960.
+        let input = builtin("df").unwrap().input;
+        assert_eq!(input.shape, InputShape::Stride);
+        let lb = Letterbox::new(4000, 3000, &input);
+        assert_eq!(
+            (lb.in_w, lb.in_h, lb.pad_left, lb.pad_top, lb.new_h),
+            (960, 736, 0, 8, 720)
+        );
+        assert_eq!(
+            lb.to_original([0.0, 8.0, 960.0, 728.0]),
+            [0.0, 0.0, 4000.0, 3000.0]
+        );
+        let lb = Letterbox::new(3000, 4000, &input);
+        assert_eq!(
+            (lb.in_w, lb.in_h, lb.pad_left, lb.pad_top),
+            (736, 960, 8, 0)
+        );
+        // 1000x333: r = 0.96, 960x round(319.68) = 320, dh = 640 % 32 = 0: 960x320, no padding.
+        // scale_boxes recomputes gain = min(320/333, 960/1000) = 0.96; new_h = round(319.68) = 320,
+        // so y is divided by 320/333 (not by 0.96): y = 160 -> 166.5.
+        let lb = Letterbox::new(1000, 333, &input);
+        assert_eq!((lb.in_w, lb.in_h, lb.pad_top), (960, 320, 0));
+        let b = lb.to_original([96.0, 160.0, 960.0, 320.0]);
+        let want = [100.0, 166.5, 1000.0, 333.0];
+        assert!(
+            b.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-3),
+            "{b:?}"
+        );
+    }
+
+    #[test]
     fn zamba_geometry_and_mapping_back() {
         let input = builtin("md-lite").unwrap().input;
         let lb = Letterbox::new(2048, 1536, &input);
@@ -208,7 +270,8 @@ mod tests {
 
     #[test]
     fn centred_mapping_removes_padding() {
-        let input = builtin("df").unwrap().input;
+        let mut input = builtin("df").unwrap().input;
+        input.shape = InputShape::Square;
         let lb = Letterbox::new(1920, 1080, &input); // gain 0.5, new 960x540, top 210
         let b = lb.to_original([96.0, 210.0 + 54.0, 192.0, 210.0 + 108.0]);
         assert_eq!(b, [192.0, 108.0, 384.0, 216.0]);
@@ -216,7 +279,8 @@ mod tests {
 
     #[test]
     fn tensor_has_padding_and_scaled_pixels() {
-        let input = builtin("df").unwrap().input;
+        let mut input = builtin("df").unwrap().input;
+        input.shape = InputShape::Square;
         let img = RgbImage::from_pixel(1920, 1080, image::Rgb([255, 0, 51]));
         let lb = Letterbox::new(1920, 1080, &input);
         let mut t = vec![0.0; 3 * 960 * 960];

@@ -8,6 +8,7 @@ use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray3};
 use pyo3::prelude::*;
 
+use super::detect::session_options;
 use super::errors::{invalid, shape_error, IntoPyResult};
 use super::image_io::to_rgb;
 use super::locks::{try_lock, wait_for};
@@ -16,7 +17,6 @@ use crate::classify::{load_classifier, OnnxClassifier};
 use crate::image_io::{read_image, DecodeOptions};
 use crate::manifest::classifier::canonical_language;
 use crate::reid::embed::BoxFormat;
-use crate::runtime::SessionOptions;
 
 /// `(logits, embeddings, bird_logits, failures)`.
 type Outputs<'py> = (
@@ -41,7 +41,9 @@ pub struct PyClassifier {
 impl PyClassifier {
     #[new]
     #[pyo3(signature = (classifier = "deepfaune-v15", *, classifier_manifest = None, language = "en",
-                        bird_head = false, batch_size = 8, intra_threads = 0))]
+                        bird_head = false, batch_size = 8, intra_threads = 0, device = "cpu",
+                        precision = "fp32", cache_dir = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         classifier: &str,
@@ -50,11 +52,11 @@ impl PyClassifier {
         bird_head: bool,
         batch_size: usize,
         intra_threads: usize,
+        device: &str,
+        precision: &str,
+        cache_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
-        let session = SessionOptions {
-            intra_threads,
-            spinning: false,
-        };
+        let session = session_options(intra_threads, false, device, precision, cache_dir)?;
         let spec = classifier.to_string();
         let clf = py
             .detach(|| load_classifier(&spec, classifier_manifest.as_deref(), bird_head, session))

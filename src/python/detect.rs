@@ -16,7 +16,35 @@ use crate::detect::{DetectorMode, DetectorSet};
 use crate::error::Error;
 use crate::export::megadetector::read::{Classifications, ImportedDetections, JsonRules};
 use crate::run::{detect_files, DetectionResults, RunOptions};
-use crate::runtime::SessionOptions;
+use crate::runtime::{Device, SessionOptions};
+
+/// The session options the bindings take: `device` (`cpu`, `cuda`, `directml`, `coreml`,
+/// `auto`), `precision` (`fp32`, `int8`) and the folder of ONNX Runtime's optimised graphs.
+pub(crate) fn session_options(
+    intra_threads: usize,
+    spinning: bool,
+    device: &str,
+    precision: &str,
+    cache_dir: Option<PathBuf>,
+) -> PyResult<SessionOptions> {
+    let device = Device::parse(device).py()?;
+    let int8 = match precision.to_ascii_lowercase().as_str() {
+        "fp32" | "float32" => false,
+        "int8" => true,
+        other => {
+            return Err(to_pyerr(Error::InvalidArgument(format!(
+                "precision '{other}': use 'fp32' or 'int8'"
+            ))))
+        }
+    };
+    Ok(SessionOptions {
+        intra_threads,
+        spinning,
+        device,
+        int8,
+        cache_dir,
+    })
+}
 
 /// Calls the optional Python progress callback and checks for Ctrl-C; a Python exception is kept
 /// in `slot` and the run stops with `Error::Cancelled`.
@@ -56,7 +84,8 @@ pub struct PyDetector {
 impl PyDetector {
     #[new]
     #[pyo3(signature = (model = "md-lite", *, secondary = None, mode = None, threshold = None, manifest = None,
-                        weights = None, intra_threads = 0, threads = 0, batch_size = 1, spinning = false))]
+                        weights = None, intra_threads = 0, threads = 0, batch_size = 1, spinning = false,
+                        device = "cpu", precision = "fp32", cache_dir = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -70,7 +99,11 @@ impl PyDetector {
         threads: usize,
         batch_size: usize,
         spinning: bool,
+        device: &str,
+        precision: &str,
+        cache_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
+        let session = session_options(intra_threads, spinning, device, precision, cache_dir)?;
         let mode = match mode.as_deref() {
             None => None,
             Some("single") => Some(DetectorMode::Single),
@@ -90,10 +123,7 @@ impl PyDetector {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect(),
             manifest,
-            session: SessionOptions {
-                intra_threads,
-                spinning,
-            },
+            session,
         };
         let model = model.to_string();
         let set = py

@@ -10,7 +10,7 @@ use crate::error::{Error, ImageError, ModelError, RuntimeError};
 use crate::reid::ReidError;
 
 /// The `deepfaune_rs.errors` class of each error kind, by [`kind_of`].
-const CLASSES: [&str; 17] = [
+const CLASSES: [&str; 18] = [
     "ImageReadError",
     "ManifestError",
     "UnknownModelError",
@@ -28,6 +28,7 @@ const CLASSES: [&str; 17] = [
     "KnowledgeBaseError",
     "KnowledgeBaseNotFoundError",
     "OutputError",
+    "DeviceUnavailableError",
 ];
 
 /// The kind of `e`: its row in [`CLASSES`] and in [`every_kind`]. The match is exhaustive, so
@@ -52,6 +53,7 @@ fn kind_of(e: &Error) -> usize {
         Error::Reid(ReidError::Format { .. }) => 14,
         Error::Reid(ReidError::NotFound(_)) => 15,
         Error::Reid(ReidError::Io { .. }) => 16,
+        Error::Runtime(RuntimeError::Unavailable(_)) => 17,
     }
 }
 
@@ -112,6 +114,7 @@ fn every_kind() -> Vec<Error> {
             reason: s(),
         }
         .into(),
+        RuntimeError::Unavailable(s()).into(),
     ]
 }
 

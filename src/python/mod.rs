@@ -7,6 +7,7 @@ mod errors;
 mod image_io;
 mod locks;
 mod megadetector;
+mod models;
 mod numpy_views;
 mod pipeline;
 mod reid;
@@ -170,6 +171,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     reid_embed::register(m)?;
     video::register(m)?;
     megadetector::register(m)?;
+    models::register(m)?;
     review::register(m)?;
     Ok(())
 }

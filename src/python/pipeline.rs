@@ -10,7 +10,7 @@ use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::detect::{progress_hook, PyDetectionResults, PyDetector};
+use super::detect::{progress_hook, session_options, PyDetectionResults, PyDetector};
 use super::errors::{to_pyerr, IntoPyResult};
 use super::locks::{lock_both, try_lock, wait_for};
 use super::numpy_views::{view1, view2};
@@ -33,7 +33,6 @@ use crate::run::{
     run_imported, run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume,
     RunOptions,
 };
-use crate::runtime::SessionOptions;
 use crate::sequence::{AggregateOptions, Label, Prediction, SequencePredictions};
 
 /// Detector + classifier + DeepFaune's sequence logic.
@@ -56,7 +55,8 @@ impl PyPipeline {
     #[new]
     #[pyo3(signature = (detector, classifier = "deepfaune-v15", *, classifier_manifest = None, score_threshold = None,
                         maxlag_s = 10.0, language = "en", disabled_classes = Vec::new(), bird_head = false,
-                        batch_size = 1, intra_threads = 0, class_thresholds = BTreeMap::new()))]
+                        batch_size = 1, intra_threads = 0, class_thresholds = BTreeMap::new(), device = "cpu",
+                        precision = "fp32", cache_dir = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -71,6 +71,9 @@ impl PyPipeline {
         batch_size: usize,
         intra_threads: usize,
         class_thresholds: BTreeMap<String, f32>,
+        device: &str,
+        precision: &str,
+        cache_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
         if score_threshold.is_some_and(|t| !(0.0..=1.0).contains(&t))
             || !maxlag_s.is_finite()
@@ -81,10 +84,7 @@ impl PyPipeline {
             )));
         }
         let spec = classifier.to_string();
-        let session = SessionOptions {
-            intra_threads,
-            spinning: false,
-        };
+        let session = session_options(intra_threads, false, device, precision, cache_dir)?;
         let clf = py
             .detach(|| load_classifier(&spec, classifier_manifest.as_deref(), bird_head, session))
             .py()?;

@@ -107,7 +107,7 @@ impl PyEmbedder {
                     &source,
                     SessionOptions {
                         intra_threads,
-                        spinning: false,
+                        ..Default::default()
                     },
                 )
             })

@@ -17,7 +17,7 @@ use super::detection::{
     count_images, walk_inputs, DetectionResults, Discovered, Failure, RunOptions, CATEGORY_FAILED,
 };
 use super::ordered_stream;
-use crate::classify::{prepare_crop, OnnxClassifier};
+use crate::classify::{prepare_crop, ClassifierOutputs, OnnxClassifier};
 use crate::detect::decision::ImageKind;
 use crate::detect::detector::{OnnxDetector, PreparedInput};
 use crate::detect::DetectorSet;
@@ -382,13 +382,19 @@ impl PipelineResults {
         stage: &mut ClassifyStage<'_>,
         pending: &mut Vec<Pending>,
     ) -> Result<(), Error> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let tensors: Vec<&[f32]> = pending.iter().map(|p| p.tensor.as_slice()).collect();
-        let out = stage.classifier.infer(&tensors, stage.keep_embeddings)?;
+        let out = infer_crops(stage, pending)?;
+        self.apply_classified(pending, &out);
+        pending.clear();
+        Ok(())
+    }
+
+    /// Writes the classifier's outputs for `pending` (in the same order) into their rows.
+    fn apply_classified(&mut self, pending: &[Pending], out: &[ClassifierOutputs]) {
         let (c, d, g) = (self.num_classes, self.embedding_dim, self.num_bird_groups);
-        for (k, p) in pending.drain(..).enumerate() {
+        let per_crop = out
+            .iter()
+            .flat_map(|o| (0..o.logits.len() / c.max(1)).map(move |k| (o, k)));
+        for (p, (out, k)) in pending.iter().zip(per_crop) {
             self.logits[p.row * c..(p.row + 1) * c]
                 .copy_from_slice(&out.logits[k * c..(k + 1) * c]);
             if d > 0 {
@@ -401,8 +407,22 @@ impl PipelineResults {
             }
             self.classified[p.row] = true;
         }
-        Ok(())
     }
+}
+
+/// Runs the classifier over `pending` in batches of the stage's size (the last one shorter),
+/// one output per batch.
+fn infer_crops(
+    stage: &mut ClassifyStage<'_>,
+    pending: &[Pending],
+) -> Result<Vec<ClassifierOutputs>, Error> {
+    pending
+        .chunks(stage.batch_size.max(1))
+        .map(|chunk| {
+            let tensors: Vec<&[f32]> = chunk.iter().map(|p| p.tensor.as_slice()).collect();
+            stage.classifier.infer(&tensors, stage.keep_embeddings)
+        })
+        .collect()
 }
 
 /// What a worker made of one image: decoded and letterboxed, a read/decode error, or nothing
@@ -524,34 +544,55 @@ pub fn run_pipeline_resumable(
     let mut done = 0usize;
     let mut last_total = 0usize;
 
-    // Detects the waiting images, records them, and cuts the crops of animal images.
+    // Detects the waiting images, records them, and cuts the crops of animal images. The full
+    // classifier batches of crops cut from earlier images are classified on a second thread
+    // meanwhile, so the two models overlap: while one is in a serial stretch (a small layer, the
+    // memory-bound parts, the letterbox and crop work here) the other keeps the cores busy. The
+    // batches are the ones a serial run makes (consecutive crops, `batch_size` at a time), so
+    // the results are the same.
     let detect_waiting = |waiting: &mut Vec<Waiting<'_>>,
                           res: &mut PipelineResults,
                           crops: &mut Vec<Pending>,
                           classify: &mut Option<ClassifyStage<'_>>,
                           set: &mut DetectorSet|
      -> Result<(), Error> {
-        if waiting.is_empty() {
-            return Ok(());
-        }
+        let ready = match classify.as_ref() {
+            Some(stage) => crops.len() - crops.len() % stage.batch_size.max(1),
+            None => 0,
+        };
+        let batch: Vec<Pending> = crops.drain(..ready).collect();
         let imgs: Vec<&image::RgbImage> = waiting.iter().map(|p| &p.1.image).collect();
         let prepared: Vec<&PreparedInput> = waiting.iter().map(|p| &p.2).collect();
-        let dets = set.detect(&imgs, &prepared)?;
+        let (dets, classified) = match classify.as_mut() {
+            Some(stage) if !batch.is_empty() && !imgs.is_empty() => std::thread::scope(|scope| {
+                let worker = scope.spawn(|| infer_crops(stage, &batch));
+                let dets = set.detect(&imgs, &prepared);
+                let classified = worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (dets, Some(classified))
+            }),
+            Some(stage) if !batch.is_empty() => (Ok(Vec::new()), Some(infer_crops(stage, &batch))),
+            _ if imgs.is_empty() => (Ok(Vec::new()), None),
+            _ => (set.detect(&imgs, &prepared), None),
+        };
+        if let Some(out) = classified {
+            res.apply_classified(&batch, &out?);
+        }
+        let dets = dets?;
+        drop(batch);
         // Each image (and its pixel permit) is dropped once its crop is cut.
         for ((path, img, _, _permit), d) in waiting.drain(..).zip(dets) {
             let row = res.detection.len();
             res.detection.push_image(&path, &img, d);
             res.push_row();
-            if let Some(stage) = classify.as_mut() {
+            if let Some(stage) = classify.as_ref() {
                 let crop = res.detection.crop[row];
                 if res.detection.category[row] == ImageKind::Animal as u8 && crop[0] >= 0 {
                     let input = &stage.classifier.manifest.input;
                     let mut tensor = vec![0f32; 3 * (input.size * input.size) as usize];
                     prepare_crop(&img.image, crop.map(|v| v as u32), input, &mut tensor);
                     crops.push(Pending { row, tensor });
-                    if crops.len() >= stage.batch_size.max(1) {
-                        res.classify(stage, crops)?;
-                    }
                 }
             }
         }
