@@ -9,8 +9,8 @@ use crate::error::{Error, ModelError};
 use crate::manifest::classifier::{
     builtin_classifier, classifier_weights_path, ClassifierManifest, DEFAULT_CLASSIFIER,
 };
-use crate::manifest::int8::{int8_manifest_path, INT8_SUFFIX};
-use crate::manifest::{model_dir, verify_sha256};
+use crate::manifest::int8::int8_variant_manifest;
+use crate::manifest::verify_sha256;
 use crate::runtime::{new_session, ModelSource, SessionOptions};
 
 /// Outputs for a batch of crops.
@@ -136,20 +136,10 @@ pub fn load_classifier(
         (m, p)
     } else {
         let mut m = read(spec)?;
-        if session.int8 && !m.id.ends_with(INT8_SUFFIX) {
-            let dir = m.source_dir.clone().unwrap_or_else(model_dir);
-            let p = int8_manifest_path(&dir, &m.id);
-            if !p.is_file() {
-                return Err(ModelError::WeightsMissing {
-                    path: p,
-                    hint: format!(
-                        "no int8 variant of '{}': make it with `deepfaune-rs models quantize {}`",
-                        m.id, m.id
-                    ),
-                }
-                .into());
+        if session.int8 {
+            if let Some(p) = int8_variant_manifest(&m.id, m.source_dir.as_deref())? {
+                m = ClassifierManifest::from_file(&p)?;
             }
-            m = ClassifierManifest::from_file(&p)?;
         }
         let p = weights(&m, &m.file, &m.sha256, &m.url, None)?;
         (m, p)

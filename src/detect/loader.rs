@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use super::detector::{model_source, OnnxDetector};
 use super::mode::{DetectorMode, DetectorSet};
 use crate::error::{Error, ModelError};
-use crate::manifest::int8::{int8_manifest_path, INT8_SUFFIX};
-use crate::manifest::{builtin, builtin_detectors, model_dir, DetectorManifest};
+use crate::manifest::int8::int8_variant_manifest;
+use crate::manifest::{builtin, builtin_detectors, DetectorManifest};
 use crate::runtime::{ModelSource, SessionOptions};
 
 /// Options for loading detectors.
@@ -88,21 +88,10 @@ pub fn resolve(
 /// The int8 variant of `m` (`deepfaune-rs models quantize ID`), beside its manifest or in the
 /// model directory; `m` itself when it is one already.
 fn int8_variant(m: DetectorManifest) -> Result<DetectorManifest, ModelError> {
-    if m.id.ends_with(INT8_SUFFIX) {
-        return Ok(m);
+    match int8_variant_manifest(&m.id, m.source_dir.as_deref())? {
+        Some(p) => DetectorManifest::from_file(&p),
+        None => Ok(m),
     }
-    let dir = m.source_dir.clone().unwrap_or_else(model_dir);
-    let p = int8_manifest_path(&dir, &m.id);
-    if !p.is_file() {
-        return Err(ModelError::WeightsMissing {
-            path: p,
-            hint: format!(
-                "no int8 variant of '{}': make it with `deepfaune-rs models quantize {}`",
-                m.id, m.id
-            ),
-        });
-    }
-    DetectorManifest::from_file(&p)
 }
 
 /// Loads a detector set: `model` is a DeepFaune mode name (`DF`, `MDS`, `MDR`, `DFbsMDS`,

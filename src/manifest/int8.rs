@@ -21,6 +21,29 @@ pub fn int8_manifest_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}{INT8_SUFFIX}.toml"))
 }
 
+/// The manifest file of the int8 variant of model `id` (read from `source_dir`, else a built-in):
+/// beside its manifest or in the model directory; a missing one is an error that says how to
+/// make it. `None` when `id` is a variant already.
+pub fn int8_variant_manifest(
+    id: &str,
+    source_dir: Option<&Path>,
+) -> Result<Option<PathBuf>, ModelError> {
+    if id.ends_with(INT8_SUFFIX) {
+        return Ok(None);
+    }
+    let dir = source_dir.map_or_else(super::model_dir, Path::to_path_buf);
+    let p = int8_manifest_path(&dir, id);
+    if !p.is_file() {
+        return Err(ModelError::WeightsMissing {
+            path: p,
+            hint: format!(
+                "no int8 variant of '{id}': make it with `deepfaune-rs models quantize {id}`"
+            ),
+        });
+    }
+    Ok(Some(p))
+}
+
 /// The weights file name of the int8 variant of `file` (`x.onnx` -> `x.int8.onnx`).
 pub fn int8_file_name(file: &str) -> String {
     let stem = file.strip_suffix(".onnx").unwrap_or(file);
