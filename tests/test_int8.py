@@ -187,3 +187,31 @@ def test_cli_agreement(md_lite_int8, model_dir, testdata, tmp_path):
     import json
 
     assert json.loads(out.read_text())["images"] == 4
+
+
+def test_calibration_reader_rewinds_to_the_same_inputs(testdata):
+    """onnxruntime may read the calibration images twice: after ``rewind`` the reader gives the
+    same tensors again, each the core's detector input of that file, skipping unreadable ones."""
+    from deepfaune_rs import _core
+    from deepfaune_rs.quantize import _Calibration
+
+    files = [p for p in all_test_images(testdata) if p.stat().st_size > 0][:3]
+    broken = testdata / "southwest" / "error_img.JPG"  # 0 bytes
+    assert broken.stat().st_size == 0
+    reader = _Calibration("md-lite", "images", [files[0], broken, *files[1:]])
+
+    def read_all():
+        out = []
+        while (item := reader.get_next()) is not None:
+            out.append(item["images"])
+        return out
+
+    first = read_all()
+    assert reader.used == 3 and reader.get_next() is None
+    reader.rewind()
+    second = read_all()
+    assert reader.used == 3
+    for f, a, b in zip(files, first, second):
+        expected = _core.detector_input("md-lite", str(f))
+        np.testing.assert_array_equal(a, expected)
+        np.testing.assert_array_equal(b, expected)

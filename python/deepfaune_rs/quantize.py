@@ -61,7 +61,8 @@ class _Calibration:
 
     def __init__(self, model_id: str, input_name: str, files: Sequence[Path]) -> None:
         self.model_id, self.input_name = model_id, input_name
-        self._it: Iterator[Path] = iter(files)
+        self._files = list(files)
+        self._it: Iterator[Path] = iter(self._files)
         self.used = 0
 
     def get_next(self) -> dict[str, Any] | None:
@@ -74,8 +75,10 @@ class _Calibration:
             return {self.input_name: x}
         return None
 
-    def rewind(self) -> None:  # pragma: no cover - onnxruntime calls it only for some methods
-        raise NotImplementedError
+    def rewind(self) -> None:
+        """Starts the images again (onnxruntime calls it for calibrations that read them twice)."""
+        self._it = iter(self._files)
+        self.used = 0
 
 
 def _float_convs(model: Any) -> list[str]:
