@@ -92,13 +92,6 @@ print(json.dumps({"variant": "torch", "images": n, "detect": det_s / n, "classif
 """
 
 
-def images(testdata: Path, n: int) -> list[Path]:
-    from conftest import all_test_images
-
-    files = [p for p in all_test_images(testdata) if p.stat().st_size > 0]
-    return (files * (n // len(files) + 1))[:n]
-
-
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -196,6 +189,8 @@ def main() -> None:
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    from bench_pipeline import images
+
     files = images(args.testdata, args.n)
     if args.variant:
         print(json.dumps(variant(args.variant, files, args.workdir)))

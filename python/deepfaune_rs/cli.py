@@ -824,20 +824,12 @@ def _cmd_models_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_quantize(args: argparse.Namespace) -> int:
-    import os
-
-    from .errors import InvalidArgumentError, UnknownModelError
     from .quantize import quantize
 
-    for p in args.images:
-        if not os.path.exists(p):
-            print(f"deepfaune-rs: error: {p}: no such file or folder", file=sys.stderr)
-            return EXIT_USAGE
-    try:
-        info = quantize(args.model, args.images, method=args.method, sample=args.sample)
-    except (UnknownModelError, InvalidArgumentError) as e:
-        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    _check_inputs(args.images)
+    # An unknown model or a bad method is InvalidArgumentError / UnknownModelError: main()'s
+    # one line and exit 2.
+    info = quantize(args.model, args.images, method=args.method, sample=args.sample)
     for k, v in info.items():
         print(f"{k}: {v}")
     return EXIT_OK
@@ -845,15 +837,11 @@ def _cmd_models_quantize(args: argparse.Namespace) -> int:
 
 def _cmd_agreement(args: argparse.Namespace) -> int:
     import json
-    import os
 
     from .agreement import agreement, format_report
-    from .errors import InvalidArgumentError, WeightsNotFoundError
+    from .errors import WeightsNotFoundError
 
-    for p in args.inputs:
-        if not os.path.exists(p):
-            print(f"deepfaune-rs: error: {p}: no such file or folder", file=sys.stderr)
-            return EXIT_USAGE
+    _check_inputs(args.inputs)
     try:
         r = agreement(
             args.inputs,
@@ -862,9 +850,8 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
             classifier=None if args.no_classifier else args.classifier,
             device=args.device,
         )
-    except (InvalidArgumentError, WeightsNotFoundError) as e:
-        print(f"deepfaune-rs: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except WeightsNotFoundError as e:  # no int8 variant yet: the user's to make (exit 2)
+        raise _Usage(str(e)) from None
     print(format_report(r))
     if args.json:
         from ._files import atomic_open
