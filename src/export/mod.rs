@@ -1,4 +1,4 @@
-//! Stage 9: exports, each written atomically ([`crate::fsio`]).
+//! Stage 9 (export): exports, each written atomically ([`crate::fsio`]).
 //!
 //! - [`camtrap_dp`]: Camtrap DP 1.0.2 packages (deployments, media, observations), for GBIF.
 //! - [`megadetector`]: MegaDetector batch output 1.6 (read by Timelapse, AddaxAI, megadetector-utils).

@@ -1,4 +1,4 @@
-//! Stage 8: import. Someone else's detections read as the detection step, so that their boxes
+//! Stage 8 (import): Someone else's detections read as the detection step, so that their boxes
 //! go through classification, sequences and exports like those of a detection run.
 //!
 //! - [`megadetector`]: a MegaDetector batch file (formats 1.0 to 1.6, from MegaDetector,

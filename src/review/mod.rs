@@ -1,4 +1,4 @@
-//! Stage: review. What a person decides after a run, kept as data beside the results.
+//! Stage 10 (review): what a person decides after a run, kept as data beside the results.
 //!
 //! - [`corrections`]: the append-only journal of relabelled and verified images
 //!   (`<results>.corrections.jsonl`) and how it changes a run's predictions;
