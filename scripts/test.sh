@@ -8,4 +8,7 @@ DEEPFAUNE_ORT_DYLIB="$(python -c 'import deepfaune_rs._runtime as r; print(r.fin
 export DEEPFAUNE_ORT_DYLIB
 cargo test --locked
 python -m mypy.stubtest deepfaune_rs._core
-python -m pytest -q tests
+# Two test files at a time (pytest-xdist; a file's tests stay in one process, so its module
+# fixtures are built once): most tests wait on a subprocess, a server or Python code, so the two
+# cores stay busy. PYTEST_WORKERS=0 runs them one after the other.
+python -m pytest -q -n "${PYTEST_WORKERS:-2}" --dist loadfile tests

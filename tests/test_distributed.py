@@ -37,7 +37,7 @@ pytest.importorskip("ray.data")
 
 from deepfaune_rs import distributed  # noqa: E402
 
-START_TIMEOUT = 120
+START_TIMEOUT = 300  # a busy machine (the suite runs two test files at a time) starts Ray slowly
 
 # `ray start` for the worker node, with the loopback address as this machine's address.
 WORKER_NODE = (
