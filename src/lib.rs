@@ -12,6 +12,7 @@
 //!    and the embedding per crop.
 //! 5. [`run`]: the streaming driver: parallel decoding feeding inference through a bounded queue,
 //!    per-file failures recorded as data; frames held in memory (videos) through the same steps.
+//!    [`run::Pipeline`] owns the models and the checked settings and runs them to labelled results.
 //! 6. [`sequence`]: DeepFaune's sequences and logit averaging, and one answer per video.
 //! 7. [`reid`]: individual re-identification (lynx-id): crop embeddings, a knowledge base in
 //!    lynx-id's files, exact cosine k-NN, open-set "new individual" rules and retrieval metrics.

@@ -1,0 +1,1082 @@
+//! Stage 4's front door: [`Pipeline`], a detector set and a classifier with DeepFaune's settings,
+//! run over files and folders, over video frames, or over imported boxes, to labelled results.
+//!
+//! [`PipelineOptions`] holds every setting as plain values; [`Pipeline::new`] checks them (each
+//! invalid option is an [`Error::InvalidArgument`] saying what to give instead), takes the
+//! defaults the classifier manifest does not leave to the user (the score threshold, the
+//! temperatures), and builds the checkpoint fingerprint of each run. The models sit behind locks
+//! so that one pipeline can be shared between threads: [`Pipeline::try_models`] (or the blocking
+//! [`Pipeline::models`]) takes them, and the [`Models`] guard runs.
+//!
+//! ```no_run
+//! use deepfaune_rs::run::driver::{Detectors, Pipeline, PipelineOptions};
+//! # fn main() -> Result<(), deepfaune_rs::error::Error> {
+//! let detectors = Detectors::load("md-lite", None, None, &Default::default(), Default::default())?;
+//! let opts = PipelineOptions { score_threshold: Some(0.5), ..Default::default() };
+//! let pipeline = Pipeline::new(Some(detectors), &opts)?;
+//! let inputs = [std::path::PathBuf::from("photos")];
+//! let run = pipeline.models(true).run(&inputs, false, None, &mut |_, _| Ok(()))?;
+//! println!("{:?}", run.decided.text.prediction);
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+use image::RgbImage;
+
+use super::checkpoint::{fingerprint, fingerprint_imported};
+use super::decided::{class_thresholds_of, decide, Decided, DecisionSettings};
+use super::distributed::{merge, Plan};
+use super::frames::run_frames;
+use super::imported::digest as imported_digest;
+use super::{
+    run_imported, run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume,
+    RunOptions,
+};
+use crate::classify::{load_classifier, OnnxClassifier};
+use crate::detect::loader::{load, LoadOptions};
+use crate::detect::{DetectorMode, DetectorSet};
+use crate::error::Error;
+use crate::export::megadetector::read::ImportedDetections;
+use crate::manifest::classifier::{canonical_language, ClassifierManifest, DEFAULT_CLASSIFIER};
+use crate::runtime::SessionOptions;
+use crate::sequence::kind_from_code;
+use crate::sequence::video::{summarize_video, FrameRows, VideoSummary};
+use crate::sequence::AggregateOptions;
+
+/// Every setting of a [`Pipeline`] but its detectors, as plain values.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// A built-in id (`deepfaune-v15`), a manifest (`.toml`) or an ONNX file.
+    pub classifier: String,
+    /// The manifest of an ONNX `classifier` (an id or a `.toml`).
+    pub classifier_manifest: Option<String>,
+    /// Scores below it give `undefined`; `None`: the classifier manifest's threshold.
+    pub score_threshold: Option<f32>,
+    /// Longest gap inside a sequence, in seconds (DeepFaune's default: 10).
+    pub maxlag_s: f64,
+    /// The language of the labels (any the manifest has).
+    pub language: String,
+    /// Classes switched off (names in any language of the classifier).
+    pub disabled_classes: Vec<String>,
+    /// `{class name: threshold}` replacing `score_threshold` for those classes.
+    pub class_thresholds: BTreeMap<String, f32>,
+    /// Load the bird head and refine `bird` into bird groups.
+    pub bird_head: bool,
+    /// Crops per classifier call (0 counts as 1).
+    pub batch_size: usize,
+    /// The classifier's ONNX Runtime session (threads, device, int8, cache folder).
+    pub session: SessionOptions,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            classifier: DEFAULT_CLASSIFIER.to_string(),
+            classifier_manifest: None,
+            score_threshold: None,
+            maxlag_s: 10.0,
+            language: "en".into(),
+            disabled_classes: Vec::new(),
+            class_thresholds: BTreeMap::new(),
+            bird_head: false,
+            batch_size: 1,
+            session: SessionOptions::default(),
+        }
+    }
+}
+
+impl PipelineOptions {
+    /// Checks the settings that need no manifest (done before any model is loaded).
+    pub fn validate(&self) -> Result<(), Error> {
+        if self
+            .score_threshold
+            .is_some_and(|t| !(0.0..=1.0).contains(&t))
+            || !self.maxlag_s.is_finite()
+            || self.maxlag_s < 0.0
+        {
+            return Err(Error::InvalidArgument(
+                "score_threshold must be within 0..1 and maxlag_s >= 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The decision settings these options give with classifier manifest `m`: its threshold
+    /// and temperatures unless given, the classes named resolved to indices (in any of its
+    /// languages), the language checked.
+    pub fn decision_settings(&self, m: &ClassifierManifest) -> Result<DecisionSettings, Error> {
+        self.validate()?;
+        let language = self.language.as_str();
+        if m.names(language).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "language '{language}' is not available for {} (available: {})",
+                m.id,
+                m.languages().join(", ")
+            )));
+        }
+        let disabled = m.class_indices(&self.disabled_classes).map_err(|unknown| {
+            let names = m.names(language).or_else(|| m.names("en"));
+            let valid = names.map(|n| n.classes.join(", ")).unwrap_or_default();
+            Error::InvalidArgument(format!(
+                "unknown classes to disable: {unknown:?} (the classes of {}: {valid}; names in \
+                 any of its languages are accepted)",
+                m.id
+            ))
+        })?;
+        let bird_class = if self.bird_head {
+            m.names("en").and_then(|n| n.bird_class)
+        } else {
+            None
+        };
+        let defaults = AggregateOptions::for_manifest(m);
+        let opts = AggregateOptions {
+            threshold: self.score_threshold.unwrap_or(defaults.threshold),
+            disabled,
+            bird_class,
+            class_thresholds: class_thresholds_of(m, &self.class_thresholds)?,
+            ..defaults
+        };
+        Ok(DecisionSettings {
+            language: canonical_language(language).to_string(),
+            opts,
+            maxlag_s: self.maxlag_s,
+        })
+    }
+}
+
+/// A detector set, possibly shared with other users (the Python `Detector`), with the run
+/// options its runs use (threads, batch, window, decoding limits).
+#[derive(Clone)]
+pub struct Detectors {
+    /// The models, used by one run at a time.
+    pub set: Arc<Mutex<DetectorSet>>,
+    /// How runs with them walk, decode and batch.
+    pub run: RunOptions,
+    /// The primary detector's confidence threshold (fixed at load: no lock to read).
+    pub threshold: f32,
+}
+
+impl Detectors {
+    /// `set` with `run`, to be shared.
+    pub fn new(set: DetectorSet, run: RunOptions) -> Self {
+        let threshold = set.primary.manifest.postprocess.threshold;
+        Detectors {
+            set: Arc::new(Mutex::new(set)),
+            run,
+            threshold,
+        }
+    }
+
+    /// Loads detector `model` (and `secondary`, in `mode`) as [`load`] does.
+    pub fn load(
+        model: &str,
+        secondary: Option<&str>,
+        mode: Option<DetectorMode>,
+        opts: &LoadOptions,
+        run: RunOptions,
+    ) -> Result<Self, Error> {
+        Ok(Detectors::new(load(model, secondary, mode, opts)?, run))
+    }
+}
+
+/// Detectors + classifier + DeepFaune's sequence logic: one run at a time per pipeline.
+pub struct Pipeline {
+    /// `None`: the pipeline only runs over given detections.
+    detectors: Option<Detectors>,
+    classifier: Mutex<OnnxClassifier>,
+    /// The classifier's manifest (a copy: read without the lock).
+    manifest: ClassifierManifest,
+    settings: DecisionSettings,
+    batch_size: usize,
+}
+
+/// A finished run: its rows and what its settings make of them, rows in DeepFaune's table
+/// order (`decided.boxes` gives the boxes' new order).
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The rows (detections, logits, embeddings).
+    pub results: PipelineResults,
+    /// Sequences, predictions, texts and DeepFaune's table.
+    pub decided: Decided,
+}
+
+/// One video's frames run through a pipeline ([`Models::run_frames`]).
+#[derive(Debug, Clone)]
+pub struct VideoRun {
+    /// One row per frame given, in the given order.
+    pub results: PipelineResults,
+    /// The video's prediction, counts and keyframe from its sampled frames.
+    pub summary: VideoSummary,
+    /// The prediction and the best label as texts in the pipeline's language.
+    pub prediction: String,
+    /// The best label whatever the threshold.
+    pub top1: String,
+    /// `Label::index` of the prediction and of top1.
+    pub label_index: usize,
+    /// `Label::index` of top1.
+    pub top1_index: usize,
+    /// The primary detector's confidence threshold.
+    pub threshold: f32,
+}
+
+/// `m` locked now, or `None` when another thread holds it (a poisoned lock is taken: the models
+/// hold no invariant a panic could break half-way).
+pub fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+impl Pipeline {
+    /// Loads the classifier of `opts` and checks every option against its manifest.
+    pub fn new(detectors: Option<Detectors>, opts: &PipelineOptions) -> Result<Self, Error> {
+        opts.validate()?;
+        let clf = load_classifier(
+            &opts.classifier,
+            opts.classifier_manifest.as_deref(),
+            opts.bird_head,
+            opts.session.clone(),
+        )?;
+        Pipeline::with_classifier(detectors, clf, opts)
+    }
+
+    /// A pipeline around a loaded classifier (`opts.classifier*` and `opts.session` unused).
+    pub fn with_classifier(
+        detectors: Option<Detectors>,
+        classifier: OnnxClassifier,
+        opts: &PipelineOptions,
+    ) -> Result<Self, Error> {
+        let settings = opts.decision_settings(&classifier.manifest)?;
+        Ok(Pipeline {
+            detectors,
+            manifest: classifier.manifest.clone(),
+            classifier: Mutex::new(classifier),
+            settings,
+            batch_size: opts.batch_size.max(1),
+        })
+    }
+
+    /// The classifier's manifest.
+    pub fn manifest(&self) -> &ClassifierManifest {
+        &self.manifest
+    }
+
+    /// The settings runs are decided with.
+    pub fn settings(&self) -> &DecisionSettings {
+        &self.settings
+    }
+
+    /// The detectors, if any.
+    pub fn detectors(&self) -> Option<&Detectors> {
+        self.detectors.as_ref()
+    }
+
+    /// The classes in the pipeline's language.
+    pub fn class_names(&self) -> Vec<String> {
+        self.manifest
+            .names(&self.settings.language)
+            .map(|n| n.classes.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The models locked for a run now, or `None` when another run holds one of them (never one
+    /// held while waiting for the other). `with_detectors`: the detectors too (a run over
+    /// imported boxes or a merge needs only the classifier).
+    pub fn try_models(&self, with_detectors: bool) -> Option<Models<'_>> {
+        let detectors = match (&self.detectors, with_detectors) {
+            (Some(d), true) => Some(try_lock(&d.set)?),
+            _ => None,
+        };
+        let classifier = try_lock(&self.classifier)?;
+        Some(Models {
+            pipeline: self,
+            detectors,
+            classifier,
+        })
+    }
+
+    /// [`Self::try_models`], waiting for them.
+    pub fn models(&self, with_detectors: bool) -> Models<'_> {
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            if let Some(m) = self.try_models(with_detectors) {
+                return m;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The checkpoint settings of a run over `inputs`: every setting that changes its rows or
+    /// their labels.
+    fn checkpoint_settings(
+        &self,
+        inputs: &[PathBuf],
+        keep_embeddings: bool,
+        max_pixels: u64,
+    ) -> serde_json::Value {
+        let o = &self.settings.opts;
+        let mut settings = serde_json::json!({
+            "inputs": inputs.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+            "threshold": o.threshold,
+            "disabled": o.disabled,
+            "maxlag_s": self.settings.maxlag_s,
+            "language": self.settings.language,
+            "keep_embeddings": keep_embeddings,
+        });
+        // Only when set: checkpoints written before per-class thresholds existed still match.
+        if !o.class_thresholds.is_empty() {
+            settings["class_thresholds"] = serde_json::json!(o.class_thresholds);
+        }
+        settings["max_pixels"] = max_pixels.into();
+        settings
+    }
+
+    /// Sequences, labels and DeepFaune's table of a finished run, its rows in the table's order.
+    pub fn finish(&self, mut results: PipelineResults) -> Result<Finished, Error> {
+        let decided = decide(&mut results, &self.manifest, &self.settings, &[])?;
+        Ok(Finished { results, decided })
+    }
+}
+
+/// A pipeline's models, locked for one run.
+pub struct Models<'a> {
+    pipeline: &'a Pipeline,
+    detectors: Option<MutexGuard<'a, DetectorSet>>,
+    classifier: MutexGuard<'a, OnnxClassifier>,
+}
+
+fn no_detector(what: &str) -> Error {
+    Error::InvalidArgument(format!("this pipeline has no detector: {what}"))
+}
+
+impl Models<'_> {
+    fn stage(&mut self, keep_embeddings: bool) -> ClassifyStage<'_> {
+        ClassifyStage {
+            classifier: &mut self.classifier,
+            batch_size: self.pipeline.batch_size,
+            keep_embeddings,
+        }
+    }
+
+    /// The checkpoint fingerprint of a detection run over `inputs`: the models' identities and
+    /// every setting that changes the results.
+    pub fn fingerprint(
+        &self,
+        inputs: &[PathBuf],
+        keep_embeddings: bool,
+    ) -> Result<serde_json::Value, Error> {
+        let (Some(set), Some(d)) = (&self.detectors, &self.pipeline.detectors) else {
+            return Err(no_detector("its runs have no detector fingerprint"));
+        };
+        let settings =
+            self.pipeline
+                .checkpoint_settings(inputs, keep_embeddings, d.run.decode.max_pixels);
+        Ok(fingerprint(set, Some(&self.classifier), settings))
+    }
+
+    /// Runs the pipeline over files and folders. With `checkpoint`, finished images are
+    /// appended to that file and a later run with the same file and settings resumes where
+    /// this one stopped. `progress(done, total)` may return an error to stop the run.
+    pub fn run(
+        &mut self,
+        paths: &[PathBuf],
+        keep_embeddings: bool,
+        checkpoint: Option<&Path>,
+        progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
+    ) -> Result<Finished, Error> {
+        let Some(run) = self.pipeline.detectors.as_ref().map(|d| d.run) else {
+            return Err(no_detector(
+                "pass detections= (a MegaDetector file or its results), or build it with a detector",
+            ));
+        };
+        let mut open = match checkpoint {
+            None => None,
+            Some(path) => Some(Checkpoint::open(
+                path,
+                self.fingerprint(paths, keep_embeddings)?,
+            )?),
+        };
+        let resume = open.as_mut().map(|(c, done)| Resume {
+            checkpoint: c,
+            done: std::mem::take(done),
+        });
+        let mut set = self.detectors.take().expect("locked with the detectors");
+        let res = run_pipeline_resumable(
+            paths,
+            &mut set,
+            Some(self.stage(keep_embeddings)),
+            &run,
+            progress,
+            resume,
+        );
+        self.detectors = Some(set);
+        self.pipeline.finish(res?)
+    }
+
+    /// Runs the classifier over imported boxes (a MegaDetector file's, or a detection run's):
+    /// they are the detection step. `inputs` are the paths the user gave (recorded in the
+    /// checkpoint's fingerprint with the boxes' digest).
+    pub fn run_imported(
+        &mut self,
+        imported: &ImportedDetections,
+        inputs: &[PathBuf],
+        keep_embeddings: bool,
+        checkpoint: Option<&Path>,
+        progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
+    ) -> Result<Finished, Error> {
+        let run = match &self.pipeline.detectors {
+            Some(d) => d.run,
+            None => RunOptions::default(),
+        };
+        let mut open = match checkpoint {
+            None => None,
+            Some(path) => {
+                let settings = self.pipeline.checkpoint_settings(
+                    inputs,
+                    keep_embeddings,
+                    run.decode.max_pixels,
+                );
+                let fp =
+                    fingerprint_imported(&imported_digest(imported), &self.classifier, settings);
+                Some(Checkpoint::open(path, fp)?)
+            }
+        };
+        let resume = open.as_mut().map(|(c, done)| Resume {
+            checkpoint: c,
+            done: std::mem::take(done),
+        });
+        let res = run_imported(
+            imported,
+            self.stage(keep_embeddings),
+            &run,
+            progress,
+            resume,
+        )?;
+        self.pipeline.finish(res)
+    }
+
+    /// The results of the single run over `plan`'s inputs from the parts of its units (see
+    /// [`super::distributed`]), decided as after any run; and the parts' detector threshold.
+    pub fn merge(&self, plan: &Plan, parts: &[String]) -> Result<(Finished, f32), Error> {
+        let (res, threshold) = merge(plan, parts)?;
+        let classes = self.classifier.manifest.num_classes();
+        if !res.is_empty() && res.num_classes != classes {
+            return Err(Error::InvalidArgument(format!(
+                "the parts have {} classes, this pipeline's classifier {classes}",
+                res.num_classes,
+            )));
+        }
+        Ok((self.pipeline.finish(res)?, threshold))
+    }
+
+    /// Runs a video's decoded `frames` through detection and classification (one row per
+    /// frame) and judges the video from its sampled positions: `slots[k]` is the frame at
+    /// sampled position `k`, or `None` when it could not be read.
+    pub fn run_frames(
+        &mut self,
+        frames: Vec<RgbImage>,
+        slots: &[Option<usize>],
+        source: &Path,
+        keep_embeddings: bool,
+    ) -> Result<VideoRun, Error> {
+        if let Some(bad) = slots.iter().flatten().find(|&&i| i >= frames.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "slot points at frame {bad} but {} frames were given",
+                frames.len()
+            )));
+        }
+        let Some(batch) = self.pipeline.detectors.as_ref().map(|d| d.run.batch_size) else {
+            return Err(no_detector(
+                "videos need one (build the Pipeline with a detector)",
+            ));
+        };
+        let mut set = self.detectors.take().expect("locked with the detectors");
+        let res = run_frames(
+            frames,
+            source,
+            &mut set,
+            Some(self.stage(keep_embeddings)),
+            batch,
+        );
+        let threshold = set.primary.manifest.postprocess.threshold;
+        self.detectors = Some(set);
+        let results = res?;
+        let d = &results.detection;
+        let kinds: Vec<_> = d.category.iter().map(|&c| kind_from_code(c)).collect();
+        let rows = FrameRows {
+            kinds: &kinds,
+            logits: &results.logits,
+            num_classes: results.num_classes,
+            bird_logits: &results.bird_logits,
+            count: &d.count,
+            humancount: &d.humancount,
+        };
+        let settings = &self.pipeline.settings;
+        let summary = summarize_video(&rows, slots, &settings.opts)?;
+        let m = &self.pipeline.manifest;
+        let names = m.names(&settings.language).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "language '{}' is not available for {}",
+                settings.language, m.id
+            ))
+        })?;
+        let bird = settings.opts.bird_class.is_some();
+        let p = summary.prediction;
+        let (n, g) = (m.num_classes(), m.num_groups());
+        Ok(VideoRun {
+            prediction: p.label.text(&names, bird),
+            top1: p.top1.text(&names, bird),
+            label_index: p.label.index(n, g),
+            top1_index: p.top1.index(n, g),
+            results,
+            summary,
+            threshold,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::classifier::builtin_classifier;
+    use crate::run::decided::Redecide;
+    use crate::run::detection::CATEGORY_FAILED;
+    use crate::run::run_pipeline;
+    use crate::sequence::AggregateOptions;
+
+    fn message<T>(r: Result<T, Error>) -> String {
+        match r {
+            Err(Error::InvalidArgument(m)) => m,
+            Err(other) => panic!("expected an InvalidArgument error, got {other:?}"),
+            Ok(_) => panic!("expected an InvalidArgument error, got a value"),
+        }
+    }
+
+    fn v15() -> ClassifierManifest {
+        builtin_classifier("deepfaune-v15").unwrap()
+    }
+
+    #[test]
+    fn each_invalid_option_is_refused_with_its_message() {
+        let both = "score_threshold must be within 0..1 and maxlag_s >= 0";
+        for opts in [
+            PipelineOptions {
+                score_threshold: Some(1.5),
+                ..Default::default()
+            },
+            PipelineOptions {
+                score_threshold: Some(-0.1),
+                ..Default::default()
+            },
+            PipelineOptions {
+                maxlag_s: -5.0,
+                ..Default::default()
+            },
+            PipelineOptions {
+                maxlag_s: f64::NAN,
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(message(opts.validate()), both);
+            assert_eq!(message(opts.decision_settings(&v15())), both);
+        }
+        let m = v15();
+        let en = m.names("en").unwrap().classes.to_vec();
+
+        let language = PipelineOptions {
+            language: "xx".into(),
+            ..Default::default()
+        };
+        let msg = message(language.decision_settings(&m));
+        let available = m.languages().join(", ");
+        assert_eq!(
+            msg,
+            format!("language 'xx' is not available for deepfaune-v15 (available: {available})")
+        );
+        assert!(
+            available.contains("en") && available.contains("fr"),
+            "{available}"
+        );
+
+        let disabled = PipelineOptions {
+            disabled_classes: vec!["chamoix".into()],
+            ..Default::default()
+        };
+        let msg = message(disabled.decision_settings(&m));
+        assert!(
+            msg.starts_with(
+                "unknown classes to disable: [\"chamoix\"] (the classes of deepfaune-v15: "
+            ),
+            "{msg}"
+        );
+        // Every valid name is listed.
+        assert!(en.iter().all(|c| msg.contains(c.as_str())), "{msg}");
+
+        let out_of_range = PipelineOptions {
+            class_thresholds: BTreeMap::from([(en[0].clone(), 1.5)]),
+            ..Default::default()
+        };
+        assert_eq!(
+            message(out_of_range.decision_settings(&m)),
+            format!(
+                "class threshold of '{}' must be within 0..1 (got 1.5)",
+                en[0]
+            )
+        );
+        let unknown = PipelineOptions {
+            class_thresholds: BTreeMap::from([("nope".to_string(), 0.5)]),
+            ..Default::default()
+        };
+        assert_eq!(
+            message(unknown.decision_settings(&m)),
+            "unknown classes in class_thresholds: [\"nope\"]"
+        );
+    }
+
+    /// An invalid setting is refused before the classifier is loaded (no model, no runtime).
+    #[test]
+    fn options_are_checked_before_loading_the_classifier() {
+        let opts = PipelineOptions {
+            classifier: "/nonexistent/classifier.onnx".into(),
+            score_threshold: Some(2.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            message(Pipeline::new(None, &opts)),
+            "score_threshold must be within 0..1 and maxlag_s >= 0"
+        );
+    }
+
+    /// The score threshold and temperatures default to the classifier manifest's (read here
+    /// from the TOML text), whatever they are; a given threshold wins.
+    #[test]
+    fn defaults_come_from_the_classifier_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-pixel-c38.toml"),
+        )
+        .unwrap();
+        let text = text.replacen("threshold = 0.8 ", "threshold = 0.65 ", 1);
+        let path = dir.path().join("tiny-pixel-c38.toml");
+        std::fs::write(&path, &text).unwrap();
+        let raw: toml::Value = toml::from_str(&text).unwrap();
+        let post = &raw["postprocess"];
+        let want = post["threshold"].as_float().unwrap() as f32;
+        assert_eq!(want, 0.65);
+        let m = ClassifierManifest::from_file(&path).unwrap();
+
+        let s = PipelineOptions::default().decision_settings(&m).unwrap();
+        assert_eq!(s.opts.threshold, want);
+        assert_eq!(
+            s.opts.temperatures.image,
+            post["temperature_image"].as_float().unwrap() as f32
+        );
+        assert_eq!(
+            s.opts.temperatures.sequence,
+            post["temperature_sequence"].as_float().unwrap() as f32
+        );
+        assert_eq!((s.maxlag_s, s.language.as_str()), (10.0, "en"));
+        assert!(s.opts.disabled.is_empty() && s.opts.class_thresholds.is_empty());
+
+        let given = PipelineOptions {
+            score_threshold: Some(0.3),
+            maxlag_s: 30.0,
+            disabled_classes: vec!["chamois".into(), "bison".into()],
+            class_thresholds: BTreeMap::from([("lynx".to_string(), 0.5)]),
+            ..Default::default()
+        };
+        let s = given.decision_settings(&m).unwrap();
+        let en = m.names("en").unwrap().classes.to_vec();
+        let at = |c: &str| en.iter().position(|x| x == c).unwrap();
+        assert_eq!((s.opts.threshold, s.maxlag_s), (0.3, 30.0));
+        assert_eq!(s.opts.disabled, vec![at("bison"), at("chamois")]);
+        assert_eq!(s.opts.class_thresholds, vec![(at("lynx"), 0.5)]);
+    }
+
+    #[test]
+    fn redecide_checks_each_change() {
+        let m = v15();
+        let s = PipelineOptions::default().decision_settings(&m).unwrap();
+        let change = |c: Redecide| s.redecide(&m, c);
+        assert_eq!(
+            message(change(Redecide {
+                score_threshold: Some(1.5),
+                ..Default::default()
+            })),
+            "score_threshold must be within 0..1 (got 1.5)"
+        );
+        assert_eq!(
+            message(change(Redecide {
+                maxlag_s: Some(-1.0),
+                ..Default::default()
+            })),
+            "maxlag_s must be >= 0 (got -1)"
+        );
+        assert_eq!(
+            message(change(Redecide {
+                disabled_classes: Some(vec!["nope".into()]),
+                ..Default::default()
+            })),
+            "unknown classes to disable: [\"nope\"]"
+        );
+        let kept = change(Redecide {
+            score_threshold: Some(0.5),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((kept.opts.threshold, kept.maxlag_s), (0.5, s.maxlag_s));
+    }
+
+    // The tests below run ONNX models: they need the runtime (`DEEPFAUNE_ORT_DYLIB`) and the
+    // shared test models (../shared/models); without them they say so and pass.
+
+    fn shared(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared")
+            .join(path)
+    }
+
+    fn runtime_and_models() -> bool {
+        if let Err(e) = crate::runtime::environment() {
+            eprintln!("skipped: {e}");
+            return false;
+        }
+        let ok = shared("models/pixel_classifier_182_c38.onnx").is_file()
+            && shared("testdata/ena24").is_dir();
+        if !ok {
+            eprintln!("skipped: ../shared/models or ../shared/testdata missing");
+        }
+        ok
+    }
+
+    fn run_options() -> RunOptions {
+        RunOptions {
+            threads: 2,
+            window: 4,
+            batch_size: 1,
+            ..RunOptions::default()
+        }
+    }
+
+    fn classifier_options() -> PipelineOptions {
+        PipelineOptions {
+            classifier: shared("models/pixel_classifier_182_c38.onnx")
+                .to_string_lossy()
+                .into_owned(),
+            classifier_manifest: Some(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("models/tiny-pixel-c38.toml")
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            batch_size: 2,
+            ..Default::default()
+        }
+    }
+
+    fn detectors() -> Detectors {
+        Detectors::load(
+            "md-lite",
+            None,
+            None,
+            &LoadOptions::default(),
+            run_options(),
+        )
+        .unwrap()
+    }
+
+    /// A folder of `n` ena24 photos and one file that is no image; and its image files.
+    fn folder(n: usize) -> (tempfile::TempDir, Vec<PathBuf>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut photos: Vec<_> = std::fs::read_dir(shared("testdata/ena24"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+            .collect();
+        photos.sort();
+        for p in &photos[..n] {
+            std::fs::copy(p, dir.path().join(p.file_name().unwrap())).unwrap();
+        }
+        std::fs::write(dir.path().join("broken.jpg"), b"not a jpeg").unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        (dir, files)
+    }
+
+    fn assert_same_rows(a: &PipelineResults, b: &PipelineResults) {
+        let (x, y) = (&a.detection, &b.detection);
+        assert_eq!(x.paths, y.paths);
+        assert_eq!(x.category, y.category);
+        assert_eq!((&x.count, &x.humancount), (&y.count, &y.humancount));
+        assert_eq!((&x.crop, &x.det_image), (&y.crop, &y.det_image));
+        assert_eq!((&x.det_xyxy, &x.det_conf), (&y.det_xyxy, &y.det_conf));
+        assert_eq!(x.failures, y.failures);
+        assert_eq!((&a.logits, &a.classified), (&b.logits, &b.classified));
+        assert_eq!(a.input_index, b.input_index);
+    }
+
+    /// A run of the pipeline gives the rows of the serial path (`run_pipeline`, then the
+    /// sequences with the manifest's settings), one per file of the folder.
+    #[test]
+    fn runs_a_folder_as_the_serial_path_does() {
+        if !runtime_and_models() {
+            return;
+        }
+        let (dir, files) = folder(5);
+        let inputs = vec![dir.path().to_path_buf()];
+        let opts = classifier_options();
+        let pipeline = Pipeline::new(Some(detectors()), &opts).unwrap();
+        let mut calls = Vec::new();
+        let got = pipeline
+            .models(true)
+            .run(&inputs, false, None, &mut |done, total| {
+                calls.push((done, total));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(calls.last(), Some(&(files.len(), files.len())));
+
+        let mut set = load("md-lite", None, None, &LoadOptions::default()).unwrap();
+        let mut clf = load_classifier(
+            &opts.classifier,
+            opts.classifier_manifest.as_deref(),
+            false,
+            SessionOptions::default(),
+        )
+        .unwrap();
+        let stage = ClassifyStage {
+            classifier: &mut clf,
+            batch_size: 2,
+            keep_embeddings: false,
+        };
+        let mut serial = run_pipeline(
+            &inputs,
+            &mut set,
+            Some(stage),
+            &run_options(),
+            &mut |_, _| Ok(()),
+        )
+        .unwrap();
+        let walked = serial.detection.paths.clone();
+        let settings = DecisionSettings {
+            language: "en".into(),
+            opts: AggregateOptions::for_manifest(&clf.manifest),
+            maxlag_s: 10.0,
+        };
+        let decided = decide(&mut serial, &clf.manifest, &settings, &[]).unwrap();
+        assert_same_rows(&got.results, &serial);
+        assert_eq!(got.decided, decided);
+
+        // One row per file; the file that is no image is a failure, never a label.
+        let mut paths = walked.clone();
+        paths.sort();
+        assert_eq!(paths, files);
+        let d = &got.results.detection;
+        let broken = d
+            .paths
+            .iter()
+            .position(|p| p.ends_with("broken.jpg"))
+            .unwrap();
+        assert_eq!(d.category[broken], CATEGORY_FAILED);
+        assert_eq!(d.failures.len(), 1);
+        assert_eq!(got.decided.table.len(), files.len());
+    }
+
+    /// A run stopped half-way and resumed from its checkpoint gives a fresh run's results.
+    #[test]
+    fn a_resumed_run_gives_a_fresh_runs_results() {
+        if !runtime_and_models() {
+            return;
+        }
+        let (dir, _) = folder(5);
+        let inputs = vec![dir.path().to_path_buf()];
+        let out = tempfile::tempdir().unwrap();
+        let checkpoint = out.path().join("run.ckpt");
+        let pipeline = Pipeline::new(Some(detectors()), &classifier_options()).unwrap();
+        let mut models = pipeline.models(true);
+        let stopped = models.run(&inputs, false, Some(&checkpoint), &mut |done, _| {
+            if done >= 3 {
+                Err(Error::Cancelled)
+            } else {
+                Ok(())
+            }
+        });
+        assert!(matches!(stopped, Err(Error::Cancelled)), "{stopped:?}");
+        let lines = std::fs::read_to_string(&checkpoint)
+            .unwrap()
+            .lines()
+            .count();
+        assert!(
+            lines >= 2,
+            "the stopped run recorded no image ({lines} lines)"
+        );
+
+        let resumed = models
+            .run(&inputs, false, Some(&checkpoint), &mut |_, _| Ok(()))
+            .unwrap();
+        let fresh = models
+            .run(&inputs, false, None, &mut |_, _| Ok(()))
+            .unwrap();
+        assert!(resumed.results.changed_since_checkpoint.is_empty());
+        assert_same_rows(&resumed.results, &fresh.results);
+        assert_eq!(resumed.decided, fresh.decided);
+    }
+
+    /// The fingerprint changes with every setting that changes the results, and a checkpoint
+    /// written with other settings is refused.
+    #[test]
+    fn the_fingerprint_follows_the_settings() {
+        if !runtime_and_models() {
+            return;
+        }
+        let (dir, _) = folder(1);
+        let inputs = vec![dir.path().to_path_buf()];
+        let det = detectors();
+        let base = classifier_options();
+        let pipe = |o: PipelineOptions| Pipeline::new(Some(det.clone()), &o).unwrap();
+        let fp = |p: &Pipeline, keep: bool| p.models(true).fingerprint(&inputs, keep).unwrap();
+        let a = pipe(base.clone());
+        let reference = fp(&a, false);
+        assert_eq!(reference, fp(&pipe(base.clone()), false));
+        assert_ne!(reference, fp(&a, true));
+        let other = a.models(true).fingerprint(&[dir.path().join("x")], false);
+        assert_ne!(reference, other.unwrap());
+        let variants = [
+            PipelineOptions {
+                score_threshold: Some(0.5),
+                ..base.clone()
+            },
+            PipelineOptions {
+                maxlag_s: 30.0,
+                ..base.clone()
+            },
+            PipelineOptions {
+                disabled_classes: vec!["lynx".into()],
+                ..base.clone()
+            },
+            PipelineOptions {
+                class_thresholds: BTreeMap::from([("lynx".to_string(), 0.5)]),
+                ..base.clone()
+            },
+            PipelineOptions {
+                language: "fr".into(),
+                ..base.clone()
+            },
+        ];
+        for o in variants {
+            assert_ne!(reference, fp(&pipe(o.clone()), false), "{o:?}");
+        }
+
+        let out = tempfile::tempdir().unwrap();
+        let checkpoint = out.path().join("run.ckpt");
+        a.models(true)
+            .run(&inputs, false, Some(&checkpoint), &mut |_, _| Ok(()))
+            .unwrap();
+        let stricter = pipe(PipelineOptions {
+            score_threshold: Some(0.5),
+            ..base
+        });
+        let refused = stricter
+            .models(true)
+            .run(&inputs, false, Some(&checkpoint), &mut |_, _| Ok(()));
+        assert!(
+            message(refused).contains("comes from another model or other settings"),
+            "a checkpoint of other settings must be refused"
+        );
+    }
+
+    /// Frames held in memory give the rows their files give, one per frame; slots are checked.
+    #[test]
+    fn frames_give_the_rows_of_their_files() {
+        if !runtime_and_models() {
+            return;
+        }
+        let (dir, files) = folder(3);
+        let photos: Vec<_> = files
+            .into_iter()
+            .filter(|p| !p.ends_with("broken.jpg"))
+            .collect();
+        std::fs::remove_file(dir.path().join("broken.jpg")).unwrap();
+        let opts = classifier_options();
+        let pipeline = Pipeline::new(Some(detectors()), &opts).unwrap();
+        let mut models = pipeline.models(true);
+        let decode = crate::image_io::decode::DecodeOptions::default();
+        let frames = || -> Vec<RgbImage> {
+            photos
+                .iter()
+                .map(|p| {
+                    crate::image_io::decode::read_image(p, &decode)
+                        .unwrap()
+                        .image
+                })
+                .collect()
+        };
+        let slots = [Some(0), None, Some(1), Some(2)];
+        let video = models
+            .run_frames(frames(), &slots, Path::new("clip.mp4"), false)
+            .unwrap();
+
+        let mut set = load("md-lite", None, None, &LoadOptions::default()).unwrap();
+        let mut clf = load_classifier(
+            &opts.classifier,
+            opts.classifier_manifest.as_deref(),
+            false,
+            SessionOptions::default(),
+        )
+        .unwrap();
+        let stage = ClassifyStage {
+            classifier: &mut clf,
+            batch_size: 2,
+            keep_embeddings: false,
+        };
+        let inputs = vec![dir.path().to_path_buf()];
+        let files = run_pipeline(
+            &inputs,
+            &mut set,
+            Some(stage),
+            &run_options(),
+            &mut |_, _| Ok(()),
+        )
+        .unwrap();
+        let (v, f) = (&video.results.detection, &files.detection);
+        assert_eq!(v.len(), 3);
+        assert_eq!((&v.category, &v.count), (&f.category, &f.count));
+        assert_eq!((&v.det_xyxy, &v.det_conf), (&f.det_xyxy, &f.det_conf));
+        assert_eq!(video.results.logits, files.logits);
+        // The texts are the labels' in the pipeline's language.
+        let names = pipeline.manifest().names("en").unwrap();
+        assert_eq!(
+            video.prediction,
+            video.summary.prediction.label.text(&names, false)
+        );
+        assert_eq!(
+            video.top1,
+            video.summary.prediction.top1.text(&names, false)
+        );
+
+        assert_eq!(
+            message(models.run_frames(frames(), &[Some(3)], Path::new("clip.mp4"), false)),
+            "slot points at frame 3 but 3 frames were given"
+        );
+        drop(models);
+        let without = Pipeline::new(None, &opts).unwrap();
+        let mut models = without.models(true);
+        assert_eq!(
+            message(models.run_frames(frames(), &[Some(0)], Path::new("clip.mp4"), false)),
+            "this pipeline has no detector: videos need one (build the Pipeline with a detector)"
+        );
+        assert!(
+            message(models.run(&inputs, false, None, &mut |_, _| Ok(())))
+                .starts_with("this pipeline has no detector: pass detections=")
+        );
+    }
+}
