@@ -9,14 +9,13 @@
 //! [`Pipeline::models`]) takes them, and the [`Models`] guard runs.
 //!
 //! ```no_run
-//! use deepfaune_rs::run::driver::{Detectors, Pipeline, PipelineOptions};
+//! use deepfaune_rs::run::{Detectors, Pipeline, PipelineOptions, RunOptions};
 //! # fn main() -> Result<(), deepfaune_rs::error::Error> {
-//! let detectors = Detectors::load("md-lite", None, None, &Default::default(), Default::default())?;
-//! let opts = PipelineOptions { score_threshold: Some(0.5), ..Default::default() };
-//! let pipeline = Pipeline::new(Some(detectors), &opts)?;
-//! let inputs = [std::path::PathBuf::from("photos")];
-//! let run = pipeline.models(true).run(&inputs, false, None, &mut |_, _| Ok(()))?;
-//! println!("{:?}", run.decided.text.prediction);
+//! let detectors = Detectors::load("md-lite", None, None, &Default::default(), RunOptions::default())?;
+//! let pipeline = Pipeline::new(Some(detectors), &PipelineOptions::default())?;
+//! let done = pipeline.models(true).run(&["camera_folder".into()], false, Some("run.ckpt".as_ref()),
+//!                                      &mut |done, total| { eprintln!("{done}/{total}"); Ok(()) })?;
+//! println!("{:?}", done.decided.text.prediction);
 //! # Ok(()) }
 //! ```
 
@@ -736,9 +735,18 @@ mod tests {
     // The tests below run ONNX models: they need the runtime (`DEEPFAUNE_ORT_DYLIB`) and the
     // shared test models (../shared/models); without them they say so and pass.
 
+    /// `../shared/<path>`, or under `DEEPFAUNE_SHARED` (the test images under
+    /// `DEEPFAUNE_TESTDATA`), as the Python tests find them.
     fn shared(path: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared")
+        if let (Some(d), Some(rest)) = (
+            std::env::var_os("DEEPFAUNE_TESTDATA"),
+            path.strip_prefix("testdata/"),
+        ) {
+            return PathBuf::from(d).join(rest);
+        }
+        std::env::var_os("DEEPFAUNE_SHARED")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
             .join(path)
     }
 
