@@ -126,12 +126,15 @@ impl PyPipeline {
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
+        let finished = result.py()?;
+        // The confidence threshold the boxes were kept with: the given results' or the detector's.
+        // (A run without either has failed above.)
         let threshold = match (given, self.pipeline.detectors()) {
             (Some(g), _) => g.threshold,
             (None, Some(d)) => d.threshold,
             (None, None) => 0.0,
         };
-        self.results(py, result.py()?, threshold, detections.as_ref())
+        self.results(py, finished, threshold, detections.as_ref())
     }
 
     /// The results of the single run over `plan`'s inputs, from the parts of its units
