@@ -140,17 +140,22 @@ def variant(name: str, files: list[Path], models: Path, workdir: Path) -> dict:
             det.run(None, {"images": t})
             vit.run(None, {"input": c})
         elapsed = time.perf_counter() - start
-    elif name == "ours":
+    elif name.startswith("ours"):
         import deepfaune_rs
+
+        # "ours" or "ours:D,C": the detector's and the classifier's intra-op threads (0 = one per
+        # core, ONNX Runtime's default), while the two models overlap.
+        d_threads, c_threads = map(int, (name.split(":")[1] if ":" in name else "0,0").split(","))
 
         manifest = workdir / "bench-yolov8s.toml"
         manifest.write_text(DETECTOR_MANIFEST)
         (workdir / "yolov8s_960_c3.onnx").unlink(missing_ok=True)
         (workdir / "yolov8s_960_c3.onnx").symlink_to(models / "yolov8s_960_c3.onnx")
         pipe = deepfaune_rs.Pipeline(
-            deepfaune_rs.Detector(str(manifest)),
+            deepfaune_rs.Detector(str(manifest), intra_threads=d_threads),
             models / "vitl14_182_c38.onnx",
             classifier_manifest=REPO / "models" / "deepfaune-v14.toml",
+            intra_threads=c_threads,
         )
         pipe.run(files[:1], progress=False)
         start = time.perf_counter()
@@ -169,6 +174,14 @@ def main() -> None:
     ap.add_argument("--torch-python", default=None)
     ap.add_argument("--testdata", type=Path, default=REPO.parent / "shared" / "testdata")
     ap.add_argument("--n", type=int, default=24)
+    ap.add_argument(
+        "--splits",
+        nargs="*",
+        default=[],
+        metavar="D,C",
+        help="also run the pipeline with D detector and C classifier intra-op threads "
+        "(0 = one per core), e.g. --splits 2,1 1,1 1,2",
+    )
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     args = ap.parse_args()
     files = images(args.testdata, args.n)
@@ -178,7 +191,7 @@ def main() -> None:
             print(json.dumps(variant(args.variant, files, args.models, workdir)))
             return
         results = {}
-        for name in ["floor", "ours"]:
+        for name in ["floor", "ours", *(f"ours:{s}" for s in args.splits)]:
             out = subprocess.run(
                 [sys.executable, __file__, "--variant", name, "--models", str(args.models),
                  "--testdata", str(args.testdata), "--n", str(args.n)],
@@ -195,12 +208,14 @@ def main() -> None:
                 capture_output=True, text=True, check=True, cwd=workdir,
             )  # fmt: skip
             results["torch"] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"{'variant':<8} {'images':>6} {'s/img':>8} {'peak RSS MB':>12}")
+    print(f"{'variant':<10} {'images':>6} {'s/img':>8} {'vs floor':>9} {'peak RSS MB':>12}")
+    floor = results["floor"]["seconds"]
     for r in results.values():
         per = r["seconds"] / r["images"]
-        print(f"{r['variant']:<8} {r['images']:>6} {per:>8.3f} {r['peak_rss_mb']:>12.0f}")
+        vs = f"{r['seconds'] / floor - 1:+.1%}"
+        print(f"{r['variant']:<10} {r['images']:>6} {per:>8.3f} {vs:>9} {r['peak_rss_mb']:>12.0f}")
     ours = results["ours"]["seconds"]
-    print(f"ours vs model-only floor: {ours / results['floor']['seconds'] - 1:+.1%}")
+    print(f"ours vs model-only floor: {ours / floor - 1:+.1%}")
     if "torch" in results:
         print(f"speed-up over the PyTorch path: {results['torch']['seconds'] / ours:.2f}x")
 

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use deepfaune_rs::export::megadetector::read::{parse, to_results, JsonRules};
 use deepfaune_rs::image_io::decode::{decode_bytes, DecodeOptions};
 use deepfaune_rs::image_io::exif::{parse_exif_datetime, read_exif};
 use deepfaune_rs::image_io::{ExifInfo, ImageHeader};
+use deepfaune_rs::import::megadetector::{parse, to_results, JsonRules};
 use deepfaune_rs::manifest::classifier::ClassifierManifest;
 use deepfaune_rs::manifest::DetectorManifest;
 use deepfaune_rs::reid::kb::KnowledgeBase;

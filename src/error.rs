@@ -1,7 +1,7 @@
 //! Error types of the core, one enum per concern, gathered in [`Error`].
 //!
 //! Per-image problems (a corrupt JPEG, a 0-byte file) are not errors of a run: they are recorded
-//! as [`crate::run::Failure`] rows and the run goes on. These types are for whole operations
+//! as [`crate::results::Failure`] rows and the run goes on. These types are for whole operations
 //! that cannot proceed (no ONNX Runtime, a bad manifest, an unwritable output file).
 
 use std::path::PathBuf;

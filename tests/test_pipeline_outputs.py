@@ -125,7 +125,10 @@ def test_cli_run(shared_models, manifest, testdata, tmp_path):
 def test_cli_embeddings_only_when_asked(shared_models, manifest, testdata, tmp_path):
     """`--embeddings F.npz` writes the crop embeddings with their file names, equal to the API's;
     without it the run keeps none (the checkpoint then holds no embedding either)."""
-    folder = testdata / "buow"
+    folder = tmp_path / "buow"  # six of the images: three runs of them
+    folder.mkdir()
+    for src in sorted((testdata / "buow").iterdir())[:6]:
+        (folder / src.name).symlink_to(src)
     base = [
         sys.executable, "-m", "deepfaune_rs.cli", "run", str(folder), "--detector", "md-lite",
         "--classifier", str(shared_models / "pixel_classifier_182_c38.onnx"),

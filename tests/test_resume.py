@@ -53,20 +53,24 @@ def _kill_when(cmd, ready) -> None:
 
 
 def test_killed_then_resumed_run_equals_an_uninterrupted_one(shared_models, testdata, tmp_path):
+    # Two of the test folders (37 images, the 0-byte one among them): the run is killed in the
+    # first, resumed across the second.
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("buow", "southwest"):
+        (inputs / name).symlink_to(testdata / name)
     whole = tmp_path / "whole.csv"
-    p = subprocess.run(_cmd(shared_models, testdata, whole), capture_output=True, text=True)
-    assert p.returncode == 3, p.stderr  # the 0-byte test images are failures
+    p = subprocess.run(_cmd(shared_models, inputs, whole), capture_output=True, text=True)
+    assert p.returncode == 3, p.stderr  # the 0-byte test image is a failure
 
     out = tmp_path / "resumed.csv"
     ckpt = tmp_path / "resumed.csv.checkpoint"
-    _kill_when(_cmd(shared_models, testdata, out, "--resume"), lambda: _records(ckpt) >= 12)
+    _kill_when(_cmd(shared_models, inputs, out, "--resume"), lambda: _records(ckpt) >= 12)
     done = _records(ckpt)
-    total = len(all_test_images(testdata))
+    total = len(all_test_images(testdata / "buow")) + len(all_test_images(testdata / "southwest"))
     assert 12 <= done < total and not out.exists()
 
-    p = subprocess.run(
-        _cmd(shared_models, testdata, out, "--resume"), capture_output=True, text=True
-    )
+    p = subprocess.run(_cmd(shared_models, inputs, out, "--resume"), capture_output=True, text=True)
     assert p.returncode == 3, p.stderr
     assert out.read_bytes() == whole.read_bytes()
     assert _records(ckpt) == total  # every image once: nothing done twice
@@ -74,7 +78,7 @@ def test_killed_then_resumed_run_equals_an_uninterrupted_one(shared_models, test
 
     # Other settings: refused, with what differs.
     p = subprocess.run(
-        _cmd(shared_models, testdata, out, "--resume", "--score-threshold", "0.5"),
+        _cmd(shared_models, inputs, out, "--resume", "--score-threshold", "0.5"),
         capture_output=True,
         text=True,
     )

@@ -1,4 +1,5 @@
-"""DeepFaune's classifier alone, for boxes found elsewhere (your own detector, a labelling tool)."""
+"""Stage 5 (classify) alone: DeepFaune's classifier for boxes found elsewhere (your own
+detector, a labelling tool)."""
 
 from __future__ import annotations
 

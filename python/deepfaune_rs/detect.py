@@ -1,4 +1,4 @@
-"""Step 1 of the DeepFaune pipeline: detection of animals, people and vehicles."""
+"""Stage 3 (detect) of the pipeline: detection of animals, people and vehicles."""
 
 from __future__ import annotations
 

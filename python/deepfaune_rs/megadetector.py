@@ -1,4 +1,4 @@
-"""MegaDetector batch output (format 1.6) read back as the detection step.
+"""Stage 8 (import): MegaDetector batch output (format 1.6) read back as the detection step.
 
 Writing is :meth:`DetectionResult.to_megadetector_json`; reading lets results that MegaDetector,
 SpeciesNet, AddaxAI or any tool writing the format already produced be classified and put into

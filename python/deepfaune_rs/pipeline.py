@@ -1,4 +1,5 @@
-"""The whole DeepFaune pipeline: detection, species classification, sequences, outputs."""
+"""The whole DeepFaune pipeline, stages 1 to 9: detection, species classification, sequences,
+outputs."""
 
 from __future__ import annotations
 

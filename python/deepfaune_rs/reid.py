@@ -1,4 +1,4 @@
-"""Individual re-identification, as lynx-id does it, with the heavy parts in Rust.
+"""Stage 7 (reid): individual re-identification, as lynx-id does it, the heavy parts in Rust.
 
 A :class:`KnowledgeBase` holds known pictures (filepath, individual, date, location) aligned
 with their embeddings, and reads and writes lynx-id's files (``informations.csv`` +

@@ -1,5 +1,5 @@
-"""Seeing and correcting results: the review page (a local web server), notebook pictures,
-and the saved class presets.
+"""Stage 10 (review): seeing and correcting results: the review page (a local web server),
+notebook pictures, and the saved class presets.
 
 Only glue lives here: the HTTP server, the page, and the notebook HTML. Thumbnails
 (``_core.thumbnail``: decode with EXIF orientation, resize, disk cache), the corrections journal

@@ -1,4 +1,4 @@
-//! Stage 4: species classification of the best animal crop (SPEC 2.3).
+//! Stage 5 (classify): species classification of the best animal crop (SPEC 2.3).
 //!
 //! - [`crop`]: the square crop cut from the full-resolution image, squashed to the input size with
 //!   Pillow's bicubic, then ImageNet-normalised (torchvision's `ToTensor` + `Normalize`).

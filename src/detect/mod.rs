@@ -1,4 +1,4 @@
-//! Stage 3: detection.
+//! Stage 3 (detect): detection.
 //!
 //! - [`postprocess`]: raw output tensors (YOLOv8 `[b, 4+nc, N]`, YOLOv5/YOLOX `[b, N, 5+nc]`) to
 //!   candidate boxes, and class-aware NMS.

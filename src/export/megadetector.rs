@@ -2,19 +2,18 @@
 //!
 //! bbox `[x_min, y_min, width, height]` normalised to 0-1 (4 decimals), conf 3 decimals,
 //! categories "1" animal, "2" person, "3" vehicle; a failed file has `"failure"` and
-//! `"detections": null`. Reading such files (ours or other tools'): [`read`].
+//! `"detections": null`. Reading such files (ours or other tools'):
+//! [`crate::import::megadetector`].
 
 pub mod classifications;
 
 use std::path::Path;
 
-pub mod read;
-
 use serde_json::{json, Map, Value};
 
-use super::atomic::write_atomic;
 use crate::error::Error;
-use crate::run::detection::{DetectionResults, CATEGORY_FAILED};
+use crate::fsio::write_atomic;
+use crate::results::{DetectionResults, CATEGORY_FAILED};
 
 fn round(x: f64, decimals: i32) -> f64 {
     let p = 10f64.powi(decimals);

@@ -11,7 +11,7 @@
 //!   deleted only after that; a source that is a symbolic link is placed as a link to the same
 //!   file (a relative link would otherwise dangle in its new folder), then removed;
 //! - temporary files have random names and are created exclusively (never through a planted
-//!   link: [`crate::export::atomic::create_temp`]);
+//!   link: [`crate::fsio::create_temp`]);
 //! - [`sort_into_folders_with`] checks between files whether to stop (Ctrl-C);
 //! - the created root holds the [`OUTPUT_MARKER`] file so later walks skip it;
 //! - a file that fails is reported with its reason and the others go on.
@@ -313,7 +313,7 @@ fn temp_beside(path: &Path) -> io::Result<(File, PathBuf)> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let dir = path.parent().unwrap_or(Path::new("."));
-    crate::export::atomic::create_temp(dir, &name, crate::export::atomic::random_token)
+    crate::fsio::create_temp(dir, &name, crate::fsio::random_token)
 }
 
 /// Decodes `from` (upright), blurs the boxes, encodes to `to` (format from its extension; JPEG at

@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use crate::error::Error;
-use crate::export::write_atomic;
+use crate::fsio::write_atomic;
 use crate::manifest::classifier::LabelNames;
 use crate::sequence::{table_order, SequencePredictions};
 

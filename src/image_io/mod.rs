@@ -1,4 +1,4 @@
-//! Stage 1: finding image files, decoding them, and reading their EXIF facts.
+//! Stage 1 (image_io): finding image files, decoding them, and reading their EXIF facts.
 //!
 //! - [`walk`]: the recursive, sorted folder walk (DeepFaune's file list).
 //! - [`decode`]: bytes to RGB pixels, EXIF orientation applied, with failures as values.

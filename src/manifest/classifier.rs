@@ -23,7 +23,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{check_download, check_sha, read_manifest, Download, ResizeMethod};
+use super::{
+    builtin_text, builtins, check_download, check_sha, parse_manifest, read_manifest, Download,
+    ManifestHeader, ModelKind, ResizeMethod,
+};
 use crate::error::ModelError;
 
 /// The languages DeepFaune ships, with DeepFaune's codes (Swedish is `se`), in its order.
@@ -167,44 +170,14 @@ impl BirdHead {
     }
 }
 
-/// A classifier manifest.
+/// A classifier manifest: the [`ManifestHeader`] and the classifier's tables.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifierManifest {
-    /// Always `"classifier"`.
-    pub kind: String,
-    /// Short id (`deepfaune-v14`, ...).
-    pub id: String,
-    /// Human-readable name.
-    pub name: String,
-    /// DeepFaune version the weights belong to (`1.4`, or `test`).
-    pub version: String,
-    /// Weights file name (relative to the manifest's folder or the model directory).
-    pub file: String,
-    /// sha256 of the weights file; empty when it cannot be pinned (a file the user exports).
-    #[serde(default)]
-    pub sha256: String,
-    /// Official download URL of the original weights.
-    #[serde(default)]
-    pub url: String,
-    /// Format of what `url` serves (`pt` needs an export to ONNX first).
-    #[serde(default)]
-    pub url_format: String,
-    /// Other URLs serving the same file, tried in order after `url`.
-    #[serde(default)]
-    pub mirrors: Vec<String>,
-    /// Size in bytes of the file `url` serves, where known.
-    #[serde(default)]
-    pub url_size: Option<u64>,
-    /// Published MD5 (hex) of the file `url` serves, where one exists.
-    #[serde(default)]
-    pub url_md5: String,
-    /// Published or pinned sha256 (hex) of the file `url` serves, where one exists.
-    #[serde(default)]
-    pub url_sha256: String,
-    /// Licence of the weights.
-    #[serde(default)]
-    pub license: String,
+    /// The fields every kind shares (`id`, `version`, `file`, `sha256`, `url`, ...; read as
+    /// `m.id`); `version` is required here (DeepFaune's release, or `test`).
+    #[serde(skip)]
+    pub header: ManifestHeader,
     /// The network (timm name for DeepFaune's).
     pub architecture: String,
     /// Width of the embedding output.
@@ -256,9 +229,13 @@ impl ClassifierManifest {
             path: origin.to_string(),
             reason,
         };
-        let m: ClassifierManifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if m.kind != "classifier" {
-            return Err(bad(format!("kind is '{}', expected 'classifier'", m.kind)));
+        let (header, mut m): (_, ClassifierManifest) =
+            parse_manifest(text, origin, ModelKind::Classifier)?;
+        m.header = header;
+        if m.version.is_empty() {
+            return Err(bad(
+                "version is required (DeepFaune's release, or 'test')".into()
+            ));
         }
         if m.input.size < 16 || m.input.size > 4096 {
             return Err(bad(format!(
@@ -301,8 +278,6 @@ impl ClassifierManifest {
         if m.embedding_dim == 0 {
             return Err(bad("embedding_dim must be positive".into()));
         }
-        check_sha(&m.sha256).map_err(|r| bad(r.into()))?;
-        check_download(&m.download()).map_err(bad)?;
         let n = check_names(&m.classes, "classes").map_err(bad)?;
         for lang in m.classes.keys() {
             if !m.labels.contains_key(lang) {
@@ -346,18 +321,6 @@ impl ClassifierManifest {
             image: p.temperature_image,
             sequence: p.temperature_sequence,
             bird: p.temperature_bird,
-        }
-    }
-
-    /// Where the original weights are downloaded from, and their published checks.
-    pub fn download(&self) -> Download<'_> {
-        Download {
-            url: &self.url,
-            url_format: &self.url_format,
-            mirrors: &self.mirrors,
-            url_size: self.url_size,
-            url_md5: &self.url_md5,
-            url_sha256: &self.url_sha256,
         }
     }
 
@@ -467,48 +430,21 @@ fn check_names(table: &BTreeMap<String, Vec<String>>, what: &str) -> Result<usiz
     Ok(en.len())
 }
 
-/// The built-in classifier manifests' TOML text, by file name, newest first (the listing order).
-pub const BUILTIN_CLASSIFIERS: &[(&str, &str)] = &[
-    (
-        "deepfaune-v15.toml",
-        include_str!("../../models/deepfaune-v15.toml"),
-    ),
-    (
-        "deepfaune-v14.toml",
-        include_str!("../../models/deepfaune-v14.toml"),
-    ),
-    (
-        "deepfaune-v13.toml",
-        include_str!("../../models/deepfaune-v13.toml"),
-    ),
-    (
-        "deepfaune-v11.toml",
-        include_str!("../../models/deepfaune-v11.toml"),
-    ),
-];
-
-/// All built-in classifier manifests.
+/// All built-in classifier manifests, newest first (the listing order).
 pub fn builtin_classifiers() -> Vec<ClassifierManifest> {
-    BUILTIN_CLASSIFIERS
-        .iter()
-        .filter_map(|(name, text)| ClassifierManifest::from_toml(text, name).ok())
+    builtins(ModelKind::Classifier)
+        .filter_map(|b| ClassifierManifest::from_toml(b.text, b.file).ok())
         .collect()
 }
 
-/// A built-in classifier manifest by id (case-insensitive).
+/// A built-in classifier manifest by id (case-insensitive); unknown, an error that lists the
+/// classifiers.
 pub fn builtin_classifier(id: &str) -> Result<ClassifierManifest, ModelError> {
-    builtin_classifiers()
-        .into_iter()
-        .find(|m| m.id.eq_ignore_ascii_case(id))
-        .ok_or_else(|| ModelError::Unknown {
-            id: id.to_string(),
-            known: builtin_classifiers()
-                .iter()
-                .map(|m| m.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    let b = builtin_text(id, &[ModelKind::Classifier])?;
+    ClassifierManifest::from_toml(b.text, b.file)
 }
+
+super::header_deref!(ClassifierManifest);
 
 /// Where a classifier's weights are expected: next to the manifest file, else in
 /// [`super::model_dir`].
@@ -529,7 +465,7 @@ mod tests {
         let all = builtin_classifiers();
         assert_eq!(
             all.len(),
-            BUILTIN_CLASSIFIERS.len(),
+            builtins(ModelKind::Classifier).count(),
             "every built-in classifier manifest must parse"
         );
         let sizes: Vec<(String, usize)> = all
@@ -700,7 +636,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_manifests() {
-        let good = BUILTIN_CLASSIFIERS[0].1;
+        let good = builtin_text("deepfaune-v15", &[ModelKind::Classifier])
+            .unwrap()
+            .text;
         assert!(ClassifierManifest::from_toml(good, "x").is_ok());
         let cases = [
             good.replace("kind = \"classifier\"", "kind = \"detector\""),
@@ -720,6 +658,7 @@ mod tests {
             good.replace("mirrors = [\"https://", "mirrors = [\"ftp://"),
             good.replace("\nse = [\"bison\"", "\nsv = [\"bison\""), // an alias is no manifest key
             good.replacen("license", "url_md5 = \"abc\"\nlicense", 1),
+            good.replace("version = \"1.5\"\n", ""),
         ];
         for (i, text) in cases.iter().enumerate() {
             assert_ne!(text, good, "case {i} did not change the text");
@@ -729,7 +668,9 @@ mod tests {
             );
         }
         // A bird temperature without a bird head (1.3 has none).
-        let v13 = BUILTIN_CLASSIFIERS[2].1;
+        let v13 = builtin_text("deepfaune-v13", &[ModelKind::Classifier])
+            .unwrap()
+            .text;
         assert!(ClassifierManifest::from_toml(v13, "x").is_ok());
         let extra = v13.replace(
             "temperature_sequence = 1.04",

@@ -9,9 +9,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::classifier::BUILTIN_CLASSIFIERS;
-use super::BUILTIN_MANIFESTS;
+use super::{builtin_text, ModelKind};
 use crate::error::ModelError;
+
+/// The kinds of model that have int8 variants.
+pub const QUANTIZABLE: [ModelKind; 2] = [ModelKind::Detector, ModelKind::Classifier];
 
 /// Suffix of a variant's id.
 pub const INT8_SUFFIX: &str = "-int8";
@@ -50,37 +52,6 @@ pub fn int8_file_name(file: &str) -> String {
     format!("{stem}.int8.onnx")
 }
 
-/// The kind (`detector` or `classifier`) and TOML text of the built-in manifest `id`.
-pub fn builtin_text(id: &str) -> Result<(&'static str, &'static str), ModelError> {
-    let find = |list: &'static [(&'static str, &'static str)]| {
-        list.iter().find_map(|(_, text)| {
-            let v: toml::Table = toml::from_str(text).ok()?;
-            let this = v.get("id")?.as_str()?;
-            this.eq_ignore_ascii_case(id).then_some(*text)
-        })
-    };
-    if let Some(t) = find(BUILTIN_MANIFESTS) {
-        return Ok(("detector", t));
-    }
-    if let Some(t) = find(BUILTIN_CLASSIFIERS) {
-        return Ok(("classifier", t));
-    }
-    let ids = |list: &'static [(&'static str, &'static str)]| {
-        list.iter()
-            .filter_map(|(_, text)| {
-                let v: toml::Table = toml::from_str(text).ok()?;
-                Some(v.get("id")?.as_str()?.to_string())
-            })
-            .collect::<Vec<_>>()
-    };
-    let mut known = ids(BUILTIN_MANIFESTS);
-    known.extend(ids(BUILTIN_CLASSIFIERS));
-    Err(ModelError::Unknown {
-        id: id.to_string(),
-        known: known.join(", "),
-    })
-}
-
 /// The kind, TOML text and folder (`None` for a built-in) of the manifest `spec`: a built-in id
 /// or a `.toml` path.
 pub fn manifest_text(spec: &str) -> Result<(String, String, Option<PathBuf>), ModelError> {
@@ -102,8 +73,8 @@ pub fn manifest_text(spec: &str) -> Result<(String, String, Option<PathBuf>), Mo
         let dir = p.parent().map(Path::to_path_buf);
         return Ok((kind, text, dir));
     }
-    let (kind, text) = builtin_text(spec)?;
-    Ok((kind.to_string(), text.to_string(), None))
+    let b = builtin_text(spec, &QUANTIZABLE)?;
+    Ok((b.kind.as_str().to_string(), b.text.to_string(), None))
 }
 
 /// The manifest text of the int8 variant of the manifest `base` (TOML text): `id` + `-int8`,
@@ -160,8 +131,9 @@ mod tests {
 
     #[test]
     fn variant_keeps_everything_but_identity_and_download() {
-        let (kind, text) = builtin_text("DF").unwrap();
-        assert_eq!(kind, "detector");
+        let b = builtin_text("DF", &QUANTIZABLE).unwrap();
+        let (kind, text) = (b.kind, b.text);
+        assert_eq!(kind, ModelKind::Detector);
         let v = int8_manifest_text(
             text,
             "deepfaune-yolov8s_960.int8.onnx",
@@ -182,8 +154,9 @@ mod tests {
         assert_eq!(m.postprocess.threshold, base.postprocess.threshold);
         assert!(int8_manifest_text(&v, "x", "", "static").is_err());
 
-        let (kind, text) = builtin_text("deepfaune-v15").unwrap();
-        assert_eq!(kind, "classifier");
+        let b = builtin_text("deepfaune-v15", &QUANTIZABLE).unwrap();
+        let (kind, text) = (b.kind, b.text);
+        assert_eq!(kind, ModelKind::Classifier);
         let v = int8_manifest_text(text, "c.int8.onnx", "", "dynamic").unwrap();
         let c = ClassifierManifest::from_toml(&v, "v").unwrap();
         let base = ClassifierManifest::from_toml(text, "b").unwrap();
@@ -192,7 +165,7 @@ mod tests {
         assert_eq!(c.version, base.version);
         assert_eq!(c.temperatures(), base.temperatures());
         assert!(matches!(
-            builtin_text("nope"),
+            builtin_text("nope", &QUANTIZABLE),
             Err(ModelError::Unknown { .. })
         ));
         assert_eq!(int8_file_name("a.b.onnx"), "a.b.int8.onnx");

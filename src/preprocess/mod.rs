@@ -1,4 +1,4 @@
-//! Stage 2: turning decoded images into model inputs.
+//! Stage 2 (preprocess): turning decoded images into model inputs.
 //!
 //! - [`resize`]: Pillow's resampling (BICUBIC/BILINEAR, antialiased when shrinking) ported to the
 //!   bit, and OpenCV's INTER_LINEAR, so tensors match the Python references.

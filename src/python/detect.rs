@@ -14,7 +14,7 @@ use super::numpy_views::{view1, view2};
 use crate::detect::loader::{load, LoadOptions};
 use crate::detect::{DetectorMode, DetectorSet};
 use crate::error::Error;
-use crate::export::megadetector::read::{Classifications, ImportedDetections, JsonRules};
+use crate::import::megadetector::{Classifications, ImportedDetections, JsonRules};
 use crate::run::{detect_files, DetectionResults, RunOptions};
 use crate::runtime::{Device, SessionOptions};
 

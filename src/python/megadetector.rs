@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use super::detect::PyDetectionResults;
 use super::errors::{to_pyerr, IntoPyResult};
 use crate::error::Error;
-use crate::export::megadetector::read::{read, JsonRules, ReadOptions};
+use crate::import::megadetector::{read, JsonRules, ReadOptions};
 
 /// Reads a MegaDetector batch file as detection results (boxes with `conf > threshold` count),
 /// decided with `rules` (`"corrected"` or `"deepfaune"`). `root`: the folder the file's paths

@@ -40,7 +40,7 @@ use sha2::{Digest, Sha256};
 
 use super::search::inverse_norms;
 use super::ReidError;
-use crate::export::atomic::{random_token, sync_dir, write_atomic};
+use crate::fsio::{random_token, sync_dir, write_atomic};
 
 /// File name of the rows, as lynx-id names it.
 pub const INFORMATIONS_CSV: &str = "informations.csv";

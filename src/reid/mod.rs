@@ -1,4 +1,4 @@
-//! Individual re-identification, as lynx-id does it.
+//! Stage 7 (reid): individual re-identification, as lynx-id does it.
 //!
 //! The stage, in the order data flows:
 //!

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::manifest::classifier::ClassifierManifest;
+use crate::results::Reviewed;
 use crate::run::checkpoint::path_key;
 use crate::sequence::{Label, Prediction, SequencePredictions};
 
@@ -46,19 +47,6 @@ pub struct Correction {
 
 fn image_scope() -> String {
     "image".into()
-}
-
-/// What the journal says about one image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reviewed {
-    /// The label a person gave (`None`: the machine's label stands, verified).
-    pub label: Option<Label>,
-    /// Checked by a person.
-    pub verified: bool,
-    /// Who made the last change.
-    pub by: Option<String>,
-    /// When the last change was made.
-    pub time: String,
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.

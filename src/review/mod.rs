@@ -1,4 +1,4 @@
-//! Stage: review. What a person decides after a run, kept as data beside the results.
+//! Stage 10 (review): what a person decides after a run, kept as data beside the results.
 //!
 //! - [`corrections`]: the append-only journal of relabelled and verified images
 //!   (`<results>.corrections.jsonl`) and how it changes a run's predictions;
@@ -14,6 +14,7 @@ pub mod corrections;
 pub mod labels;
 pub mod thumbnail;
 
-pub use corrections::{append_correction, apply_corrections, read_journal, Correction, Reviewed};
+pub use crate::results::Reviewed;
+pub use corrections::{append_correction, apply_corrections, read_journal, Correction};
 pub use labels::{label_texts, table_labels, TableLabels};
 pub use thumbnail::{thumbnail, thumbnail_cached, thumbnail_of};

@@ -9,7 +9,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 
 use crate::error::Error;
-use crate::export::write_atomic;
+use crate::fsio::write_atomic;
 use crate::image_io::{read_image, DecodeOptions};
 use crate::preprocess::{resize_pil, PilFilter, Rect};
 

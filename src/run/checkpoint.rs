@@ -318,7 +318,7 @@ impl Checkpoint {
                 text.push_str(&serde_json::to_string(r).map_err(|e| io_err(path, e))?);
                 text.push('\n');
             }
-            crate::export::write_atomic(path, text.as_bytes())?;
+            crate::fsio::write_atomic(path, text.as_bytes())?;
         } else {
             let header = Header {
                 format: FORMAT.into(),
@@ -326,7 +326,7 @@ impl Checkpoint {
             };
             let mut text = serde_json::to_string(&header).map_err(|e| io_err(path, e))?;
             text.push('\n');
-            crate::export::write_atomic(path, text.as_bytes())?;
+            crate::fsio::write_atomic(path, text.as_bytes())?;
         }
         let f = OpenOptions::new()
             .append(true)

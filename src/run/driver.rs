@@ -38,7 +38,7 @@ use crate::classify::{load_classifier, OnnxClassifier};
 use crate::detect::loader::{load, LoadOptions};
 use crate::detect::{DetectorMode, DetectorSet};
 use crate::error::Error;
-use crate::export::megadetector::read::ImportedDetections;
+use crate::import::megadetector::ImportedDetections;
 use crate::manifest::classifier::{canonical_language, ClassifierManifest, DEFAULT_CLASSIFIER};
 use crate::runtime::SessionOptions;
 use crate::sequence::kind_from_code;

@@ -21,8 +21,8 @@ use super::pipeline::{append_rows, ClassifyStage, Pending, PipelineResults, Resu
 use crate::classify::prepare_crop;
 use crate::detect::decision::ImageKind;
 use crate::error::{Error, ImageError};
-use crate::export::megadetector::read::{ImportedDetections, JsonRules};
 use crate::image_io::{read_image, read_image_as_stored};
+use crate::import::megadetector::{ImportedDetections, JsonRules};
 
 /// What a worker made of one row.
 enum Prepared {

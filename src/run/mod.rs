@@ -1,4 +1,4 @@
-//! Stage 4: the streaming driver.
+//! Stage 4 (run): the streaming driver.
 //!
 //! [`ordered_stream`] runs a `prepare` step (decode, letterbox) on worker threads and hands the
 //! results to a `consume` step on the calling thread (inference, bookkeeping) **in input order**,

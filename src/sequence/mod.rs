@@ -1,4 +1,4 @@
-//! Stage: sequences. Images taken in a burst are judged together (SPEC 2.4).
+//! Stage 6 (sequence): sequences. Images taken in a burst are judged together (SPEC 2.4).
 //!
 //! - [`grouping`]: cutting the images into sequences (per folder, by date, `maxlag_s`).
 //! - [`label`]: what a prediction says, and its name in each language.

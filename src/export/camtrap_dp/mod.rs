@@ -38,11 +38,11 @@ pub use tables::{normalised_bbox, MEDIA_FIELDS, OBSERVATION_FIELDS};
 pub use time::{iso_date, iso_datetime, UtcOffset};
 
 use crate::error::Error;
-use crate::export::write_atomic;
+use crate::fsio::write_atomic;
 use crate::image_io::walk::OUTPUT_MARKER;
 use crate::image_io::Timestamp;
 use crate::manifest::classifier::ClassifierManifest;
-use crate::run::detection::{DetectionResults, CATEGORY_FAILED};
+use crate::results::{DetectionResults, CATEGORY_FAILED};
 use crate::sequence::{Prediction, SequencePredictions};
 use deployments::{complete_row, user_rows, ObservedSpan};
 use tables::{csv_text, media_type, Row};
@@ -90,7 +90,7 @@ pub struct CamtrapSource<'a> {
     /// Per image, what the corrections journal says (`predictions` already carry the labels a
     /// person gave): such observations are `classificationMethod` `human`, with
     /// `classifiedBy` and `classificationTimestamp`. Empty: no corrections.
-    pub reviewed: &'a [Option<crate::review::Reviewed>],
+    pub reviewed: &'a [Option<crate::results::Reviewed>],
 }
 
 /// A video as the exporter needs it. Videos are read and judged in Python (one prediction per

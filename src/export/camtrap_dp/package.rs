@@ -9,7 +9,7 @@ use super::tables::{english_name, normalised_bbox, taxon, Row};
 use super::time::{iso_datetime, now_utc_seconds, UtcOffset};
 use super::{CamtrapSource, Item, Medium};
 use crate::manifest::classifier::ClassifierManifest;
-use crate::review::Reviewed;
+use crate::results::Reviewed;
 use crate::sequence::Label;
 
 /// Where the standard publishes the profile and table schemas of this version.

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::to_json;
 use crate::error::Error;
-use crate::export::write_atomic;
-use crate::run::detection::DetectionResults;
+use crate::fsio::write_atomic;
+use crate::results::DetectionResults;
 
 /// How many classes each classified box lists.
 pub const TOP_K: usize = 3;

@@ -8,7 +8,6 @@
 //! with a NaN row in the matrix so rows stay aligned with the inputs.
 
 mod clahe;
-mod manifest;
 
 use std::path::PathBuf;
 
@@ -17,11 +16,10 @@ use ort::session::Session;
 use ort::value::TensorRef;
 use rayon::prelude::*;
 
-pub use clahe::{clahe_gray, clahe_rgb};
-pub use manifest::{
-    builtin_embedder, ClaheParams, EmbeddingInput, EmbeddingManifest, EmbeddingOutput,
-    ResizePolicy, BUILTIN_EMBEDDERS,
+pub use crate::manifest::embedding::{
+    builtin_embedder, ClaheParams, EmbeddingInput, EmbeddingManifest, EmbeddingOutput, ResizePolicy,
 };
+pub use clahe::{clahe_gray, clahe_rgb};
 
 use crate::detect::decision::crop_square_f64;
 use crate::error::{Error, ModelError};

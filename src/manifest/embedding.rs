@@ -1,7 +1,8 @@
-//! Embedding manifests (`kind = "embedding"`): one TOML file per model under `models/`.
+//! Embedding manifests (`kind = "embedding"`): the crop embedders of re-identification
+//! ([`crate::reid::embed`]): crop policy, optional CLAHE, output width.
 //!
 //! ```
-//! let m = deepfaune_rs::reid::embed::builtin_embedder("yolox-embed").unwrap();
+//! let m = deepfaune_rs::manifest::embedding::builtin_embedder("yolox-embed").unwrap();
 //! assert_eq!((m.input.size, m.output.dim), (256, 672));
 //! ```
 
@@ -9,8 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::{
+    builtin_text, parse_manifest, read_manifest, weights_beside, ManifestHeader, ModelKind,
+    ResizeMethod,
+};
 use crate::error::ModelError;
-use crate::manifest::{check_sha, read_manifest, weights_beside, ResizeMethod};
 
 /// How a crop becomes the model's square input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -73,24 +77,13 @@ pub struct EmbeddingOutput {
     pub l2_normalize: bool,
 }
 
-/// An embedding manifest.
+/// An embedding manifest: the [`ManifestHeader`] and the embedder's tables.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingManifest {
-    /// Always `"embedding"`.
-    pub kind: String,
-    /// Short id.
-    pub id: String,
-    /// Human-readable name.
-    pub name: String,
-    /// Weights file name (next to the manifest, or in the model directory).
-    pub file: String,
-    /// sha256 of the weights; empty when it cannot be pinned.
-    #[serde(default)]
-    pub sha256: String,
-    /// Licence of the weights.
-    #[serde(default)]
-    pub license: String,
+    /// The fields every kind shares (`id`, `file`, `sha256`, ...; read as `m.id`).
+    #[serde(skip)]
+    pub header: ManifestHeader,
     /// Input facts.
     pub input: EmbeddingInput,
     /// Output facts.
@@ -107,10 +100,9 @@ impl EmbeddingManifest {
             path: origin.to_string(),
             reason,
         };
-        let m: EmbeddingManifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if m.kind != "embedding" {
-            return Err(bad(format!("kind is '{}', expected 'embedding'", m.kind)));
-        }
+        let (header, mut m): (_, EmbeddingManifest) =
+            parse_manifest(text, origin, ModelKind::Embedding)?;
+        m.header = header;
         if !(8..=4096).contains(&m.input.size) {
             return Err(bad(format!(
                 "input.size {} out of range 8..4096",
@@ -140,7 +132,6 @@ impl EmbeddingManifest {
         if m.output.dim == 0 {
             return Err(bad("output.dim must be positive".into()));
         }
-        check_sha(&m.sha256).map_err(|r| bad(r.into()))?;
         Ok(m)
     }
 
@@ -155,49 +146,24 @@ impl EmbeddingManifest {
     }
 }
 
-/// The built-in embedding manifests' TOML text, by file name.
-pub const BUILTIN_EMBEDDERS: &[(&str, &str)] = &[
-    (
-        "yolox-embed.toml",
-        include_str!("../../../models/yolox-embed.toml"),
-    ),
-    (
-        "deepfaune-cls-embed.toml",
-        include_str!("../../../models/deepfaune-cls-embed.toml"),
-    ),
-    (
-        "lynx-id-dinov2.toml",
-        include_str!("../../../models/lynx-id-dinov2.toml"),
-    ),
-];
-
-/// A built-in embedding manifest by id (case-insensitive).
+/// A built-in embedding manifest by id (case-insensitive); unknown, an error that lists the
+/// embedders.
 pub fn builtin_embedder(id: &str) -> Result<EmbeddingManifest, ModelError> {
-    let all: Vec<EmbeddingManifest> = BUILTIN_EMBEDDERS
-        .iter()
-        .filter_map(|(name, text)| EmbeddingManifest::from_toml(text, name).ok())
-        .collect();
-    let known = all
-        .iter()
-        .map(|m| m.id.clone())
-        .collect::<Vec<_>>()
-        .join(", ");
-    all.into_iter()
-        .find(|m| m.id.eq_ignore_ascii_case(id))
-        .ok_or(ModelError::Unknown {
-            id: id.to_string(),
-            known,
-        })
+    let b = builtin_text(id, &[ModelKind::Embedding])?;
+    EmbeddingManifest::from_toml(b.text, b.file)
 }
+
+super::header_deref!(EmbeddingManifest);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::builtins;
 
     #[test]
     fn builtins_parse() {
-        for (name, text) in BUILTIN_EMBEDDERS {
-            EmbeddingManifest::from_toml(text, name).unwrap();
+        for b in builtins(ModelKind::Embedding) {
+            EmbeddingManifest::from_toml(b.text, b.file).unwrap();
         }
         let l = builtin_embedder("lynx-id-dinov2").unwrap();
         assert_eq!(
@@ -213,7 +179,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_manifests() {
-        let good = BUILTIN_EMBEDDERS[0].1;
+        let good = builtin_text("yolox-embed", &[ModelKind::Embedding])
+            .unwrap()
+            .text;
         assert!(EmbeddingManifest::from_toml(&good.replace("dim = 672", "dim = 0"), "x").is_err());
         assert!(EmbeddingManifest::from_toml(
             &good.replace("kind = \"embedding\"", "kind = \"detector\""),

@@ -1,6 +1,6 @@
 use super::*;
 use crate::image_io::ExifInfo;
-use crate::run::detection::CATEGORY_FAILED;
+use crate::results::CATEGORY_FAILED;
 
 fn header_of(w: u32, h: u32) -> impl Fn(&Path) -> Result<ImageHeader, ImageError> + Sync {
     move |p: &Path| {
@@ -211,8 +211,12 @@ fn round_trips_our_own_output() {
         "corrupt",
         "bad".into(),
     );
-    let text =
-        serde_json::to_string(&super::super::to_json(&res, Some(Path::new("/r")), 0.25)).unwrap();
+    let text = serde_json::to_string(&crate::export::megadetector::to_json(
+        &res,
+        Some(Path::new("/r")),
+        0.25,
+    ))
+    .unwrap();
     let f = parse(&text).unwrap();
     let back = to_results(
         &f,

@@ -1,10 +1,5 @@
-//! Model manifests: one TOML file per model under `models/`, parsed raw then validated.
-//!
-//! A manifest says everything the code must not hard-code: the weights file and its checksum,
-//! input size, letterbox style, resampler, scaling, output layout, class names, thresholds.
-//! The built-in manifests are compiled in ([`builtin`]); users may pass their own file.
-//! Classifier manifests (class lists in up to eight languages, bird head, temperatures) are in
-//! [`classifier`].
+//! Detector manifests (`kind = "detector"`): input size and letterbox, output layout, classes
+//! (each an animal, person or vehicle category), thresholds.
 //!
 //! ```
 //! let m = deepfaune_rs::manifest::builtin("md-lite").unwrap();
@@ -15,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub mod classifier;
-pub mod int8;
-
+use super::{
+    builtin_text, builtins, known_ids, parse_manifest, read_manifest, weights_beside,
+    ManifestHeader, ModelKind, ResizeMethod,
+};
 use crate::error::ModelError;
 
 /// How the image is placed in the model's square input.
@@ -28,18 +24,6 @@ pub enum LetterboxStyle {
     Centred,
     /// zamba / `ImageOps.pad(centering=(0, 0))`: image at the top-left, padding bottom/right.
     TopLeft,
-}
-
-/// Which resampler scales the image into the letterbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ResizeMethod {
-    /// Pillow's BICUBIC (antialiased when shrinking).
-    PilBicubic,
-    /// Pillow's BILINEAR (antialiased when shrinking).
-    PilBilinear,
-    /// OpenCV's INTER_LINEAR (no antialiasing), as ultralytics uses.
-    Cv2Linear,
 }
 
 /// What size the padded input has.
@@ -130,42 +114,13 @@ fn default_max_det() -> usize {
     300
 }
 
-/// A detector manifest.
+/// A detector manifest: the [`ManifestHeader`] and the detector's tables.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorManifest {
-    /// Always `"detector"`.
-    pub kind: String,
-    /// Short id (`df`, `mds`, `mdr`, `md-lite`).
-    pub id: String,
-    /// Human-readable name.
-    pub name: String,
-    /// Weights file name (relative to the manifest's folder or the model directory).
-    pub file: String,
-    /// sha256 of the weights file; empty when it cannot be pinned (a file the user exports).
-    #[serde(default)]
-    pub sha256: String,
-    /// Official download URL of the original weights, where one exists.
-    #[serde(default)]
-    pub url: String,
-    /// Format of what `url` serves (`onnx`, or `pt` which needs `deepfaune-rs export-detector`).
-    #[serde(default)]
-    pub url_format: String,
-    /// Other URLs serving the same file, tried in order after `url`.
-    #[serde(default)]
-    pub mirrors: Vec<String>,
-    /// Size in bytes of the file `url` serves, where known.
-    #[serde(default)]
-    pub url_size: Option<u64>,
-    /// Published MD5 (hex) of the file `url` serves, where one exists.
-    #[serde(default)]
-    pub url_md5: String,
-    /// Published or pinned sha256 (hex) of the file `url` serves, where one exists.
-    #[serde(default)]
-    pub url_sha256: String,
-    /// Licence of the weights.
-    #[serde(default)]
-    pub license: String,
+    /// The fields every kind shares (`id`, `file`, `sha256`, `url`, ...; read as `m.id`).
+    #[serde(skip)]
+    pub header: ManifestHeader,
     /// Input facts.
     pub input: DetectorInput,
     /// Output facts.
@@ -238,10 +193,9 @@ impl DetectorManifest {
             path: origin.to_string(),
             reason,
         };
-        let m: DetectorManifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if m.kind != "detector" {
-            return Err(bad(format!("kind is '{}', expected 'detector'", m.kind)));
-        }
+        let (header, mut m): (_, DetectorManifest) =
+            parse_manifest(text, origin, ModelKind::Detector)?;
+        m.header = header;
         if m.input.size < 32 || m.input.size > 8192 {
             return Err(bad(format!(
                 "input.size {} out of range 32..8192",
@@ -269,21 +223,7 @@ impl DetectorManifest {
         if p.max_det == 0 {
             return Err(bad("max_det must be positive".into()));
         }
-        check_sha(&m.sha256).map_err(|r| bad(r.into()))?;
-        check_download(&m.download()).map_err(bad)?;
         Ok(m)
-    }
-
-    /// Where the original weights are downloaded from, and their published checks.
-    pub fn download(&self) -> Download<'_> {
-        Download {
-            url: &self.url,
-            url_format: &self.url_format,
-            mirrors: &self.mirrors,
-            url_size: self.url_size,
-            url_md5: &self.url_md5,
-            url_sha256: &self.url_sha256,
-        }
     }
 
     /// Reads a manifest file.
@@ -301,185 +241,42 @@ impl DetectorManifest {
     }
 }
 
-/// The built-in manifests' TOML text, by file name.
-pub const BUILTIN_MANIFESTS: &[(&str, &str)] = &[
-    ("md-lite.toml", include_str!("../models/md-lite.toml")),
-    ("df.toml", include_str!("../models/df.toml")),
-    ("mds.toml", include_str!("../models/mds.toml")),
-    ("mdr.toml", include_str!("../models/mdr.toml")),
-];
-
 /// The embedded default detector's ONNX bytes (YOLOX-tiny from zamba, MIT; see
 /// `models/LICENSE-zamba.txt`).
-pub static EMBEDDED_DETECTOR: &[u8] = include_bytes!("../models/md_lite_yolox_tiny_640.onnx");
+pub static EMBEDDED_DETECTOR: &[u8] = include_bytes!("../../models/md_lite_yolox_tiny_640.onnx");
 
 /// The id of the embedded default detector.
 pub const EMBEDDED_DETECTOR_ID: &str = "md-lite";
 
 /// All built-in detector manifests.
 pub fn builtin_detectors() -> Vec<DetectorManifest> {
-    BUILTIN_MANIFESTS
-        .iter()
-        .filter_map(|(name, text)| DetectorManifest::from_toml(text, name).ok())
+    builtins(ModelKind::Detector)
+        .filter_map(|b| DetectorManifest::from_toml(b.text, b.file).ok())
         .collect()
 }
 
-/// A built-in detector manifest by id (case-insensitive).
+/// A built-in detector manifest by id (case-insensitive); unknown, an error that lists the
+/// detectors and the detector modes.
 pub fn builtin(id: &str) -> Result<DetectorManifest, ModelError> {
-    builtin_detectors()
-        .into_iter()
-        .find(|m| m.id.eq_ignore_ascii_case(id))
-        .ok_or_else(|| ModelError::Unknown {
+    match builtin_text(id, &[ModelKind::Detector]) {
+        Ok(b) => DetectorManifest::from_toml(b.text, b.file),
+        Err(_) => Err(ModelError::Unknown {
             id: id.to_string(),
-            known: builtin_detectors()
-                .iter()
-                .map(|m| m.id.as_str())
-                .chain(["DF", "MDS", "MDR", "DFbsMDS", "DFMDS"])
+            known: known_ids(&[ModelKind::Detector])
+                .into_iter()
+                .chain(["DF", "MDS", "MDR", "DFbsMDS", "DFMDS"].map(String::from))
                 .collect::<Vec<_>>()
                 .join(", "),
-        })
-}
-
-/// The folder where user-supplied weights are looked for: `$DEEPFAUNE_RS_MODELS`, else
-/// `$XDG_CACHE_HOME/deepfaune-rs/models`, else `~/.cache/deepfaune-rs/models`.
-pub fn model_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("DEEPFAUNE_RS_MODELS") {
-        return PathBuf::from(d);
+        }),
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .or_else(|| std::env::var_os("LOCALAPPDATA").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("."));
-    cache.join("deepfaune-rs").join("models")
 }
 
-/// Where a manifest's weights are expected: next to the manifest file, else in [`model_dir`].
+super::header_deref!(DetectorManifest);
+
+/// Where a manifest's weights are expected: next to the manifest file, else in
+/// [`super::model_dir`].
 pub fn weights_path(m: &DetectorManifest) -> PathBuf {
     weights_beside(m.source_dir.as_deref(), &m.file)
-}
-
-/// The weights `file` of a manifest read from `source_dir`: there if it exists, else in
-/// [`model_dir`] (every manifest kind looks for its weights this way).
-pub fn weights_beside(source_dir: Option<&Path>, file: &str) -> PathBuf {
-    if let Some(dir) = source_dir {
-        let p = dir.join(file);
-        if p.exists() {
-            return p;
-        }
-    }
-    model_dir().join(file)
-}
-
-/// Reads a manifest file of any kind: `parse` validates the text, `set_dir` records the
-/// manifest's folder (where its weights are looked for first).
-pub(crate) fn read_manifest<M>(
-    path: &Path,
-    parse: impl FnOnce(&str, &str) -> Result<M, ModelError>,
-    set_dir: impl FnOnce(&mut M, Option<PathBuf>),
-) -> Result<M, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ModelError::Manifest {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let mut m = parse(&text, &path.display().to_string())?;
-    set_dir(&mut m, path.parent().map(Path::to_path_buf));
-    Ok(m)
-}
-
-/// Where a model's original weights can be downloaded and how a download is checked: the
-/// `url*` and `mirrors` fields that detector and classifier manifests (and bird heads) share.
-/// Every check is optional: DeepFaune publishes no checksum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Download<'a> {
-    /// The official URL (empty when there is none).
-    pub url: &'a str,
-    /// What it serves (`pt`, `onnx`).
-    pub url_format: &'a str,
-    /// Other URLs serving the same file, to try in order after `url`.
-    pub mirrors: &'a [String],
-    /// The file's size in bytes.
-    pub url_size: Option<u64>,
-    /// A published MD5 of the file (hex), or empty.
-    pub url_md5: &'a str,
-    /// A published or pinned sha256 of the file (hex), or empty.
-    pub url_sha256: &'a str,
-}
-
-/// Checks a manifest's download fields: http(s) URLs, mirrors only beside a `url`, a positive
-/// size, hex digests of the right length.
-pub(crate) fn check_download(d: &Download<'_>) -> Result<(), String> {
-    let is_url = |u: &str| u.starts_with("https://") || u.starts_with("http://");
-    if !d.url.is_empty() && !is_url(d.url) {
-        return Err(format!("url '{}' is not an http(s) URL", d.url));
-    }
-    if let Some(m) = d.mirrors.iter().find(|m| !is_url(m)) {
-        return Err(format!("mirror '{m}' is not an http(s) URL"));
-    }
-    let has_checks = !d.mirrors.is_empty()
-        || d.url_size.is_some()
-        || !d.url_md5.is_empty()
-        || !d.url_sha256.is_empty();
-    if d.url.is_empty() && has_checks {
-        return Err("mirrors, url_size, url_md5 and url_sha256 need a url".into());
-    }
-    if d.url_size == Some(0) {
-        return Err("url_size must be positive".into());
-    }
-    let hex = |s: &str, n: usize| {
-        s.is_empty() || (s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit()))
-    };
-    if !hex(d.url_md5, 32) {
-        return Err("url_md5 must be 32 hex digits".into());
-    }
-    if !hex(d.url_sha256, 64) {
-        return Err("url_sha256 must be 64 hex digits".into());
-    }
-    Ok(())
-}
-
-/// A manifest's `sha256`: empty (not pinned) or 64 hex digits.
-pub(crate) fn check_sha(s: &str) -> Result<(), &'static str> {
-    if !s.is_empty() && (s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit())) {
-        return Err("sha256 must be 64 hex digits");
-    }
-    Ok(())
-}
-
-/// Checks `path` against a manifest's pinned `sha256` (nothing to check when it is empty).
-pub fn verify_sha256(path: &Path, expected: &str) -> Result<(), ModelError> {
-    if expected.is_empty() {
-        return Ok(());
-    }
-    let found = sha256_file(path).map_err(|e| ModelError::WeightsMissing {
-        path: path.to_path_buf(),
-        hint: e.to_string(),
-    })?;
-    if found != expected {
-        return Err(ModelError::Checksum {
-            path: path.to_path_buf(),
-            expected: expected.to_string(),
-            found,
-        });
-    }
-    Ok(())
-}
-
-/// Lowercase hex sha256 of a file, streamed.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]
@@ -488,10 +285,13 @@ mod tests {
 
     #[test]
     fn builtins_parse_and_validate() {
-        let ids: Vec<String> = builtin_detectors().into_iter().map(|m| m.id).collect();
+        let ids: Vec<String> = builtin_detectors()
+            .into_iter()
+            .map(|m| m.header.id)
+            .collect();
         assert_eq!(
             ids.len(),
-            BUILTIN_MANIFESTS.len(),
+            builtins(ModelKind::Detector).count(),
             "every built-in manifest must parse: {ids:?}"
         );
         for id in ["md-lite", "df", "mds", "mdr"] {
@@ -535,7 +335,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_download_facts() {
-        let good = include_str!("../models/mds.toml");
+        let good = include_str!("../../models/mds.toml");
         assert!(DetectorManifest::from_toml(good, "x").is_ok());
         for bad in [
             good.replace("4339a2c8af7a381f18ded7ac2a4df03e", "4339a2c8"),
@@ -554,7 +354,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_manifests() {
-        let good = BUILTIN_MANIFESTS[0].1;
+        let good = builtins(ModelKind::Detector).next().unwrap().text;
         assert!(DetectorManifest::from_toml(good, "x").is_ok());
         let bad_class = good.replace("classes = [\"animal\"]", "classes = [\"tree\"]");
         assert!(DetectorManifest::from_toml(&bad_class, "x").is_err());

@@ -1,4 +1,6 @@
-//! Atomic file writes: a crash or a full disk mid-write leaves any previous file intact.
+//! Atomic file writes: a crash or a full disk mid-write leaves any previous file intact. Every
+//! file the core writes (exports, checkpoints, knowledge bases, thumbnails) goes through here; it
+//! depends on nothing but [`crate::error`].
 //!
 //! The temporary file sits in the destination's folder (so the final rename stays on one file
 //! system) under a random name, and is created exclusively (`O_CREAT | O_EXCL`: an existing

@@ -49,7 +49,7 @@ use crate::detect::Detection;
 use crate::error::{Error, ImageError};
 use crate::image_io::{read_header, ImageHeader};
 use crate::manifest::Category;
-use crate::run::{DetectionResults, Failure};
+use crate::results::{DetectionResults, Failure};
 
 /// DeepFaune's threshold for boxes read from a MegaDetector file (`MDV5_THRES`).
 pub const DEEPFAUNE_JSON_THRESHOLD: f64 = 0.4;
@@ -168,7 +168,7 @@ impl Classifications {
     }
 
     /// These classifications for the boxes put in the order `order` (new box `k` is old box
-    /// `order[k]`, see [`crate::run::DetectionResults::permute`]).
+    /// `order[k]`, see [`DetectionResults::permute`]).
     pub fn permute_boxes(&self, order: &[usize]) -> Classifications {
         if self.start.len() < 2 {
             return self.clone();
@@ -376,7 +376,7 @@ impl Default for ReadOptions {
 /// like Python (the integer results are exact in `f32` below 2^24 pixels).
 ///
 /// ```
-/// use deepfaune_rs::export::megadetector::read::to_pixels;
+/// use deepfaune_rs::import::megadetector::to_pixels;
 /// // int(0.25 * 640) = 160, 160 + int(0.5 * 640) = 480; int(0.1 * 480) = 48, 48 + int(0.3 * 480) = 192
 /// assert_eq!(to_pixels([0.25, 0.1, 0.5, 0.3], 640, 480), [160.0, 48.0, 480.0, 192.0]);
 /// // Python: int(0.4775 * 800) == 382 (parsed as f32 first: 0.47749999 * 800 = 381.99999).
@@ -419,7 +419,7 @@ fn python_int(id: &str) -> Option<i64> {
 /// (DeepFaune raises) gives `Err`.
 ///
 /// ```
-/// use deepfaune_rs::export::megadetector::read::{deepfaune_best_box, parse};
+/// use deepfaune_rs::import::megadetector::{deepfaune_best_box, parse};
 /// let f = parse(r#"{"images": [{"file": "a.jpg", "detections": [
 ///     {"category": "1", "conf": 0.7, "bbox": [0, 0, 1, 1]},
 ///     {"category": "2", "conf": 0.9, "bbox": [0, 0, 1, 1]},
