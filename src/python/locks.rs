@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-pub(crate) use crate::run::driver::try_lock;
+pub(crate) use crate::pipeline::try_lock;
 
 /// Calls `try_take` until it gives the locks it needs; between tries, checks for Ctrl-C
 /// (a `KeyboardInterrupt` comes back as the error). Call it with the GIL released.

@@ -23,16 +23,17 @@ use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOption
 use crate::export::table::{write_results_csv, ResultRow};
 use crate::image_io::exif::parse_exif_datetime;
 use crate::manifest::classifier::ClassifierManifest;
+use crate::pipeline::{
+    decide, Decided, DecisionSettings, Detectors, Finished, Pipeline, PipelineOptions, Redecide,
+    Texts,
+};
 use crate::review::corrections::resolve_label;
 use crate::review::{read_journal, Correction, Reviewed};
 use crate::run::distributed::{encode_part, plan, Plan};
-use crate::run::{
-    decide, Decided, DecisionSettings, Detectors, Finished, Pipeline, PipelineOptions,
-    PipelineResults, Redecide, Texts,
-};
+use crate::run::PipelineResults;
 use crate::sequence::{Label, Prediction, SequencePredictions};
 
-/// Detector + classifier + DeepFaune's sequence logic (`crate::run::Pipeline`).
+/// Detector + classifier + DeepFaune's sequence logic (`crate::pipeline::Pipeline`).
 #[pyclass(module = "deepfaune_rs._core", name = "Pipeline")]
 pub struct PyPipeline {
     pub(super) pipeline: Pipeline,

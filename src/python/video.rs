@@ -13,7 +13,8 @@ use super::locks::wait_for;
 use super::numpy_views::view2;
 use super::pipeline::PyPipeline;
 use crate::error::Error;
-use crate::run::{PipelineResults, VideoRun};
+use crate::pipeline::VideoRun;
+use crate::run::PipelineResults;
 use crate::sequence::video::VideoSummary;
 
 /// Copies an `[h, w, 3]` uint8 array into an image.

@@ -4,16 +4,13 @@
 //! results to a `consume` step on the calling thread (inference, bookkeeping) **in input order**,
 //! with at most `window` items in flight: memory does not grow with the number of files.
 //! [`detection`] builds the detection run on it; [`frames`] runs frames held in memory (videos);
-//! [`imported`] classifies boxes read from a MegaDetector file. [`driver`]'s [`Pipeline`] owns
-//! the models and the settings (checked, defaults from the manifests), builds each run's
-//! checkpoint fingerprint and hands back labelled results ([`decided`]).
+//! [`imported`] classifies boxes read from a MegaDetector file. [`crate::pipeline::Pipeline`]
+//! drives them.
 
 pub mod budget;
 pub mod checkpoint;
-pub mod decided;
 pub mod detection;
 pub mod distributed;
-pub mod driver;
 pub mod frames;
 pub mod imported;
 pub mod pipeline;
@@ -23,9 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
 pub use checkpoint::Checkpoint;
-pub use decided::{decide, Decided, DecisionSettings, Redecide, Texts};
 pub use detection::{detect_files, DetectionResults, Failure, RunOptions};
-pub use driver::{Detectors, Finished, Models, Pipeline, PipelineOptions, VideoRun};
 pub use imported::run_imported;
 pub use pipeline::{run_pipeline, run_pipeline_resumable, ClassifyStage, PipelineResults, Resume};
 

@@ -1,4 +1,4 @@
-//! Stage 4, the end of a run: stored rows (logits, detections, dates) turned into DeepFaune's
+//! The end of a run: stored rows (logits, detections, dates) turned into DeepFaune's
 //! predictions, label texts and table with a run's [`DecisionSettings`], after a run and again
 //! when a finished run is re-decided with other settings or corrections.
 
@@ -10,7 +10,7 @@ use crate::manifest::classifier::ClassifierManifest;
 use crate::review::{apply_corrections, Correction, Reviewed};
 use crate::sequence::{AggregateOptions, Prediction, SequencePredictions};
 
-use super::PipelineResults;
+use crate::run::PipelineResults;
 
 /// The settings that turn stored logits into predictions.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! Stage 4's front door: [`Pipeline`], a detector set and a classifier with DeepFaune's settings,
+//! The pipeline, above the stages (run, sequence, review's decisions): [`Pipeline`], a detector set and a classifier with DeepFaune's settings,
 //! run over files and folders, over video frames, or over imported boxes, to labelled results.
 //!
 //! [`PipelineOptions`] holds every setting as plain values; [`Pipeline::new`] checks them (each
@@ -9,7 +9,8 @@
 //! [`Pipeline::models`]) takes them, and the [`Models`] guard runs.
 //!
 //! ```no_run
-//! use deepfaune_rs::run::{Detectors, Pipeline, PipelineOptions, RunOptions};
+//! use deepfaune_rs::pipeline::{Detectors, Pipeline, PipelineOptions};
+//! use deepfaune_rs::run::RunOptions;
 //! # fn main() -> Result<(), deepfaune_rs::error::Error> {
 //! let detectors = Detectors::load("md-lite", None, None, &Default::default(), RunOptions::default())?;
 //! let pipeline = Pipeline::new(Some(detectors), &PipelineOptions::default())?;
@@ -25,21 +26,24 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use image::RgbImage;
 
-use super::checkpoint::{fingerprint, fingerprint_imported};
-use super::decided::{class_thresholds_of, decide, Decided, DecisionSettings};
-use super::distributed::{merge, Plan};
-use super::frames::run_frames;
-use super::imported::digest as imported_digest;
-use super::{
-    run_imported, run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume,
-    RunOptions,
-};
+pub mod decided;
+
+pub use decided::{class_thresholds_of, decide, Decided, DecisionSettings, Redecide, Texts};
+
 use crate::classify::{load_classifier, OnnxClassifier};
 use crate::detect::loader::{load, LoadOptions};
 use crate::detect::{DetectorMode, DetectorSet};
 use crate::error::Error;
 use crate::import::megadetector::ImportedDetections;
 use crate::manifest::classifier::{canonical_language, ClassifierManifest, DEFAULT_CLASSIFIER};
+use crate::run::checkpoint::{fingerprint, fingerprint_imported};
+use crate::run::distributed::{merge, Plan};
+use crate::run::frames::run_frames;
+use crate::run::imported::digest as imported_digest;
+use crate::run::{
+    run_imported, run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume,
+    RunOptions,
+};
 use crate::runtime::SessionOptions;
 use crate::sequence::kind_from_code;
 use crate::sequence::video::{summarize_video, FrameRows, VideoSummary};
@@ -461,7 +465,7 @@ impl Models<'_> {
     }
 
     /// The results of the single run over `plan`'s inputs from the parts of its units (see
-    /// [`super::distributed`]), decided as after any run; and the parts' detector threshold.
+    /// [`crate::run::distributed`]), decided as after any run; and the parts' detector threshold.
     pub fn merge(&self, plan: &Plan, parts: &[String]) -> Result<(Finished, f32), Error> {
         let (res, threshold) = merge(plan, parts)?;
         let classes = self.classifier.manifest.num_classes();

@@ -1,9 +1,9 @@
 //! Tests of the driver: option checks and manifest defaults (no runtime needed), then runs of
 //! the small shared models (skipped, saying why, without ONNX Runtime or ../shared).
 
+use super::decided::Redecide;
 use super::*;
 use crate::manifest::classifier::builtin_classifier;
-use crate::run::decided::Redecide;
 use crate::run::detection::CATEGORY_FAILED;
 use crate::run::run_pipeline;
 use crate::sequence::AggregateOptions;
