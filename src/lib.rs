@@ -11,6 +11,7 @@
 //!    (DF, MDS, DFbsMDS, DFMDS, MDR).
 //! 4. [`run`]: the streaming driver: parallel decoding feeding inference through a bounded queue,
 //!    per-file failures recorded as data; frames held in memory (videos) through the same steps.
+//!    [`pipeline::Pipeline`] owns the models and the checked settings and runs them to labelled results.
 //! 5. [`classify`]: the crop squashed to the classifier's input, batched ONNX inference, raw logits
 //!    and the embedding per crop.
 //! 6. [`sequence`]: DeepFaune's sequences and logit averaging, and one answer per video.
@@ -39,6 +40,7 @@ pub mod image_io;
 pub mod import;
 pub mod manifest;
 pub mod parallel;
+pub mod pipeline;
 pub mod preprocess;
 pub mod reid;
 pub mod results;

@@ -103,6 +103,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "sequence",
         ],
     ),
+    (
+        "pipeline",
+        &[
+            "classify", "detect", "error", "export", "import", "manifest", "review", "run",
+            "runtime", "sequence",
+        ],
+    ),
 ];
 
 /// The top-level modules named as `crate::X` in the code lines of `text` (a file of module

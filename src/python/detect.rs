@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
@@ -70,7 +70,7 @@ pub(crate) fn progress_hook<'a>(
 #[pyclass(module = "deepfaune_rs._core", name = "Detector", frozen)]
 pub struct PyDetector {
     /// Locked only with the GIL released (see `super::locks`).
-    pub(crate) detectors: Mutex<DetectorSet>,
+    pub(crate) detectors: Arc<Mutex<DetectorSet>>,
     pub(crate) run: RunOptions,
     /// Ids of the loaded detectors, primary first (fixed at construction: no lock to read).
     models: Vec<String>,
@@ -145,7 +145,7 @@ impl PyDetector {
                 .as_ref()
                 .is_some_and(|s| s.manifest.finds_people());
         Ok(PyDetector {
-            detectors: Mutex::new(set),
+            detectors: Arc::new(Mutex::new(set)),
             run,
             models,
             threshold,

@@ -9,20 +9,11 @@
 //! A second call on a busy model waits its turn, checking for Ctrl-C (`KeyboardInterrupt`) every
 //! few milliseconds.
 
-use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use pyo3::prelude::*;
 
-/// `m` locked now, or `None` when another thread holds it (a poisoned lock is taken: the models
-/// hold no invariant a panic could break half-way).
-pub(crate) fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
-    match m.try_lock() {
-        Ok(g) => Some(g),
-        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    }
-}
+pub(crate) use crate::pipeline::try_lock;
 
 /// Calls `try_take` until it gives the locks it needs; between tries, checks for Ctrl-C
 /// (a `KeyboardInterrupt` comes back as the error). Call it with the GIL released.
@@ -36,17 +27,4 @@ pub(crate) fn wait_for<G>(mut try_take: impl FnMut() -> Option<G>) -> PyResult<G
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
     }
-}
-
-/// Both locks, taken together (never one held while waiting for the other, so two calls that
-/// need them in another order cannot deadlock).
-pub(crate) fn lock_both<'a, A, B>(
-    a: &'a Mutex<A>,
-    b: &'a Mutex<B>,
-) -> PyResult<(MutexGuard<'a, A>, MutexGuard<'a, B>)> {
-    wait_for(|| {
-        let ga = try_lock(a)?;
-        let gb = try_lock(b)?;
-        Some((ga, gb))
-    })
 }

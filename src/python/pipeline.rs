@@ -12,42 +12,31 @@ use pyo3::types::{PyDict, PyList};
 
 use super::detect::{progress_hook, session_options, PyDetectionResults, PyDetector};
 use super::errors::{to_pyerr, IntoPyResult};
-use super::locks::{lock_both, try_lock, wait_for};
+use super::locks::wait_for;
 use super::numpy_views::{view1, view2};
-use crate::classify::{load_classifier, OnnxClassifier};
 use crate::error::Error;
 use crate::export::camtrap_dp::{
     write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset, VideoMedium,
 };
 use crate::export::megadetector::classifications::{write_with_classifications, Classifications};
 use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOptions};
-use crate::export::table::{results_table, write_results_csv, ResultRow};
+use crate::export::table::{write_results_csv, ResultRow};
 use crate::image_io::exif::parse_exif_datetime;
-use crate::manifest::classifier::{canonical_language, ClassifierManifest};
-use crate::review::corrections::resolve_label;
-use crate::review::{apply_corrections, read_journal, Correction, Reviewed};
-use crate::run::checkpoint::{fingerprint, fingerprint_imported};
-use crate::run::distributed::{encode_part, merge, plan, Plan};
-use crate::run::imported::digest as imported_digest;
-use crate::run::{
-    run_imported, run_pipeline_resumable, Checkpoint, ClassifyStage, PipelineResults, Resume,
-    RunOptions,
+use crate::manifest::classifier::ClassifierManifest;
+use crate::pipeline::{
+    decide, Decided, DecisionSettings, Detectors, Finished, Pipeline, PipelineOptions, Redecide,
+    Texts,
 };
-use crate::sequence::{AggregateOptions, Label, Prediction, SequencePredictions};
+use crate::review::corrections::resolve_label;
+use crate::review::{read_journal, Correction, Reviewed};
+use crate::run::distributed::{encode_part, plan, Plan};
+use crate::run::PipelineResults;
+use crate::sequence::{Label, Prediction, SequencePredictions};
 
-/// Detector + classifier + DeepFaune's sequence logic.
+/// Detector + classifier + DeepFaune's sequence logic (`crate::pipeline::Pipeline`).
 #[pyclass(module = "deepfaune_rs._core", name = "Pipeline")]
 pub struct PyPipeline {
-    /// `None`: the pipeline only runs over given detections.
-    pub(super) detector: Option<Py<PyDetector>>,
-    /// Locked only with the GIL released (see `super::locks`).
-    pub(super) classifier: Mutex<OnnxClassifier>,
-    /// The classes in `language` (fixed at construction: no lock to read).
-    class_names: Vec<String>,
-    pub(super) language: String,
-    pub(super) opts: AggregateOptions,
-    maxlag_s: f64,
-    pub(super) batch_size: usize,
+    pub(super) pipeline: Pipeline,
 }
 
 #[pymethods]
@@ -75,70 +64,36 @@ impl PyPipeline {
         precision: &str,
         cache_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
-        if score_threshold.is_some_and(|t| !(0.0..=1.0).contains(&t))
-            || !maxlag_s.is_finite()
-            || maxlag_s < 0.0
-        {
-            return Err(to_pyerr(Error::InvalidArgument(
-                "score_threshold must be within 0..1 and maxlag_s >= 0".into(),
-            )));
-        }
-        let spec = classifier.to_string();
-        let session = session_options(intra_threads, false, device, precision, cache_dir)?;
-        let clf = py
-            .detach(|| load_classifier(&spec, classifier_manifest.as_deref(), bird_head, session))
-            .py()?;
-        let m = &clf.manifest;
-        if m.names(language).is_none() {
-            return Err(to_pyerr(Error::InvalidArgument(format!(
-                "language '{language}' is not available for {} (available: {})",
-                m.id,
-                m.languages().join(", ")
-            ))));
-        }
-        let disabled = m.class_indices(&disabled_classes).map_err(|unknown| {
-            let names = m.names(language).or_else(|| m.names("en"));
-            let valid = names.map(|n| n.classes.join(", ")).unwrap_or_default();
-            to_pyerr(Error::InvalidArgument(format!(
-                "unknown classes to disable: {unknown:?} (the classes of {}: {valid}; names in \
-                 any of its languages are accepted)",
-                m.id
-            )))
-        })?;
-        let bird_class = if bird_head {
-            m.names("en").and_then(|n| n.bird_class)
-        } else {
-            None
-        };
-        // The classifier manifest's threshold unless one is given.
-        let defaults = AggregateOptions::for_manifest(m);
-        let opts = AggregateOptions {
-            threshold: score_threshold.unwrap_or(defaults.threshold),
-            disabled,
-            bird_class,
-            class_thresholds: class_thresholds_of(m, &class_thresholds).py()?,
-            ..defaults
-        };
-        let language = canonical_language(language).to_string();
-        let class_names = m
-            .names(&language)
-            .map(|n| n.classes.to_vec())
-            .unwrap_or_default();
-        Ok(PyPipeline {
-            detector,
-            classifier: Mutex::new(clf),
-            class_names,
-            language,
-            opts,
+        let mut opts = PipelineOptions {
+            classifier: classifier.to_string(),
+            classifier_manifest,
+            score_threshold,
             maxlag_s,
-            batch_size: batch_size.max(1),
-        })
+            language: language.to_string(),
+            disabled_classes,
+            class_thresholds,
+            bird_head,
+            batch_size,
+            ..PipelineOptions::default()
+        };
+        opts.validate().py()?;
+        opts.session = session_options(intra_threads, false, device, precision, cache_dir)?;
+        let detectors = detector.map(|d| {
+            let d = d.get();
+            Detectors {
+                set: d.detectors.clone(),
+                run: d.run,
+                threshold: d.threshold,
+            }
+        });
+        let pipeline = py.detach(|| Pipeline::new(detectors, &opts)).py()?;
+        Ok(PyPipeline { pipeline })
     }
 
     /// Class names of the classifier in the pipeline's language.
     #[getter]
     fn class_names(&self) -> Vec<String> {
-        self.class_names.clone()
+        self.pipeline.class_names()
     }
 
     /// Runs the pipeline over files and folders. With `checkpoint`, progress is appended to that
@@ -156,107 +111,31 @@ impl PyPipeline {
         detections: Option<Py<PyDetectionResults>>,
     ) -> PyResult<PyPipelineResults> {
         let slot = Mutex::new(None);
-        let mut settings = serde_json::json!({
-            "inputs": paths.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>(),
-            "threshold": self.opts.threshold,
-            "disabled": self.opts.disabled,
-            "maxlag_s": self.maxlag_s,
-            "language": self.language,
-            "keep_embeddings": keep_embeddings,
-        });
-        // Only when set: checkpoints written before per-class thresholds existed still match.
-        if !self.opts.class_thresholds.is_empty() {
-            settings["class_thresholds"] = serde_json::json!(self.opts.class_thresholds);
-        }
-        let (result, threshold) = match &detections {
-            Some(given) => {
-                let given = given.get();
-                let imported = given.to_imported();
-                let run = match &self.detector {
-                    Some(d) => d.get().run,
-                    None => RunOptions::default(),
-                };
-                let result = py.detach(|| -> PyResult<Result<Finished, Error>> {
-                    let mut clf = wait_for(|| try_lock(&self.classifier))?;
-                    let mut hook = progress_hook(&progress, &slot);
-                    Ok((|| {
-                        let mut open = match &checkpoint {
-                            None => None,
-                            Some(path) => {
-                                let mut settings = settings.clone();
-                                settings["max_pixels"] = run.decode.max_pixels.into();
-                                let fp = fingerprint_imported(
-                                    &imported_digest(&imported),
-                                    &clf,
-                                    settings,
-                                );
-                                Some(Checkpoint::open(path, fp)?)
-                            }
-                        };
-                        let resume = open.as_mut().map(|(c, done)| Resume {
-                            checkpoint: c,
-                            done: std::mem::take(done),
-                        });
-                        let stage = ClassifyStage {
-                            classifier: &mut clf,
-                            batch_size: self.batch_size,
-                            keep_embeddings,
-                        };
-                        let res = run_imported(&imported, stage, &run, &mut hook, resume)?;
-                        self.finish(res, &clf)
-                    })())
-                })?;
-                (result, given.threshold)
-            }
-            None => {
-                let Some(detector) = &self.detector else {
-                    return Err(to_pyerr(Error::InvalidArgument(
-                        "this pipeline has no detector: pass detections= (a MegaDetector file or its results), or build it with a detector".into(),
-                    )));
-                };
-                let det = detector.get();
-                let result = py.detach(|| -> PyResult<Result<Finished, Error>> {
-                    let (mut set, mut clf) = lock_both(&det.detectors, &self.classifier)?;
-                    let mut hook = progress_hook(&progress, &slot);
-                    Ok((|| {
-                        let mut open = match &checkpoint {
-                            None => None,
-                            Some(path) => {
-                                let mut settings = settings.clone();
-                                settings["max_pixels"] = det.run.decode.max_pixels.into();
-                                Some(Checkpoint::open(
-                                    path,
-                                    fingerprint(&set, Some(&clf), settings),
-                                )?)
-                            }
-                        };
-                        let resume = open.as_mut().map(|(c, done)| Resume {
-                            checkpoint: c,
-                            done: std::mem::take(done),
-                        });
-                        let stage = ClassifyStage {
-                            classifier: &mut clf,
-                            batch_size: self.batch_size,
-                            keep_embeddings,
-                        };
-                        let res = run_pipeline_resumable(
-                            &paths,
-                            &mut set,
-                            Some(stage),
-                            &det.run,
-                            &mut hook,
-                            resume,
-                        )?;
-                        self.finish(res, &clf)
-                    })())
-                })?;
-                (result, det.threshold)
-            }
-        };
+        let given = detections.as_ref().map(|g| g.get());
+        let imported = given.map(|g| g.to_imported());
+        let result = py.detach(|| {
+            let mut models = wait_for(|| self.pipeline.try_models(imported.is_none()))?;
+            let mut hook = progress_hook(&progress, &slot);
+            let checkpoint = checkpoint.as_deref();
+            Ok::<_, PyErr>(match &imported {
+                Some(imported) => {
+                    models.run_imported(imported, &paths, keep_embeddings, checkpoint, &mut hook)
+                }
+                None => models.run(&paths, keep_embeddings, checkpoint, &mut hook),
+            })
+        })?;
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
-        self.results(py, result.py()?, threshold, detections.as_ref())
+        let finished = result.py()?;
+        // The confidence threshold the boxes were kept with: the given results' or the detector's.
+        // (A run without either has failed above.)
+        let threshold = match (given, self.pipeline.detectors()) {
+            (Some(g), _) => g.threshold,
+            (None, Some(d)) => d.threshold,
+            (None, None) => 0.0,
+        };
+        self.results(py, finished, threshold, detections.as_ref())
     }
 
     /// The results of the single run over `plan`'s inputs, from the parts of its units
@@ -268,23 +147,13 @@ impl PyPipeline {
         plan: &PyRunPlan,
         parts: Vec<String>,
     ) -> PyResult<PyPipelineResults> {
-        let finished = py
-            .detach(|| -> PyResult<Result<(Finished, f32), Error>> {
-                let clf = wait_for(|| try_lock(&self.classifier))?;
-                Ok((|| {
-                    let (res, threshold) = merge(&plan.plan, &parts)?;
-                    if !res.is_empty() && res.num_classes != clf.manifest.num_classes() {
-                        return Err(Error::InvalidArgument(format!(
-                            "the parts have {} classes, this pipeline's classifier {}",
-                            res.num_classes,
-                            clf.manifest.num_classes()
-                        )));
-                    }
-                    Ok((self.finish(res, &clf)?, threshold))
-                })())
+        let (finished, threshold) = py
+            .detach(|| {
+                let models = wait_for(|| self.pipeline.try_models(false))?;
+                Ok::<_, PyErr>(models.merge(&plan.plan, &parts))
             })?
             .py()?;
-        self.results(py, finished.0, finished.1, None)
+        self.results(py, finished, threshold, None)
     }
 
     /// Runs sampled video frames (`[h, w, 3]` uint8 RGB arrays) through the pipeline;
@@ -302,8 +171,6 @@ impl PyPipeline {
     }
 }
 
-type Finished = (PipelineResults, Decided, ClassifierManifest);
-
 impl PyPipeline {
     /// The Python results of a finished run whose detector threshold is `threshold`.
     fn results(
@@ -313,8 +180,11 @@ impl PyPipeline {
         threshold: f32,
         detections: Option<&Py<PyDetectionResults>>,
     ) -> PyResult<PyPipelineResults> {
-        let (mut res, decided, manifest) = finished;
-        let detection = std::mem::take(&mut res.detection);
+        let Finished {
+            mut results,
+            decided,
+        } = finished;
+        let detection = std::mem::take(&mut results.detection);
         let mut detections_out = PyDetectionResults::new(detection, threshold);
         if let Some(given) = detections {
             detections_out.imported = given.get().imported;
@@ -322,144 +192,15 @@ impl PyPipeline {
                 given.get().classifications.permute_boxes(&decided.boxes);
         }
         let detections = Py::new(py, detections_out)?;
-        let settings = Settings {
-            language: self.language.clone(),
-            opts: self.opts.clone(),
-            maxlag_s: self.maxlag_s,
-        };
         Ok(PyPipelineResults::new(
             detections,
-            res,
+            results,
             decided,
-            manifest,
-            settings,
+            self.pipeline.manifest().clone(),
+            self.pipeline.settings().clone(),
             Vec::new(),
         ))
     }
-
-    /// Sequences, labels and DeepFaune's table of a finished run, its rows in the table's order.
-    fn finish(&self, mut res: PipelineResults, clf: &OnnxClassifier) -> Result<Finished, Error> {
-        let settings = Settings {
-            language: self.language.clone(),
-            opts: self.opts.clone(),
-            maxlag_s: self.maxlag_s,
-        };
-        let decided = decide(&mut res, &clf.manifest, &settings, &[])?;
-        Ok((res, decided, clf.manifest.clone()))
-    }
-}
-
-/// The settings that turn stored logits into predictions.
-#[derive(Debug, Clone)]
-struct Settings {
-    language: String,
-    opts: AggregateOptions,
-    maxlag_s: f64,
-}
-
-/// What the settings and the corrections journal make of a run's stored rows.
-struct Decided {
-    preds: SequencePredictions,
-    text: Texts,
-    table: Vec<ResultRow>,
-    class_names: Vec<String>,
-    reviewed: Vec<Option<Reviewed>>,
-    unknown_files: usize,
-    /// The boxes' new order (`DetectionResults::permute`), for columns kept beside them.
-    boxes: Vec<usize>,
-}
-
-/// Sequences and predictions with `res`'s rows put in DeepFaune's table order
-/// (`PipelineResults::decide_in_table_order`), then the corrections, then the texts and
-/// DeepFaune's table.
-fn decide(
-    res: &mut PipelineResults,
-    manifest: &ClassifierManifest,
-    settings: &Settings,
-    journal: &[Correction],
-) -> Result<Decided, Error> {
-    let (mut preds, boxes) = res.decide_in_table_order(settings.maxlag_s, &settings.opts)?;
-    let (reviewed, unknown_files) =
-        apply_corrections(&res.detection.paths, &mut preds, journal, manifest)?;
-    let names = manifest.names(&settings.language).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "language '{}' is not available for {}",
-            settings.language, manifest.id
-        ))
-    })?;
-    let bird = settings.opts.bird_class.is_some();
-    let label = |p: &Prediction, top1: bool| {
-        if top1 {
-            p.top1.text(&names, bird)
-        } else {
-            p.label.text(&names, bird)
-        }
-    };
-    let text = Texts {
-        predictionbase: preds.base.iter().map(|p| label(p, false)).collect(),
-        prediction: preds.sequence.iter().map(|p| label(p, false)).collect(),
-        top1: preds.sequence.iter().map(|p| label(p, true)).collect(),
-    };
-    let d = &res.detection;
-    let dates: Vec<Option<&str>> = d
-        .date
-        .iter()
-        .map(|t| t.as_ref().map(|t| t.text.as_str()))
-        .collect();
-    let mut failed: Vec<Option<&str>> = vec![None; d.len()];
-    for f in &d.failures {
-        if let Some(i) = f.index.filter(|&i| i < failed.len()) {
-            failed[i] = Some(f.reason.as_str());
-        }
-    }
-    let table = results_table(
-        &d.paths,
-        &dates,
-        &preds,
-        &d.count,
-        &d.humancount,
-        &failed,
-        &names,
-        bird,
-    )?;
-    Ok(Decided {
-        preds,
-        text,
-        table,
-        class_names: names.classes.to_vec(),
-        reviewed,
-        unknown_files,
-        boxes,
-    })
-}
-
-/// `{class name: threshold}` (any language) as `(index, threshold)`, each within 0..1.
-fn class_thresholds_of(
-    m: &ClassifierManifest,
-    given: &BTreeMap<String, f32>,
-) -> Result<Vec<(usize, f32)>, Error> {
-    let mut out = Vec::new();
-    for (name, &t) in given {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(Error::InvalidArgument(format!(
-                "class threshold of '{name}' must be within 0..1 (got {t})"
-            )));
-        }
-        let idx = m
-            .class_indices(std::slice::from_ref(name))
-            .map_err(|unknown| {
-                Error::InvalidArgument(format!("unknown classes in class_thresholds: {unknown:?}"))
-            })?;
-        out.extend(idx.into_iter().map(|i| (i, t)));
-    }
-    out.sort_by_key(|&(i, _)| i);
-    Ok(out)
-}
-
-struct Texts {
-    predictionbase: Vec<String>,
-    prediction: Vec<String>,
-    top1: Vec<String>,
 }
 
 /// Results of `Pipeline.run`. Arrays are read-only views without copies. Every array and
@@ -476,7 +217,7 @@ pub struct PyPipelineResults {
     class_names: Vec<String>,
     preds: SequencePredictions,
     manifest: ClassifierManifest,
-    settings: Settings,
+    settings: DecisionSettings,
     /// The corrections applied (in order) and what they say per image.
     journal: Vec<Correction>,
     reviewed: Vec<Option<Reviewed>>,
@@ -489,7 +230,7 @@ impl PyPipelineResults {
         res: PipelineResults,
         decided: Decided,
         manifest: ClassifierManifest,
-        settings: Settings,
+        settings: DecisionSettings,
         journal: Vec<Correction>,
     ) -> Self {
         let Decided {
@@ -523,7 +264,7 @@ impl PyPipelineResults {
     fn again(
         &self,
         py: Python<'_>,
-        settings: Settings,
+        settings: DecisionSettings,
         journal: Vec<Correction>,
     ) -> PyResult<PyPipelineResults> {
         // The detection columns live in `detections` (taken out of `res` after the run); the
@@ -667,31 +408,13 @@ impl PyPipelineResults {
         disabled_classes: Option<Vec<String>>,
         maxlag_s: Option<f64>,
     ) -> PyResult<PyPipelineResults> {
-        let bad = |m: String| to_pyerr(Error::InvalidArgument(m));
-        let mut settings = self.settings.clone();
-        if let Some(t) = score_threshold {
-            if !(0.0..=1.0).contains(&t) {
-                return Err(bad(format!(
-                    "score_threshold must be within 0..1 (got {t})"
-                )));
-            }
-            settings.opts.threshold = t;
-        }
-        if let Some(m) = maxlag_s {
-            if !m.is_finite() || m < 0.0 {
-                return Err(bad(format!("maxlag_s must be >= 0 (got {m})")));
-            }
-            settings.maxlag_s = m;
-        }
-        if let Some(names) = disabled_classes {
-            settings.opts.disabled = self
-                .manifest
-                .class_indices(&names)
-                .map_err(|unknown| bad(format!("unknown classes to disable: {unknown:?}")))?;
-        }
-        if let Some(given) = class_thresholds {
-            settings.opts.class_thresholds = class_thresholds_of(&self.manifest, &given).py()?;
-        }
+        let changes = Redecide {
+            score_threshold,
+            class_thresholds,
+            disabled_classes,
+            maxlag_s,
+        };
+        let settings = self.settings.redecide(&self.manifest, changes).py()?;
         self.again(py, settings, self.journal.clone())
     }
 

@@ -8,15 +8,14 @@ use numpy::{PyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use super::detect::PyDetectionResults;
-use super::errors::{to_pyerr, IntoPyResult};
-use super::locks::lock_both;
+use super::errors::IntoPyResult;
+use super::locks::wait_for;
 use super::numpy_views::view2;
 use super::pipeline::PyPipeline;
 use crate::error::Error;
-use crate::run::frames::run_frames;
-use crate::run::{ClassifyStage, PipelineResults};
-use crate::sequence::kind_from_code;
-use crate::sequence::video::{summarize_video, FrameRows, VideoSummary};
+use crate::pipeline::VideoRun;
+use crate::run::PipelineResults;
+use crate::sequence::video::VideoSummary;
 
 /// Copies an `[h, w, 3]` uint8 array into an image.
 fn to_rgb(a: &PyReadonlyArray3<'_, u8>) -> Result<RgbImage, Error> {
@@ -49,48 +48,23 @@ pub(super) fn run_video(
         .map(to_rgb)
         .collect::<Result<Vec<_>, _>>()
         .py()?;
-    if let Some(bad) = slots.iter().flatten().find(|&&i| i >= images.len()) {
-        return Err(to_pyerr(Error::InvalidArgument(format!(
-            "slot points at frame {bad} but {} frames were given",
-            images.len()
-        ))));
-    }
-    let Some(detector) = &pipe.detector else {
-        return Err(to_pyerr(Error::InvalidArgument(
-            "this pipeline has no detector: videos need one (build the Pipeline with a detector)"
-                .into(),
-        )));
-    };
-    let det = detector.get();
-    let result = py.detach(|| -> PyResult<Result<_, Error>> {
-        let (mut set, mut clf) = lock_both(&det.detectors, &pipe.classifier)?;
-        Ok((|| {
-            let stage = ClassifyStage {
-                classifier: &mut clf,
-                batch_size: pipe.batch_size,
-                keep_embeddings,
-            };
-            let res = run_frames(images, &source, &mut set, Some(stage), det.run.batch_size)?;
-            let summary = summarize(&res, &slots, pipe)?;
-            let names = clf
-                .manifest
-                .names(&pipe.language)
-                .expect("checked at construction");
-            let bird = pipe.opts.bird_class.is_some();
-            let p = summary.prediction;
-            let text = [p.label.text(&names, bird), p.top1.text(&names, bird)];
-            let (n, g) = (clf.manifest.num_classes(), clf.manifest.num_groups());
-            let indices = [p.label.index(n, g), p.top1.index(n, g)];
-            let threshold = set.primary.manifest.postprocess.threshold;
-            Ok::<_, Error>((res, summary, text, indices, threshold))
-        })())
+    let run = py.detach(|| {
+        let mut models = wait_for(|| pipe.pipeline.try_models(true))?;
+        Ok::<_, PyErr>(models.run_frames(images, &slots, &source, keep_embeddings))
     })?;
-    let (mut res, summary, [prediction, top1], [label_index, top1_index], threshold) =
-        result.py()?;
-    let detection = std::mem::take(&mut res.detection);
+    let VideoRun {
+        mut results,
+        summary,
+        prediction,
+        top1,
+        label_index,
+        top1_index,
+        threshold,
+    } = run.py()?;
+    let detection = std::mem::take(&mut results.detection);
     Ok(PyVideoResult {
         detections: Py::new(py, PyDetectionResults::new(detection, threshold))?,
-        res,
+        res: results,
         summary,
         slots,
         prediction,
@@ -98,24 +72,6 @@ pub(super) fn run_video(
         label_index,
         top1_index,
     })
-}
-
-fn summarize(
-    res: &PipelineResults,
-    slots: &[Option<usize>],
-    pipe: &PyPipeline,
-) -> Result<VideoSummary, Error> {
-    let d = &res.detection;
-    let kinds: Vec<_> = d.category.iter().map(|&c| kind_from_code(c)).collect();
-    let rows = FrameRows {
-        kinds: &kinds,
-        logits: &res.logits,
-        num_classes: res.num_classes,
-        bird_logits: &res.bird_logits,
-        count: &d.count,
-        humancount: &d.humancount,
-    };
-    summarize_video(&rows, slots, &pipe.opts)
 }
 
 /// One video's result: per decoded frame (detections, logits) and for the video as a whole

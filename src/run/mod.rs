@@ -4,7 +4,8 @@
 //! results to a `consume` step on the calling thread (inference, bookkeeping) **in input order**,
 //! with at most `window` items in flight: memory does not grow with the number of files.
 //! [`detection`] builds the detection run on it; [`frames`] runs frames held in memory (videos);
-//! [`imported`] classifies boxes read from a MegaDetector file.
+//! [`imported`] classifies boxes read from a MegaDetector file. [`crate::pipeline::Pipeline`]
+//! drives them.
 
 pub mod budget;
 pub mod checkpoint;
