@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -75,10 +76,12 @@ def _wait_for_nodes(address: str, n: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
     """A head and one worker node on 127.0.0.1, one CPU each, run in the foreground (``--block``)
-    in their own process groups, so that the finalizer stops exactly them, whatever happened."""
-    tmp = tmp_path_factory.mktemp("ray")
+    in their own process groups, so that the finalizer stops exactly them, whatever happened.
+    Their folder is a short one in the system's temporary folder: Ray's sockets live under it and
+    a Unix socket's path is at most 107 bytes (pytest-xdist's base folders are longer)."""
+    tmp = Path(tempfile.mkdtemp(prefix="ray-"))
     port = _free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", "1", "--object-store-memory", str(80 * 2**20), "--block"]
@@ -112,6 +115,7 @@ def cluster(tmp_path_factory):
             except ProcessLookupError:
                 pass
         log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _pipeline_kwargs(shared_models) -> dict:
