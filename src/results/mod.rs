@@ -5,10 +5,12 @@
 //! on none of those (only on the stages below: image dates, detection decisions, labels).
 
 pub mod detection;
+pub mod video;
 
 use std::path::PathBuf;
 
 pub use detection::DetectionResults;
+pub use video::{VideoDetection, VideoFailure, VideoRecord};
 
 use crate::sequence::Label;
 
