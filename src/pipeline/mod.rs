@@ -36,6 +36,7 @@ use crate::detect::{DetectorMode, DetectorSet};
 use crate::error::Error;
 use crate::import::megadetector::ImportedDetections;
 use crate::manifest::classifier::{canonical_language, ClassifierManifest, DEFAULT_CLASSIFIER};
+use crate::results::VideoRecord;
 use crate::run::checkpoint::{fingerprint, fingerprint_imported};
 use crate::run::distributed::{merge, Plan};
 use crate::run::frames::run_frames;
@@ -204,6 +205,9 @@ pub struct Finished {
     pub results: PipelineResults,
     /// Sequences, predictions, texts and DeepFaune's table.
     pub decided: Decided,
+    /// The run's videos, in the order they were given or walked (one record each, failed ones
+    /// included); their rows follow the images'.
+    pub videos: Vec<VideoRecord>,
 }
 
 /// One video's frames run through a pipeline ([`Models::run_frames`]).
@@ -343,7 +347,11 @@ impl Pipeline {
     /// Sequences, labels and DeepFaune's table of a finished run, its rows in the table's order.
     pub fn finish(&self, mut results: PipelineResults) -> Result<Finished, Error> {
         let decided = decide(&mut results, &self.manifest, &self.settings, &[])?;
-        Ok(Finished { results, decided })
+        Ok(Finished {
+            results,
+            decided,
+            videos: Vec::new(),
+        })
     }
 }
 

@@ -27,6 +27,7 @@ use crate::pipeline::{
     decide, Decided, DecisionSettings, Detectors, Finished, Pipeline, PipelineOptions, Redecide,
     Texts,
 };
+use crate::results::VideoRecord;
 use crate::review::corrections::resolve_label;
 use crate::review::{read_journal, Correction, Reviewed};
 use crate::run::distributed::{encode_part, plan, Plan};
@@ -183,6 +184,7 @@ impl PyPipeline {
         let Finished {
             mut results,
             decided,
+            videos,
         } = finished;
         let detection = std::mem::take(&mut results.detection);
         let mut detections_out = PyDetectionResults::new(detection, threshold);
@@ -199,6 +201,7 @@ impl PyPipeline {
             self.pipeline.manifest().clone(),
             self.pipeline.settings().clone(),
             Vec::new(),
+            videos,
         ))
     }
 }
@@ -222,6 +225,8 @@ pub struct PyPipelineResults {
     journal: Vec<Correction>,
     reviewed: Vec<Option<Reviewed>>,
     unknown_files: usize,
+    /// The run's videos (one record each, failed ones included), after the images' rows.
+    video_records: Vec<VideoRecord>,
 }
 
 impl PyPipelineResults {
@@ -232,6 +237,7 @@ impl PyPipelineResults {
         manifest: ClassifierManifest,
         settings: DecisionSettings,
         journal: Vec<Correction>,
+        video_records: Vec<VideoRecord>,
     ) -> Self {
         let Decided {
             preds,
@@ -257,6 +263,7 @@ impl PyPipelineResults {
             journal,
             reviewed,
             unknown_files,
+            video_records,
         }
     }
 
@@ -286,6 +293,7 @@ impl PyPipelineResults {
             self.manifest.clone(),
             settings,
             journal,
+            self.video_records.clone(),
         ))
     }
 }
