@@ -12,6 +12,10 @@
 //! (a card emptied and refilled, the camera's counter restarted) is processed again, never
 //! given the old results. A run that reaches its end appends a completion line
 //! ([`Checkpoint::finish`]; [`is_complete`]).
+//!
+//! A video is one line of its own kind, `{"video": <VideoRecord>, "identity": <FileIdentity>}`
+//! ([`VideoLine`], [`Checkpoint::append_video`]): the same file, the same torn-line and identity
+//! rules; image lines and checkpoints written before videos had lines read as before.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -25,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::image_io::Timestamp;
+use crate::results::VideoRecord;
 
 /// Images between two syncs to disk.
 pub const SYNC_EVERY: usize = 20;
@@ -139,6 +144,13 @@ impl FileIdentity {
     }
 }
 
+/// [`VideoLine`] written without copying the record.
+#[derive(Serialize)]
+struct VideoLineRef<'a> {
+    video: &'a VideoRecord,
+    identity: Option<&'a FileIdentity>,
+}
+
 /// The line a finished run appends.
 #[derive(Debug, Serialize, Deserialize)]
 struct Complete {
@@ -216,6 +228,25 @@ impl Record {
     }
 }
 
+/// A video's checkpoint line: its record and the identity of the file it was made from (a
+/// line without one, or with another, is not reused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoLine {
+    /// The video's record.
+    pub video: VideoRecord,
+    /// The video file's identity when it was processed.
+    #[serde(default)]
+    pub identity: Option<FileIdentity>,
+}
+
+impl VideoLine {
+    /// The key of its video, as [`path_key`] keys images.
+    pub fn key(&self) -> String {
+        let (s, b) = path_key(&self.video.path);
+        b.unwrap_or(s)
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     format: String,
@@ -228,6 +259,8 @@ pub struct Checkpoint {
     out: BufWriter<File>,
     unsynced: usize,
     last_sync: Instant,
+    /// The video lines read at opening, keyed by [`VideoLine::key`] (taken by the run).
+    videos: HashMap<String, VideoLine>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -259,6 +292,7 @@ impl Checkpoint {
         let fingerprint: serde_json::Value =
             serde_json::from_str(&fingerprint.to_string()).map_err(|e| io_err(path, e))?;
         let mut done = HashMap::new();
+        let mut videos: HashMap<String, VideoLine> = HashMap::new();
         let exists = path.is_file()
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
@@ -298,6 +332,10 @@ impl Checkpoint {
                 // A torn last line (killed mid-write) or an I/O error ends the usable part.
                 let Ok(line) = line else { break };
                 let Some(rec) = Record::parse_line(&line) else {
+                    if let Ok(video) = serde_json::from_str::<VideoLine>(&line) {
+                        videos.insert(video.key(), video);
+                        continue;
+                    }
                     // A finished run's completion line: the run that resumes it adds to it.
                     if serde_json::from_str::<Complete>(&line).is_ok() {
                         continue;
@@ -316,6 +354,12 @@ impl Checkpoint {
             recs.sort_by(|a, b| a.path.cmp(&b.path));
             for r in recs {
                 text.push_str(&serde_json::to_string(r).map_err(|e| io_err(path, e))?);
+                text.push('\n');
+            }
+            let mut lines: Vec<&VideoLine> = videos.values().collect();
+            lines.sort_by(|a, b| a.video.path.cmp(&b.video.path));
+            for v in lines {
+                text.push_str(&serde_json::to_string(v).map_err(|e| io_err(path, e))?);
                 text.push('\n');
             }
             crate::fsio::write_atomic(path, text.as_bytes())?;
@@ -338,9 +382,31 @@ impl Checkpoint {
                 out: BufWriter::new(f),
                 unsynced: 0,
                 last_sync: Instant::now(),
+                videos,
             },
             done,
         ))
+    }
+
+    /// The video lines the file held when it was opened, keyed by [`VideoLine::key`] (empty
+    /// the second time).
+    pub fn take_videos(&mut self) -> HashMap<String, VideoLine> {
+        std::mem::take(&mut self.videos)
+    }
+
+    /// Appends one video's line (flushed and synced: a video costs seconds, a sync little).
+    pub fn append_video(
+        &mut self,
+        video: &VideoRecord,
+        identity: Option<&FileIdentity>,
+    ) -> Result<(), Error> {
+        let line = VideoLineRef { video, identity };
+        let mut text = serde_json::to_string(&line).map_err(|e| io_err(&self.path, e))?;
+        text.push('\n');
+        self.out
+            .write_all(text.as_bytes())
+            .map_err(|e| io_err(&self.path, e))?;
+        self.sync()
     }
 
     /// Appends one image's record.
@@ -573,6 +639,64 @@ mod tests {
         c.append(&rec("b.jpg")).unwrap();
         drop(c);
         assert!(!is_complete(&p));
+    }
+
+    /// Video lines live beside image lines: kept on reopening (the rewrite too), a torn one
+    /// dropped, image records read as before.
+    #[test]
+    fn video_lines_resume_beside_images() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("run.ckpt");
+        let fp = json!({"model": "a"});
+        let video = |path: &str| VideoRecord {
+            path: path.into(),
+            prediction: "fox".into(),
+            score: 0.93,
+            top1: "fox".into(),
+            label_index: 12,
+            top1_index: 12,
+            count: 1,
+            humancount: 0,
+            date: None,
+            keyframe: Some(40),
+            bbox: Some([1.0, 2.0, 3.5, 4.0]),
+            frame_rate: 29.97,
+            total_frames: 300,
+            positions: vec![0, 9],
+            frames_processed: vec![0, 9],
+            frame_size: (640, 480),
+            detections: Vec::new(),
+            failure: None,
+            seconds_extraction: 0.1,
+            seconds_total: 0.2,
+        };
+        let identity = FileIdentity {
+            size: 3,
+            mtime_s: 1,
+            mtime_ns: 2,
+            edges: "ab".into(),
+        };
+        {
+            let (mut c, _) = Checkpoint::open(&p, fp.clone()).unwrap();
+            c.append(&rec("a.jpg")).unwrap();
+            c.finish(1).unwrap();
+            c.append_video(&video("v.mp4"), Some(&identity)).unwrap();
+            c.append_video(&video("w.mp4"), None).unwrap();
+        }
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"video\": {\"path\": \"x.mp").unwrap();
+        drop(f);
+        for _ in 0..2 {
+            let (mut c, done) = Checkpoint::open(&p, fp.clone()).unwrap();
+            assert_eq!(done.len(), 1);
+            assert_eq!(done["a.jpg"], rec("a.jpg"));
+            let videos = c.take_videos();
+            assert_eq!(videos.len(), 2);
+            assert_eq!(videos["v.mp4"].video, video("v.mp4"));
+            assert_eq!(videos["v.mp4"].identity.as_ref(), Some(&identity));
+            assert_eq!(videos["w.mp4"].identity, None);
+            assert!(c.take_videos().is_empty());
+        }
     }
 
     #[test]
