@@ -106,8 +106,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "pipeline",
         &[
-            "classify", "detect", "error", "export", "import", "manifest", "review", "run",
-            "runtime", "sequence",
+            "classify", "detect", "error", "export", "image_io", "import", "manifest", "results",
+            "review", "run", "runtime", "sequence",
         ],
     ),
 ];

@@ -216,20 +216,3 @@ def test_undated_video_dated_by_mtime(run, tmp_path):
     when = datetime.fromtimestamp(int(path.stat().st_mtime), ZONE)
     assert stamps["cam2/nodate.avi"] == when.isoformat()
     assert "cam2/zero.mp4" not in stamps
-
-
-def test_export_does_not_need_the_core_result(run, tmp_path):
-    # Records restored without their core result (e.g. from a checkpoint) export the same.
-    _, res = run
-    first = _export(res, tmp_path / "a")
-    saved = [v.result for v in res.videos]
-    try:
-        for v in res.videos:
-            v.result = None
-        second = _export(res, tmp_path / "b")
-    finally:
-        for v, r in zip(res.videos, saved):
-            v.result = r
-    assert first == second
-    for table in ("media.csv", "observations.csv", "deployments.csv"):
-        assert (tmp_path / "a" / table).read_text() == (tmp_path / "b" / table).read_text()

@@ -32,8 +32,13 @@ def _records(path) -> int:
             lines = f.read().split(b"\n")[1:]  # minus the header line
     except FileNotFoundError:
         return 0
-    # Image records only: a finished run ends with its completion line (issue 17).
-    return sum(1 for line in lines if line.strip() and b'"complete"' not in line)
+    # Image records only: a finished run ends with its completion line (issue 17), videos
+    # have lines of their own.
+    return sum(
+        1
+        for line in lines
+        if line.strip() and b'"complete"' not in line and not line.startswith(b'{"video":')
+    )
 
 
 def _complete(path) -> bool:
@@ -127,12 +132,20 @@ def test_python_checkpoint_reuses_finished_work(shared_models, testdata, tmp_pat
         other.run(testdata / "buow", progress=False, checkpoint=ckpt)
 
 
-def _lines(path) -> int:
+def _video_lines(path) -> int:
+    """The complete video lines of a checkpoint (``{"video": ..., "identity": ...}``)."""
     try:
-        with open(path, "rb") as f:
-            return f.read().count(b"\n")
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
     except FileNotFoundError:
         return 0
+    n = 0
+    for line in lines:
+        try:
+            n += "video" in json.loads(line)
+        except ValueError:
+            pass
+    return n
 
 
 def test_killed_during_the_videos_then_resumed_equals_one_run(shared_models, testdata, tmp_path):
@@ -158,11 +171,12 @@ def test_killed_during_the_videos_then_resumed_equals_one_run(shared_models, tes
     assert p.returncode == 0, p.stderr
 
     out = tmp_path / "resumed.csv"
-    videos = tmp_path / "resumed.csv.checkpoint.videos"
-    # The header line, then one line per video.
-    _kill_when(_cmd(shared_models, folder, out, "--resume"), lambda: _lines(videos) >= 2)
-    done = _lines(videos) - 1
+    checkpoint = tmp_path / "resumed.csv.checkpoint"
+    # The images' lines, then one line per video, in the same file.
+    _kill_when(_cmd(shared_models, folder, out, "--resume"), lambda: _video_lines(checkpoint) >= 1)
+    done = _video_lines(checkpoint)
     assert 1 <= done < 4 and not out.exists()
+    assert not (tmp_path / "resumed.csv.checkpoint.videos").exists()
 
     p = subprocess.run(
         _cmd(shared_models, folder, out, "--resume", *outputs("resumed")),
@@ -171,7 +185,7 @@ def test_killed_during_the_videos_then_resumed_equals_one_run(shared_models, tes
     )
     assert p.returncode == 0, p.stderr
     assert out.read_bytes() == whole.read_bytes()
-    assert _lines(videos) == 1 + 4  # every video once: nothing done twice
+    assert _video_lines(checkpoint) == 4  # every video once: nothing done twice
     # Restored video records give the same MegaDetector JSON and Camtrap DP tables too.
     assert (tmp_path / "resumed.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
     for table in ("media.csv", "observations.csv", "deployments.csv"):
@@ -182,15 +196,16 @@ def test_killed_during_the_videos_then_resumed_equals_one_run(shared_models, tes
     assert media.count("video/mp4") == 4
 
 
-def test_a_video_checkpoint_of_other_settings_is_not_reused(shared_models, testdata, tmp_path):
-    """The video records are bound to the image checkpoint's header: after the checkpoint is
-    deleted (a new run), stale video records beside it are dropped, not reused."""
+def test_a_video_line_is_reused_for_the_same_file_only(shared_models, testdata, tmp_path):
+    """A video's line in the run's checkpoint is taken back as recorded while the file is the
+    one recorded; a video replaced under its name is run again and listed as changed."""
     pytest.importorskip("av")
     from test_video import _testdata_frames, make_video
 
     folder = tmp_path / "v"
     folder.mkdir()
-    make_video(folder / "clip.mp4", _testdata_frames(testdata, 24), 12)
+    clip = folder / "clip.mp4"
+    make_video(clip, _testdata_frames(testdata, 24), 12)
     pipe = deepfaune_rs.Pipeline(
         "md-lite",
         shared_models / "pixel_classifier_182_c38.onnx",
@@ -198,17 +213,24 @@ def test_a_video_checkpoint_of_other_settings_is_not_reused(shared_models, testd
     )
     ckpt = tmp_path / "run.checkpoint"
     first = pipe.run(folder, progress=False, checkpoint=ckpt)
-    sidecar = tmp_path / "run.checkpoint.videos"
+    assert _video_lines(ckpt) == 1
+    assert not (tmp_path / "run.checkpoint.videos").exists()
     # Tamper with the recorded answer; a resumed run must take it as recorded...
-    lines = sidecar.read_text().splitlines()
-    rec = json.loads(lines[1])
-    rec["prediction"] = "recorded"
-    sidecar.write_text("\n".join([lines[0], json.dumps(rec)]) + "\n")
-    assert pipe.run(folder, progress=False, checkpoint=ckpt).videos[0].prediction == "recorded"
-    # ...but a new checkpoint (the old one deleted) ignores the stale sidecar.
-    ckpt.unlink()
+    lines = ckpt.read_text().splitlines()
+    k = next(i for i, line in enumerate(lines) if "video" in json.loads(line))
+    rec = json.loads(lines[k])
+    assert rec["video"]["path"] == str(clip) and rec["identity"]["size"] == clip.stat().st_size
+    rec["video"]["prediction"] = "recorded"
+    lines[k] = json.dumps(rec)
+    ckpt.write_text("\n".join(lines) + "\n")
     again = pipe.run(folder, progress=False, checkpoint=ckpt)
-    assert again.videos[0].prediction == first.videos[0].prediction != "recorded"
+    assert again.videos[0].prediction == "recorded"
+    assert again.changed_since_checkpoint == []
+    # ...but not for another file under the same name.
+    make_video(clip, _testdata_frames(testdata, 36), 12)
+    replaced = pipe.run(folder, progress=False, checkpoint=ckpt)
+    assert replaced.videos[0].prediction == first.videos[0].prediction != "recorded"
+    assert replaced.changed_since_checkpoint == [str(clip)]
 
 
 def test_a_damaged_record_is_processed_again(shared_models, testdata, tmp_path):

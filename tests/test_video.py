@@ -238,13 +238,23 @@ def test_video_answer_is_the_reference_over_its_frames_as_images(
         "keyframe": rec.keyframe,
     }
     assert got == expected
-    # Per frame, the video path and the image path agree.
-    r = rec.result
+    # Per frame, the frame-level API and the image path agree...
+    r = pipeline._inner.run_frames(v.frames, v.slots, v.path)
     order = [int(Path(p).stem.split("_")[1]) for p in images.paths]
     rows = [order.index(k) for k in v.frame_numbers]
     np.testing.assert_array_equal(r.detections.category, images.detections.category[rows])
     np.testing.assert_allclose(r.logits, images.logits[rows], rtol=1e-5, atol=1e-5)
     assert rec.frames_processed == v.frame_numbers
+    # ...and the record holds every box of every frame, with the frame's number.
+    det = images.detections
+    want = [
+        (n, int(det.classes[b]), float(det.confidences[b]))
+        for n, row in zip(v.frame_numbers, rows)
+        for b in np.flatnonzero(det.image_index == row)
+    ]
+    got_boxes = [(d["frame_number"], d["category"], d["conf"]) for d in rec.detections]
+    assert [g[:2] for g in got_boxes] == [w[:2] for w in want]
+    assert [g[2] for g in got_boxes] == pytest.approx([w[2] for w in want], abs=1e-5)
     if rec.keyframe is not None and rec.box is not None:
         assert any(d["frame_number"] == rec.keyframe for d in rec.detections)
 
@@ -294,6 +304,41 @@ def test_without_pyav_videos_say_how_to_install_it(pipeline, video_dir, monkeypa
     (failure,) = res.failures
     assert failure["kind"] == "missing_dependency"
     assert "deepfaune-rs[video]" in failure["reason"]
+
+
+def test_a_sampler_error_is_the_videos_failure_never_a_crash(
+    pipeline, video_dir, monkeypatch, tmp_path
+):
+    """Any exception of the frame reader (not only VideoError) fails that video alone: a
+    failed record, "empty", the run goes on; Ctrl-C while reading stops the run, and the
+    video interrupted is not recorded in the checkpoint."""
+    real = dfv.sample_video
+
+    def flaky(path, *args):
+        if Path(path).name == "fps1.avi":
+            raise RuntimeError("decoder exploded")
+        return real(path, *args)
+
+    monkeypatch.setattr(dfv, "sample_video", flaky)
+    inputs = [video_dir / "fps1.avi", video_dir / "fps7_5.mp4"]
+    res = pipeline.run(inputs, progress=False)
+    bad, good = res.videos
+    assert bad.failure is not None and good.failure is None
+    assert (bad.failure["stage"], bad.failure["kind"]) == ("read", "other")
+    assert "RuntimeError: decoder exploded" in bad.failure["reason"]
+    assert (bad.prediction, bad.score) == ("empty", 1.0)
+    assert [f["path"] for f in res.failures] == [str(inputs[0])]
+
+    def interrupted(path, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dfv, "sample_video", interrupted)
+    ckpt = tmp_path / "run.checkpoint"
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(inputs, progress=False, checkpoint=ckpt)
+    lines = [json.loads(line) for line in ckpt.read_text().splitlines()]
+    assert lines and not any("video" in line for line in lines)
+    assert not deepfaune_rs._core.checkpoint_is_complete(str(ckpt))
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,11 @@ The core walks the inputs once and cuts them into one work unit per folder
 split). Ray Data sends the units to a pool of actors (``map_batches`` with a callable class and
 ``ray.data.ActorPoolStrategy``), each of which builds one :class:`~deepfaune_rs.Pipeline` and
 runs its units as ordinary runs: images are read and decoded by the core from their paths (never
-by Ray's image reader), videos with PyAV. Each unit comes back as a part (the checkpoint's
-records, exact to the float bit) and the core merges the parts into the results of one run
-(``Pipeline.merge``): the same rows in the same order, then sequences, so the CSV, MegaDetector
-JSON and Camtrap DP are those of a single-machine run, byte for byte.
+by Ray's image reader), videos sampled with PyAV and run by the core, both recorded in the
+unit's checkpoint. Each unit comes back as a part (the checkpoint's image records, exact to the
+float bit) with its video records (the core's JSON), and the core merges the parts into the
+results of one run (``Pipeline.merge``): the same rows in the same order, then sequences, so
+the CSV, MegaDetector JSON and Camtrap DP are those of a single-machine run, byte for byte.
 
 Faults: an actor that dies is restarted and its unit run again (Ray Data's actor pools:
 ``max_restarts`` and ``max_task_retries`` unlimited). With ``checkpoint_dir`` (storage every
@@ -30,7 +31,7 @@ from .detect import Detector, Inputs, PathLike, _as_paths
 from .errors import InvalidArgumentError
 from .pipeline import Pipeline, PipelineResult
 from .video import is_unsupported_video, is_video
-from .videos import _from_json, _to_json, run_videos, unsupported_failure
+from .videos import VideoRecord, unsupported_failure
 
 #: Fault drills: when this variable names a file that does not exist yet, the first actor to
 #: get a batch creates it and exits at once (``os._exit``), as a killed node would.
@@ -80,25 +81,14 @@ class _UnitRunner:
     ) -> tuple[str, str, bool]:
         inner = self.pipeline._inner
         complete = checkpoint is not None and _core.checkpoint_is_complete(checkpoint)
-        resuming = (
-            checkpoint is not None
-            and os.path.isfile(checkpoint)
-            and os.path.getsize(checkpoint) > 0
-        )
         res = inner.run(
-            images, progress=None, keep_embeddings=self.keep_embeddings, checkpoint=checkpoint
-        )
-        changed: list[str] = []
-        records = run_videos(
-            inner,
-            videos,
+            images + videos,
+            progress=None,
             keep_embeddings=self.keep_embeddings,
             checkpoint=checkpoint,
-            resuming=resuming,
-            changed=changed,
         )
-        restored = complete and not res.changed_since_checkpoint and not changed
-        return res.to_part(), json.dumps([_to_json(r) for r in records]), restored
+        restored = complete and not res.changed_since_checkpoint
+        return res.to_part(), json.dumps(res.video_records), restored
 
 
 def _checkpoint_name(folder: str, images: list[str], videos: list[str]) -> str:
@@ -212,8 +202,9 @@ def run(
     res = driver._inner.merge(plan, [str(parts[u]["part"]) for u in range(n)])
     by_path = {}
     for u in range(len(units)):
-        for d in json.loads(str(parts[u]["videos"])):
-            by_path[d["path"]] = _from_json(d)
+        for text in json.loads(str(parts[u]["videos"])):
+            rec = VideoRecord.from_json(text)
+            by_path[rec.path] = rec
     video_paths = explicit_videos + [os.fspath(v) for v in plan.videos]
     unsupported += [os.fspath(v) for v in plan.unsupported_videos]
     records = [by_path[v] for v in video_paths]

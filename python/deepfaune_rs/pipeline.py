@@ -17,12 +17,10 @@ from ._progress import ProgressArg, make_callback
 from ._renamed import renamed
 from .detect import DetectionResult, Detector, Inputs, PathLike, _as_paths
 from .errors import Failure
-from .video import is_unsupported_video, is_video
 from .videos import (
     VideoRecord,
     camtrap_entry,
     megadetector_entry,
-    run_videos,
     unsupported_failure,
 )
 
@@ -155,7 +153,7 @@ class Pipeline:
         ``checkpoint``: a file where every processed image is recorded as soon as it is done. If
         the run is interrupted (crash, sleep, Ctrl-C), calling ``run`` again with the same
         checkpoint skips the images already done and gives the same results as one uninterrupted
-        run. Videos are recorded in ``<checkpoint>.videos`` and skipped the same way. A
+        run. Videos are recorded in the same file and skipped the same way. A
         checkpoint written with other models, settings or boxes is refused
         (``InvalidArgumentError``).
 
@@ -193,47 +191,19 @@ class Pipeline:
 
             raise InvalidArgumentError("give the files or folders to run over")
         paths = _as_paths(inputs)
-        images: list[str] = []
-        videos: list[str] = []
-        unsupported: list[str] = []
-        for p in paths:
-            if os.path.isdir(p):
-                images.append(p)
-            elif is_video(p):
-                videos.append(p)
-            elif is_unsupported_video(p):
-                unsupported.append(p)
-            else:
-                images.append(p)
-        # A new checkpoint starts a new run: video records left beside an older one are stale.
-        resuming = (
-            checkpoint is not None
-            and os.path.isfile(checkpoint)
-            and os.path.getsize(checkpoint) > 0
-        )
-        # The core walks the folders lazily (results start at once) and hands back the videos
-        # it met on the way; they run after the images.
+        # The core walks the folders lazily (results start at once), runs the images, then the
+        # videos (given ones first), reading their frames through video.sample_video (PyAV),
+        # and records both in the checkpoint.
         res = self._inner.run(
-            images,
+            paths,
             progress=callback,
             keep_embeddings=keep_embeddings,
             checkpoint=None if checkpoint is None else os.fspath(checkpoint),
         )
-        videos += res.videos
-        unsupported += res.unsupported_videos
-        changed: list[str] = []
-        records = run_videos(
-            self._inner,
-            videos,
-            progress=make_callback(progress, "videos") if videos else None,
-            keep_embeddings=keep_embeddings,
-            checkpoint=checkpoint,
-            resuming=resuming,
-            changed=changed,
-        )
+        records = [VideoRecord.from_json(r) for r in res.video_records]
         root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
-        failures = [unsupported_failure(p) for p in unsupported]
-        return PipelineResult(res, root, records, failures, changed_videos=changed)
+        failures = [unsupported_failure(p) for p in res.unsupported_videos]
+        return PipelineResult(res, root, records, failures)
 
     def _run_detections(
         self,
@@ -304,10 +274,8 @@ class PipelineResult:
         root: str | None,
         videos: Sequence[VideoRecord] = (),
         other_failures: Sequence[dict] = (),
-        changed_videos: Sequence[str] = (),
     ) -> None:
         self._r = inner
-        self._changed_videos = list(changed_videos)
         self.root = root
         self.detections = DetectionResult(inner.detections, root)
         self.videos: list[VideoRecord] = list(videos)
@@ -335,10 +303,10 @@ class PipelineResult:
 
     @property
     def changed_since_checkpoint(self) -> list[str]:
-        """Images the checkpoint held under their path but whose file changed since (another
-        size, modification time or content at either end): processed again, not restored.
-        Images first, then videos."""
-        return list(self._r.changed_since_checkpoint) + self._changed_videos
+        """Images and videos the checkpoint held under their path but whose file changed since
+        (another size, modification time or content at either end): processed again, not
+        restored. Images first, then videos."""
+        return list(self._r.changed_since_checkpoint)
 
     @property
     def skipped_metadata(self) -> int:
@@ -376,9 +344,7 @@ class PipelineResult:
 
     def _with(self, inner: _core.PipelineResults) -> PipelineResult:
         """The same run (videos, failures) with other image predictions."""
-        return PipelineResult(
-            inner, self.root, self.videos, self._other_failures, self._changed_videos
-        )
+        return PipelineResult(inner, self.root, self.videos, self._other_failures)
 
     def redecide(
         self,

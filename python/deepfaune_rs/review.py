@@ -934,9 +934,7 @@ def load_for_review(
     inputs = [str(p) for p in settings.get("inputs", [])]
     with tempfile.TemporaryDirectory() as tmp:
         copy = os.path.join(tmp, "run.checkpoint")
-        shutil.copyfile(checkpoint, copy)
-        if os.path.isfile(checkpoint + ".videos"):
-            shutil.copyfile(checkpoint + ".videos", copy + ".videos")
+        shutil.copyfile(checkpoint, copy)  # its video lines included
         return pipe.run(
             inputs,
             progress=False,

@@ -14,8 +14,9 @@
 //! # fn main() -> Result<(), deepfaune_rs::error::Error> {
 //! let detectors = Detectors::load("md-lite", None, None, &Default::default(), RunOptions::default())?;
 //! let pipeline = Pipeline::new(Some(detectors), &PipelineOptions::default())?;
+//! // No frame sampler: videos are failed records (the Python package reads them with PyAV).
 //! let done = pipeline.models(true).run(&["camera_folder".into()], false, Some("run.ckpt".as_ref()),
-//!                                      &mut |done, total| { eprintln!("{done}/{total}"); Ok(()) })?;
+//!                                      None, &mut |done, total| { eprintln!("{done}/{total}"); Ok(()) })?;
 //! println!("{:?}", done.decided.text.prediction);
 //! # Ok(()) }
 //! ```
@@ -27,13 +28,16 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use image::RgbImage;
 
 pub mod decided;
+pub mod video;
 
 pub use decided::{class_thresholds_of, decide, Decided, DecisionSettings, Redecide, Texts};
+pub use video::{no_sampler_failure, Sampled, SampledVideo, VideoSampler};
 
 use crate::classify::{load_classifier, OnnxClassifier};
 use crate::detect::loader::{load, LoadOptions};
 use crate::detect::{DetectorMode, DetectorSet};
 use crate::error::Error;
+use crate::image_io::walk::{media_kind, MediaKind};
 use crate::import::megadetector::ImportedDetections;
 use crate::manifest::classifier::{canonical_language, ClassifierManifest, DEFAULT_CLASSIFIER};
 use crate::results::VideoRecord;
@@ -391,14 +395,20 @@ impl Models<'_> {
         Ok(fingerprint(set, Some(&self.classifier), settings))
     }
 
-    /// Runs the pipeline over files and folders. With `checkpoint`, finished images are
-    /// appended to that file and a later run with the same file and settings resumes where
-    /// this one stopped. `progress(done, total)` may return an error to stop the run.
+    /// Runs the pipeline over files and folders: the images, then the videos (those given,
+    /// in the given order, then those the walk met), each read by `sampler` and judged from its
+    /// sampled frames ([`Models::run_video`]); without a sampler every video is a failed record
+    /// saying what reads frames. Unsupported video formats are listed in the results'
+    /// `discovered.unsupported_videos` (given ones first). With `checkpoint`, finished images
+    /// and videos are appended to that file and a later run with the same file and settings
+    /// resumes where this one stopped. `progress(done, total)` counts images then videos, and
+    /// may return an error to stop the run.
     pub fn run(
         &mut self,
         paths: &[PathBuf],
         keep_embeddings: bool,
         checkpoint: Option<&Path>,
+        sampler: Option<&mut VideoSampler<'_>>,
         progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
     ) -> Result<Finished, Error> {
         let Some(run) = self.pipeline.detectors.as_ref().map(|d| d.run) else {
@@ -413,21 +423,54 @@ impl Models<'_> {
                 self.fingerprint(paths, keep_embeddings)?,
             )?),
         };
+        // Given files by kind (a folder is walked, whatever its name).
+        let (mut images, mut videos, mut unsupported) = (Vec::new(), Vec::new(), Vec::new());
+        for p in paths {
+            match media_kind(p) {
+                Some(MediaKind::Video) if !p.is_dir() => videos.push(p.clone()),
+                Some(MediaKind::UnsupportedVideo) if !p.is_dir() => unsupported.push(p.clone()),
+                _ => images.push(p.clone()),
+            }
+        }
         let resume = open.as_mut().map(|(c, done)| Resume {
             checkpoint: c,
             done: std::mem::take(done),
+            finish: false,
         });
         let mut set = self.detectors.take().expect("locked with the detectors");
+        let given_videos = videos.len();
         let res = run_pipeline_resumable(
-            paths,
+            &images,
             &mut set,
             Some(self.stage(keep_embeddings)),
             &run,
-            progress,
+            &mut |done, total| progress(done, total + given_videos),
             resume,
         );
         self.detectors = Some(set);
-        self.pipeline.finish(res?)
+        let mut res = res?;
+        videos.extend(res.discovered.videos.iter().cloned());
+        unsupported.append(&mut res.discovered.unsupported_videos);
+        res.discovered.unsupported_videos = unsupported;
+        let checkpoint = open.as_mut().map(|(c, _)| c);
+        let (records, changed) = self.run_videos(
+            video::VideoRun {
+                paths: videos,
+                checkpoint,
+                images: res.len(),
+            },
+            keep_embeddings,
+            sampler,
+            progress,
+        )?;
+        if let Some((c, _)) = open.as_mut() {
+            // The run is complete once its videos are recorded too.
+            c.finish(res.len())?;
+        }
+        res.changed_since_checkpoint.extend(changed);
+        let mut finished = self.pipeline.finish(res)?;
+        finished.videos = records;
+        Ok(finished)
     }
 
     /// Runs the classifier over imported boxes (a MegaDetector file's, or a detection run's):
@@ -461,6 +504,7 @@ impl Models<'_> {
         let resume = open.as_mut().map(|(c, done)| Resume {
             checkpoint: c,
             done: std::mem::take(done),
+            finish: true,
         });
         let res = run_imported(
             imported,

@@ -305,7 +305,7 @@ fn runs_a_folder_as_the_serial_path_does() {
     let mut calls = Vec::new();
     let got = pipeline
         .models(true)
-        .run(&inputs, false, None, &mut |done, total| {
+        .run(&inputs, false, None, None, &mut |done, total| {
             calls.push((done, total));
             Ok(())
         })
@@ -370,7 +370,7 @@ fn a_resumed_run_gives_a_fresh_runs_results() {
     let checkpoint = out.path().join("run.ckpt");
     let pipeline = Pipeline::new(Some(detectors()), &classifier_options()).unwrap();
     let mut models = pipeline.models(true);
-    let stopped = models.run(&inputs, false, Some(&checkpoint), &mut |done, _| {
+    let stopped = models.run(&inputs, false, Some(&checkpoint), None, &mut |done, _| {
         if done >= 3 {
             Err(Error::Cancelled)
         } else {
@@ -388,10 +388,10 @@ fn a_resumed_run_gives_a_fresh_runs_results() {
     );
 
     let resumed = models
-        .run(&inputs, false, Some(&checkpoint), &mut |_, _| Ok(()))
+        .run(&inputs, false, Some(&checkpoint), None, &mut |_, _| Ok(()))
         .unwrap();
     let fresh = models
-        .run(&inputs, false, None, &mut |_, _| Ok(()))
+        .run(&inputs, false, None, None, &mut |_, _| Ok(()))
         .unwrap();
     assert!(resumed.results.changed_since_checkpoint.is_empty());
     assert_same_rows(&resumed.results, &fresh.results);
@@ -446,15 +446,16 @@ fn the_fingerprint_follows_the_settings() {
     let out = tempfile::tempdir().unwrap();
     let checkpoint = out.path().join("run.ckpt");
     a.models(true)
-        .run(&inputs, false, Some(&checkpoint), &mut |_, _| Ok(()))
+        .run(&inputs, false, Some(&checkpoint), None, &mut |_, _| Ok(()))
         .unwrap();
     let stricter = pipe(PipelineOptions {
         score_threshold: Some(0.5),
         ..base
     });
-    let refused = stricter
-        .models(true)
-        .run(&inputs, false, Some(&checkpoint), &mut |_, _| Ok(()));
+    let refused =
+        stricter
+            .models(true)
+            .run(&inputs, false, Some(&checkpoint), None, &mut |_, _| Ok(()));
     assert!(
         message(refused).contains("comes from another model or other settings"),
         "a checkpoint of other settings must be refused"
@@ -542,7 +543,252 @@ fn frames_give_the_rows_of_their_files() {
         "this pipeline has no detector: videos need one (build the Pipeline with a detector)"
     );
     assert!(
-        message(models.run(&inputs, false, None, &mut |_, _| Ok(())))
+        message(models.run(&inputs, false, None, None, &mut |_, _| Ok(())))
             .starts_with("this pipeline has no detector: pass detections=")
     );
+}
+
+/// Decoded photos of the shared test data, as a fake video's frames.
+fn photo_frames(n: usize) -> Vec<RgbImage> {
+    let (_dir, files) = folder(n);
+    let decode = crate::image_io::decode::DecodeOptions::default();
+    files
+        .iter()
+        .filter(|p| !p.ends_with("broken.jpg"))
+        .map(|p| {
+            crate::image_io::decode::read_image(p, &decode)
+                .unwrap()
+                .image
+        })
+        .collect()
+}
+
+/// What a fake sampler reads from a video named `stem`: three photos as frames 0, 10 and 20
+/// (which photos depends on the name), positions with a repeat and one unread frame.
+fn fake_sample(stem: &str, photos: &[RgbImage]) -> SampledVideo {
+    let first = stem.len() % photos.len();
+    let frames: Vec<RgbImage> = (0..3)
+        .map(|k| photos[(first + k) % photos.len()].clone())
+        .collect();
+    SampledVideo {
+        frames,
+        frame_numbers: vec![0, 10, 20],
+        slots: vec![Some(0), Some(1), Some(2), None, Some(0)],
+        positions: vec![0, 10, 20, 30, 0],
+        fps: 30.0,
+        total_frames: 31,
+        date: Some(format!("2024:05:01 10:00:{:02}", stem.len())),
+        seconds: 0.0,
+    }
+}
+
+/// The record of `sampled` computed from `run_frames` and the video summary by hand: each box
+/// with the frame number of its row, the keyframe the frame number of the summary's slot, its
+/// box the frame's deciding box.
+fn expected_record(models: &mut Models<'_>, path: &Path, v: SampledVideo) -> VideoRecord {
+    let run = models
+        .run_frames(v.frames.clone(), &v.slots, path, false)
+        .unwrap();
+    let d = &run.results.detection;
+    let mut detections = Vec::new();
+    for k in 0..d.det_conf.len() {
+        let row = d.det_image[k] as usize;
+        detections.push(crate::results::VideoDetection {
+            frame_number: v.frame_numbers[row],
+            category: d.det_category[k],
+            conf: d.det_conf[k],
+            xyxy: d.det_xyxy[k],
+        });
+    }
+    let (mut keyframe, mut bbox) = (None, None);
+    if let Some(slot) = run.summary.keyframe {
+        let frame = v.slots[slot].unwrap();
+        keyframe = Some(v.frame_numbers[frame]);
+        let best = d.best_detection[frame];
+        if best >= 0 {
+            bbox = Some(d.det_xyxy[best as usize]);
+        }
+    }
+    VideoRecord {
+        path: path.to_path_buf(),
+        prediction: run.prediction.clone(),
+        score: run.summary.prediction.score,
+        top1: run.top1.clone(),
+        label_index: run.label_index,
+        top1_index: run.top1_index,
+        count: run.summary.count,
+        humancount: run.summary.humancount,
+        date: v.date.clone(),
+        keyframe,
+        bbox,
+        frame_rate: v.fps,
+        total_frames: v.total_frames,
+        positions: v.positions.clone(),
+        frames_processed: v.frame_numbers.clone(),
+        frame_size: v.frames[0].dimensions(),
+        detections,
+        failure: None,
+        seconds_extraction: 0.0,
+        seconds_total: 0.0,
+    }
+}
+
+/// The records with their timings zeroed (the only fields that differ between two runs).
+fn untimed(records: &[VideoRecord]) -> Vec<VideoRecord> {
+    records
+        .iter()
+        .map(|r| VideoRecord {
+            seconds_extraction: 0.0,
+            seconds_total: 0.0,
+            ..r.clone()
+        })
+        .collect()
+}
+
+/// Videos run after the images (given ones first, then the walk's), each record what its
+/// frames give; a failed video is DeepFaune's `empty` with its failure. A run stopped among the
+/// videos and resumed gives a fresh run's results without sampling the recorded videos again;
+/// a video replaced since is sampled again and listed as changed. Without a sampler, videos
+/// are failures saying what reads frames.
+#[test]
+fn videos_run_after_the_images_and_resume_from_the_checkpoint() {
+    if !runtime_and_models() {
+        return;
+    }
+    let photos = photo_frames(4);
+    let (dir, files) = folder(2);
+    for (name, bytes) in [("a.mp4", "aa"), ("bb.mp4", "bbb"), ("broken.mp4", "c")] {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let other = tempfile::tempdir().unwrap();
+    let given = other.path().join("given.mov");
+    std::fs::write(&given, b"given").unwrap();
+    let inputs = vec![given.clone(), dir.path().to_path_buf()];
+    let order = [
+        given.clone(),
+        dir.path().join("a.mp4"),
+        dir.path().join("bb.mp4"),
+        dir.path().join("broken.mp4"),
+    ];
+    let failure = crate::results::VideoFailure {
+        stage: "decode".into(),
+        kind: "corrupt".into(),
+        reason: "no frame could be decoded".into(),
+    };
+    let calls = std::cell::RefCell::new(Vec::<PathBuf>::new());
+    let mut sampler = |p: &Path| -> Result<Sampled, Error> {
+        calls.borrow_mut().push(p.to_path_buf());
+        let stem = p.file_stem().unwrap().to_str().unwrap();
+        Ok(if stem == "broken" {
+            Err(failure.clone())
+        } else {
+            Ok(fake_sample(stem, &photos))
+        })
+    };
+    let pipeline = Pipeline::new(Some(detectors()), &classifier_options()).unwrap();
+    let mut models = pipeline.models(true);
+
+    let mut progress = Vec::new();
+    let fresh = models
+        .run(&inputs, false, None, Some(&mut sampler), &mut |d, t| {
+            progress.push((d, t));
+            Ok(())
+        })
+        .unwrap();
+    let n = files.len();
+    assert_eq!(fresh.results.len(), n, "the images' rows only");
+    assert_eq!(progress.last(), Some(&(n + 4, n + 4)));
+    assert_eq!(*calls.borrow(), order);
+    let paths: Vec<_> = fresh.videos.iter().map(|v| v.path.clone()).collect();
+    assert_eq!(paths, order);
+    for (rec, path) in fresh.videos.iter().zip(&order).take(3) {
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        let want = expected_record(&mut models, path, fake_sample(stem, &photos));
+        assert_eq!(untimed(std::slice::from_ref(rec)), [want]);
+    }
+    let failed = &fresh.videos[3];
+    let names = pipeline.manifest().names("en").unwrap();
+    let empty = crate::sequence::Label::Empty;
+    let m = pipeline.manifest();
+    assert_eq!(failed.prediction, empty.text(&names, false));
+    assert_eq!(
+        failed.label_index,
+        empty.index(m.num_classes(), m.num_groups())
+    );
+    assert_eq!(failed.failure.as_ref(), Some(&failure));
+    assert_eq!((failed.keyframe, failed.count), (None, 0));
+
+    // Stopped after the second video, then resumed.
+    let out = tempfile::tempdir().unwrap();
+    let checkpoint = out.path().join("run.ckpt");
+    calls.borrow_mut().clear();
+    let stopped = models.run(
+        &inputs,
+        false,
+        Some(&checkpoint),
+        Some(&mut sampler),
+        &mut |d, _| {
+            if d >= n + 2 {
+                Err(Error::Cancelled)
+            } else {
+                Ok(())
+            }
+        },
+    );
+    assert!(matches!(stopped, Err(Error::Cancelled)), "{stopped:?}");
+    assert!(!crate::run::checkpoint::is_complete(&checkpoint));
+    calls.borrow_mut().clear();
+    let resumed = models
+        .run(
+            &inputs,
+            false,
+            Some(&checkpoint),
+            Some(&mut sampler),
+            &mut |_, _| Ok(()),
+        )
+        .unwrap();
+    assert_eq!(
+        *calls.borrow(),
+        order[2..],
+        "recorded videos are not sampled again"
+    );
+    assert!(resumed.results.changed_since_checkpoint.is_empty());
+    assert_eq!(untimed(&resumed.videos), untimed(&fresh.videos));
+    assert_same_rows(&resumed.results, &fresh.results);
+    assert_eq!(resumed.decided, fresh.decided);
+    assert!(crate::run::checkpoint::is_complete(&checkpoint));
+    let text = std::fs::read_to_string(&checkpoint).unwrap();
+    let video_lines = text
+        .lines()
+        .filter(|l| l.starts_with("{\"video\":"))
+        .count();
+    assert_eq!(video_lines, 4, "one line per video in the run's checkpoint");
+
+    // A video replaced under its name is run again and listed as changed; the others restored.
+    std::fs::write(dir.path().join("a.mp4"), b"another file").unwrap();
+    calls.borrow_mut().clear();
+    let again = models
+        .run(
+            &inputs,
+            false,
+            Some(&checkpoint),
+            Some(&mut sampler),
+            &mut |_, _| Ok(()),
+        )
+        .unwrap();
+    assert_eq!(*calls.borrow(), [order[1].clone()]);
+    assert_eq!(again.results.changed_since_checkpoint, [order[1].clone()]);
+    assert_eq!(untimed(&again.videos), untimed(&fresh.videos));
+
+    // No sampler: every video is a failure saying what reads frames.
+    let without = models
+        .run(&inputs, false, None, None, &mut |_, _| Ok(()))
+        .unwrap();
+    assert_eq!(without.videos.len(), 4);
+    for v in &without.videos {
+        let f = v.failure.as_ref().unwrap();
+        assert_eq!(f, &no_sampler_failure());
+        assert!(f.reason.contains("pip install"), "{}", f.reason);
+        assert_eq!(v.prediction, empty.text(&names, false));
+    }
 }

@@ -117,12 +117,19 @@ impl PyPipeline {
         let result = py.detach(|| {
             let mut models = wait_for(|| self.pipeline.try_models(imported.is_none()))?;
             let mut hook = progress_hook(&progress, &slot);
+            let mut sampler = super::video::python_sampler(&slot);
             let checkpoint = checkpoint.as_deref();
             Ok::<_, PyErr>(match &imported {
                 Some(imported) => {
                     models.run_imported(imported, &paths, keep_embeddings, checkpoint, &mut hook)
                 }
-                None => models.run(&paths, keep_embeddings, checkpoint, &mut hook),
+                None => models.run(
+                    &paths,
+                    keep_embeddings,
+                    checkpoint,
+                    Some(&mut sampler),
+                    &mut hook,
+                ),
             })
         })?;
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -308,13 +315,25 @@ impl PyPipelineResults {
     fn detections(&self, py: Python<'_>) -> Py<PyDetectionResults> {
         self.detections.clone_ref(py)
     }
-    /// Videos in DeepFaune's formats that the folder walk met, in walk order (the run itself
-    /// processes images only).
+    /// Videos in DeepFaune's formats that the folder walk met, in walk order (their records:
+    /// `video_records`).
     #[getter]
     fn videos<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, self.res.discovered.videos.iter().map(|p| p.as_os_str()))
     }
-    /// Video files in formats DeepFaune does not read that the folder walk met, in walk order.
+    /// The run's videos, one JSON text each (`crate::results::VideoRecord`'s form, `box` for
+    /// its deciding box), in run order: given videos, then those the walk met.
+    #[getter]
+    fn video_records(&self) -> PyResult<Vec<String>> {
+        self.video_records
+            .iter()
+            .map(|v| {
+                serde_json::to_string(v)
+                    .map_err(|e| to_pyerr(Error::InvalidArgument(e.to_string())))
+            })
+            .collect()
+    }
+    /// Video files in formats DeepFaune does not read, given (first) or met by the walk.
     #[getter]
     fn unsupported_videos<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(

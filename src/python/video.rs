@@ -1,7 +1,10 @@
-//! Bindings of the video path: `Pipeline.run_frames` (frames as numpy arrays in, one
-//! `VideoResult` out). Frame extraction happens in Python (`deepfaune_rs/video.py`).
+//! Bindings of the video path: the frame sampler a run calls (Python's
+//! `deepfaune_rs.video.sample_video`, PyAV, under the GIL) and `Pipeline.run_frames` (frames as
+//! numpy arrays in, one `VideoResult` out). Frame extraction happens in Python
+//! (`deepfaune_rs/video.py`); everything after it in the core (`crate::pipeline::video`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use image::RgbImage;
 use numpy::{PyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
@@ -13,7 +16,8 @@ use super::locks::wait_for;
 use super::numpy_views::view2;
 use super::pipeline::PyPipeline;
 use crate::error::Error;
-use crate::pipeline::VideoRun;
+use crate::pipeline::{Sampled, SampledVideo, VideoRun};
+use crate::results::VideoFailure;
 use crate::run::PipelineResults;
 use crate::sequence::video::VideoSummary;
 
@@ -32,6 +36,79 @@ fn to_rgb(a: &PyReadonlyArray3<'_, u8>) -> Result<RgbImage, Error> {
     };
     RgbImage::from_raw(w as u32, h as u32, data)
         .ok_or_else(|| Error::InvalidArgument("frame buffer size mismatch".into()))
+}
+
+/// The sampler of a run: `deepfaune_rs.video.sample_video(path)` under the GIL. A
+/// `VideoError` is the video's failure, so is any other exception (a failed record, never a
+/// crash); a `BaseException` that is not an `Exception` (Ctrl-C, `SystemExit`) stops the run,
+/// kept in `slot` to be raised once the run has returned.
+pub(super) fn python_sampler(
+    slot: &Mutex<Option<PyErr>>,
+) -> impl FnMut(&Path) -> Result<Sampled, Error> + '_ {
+    move |path| {
+        Python::attach(|py| match sample(py, path) {
+            Ok(sampled) => Ok(Ok(sampled)),
+            Err(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Err(Error::Cancelled)
+            }
+            Err(e) => Ok(Err(failure_of(py, &e))),
+        })
+    }
+}
+
+/// A Python exception of the sampler as the video's failure: a `VideoError`'s stage, kind and
+/// reason, or (anything else) stage `read`, kind `other` and the exception's text.
+fn failure_of(py: Python<'_>, e: &PyErr) -> VideoFailure {
+    let value = e.value(py);
+    let text = |name: &str| -> Option<String> { value.getattr(name).ok()?.extract().ok() };
+    let is_video_error = py
+        .import("deepfaune_rs.video")
+        .and_then(|m| m.getattr("VideoError"))
+        .is_ok_and(|cls| value.is_instance(&cls).unwrap_or(false));
+    match (is_video_error, text("stage"), text("kind"), text("reason")) {
+        (true, Some(stage), Some(kind), Some(reason)) => VideoFailure {
+            stage,
+            kind,
+            reason,
+        },
+        _ => {
+            let name = value
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "Exception".into());
+            VideoFailure {
+                stage: "read".into(),
+                kind: "other".into(),
+                reason: format!("reading the frames failed: {name}: {value}"),
+            }
+        }
+    }
+}
+
+/// Calls `sample_video(path)` and converts its `SampledVideo`.
+fn sample(py: Python<'_>, path: &Path) -> PyResult<SampledVideo> {
+    let v = py
+        .import("deepfaune_rs.video")?
+        .getattr("sample_video")?
+        .call1((path,))?;
+    let arrays: Vec<PyReadonlyArray3<'_, u8>> = v.getattr("frames")?.extract()?;
+    let frames = arrays
+        .iter()
+        .map(to_rgb)
+        .collect::<Result<Vec<_>, _>>()
+        .py()?;
+    Ok(SampledVideo {
+        frames,
+        frame_numbers: v.getattr("frame_numbers")?.extract()?,
+        slots: v.getattr("slots")?.extract()?,
+        positions: v.getattr("positions")?.extract()?,
+        fps: v.getattr("fps")?.extract()?,
+        total_frames: v.getattr("total_frames")?.extract()?,
+        date: v.getattr("date")?.extract()?,
+        seconds: v.getattr("seconds")?.extract()?,
+    })
 }
 
 /// Runs `frames` through the pipeline and aggregates the sampled `slots` into one prediction.

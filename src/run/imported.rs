@@ -122,9 +122,9 @@ pub fn run_imported(
 ) -> Result<PipelineResults, Error> {
     let src = &imported.results;
     let n = src.len();
-    let (mut checkpoint, mut done_before) = match resume {
-        Some(r) => (Some(r.checkpoint), r.done),
-        None => (None, HashMap::<String, Record>::new()),
+    let (mut checkpoint, mut done_before, finish) = match resume {
+        Some(r) => (Some(r.checkpoint), r.done, r.finish),
+        None => (None, HashMap::<String, Record>::new(), false),
     };
     let mut res = PipelineResults::for_classifier(
         format!(
@@ -253,7 +253,9 @@ pub fn run_imported(
     res.classify(&mut classify, &mut crops)?;
     if let Some(c) = checkpoint.as_mut() {
         append_rows(c, &res, &identities, &mut recorded, res.len())?;
-        c.finish(res.len())?;
+        if finish {
+            c.finish(res.len())?;
+        }
     }
     res.changed_since_checkpoint = changed;
     // Rows the rules dropped (DeepFaune drops the file's failure rows) are listed without a row.

@@ -476,6 +476,9 @@ pub struct Resume<'a> {
     pub checkpoint: &'a mut Checkpoint,
     /// Records already done, keyed as [`checkpoint::path_key`] keys them.
     pub done: HashMap<String, Record>,
+    /// Append the completion line once the images are done (false: the caller has more to
+    /// record after them, the videos, and appends it itself).
+    pub finish: bool,
 }
 
 /// Appends rows `*recorded..upto` of `res` to the checkpoint, each with its file's identity
@@ -521,9 +524,9 @@ pub fn run_pipeline_resumable(
     progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
     resume: Option<Resume<'_>>,
 ) -> Result<PipelineResults, Error> {
-    let (mut checkpoint, mut done_before) = match resume {
-        Some(r) => (Some(r.checkpoint), r.done),
-        None => (None, HashMap::new()),
+    let (mut checkpoint, mut done_before, finish) = match resume {
+        Some(r) => (Some(r.checkpoint), r.done, r.finish),
+        None => (None, HashMap::new(), false),
     };
     let mut res = PipelineResults::for_run(set, classify.as_ref());
     // A damaged record is not trusted: its image is processed again (and recorded anew).
@@ -702,7 +705,9 @@ pub fn run_pipeline_resumable(
     }
     if let Some(c) = checkpoint.as_mut() {
         append_rows(c, &res, &identities, &mut recorded, res.len())?;
-        c.finish(res.len())?;
+        if finish {
+            c.finish(res.len())?;
+        }
     }
     res.changed_since_checkpoint = changed;
     if last_total != done {
