@@ -103,7 +103,7 @@ def test_an_output_naming_an_input_never_overwrites_it(shared_models, testdata, 
     [
         (("--threshold", "1.5"), "outside 0..1"),
         (("--threshold", "nan"), "outside 0..1"),
-        (("--detector-threshold", "-0.1"), "outside 0..1"),
+        (("--detection-threshold", "-0.1"), "outside 0..1"),
         (("--maxlag", "-5"), "seconds >= 0"),
     ],
 )
