@@ -88,8 +88,7 @@ def read_megadetector_json(
     """
     path = os.fspath(path)
     base = os.fspath(root) if root is not None else str(Path(path).resolve().parent)
-    detection_threshold = renamed("detection_threshold", detection_threshold, "threshold", threshold)
-    if detection_threshold is None:
-        detection_threshold = DEEPFAUNE_JSON_THRESHOLD
-    inner = _core.read_megadetector_json(path, base, float(detection_threshold), rules)
+    given = renamed("detection_threshold", detection_threshold, "threshold", threshold)
+    conf = DEEPFAUNE_JSON_THRESHOLD if given is None else float(given)
+    inner = _core.read_megadetector_json(path, base, conf, rules)
     return DetectionResult(inner, base)
