@@ -529,7 +529,12 @@ def test_targets():
     assert F.detector_ids("DFMDS") == ["df", "mds"]
     assert F.detector_ids("md-lite") == ["md-lite"] and F.detector_ids("x/y.onnx") == []
     assert F.classifier_id("deepfaune-v13") == "deepfaune-v13"
-    assert F.classifier_id("model.onnx") is None and F.classifier_id("df") is None
+    assert F.classifier_id("model.onnx") is None
+    # A name that is no built-in classifier is a typo to name now, not a file to skip.
+    with pytest.raises(UnknownModelError, match="unknown model 'df'.*deepfaune-v15"):
+        F.classifier_id("df")
+    with pytest.raises(UnknownModelError, match="unknown model 'md-lit'.*md-lite.*DFbsMDS"):
+        F.detector_ids("md-lit")
 
 
 # ---------------------------------------------------------------------------------------------

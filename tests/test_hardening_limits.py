@@ -122,7 +122,7 @@ def test_nan_thresholds_are_refused(pipe, shared_models, tmp_path):
     md = tmp_path / "md.json"
     md.write_text(json.dumps({"images": []}))
     with pytest.raises(InvalidArgumentError, match="threshold"):
-        deepfaune_rs.read_megadetector_json(md, threshold=nan)
+        deepfaune_rs.read_megadetector_json(md, detection_threshold=nan)
     from deepfaune_rs.reid import KnowledgeBase
 
     kb = KnowledgeBase(2)

@@ -60,7 +60,7 @@ def test_megadetector_utils_validates_it(detected):
 def test_reads_back_equal(detected):
     root, res, out, _ = detected
     # Every written box passed the detector's threshold already: read them all back.
-    back = deepfaune_rs.read_megadetector_json(out, root=root, threshold=0.0)
+    back = deepfaune_rs.read_megadetector_json(out, root=root, detection_threshold=0.0)
     assert back.paths == res.paths
     np.testing.assert_array_equal(back.category, res.category)
     np.testing.assert_array_equal(back.count, res.count)
@@ -74,7 +74,7 @@ def test_reads_back_equal(detected):
     assert diff.min() >= -0.5 and diff.max() <= 2.5, (diff.min(), diff.max())
     assert [f["index"] for f in back.failures] == [f["index"] for f in res.failures]
     # Without root, the paths are relative to the JSON file's folder: not there.
-    elsewhere = deepfaune_rs.read_megadetector_json(out, threshold=0.0)
+    elsewhere = deepfaune_rs.read_megadetector_json(out, detection_threshold=0.0)
     assert {f["kind"] for f in elsewhere.failures} <= {"io", "upstream"}
 
 

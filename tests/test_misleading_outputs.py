@@ -103,7 +103,7 @@ def test_an_output_naming_an_input_never_overwrites_it(shared_models, testdata, 
     [
         (("--threshold", "1.5"), "outside 0..1"),
         (("--threshold", "nan"), "outside 0..1"),
-        (("--detector-threshold", "-0.1"), "outside 0..1"),
+        (("--detection-threshold", "-0.1"), "outside 0..1"),
         (("--maxlag", "-5"), "seconds >= 0"),
     ],
 )
@@ -128,6 +128,20 @@ def test_typos_list_the_valid_names(shared_models, testdata, tmp_path):
                         "--disable", "chamoix"))  # fmt: skip
     line = _usage_error(p)
     assert "chamoix" in line and "chamois" in line and "badger" in line
+
+
+def test_a_typo_is_named_before_missing_weights(testdata, tmp_path, monkeypatch):
+    """With the official weights not fetched yet, `--detector md-lit` or `--classifier
+    deepfaune-v16` said "weights not found" for the other models and nothing of the typo."""
+    monkeypatch.setenv("DEEPFAUNE_RS_MODELS", str(tmp_path / "no-weights"))
+    out = tmp_path / "r.csv"
+    line = _usage_error(_cli("run", testdata / "buow", "-o", out, "--detector", "md-lit"))
+    assert "unknown model 'md-lit'" in line and "md-lite" in line and "DFbsMDS" in line
+    line = _usage_error(_cli("run", testdata / "buow", "-o", out, "--classifier", "deepfaune-v16"))
+    assert "unknown model 'deepfaune-v16'" in line and "deepfaune-v15" in line
+    line = _usage_error(_cli("detect", testdata / "buow", "-o", tmp_path / "r.json",
+                             "--model", "dfbsmd"))  # fmt: skip
+    assert "unknown model 'dfbsmd'" in line and "DFbsMDS" in line
 
 
 def test_disable_does_not_swallow_the_folder(shared_models, testdata, tmp_path):

@@ -105,6 +105,28 @@ def test_detection_threshold_and_its_old_name():
         deepfaune_rs.Detector(threshold=0.3, detection_threshold=0.3)
 
 
+def test_read_megadetector_json_detection_threshold_and_its_old_name(tmp_path):
+    # Two boxes on one image, conf 0.3 and 0.6: 0.2 keeps both, DeepFaune's 0.4 one.
+    image = tmp_path / "a.jpg"
+    Image.new("RGB", (100, 80), "gray").save(image)
+    md = tmp_path / "md.json"
+    md.write_text(
+        '{"info": {"format_version": "1.4"}, "detection_categories": {"1": "animal"}, '
+        '"images": [{"file": "a.jpg", "detections": ['
+        '{"category": "1", "conf": 0.3, "bbox": [0.1, 0.1, 0.2, 0.2]}, '
+        '{"category": "1", "conf": 0.6, "bbox": [0.5, 0.5, 0.2, 0.2]}]}]}'
+    )
+    read = deepfaune_rs.read_megadetector_json
+    new = _no_warning(lambda: read(md, detection_threshold=0.2))
+    assert list(new.count) == [2]
+    with pytest.warns(DeprecationWarning, match="use detection_threshold"):
+        old = read(md, threshold=0.2)
+    assert list(old.count) == [2]
+    assert list(_no_warning(lambda: read(md)).count) == [1]
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        read(md, threshold=0.5, detection_threshold=0.5)
+
+
 def test_distance_threshold_and_its_old_name():
     kb = KnowledgeBase(2)
     kb.add(["a.jpg", "b.jpg"], ["A", "B"], np.array([[1, 0], [0, 1]], dtype=np.float32))
@@ -147,6 +169,12 @@ def test_cli_flags_and_their_old_name(model, folder, tmp_path):
     det_new = _cli("detect", image, "-o", tmp_path / "n.json", "--no-progress",
                    "--detection-threshold", "0.3")  # fmt: skip
     assert det_new.returncode == 0 and "deprecated" not in det_new.stderr, det_new.stderr
+    run_new = _cli(*run, "-o", tmp_path / "dn.csv", "--detection-threshold", "0.3")
+    assert run_new.returncode == 0 and "deprecated" not in run_new.stderr, run_new.stderr
+    run_old = _cli(*run, "-o", tmp_path / "do.csv", "--detector-threshold", "0.3")
+    assert run_old.returncode == 0, run_old.stderr
+    assert "--detector-threshold is deprecated, use --detection-threshold" in run_old.stderr
+    assert (tmp_path / "dn.csv").read_bytes() == (tmp_path / "do.csv").read_bytes()
     both = _cli("reid", "query", tmp_path, folder, "-o", tmp_path / "q.csv",
                 "--threshold", "0.3", "--distance-threshold", "0.3")  # fmt: skip
     # One line, status 2 (argparse's words: the option is exclusive with --gaussian too).

@@ -30,6 +30,7 @@ __all__ = [
     "__version__",
     "available_devices",
     "builtin_models",
+    "check_model_spec",
     "detector_input",
     "embedded_detector",
     "int8_manifest",
@@ -68,6 +69,7 @@ def _raise_error_kind(i: int) -> None: ...
 # url_format, mirrors, url_size, url_md5, url_sha256, expected_path, available.
 def builtin_models() -> list[dict[str, Any]]: ...
 def model_dir() -> str: ...
+def check_model_spec(kind: str, spec: str) -> None: ...
 
 IMAGE_EXTENSIONS: list[str]
 

@@ -128,9 +128,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="with --detections: the package's rules (default) or DeepFaune's PredictorJSON "
         "exactly (most confident box of any category decides, no EXIF rotation, ...)",
     )
-    p.add_argument(
-        "--detector-threshold", type=_fraction, default=None, help="detector confidence (0-1)"
-    )
+    _renamed_flag(p, "--detection-threshold", "--detector-threshold", "detector confidence (0-1)")
     p.add_argument(
         "--classifier",
         default=DEFAULT_CLASSIFIER,
@@ -577,7 +575,7 @@ def _run_on_ray(args: argparse.Namespace, detector: str | None) -> PipelineResul
     precision = "int8" if args.int8 else "fp32"
     det = {
         "model": detector,
-        "detection_threshold": args.detector_threshold,
+        "detection_threshold": args.detection_threshold,
         "device": args.device,
         "precision": precision,
     }
@@ -624,7 +622,7 @@ def _run_here(args: argparse.Namespace, detector: str | None) -> PipelineResult:
         if detector is None
         else Detector(
             detector,
-            detection_threshold=args.detector_threshold,
+            detection_threshold=args.detection_threshold,
             device=args.device,
             precision=precision,
         )

@@ -1084,12 +1084,14 @@ def detector_ids(
     model: str | os.PathLike | None, secondary: str | os.PathLike | None = None
 ) -> list[str]:
     """Built-in detector ids that ``Detector(model, secondary=...)`` loads (paths and manifests
-    are the caller's files: none)."""
+    are the caller's files: none). An unknown name raises :class:`UnknownModelError` listing
+    the valid ones (before any missing weights are looked for)."""
     rows = _rows()
     out: list[str] = []
     for spec in (model, secondary):
         if spec is None:
             continue
+        _core.check_model_spec("detector", os.fspath(spec).strip())
         key = os.fspath(spec).strip().lower()
         if key in MODES:
             out += MODES[key]
@@ -1099,9 +1101,11 @@ def detector_ids(
 
 
 def classifier_id(classifier: str | os.PathLike | None) -> str | None:
-    """The built-in classifier id of ``classifier``, or None for a file or manifest."""
+    """The built-in classifier id of ``classifier``, or None for a file or manifest. An unknown
+    name raises :class:`UnknownModelError` listing the valid ones."""
     if classifier is None:
         return None
+    _core.check_model_spec("classifier", os.fspath(classifier).strip())
     key = os.fspath(classifier).strip().lower()
     row = _rows().get(key)
     return key if row is not None and row["kind"] == "classifier" else None

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from . import _core
+from ._renamed import renamed
 from .detect import DetectionResult, PathLike
 
 #: DeepFaune's threshold for boxes read from a MegaDetector file.
@@ -23,8 +24,10 @@ JSON_RULES = ("corrected", "deepfaune")
 def read_megadetector_json(
     path: PathLike,
     root: PathLike | None = None,
-    threshold: float = DEEPFAUNE_JSON_THRESHOLD,
+    detection_threshold: float | None = None,
     rules: str = "corrected",
+    *,
+    threshold: float | None = None,
 ) -> DetectionResult:
     """Reads a MegaDetector batch file (formats 1.0 to 1.6; MegaDetector v5/v1000, SpeciesNet's
     MegaDetector-format output, AddaxAI, ours) as detection results, to classify and sequence
@@ -32,7 +35,8 @@ def read_megadetector_json(
 
     Coordinates and confidences stay float64 from the JSON text through the pixel conversion
     and the threshold test, as Python gives them to DeepFaune: boxes count when
-    ``conf > threshold`` (DeepFaune uses 0.4), and their normalised coordinates become pixels
+    ``conf > detection_threshold`` (default DeepFaune's 0.4; ``threshold``, its old name, is
+    deprecated), and their normalised coordinates become pixels
     with each image's size (read from its header, no decoding) as DeepFaune's
     ``convertJSONboxToBox`` does: ``x1 = int(x * width)``, ``x2 = x1 + int(w * width)``.
     ``root`` is the folder the file's paths are relative to (default: the JSON file's folder).
@@ -84,5 +88,7 @@ def read_megadetector_json(
     """
     path = os.fspath(path)
     base = os.fspath(root) if root is not None else str(Path(path).resolve().parent)
-    inner = _core.read_megadetector_json(path, base, float(threshold), rules)
+    given = renamed("detection_threshold", detection_threshold, "threshold", threshold)
+    conf = DEEPFAUNE_JSON_THRESHOLD if given is None else float(given)
+    inner = _core.read_megadetector_json(path, base, conf, rules)
     return DetectionResult(inner, base)

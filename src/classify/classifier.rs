@@ -108,6 +108,16 @@ fn check_axis(
     }
 }
 
+/// Checks a classifier spec's name before anything is loaded or looked for on disk: a file
+/// (`.onnx`, `.toml`) is the caller's; any other spec must be a built-in id, else the error
+/// lists them.
+pub fn check_classifier_spec(spec: &str) -> Result<(), ModelError> {
+    if has_ext(spec, "onnx") || has_ext(spec, "toml") {
+        return Ok(());
+    }
+    builtin_classifier(spec).map(drop)
+}
+
 /// Loads a classifier: `spec` is a built-in id (`deepfaune-v15`), a manifest (`.toml`) or an ONNX
 /// file (with `manifest` naming its manifest, default [`DEFAULT_CLASSIFIER`]). `bird_head` loads
 /// the manifest's bird head too (its weights must exist). A model whose declared input size,

@@ -10,5 +10,5 @@ pub mod classifier;
 pub mod crop;
 pub mod given;
 
-pub use classifier::{load_classifier, ClassifierOutputs, OnnxClassifier};
+pub use classifier::{check_classifier_spec, load_classifier, ClassifierOutputs, OnnxClassifier};
 pub use crop::prepare_crop;

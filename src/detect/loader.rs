@@ -39,6 +39,16 @@ fn manifest_for(spec: &str) -> Result<DetectorManifest, ModelError> {
     }
 }
 
+/// Checks a detector spec's name before anything is loaded or looked for on disk: a file
+/// (`.onnx`, `.toml`) is the caller's; any other spec must be a built-in id or a DeepFaune mode,
+/// else the error lists them (a typo is named before any missing weights).
+pub fn check_spec(spec: &str) -> Result<(), ModelError> {
+    if has_ext(spec, "onnx") || has_ext(spec, "toml") || DetectorMode::parse(spec).is_some() {
+        return Ok(());
+    }
+    builtin(spec).map(drop)
+}
+
 /// Resolves one model spec to its manifest and weights.
 pub fn resolve(
     spec: &str,
@@ -161,6 +171,19 @@ mod tests {
         ));
         let e = resolve("/tmp/some_model.onnx", &LoadOptions::default()).unwrap_err();
         assert!(matches!(e, ModelError::Manifest { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_spec_is_a_file_a_built_in_id_or_a_mode() {
+        for ok in ["md-lite", "MDS", "dfbsmds", "DFbsMDS", "x/y.onnx", "m.TOML"] {
+            assert!(check_spec(ok).is_ok(), "{ok}");
+        }
+        let e = check_spec("md-lit").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "unknown model 'md-lit' (known: md-lite, df, mds, mdr, DF, MDS, MDR, DFbsMDS, DFMDS; \
+             or give a manifest .toml or an .onnx file)"
+        );
     }
 
     #[test]

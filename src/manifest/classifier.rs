@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    builtin_text, builtins, check_download, check_sha, parse_manifest, read_manifest, Download,
-    ManifestHeader, ModelKind, ResizeMethod,
+    builtin_text, builtins, parse_manifest, read_manifest, ManifestHeader, ModelKind, ResizeMethod,
+    WeightsFile,
 };
 use crate::error::ModelError;
 
@@ -117,32 +117,12 @@ pub struct Temperatures {
 }
 
 /// DeepFaune 1.4's optional bird head: a small network on the embedding giving 8 bird groups.
+/// Its weights file is a [`WeightsFile`] (read as `b.file`, `b.download()`), as a manifest's.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "toml::Table")]
 pub struct BirdHead {
-    /// Weights file name.
-    pub file: String,
-    /// sha256 of the weights file; empty when the user exports it.
-    #[serde(default)]
-    pub sha256: String,
-    /// Official download URL of the original weights.
-    #[serde(default)]
-    pub url: String,
-    /// Format of what `url` serves.
-    #[serde(default)]
-    pub url_format: String,
-    /// Other URLs serving the same file, tried in order after `url`.
-    #[serde(default)]
-    pub mirrors: Vec<String>,
-    /// Size in bytes of the file `url` serves, where known.
-    #[serde(default)]
-    pub url_size: Option<u64>,
-    /// Published MD5 (hex) of the file `url` serves, where one exists.
-    #[serde(default)]
-    pub url_md5: String,
-    /// Published or pinned sha256 (hex) of the file `url` serves, where one exists.
-    #[serde(default)]
-    pub url_sha256: String,
+    /// The weights file (`sha256` empty when the user exports it) and its download.
+    pub weights: WeightsFile,
     /// Name of the input tensor (fed with the classifier's embedding).
     pub input: String,
     /// Name of the output tensor (raw logits `[b, groups]`).
@@ -151,22 +131,42 @@ pub struct BirdHead {
     pub groups: BTreeMap<String, Vec<String>>,
 }
 
+/// The bird head's own keys (beside its weights').
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BirdHeadTables {
+    input: String,
+    output: String,
+    groups: BTreeMap<String, Vec<String>>,
+}
+
+impl TryFrom<toml::Table> for BirdHead {
+    type Error = String;
+    fn try_from(mut t: toml::Table) -> Result<Self, String> {
+        let weights = WeightsFile::take_from(&mut t).map_err(|r| format!("bird_head: {r}"))?;
+        let own: BirdHeadTables = toml::Value::Table(t)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("bird_head: {e}"))?;
+        Ok(BirdHead {
+            weights,
+            input: own.input,
+            output: own.output,
+            groups: own.groups,
+        })
+    }
+}
+
+impl std::ops::Deref for BirdHead {
+    type Target = WeightsFile;
+    fn deref(&self) -> &WeightsFile {
+        &self.weights
+    }
+}
+
 impl BirdHead {
     /// Number of bird groups.
     pub fn num_groups(&self) -> usize {
         self.groups.get("en").map_or(0, Vec::len)
-    }
-
-    /// Where the original weights are downloaded from, and their published checks.
-    pub fn download(&self) -> Download<'_> {
-        Download {
-            url: &self.url,
-            url_format: &self.url_format,
-            mirrors: &self.mirrors,
-            url_size: self.url_size,
-            url_md5: &self.url_md5,
-            url_sha256: &self.url_sha256,
-        }
     }
 }
 
@@ -285,8 +285,6 @@ impl ClassifierManifest {
             }
         }
         if let Some(b) = &m.bird_head {
-            check_sha(&b.sha256).map_err(|r| bad(format!("bird_head: {r}")))?;
-            check_download(&b.download()).map_err(|r| bad(format!("bird_head: {r}")))?;
             check_names(&b.groups, "bird_head.groups").map_err(bad)?;
             if !m.classes["en"].iter().any(|c| c == "bird") {
                 return Err(bad("a bird head needs a class named 'bird'".into()));
@@ -659,6 +657,11 @@ mod tests {
             good.replace("\nse = [\"bison\"", "\nsv = [\"bison\""), // an alias is no manifest key
             good.replacen("license", "url_md5 = \"abc\"\nlicense", 1),
             good.replace("version = \"1.5\"\n", ""),
+            // The bird head's weights fields are checked as a manifest's, its own keys strictly.
+            good.replace("sha256 = \"\"\nurl = \"https://pbil", "sha256 = \"abc\"\nurl = \"https://pbil"),
+            good.replace("url = \"https://pbil.univ-lyon1.fr/software/download/deepfaune/v1.5/deepfaune-vit_large_patch16_dinov3.lvd1689m-bird_head.pt\"", "url = \"ftp://x\""),
+            good.replace("input = \"embedding\"\n", "input = \"embedding\"\ninputs = \"typo\"\n"),
+            good.replace("output = \"logits\"\n\n[bird_head.groups]", "\n[bird_head.groups]"),
         ];
         for (i, text) in cases.iter().enumerate() {
             assert_ne!(text, good, "case {i} did not change the text");
@@ -681,5 +684,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no bird head"), "{e}");
+        // The bird head reads its weights file as a manifest does.
+        let m = ClassifierManifest::from_toml(good, "x").unwrap();
+        let head = m.bird_head.as_ref().unwrap();
+        assert_eq!(
+            head.file,
+            "deepfaune-vit_large_patch16_dinov3.lvd1689m-bird_head.onnx"
+        );
+        assert_eq!(
+            (head.download().url_format, head.input.as_str()),
+            ("pt", "embedding")
+        );
+        let bad = good.replace(
+            "input = \"embedding\"\n",
+            "input = \"embedding\"\nurl_size = 0\n",
+        );
+        let e = ClassifierManifest::from_toml(&bad, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bird_head: url_size must be positive"), "{e}");
     }
 }

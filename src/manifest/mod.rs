@@ -62,9 +62,9 @@ impl ModelKind {
     }
 }
 
-/// The fields every manifest kind shares, at the top of its file.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The fields every manifest kind shares, at the top of its file: who the model is, and its
+/// weights file ([`WeightsFile`], read as `m.file`, `m.sha256`, `m.download()`).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ManifestHeader {
     /// `detector`, `classifier` or `embedding` (see [`ModelKind`]).
     pub kind: String,
@@ -74,16 +74,23 @@ pub struct ManifestHeader {
     pub name: String,
     /// Version of the weights (DeepFaune's release for its classifiers, where required; may be
     /// empty for the other kinds).
-    #[serde(default)]
     pub version: String,
+    /// Licence of the weights.
+    pub license: String,
+    /// The weights file and where it comes from.
+    pub weights: WeightsFile,
+}
+
+/// A weights file, and where its original is downloaded from and how that is checked: the
+/// fields a manifest's top table and a classifier's bird head share.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsFile {
     /// Weights file name (relative to the manifest's folder or the model directory).
     pub file: String,
     /// sha256 of the weights file; empty when it cannot be pinned (a file the user exports).
     #[serde(default)]
     pub sha256: String,
-    /// Licence of the weights.
-    #[serde(default)]
-    pub license: String,
     /// Official download URL of the original weights, where one exists.
     #[serde(default)]
     pub url: String,
@@ -104,15 +111,10 @@ pub struct ManifestHeader {
     pub url_sha256: String,
 }
 
-/// The keys of [`ManifestHeader`] in a manifest's top table.
-const HEADER_KEYS: [&str; 13] = [
-    "kind",
-    "id",
-    "name",
-    "version",
+/// The keys of [`WeightsFile`].
+const WEIGHTS_KEYS: [&str; 8] = [
     "file",
     "sha256",
-    "license",
     "url",
     "url_format",
     "mirrors",
@@ -121,7 +123,10 @@ const HEADER_KEYS: [&str; 13] = [
     "url_sha256",
 ];
 
-impl ManifestHeader {
+/// The keys of [`ManifestHeader`] in a manifest's top table (its own, then its weights').
+const HEADER_KEYS: [&str; 5] = ["kind", "id", "name", "version", "license"];
+
+impl WeightsFile {
     /// Where the original weights are downloaded from, and their published checks.
     pub fn download(&self) -> Download<'_> {
         Download {
@@ -132,6 +137,37 @@ impl ManifestHeader {
             url_md5: &self.url_md5,
             url_sha256: &self.url_sha256,
         }
+    }
+
+    /// Takes the weights keys out of `table` (the rest is the caller's) and checks them:
+    /// `sha256` and the download fields.
+    pub(crate) fn take_from(table: &mut toml::Table) -> Result<WeightsFile, String> {
+        let mut own = toml::Table::new();
+        for key in WEIGHTS_KEYS {
+            if let Some(v) = table.remove(key) {
+                own.insert(key.to_string(), v);
+            }
+        }
+        let w: WeightsFile = toml::Value::Table(own)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        check_sha(&w.sha256).map_err(String::from)?;
+        check_download(&w.download())?;
+        Ok(w)
+    }
+}
+
+/// A header reads as its weights file: `m.file`, `m.sha256`, `m.download()`.
+impl std::ops::Deref for ManifestHeader {
+    type Target = WeightsFile;
+    fn deref(&self) -> &WeightsFile {
+        &self.weights
+    }
+}
+
+impl std::ops::DerefMut for ManifestHeader {
+    fn deref_mut(&mut self) -> &mut WeightsFile {
+        &mut self.weights
     }
 }
 
@@ -149,15 +185,35 @@ pub(crate) fn parse_manifest<B: serde::de::DeserializeOwned>(
         reason,
     };
     let mut body: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let weights = WeightsFile::take_from(&mut body).map_err(bad)?;
     let mut head = toml::Table::new();
     for key in HEADER_KEYS {
         if let Some(v) = body.remove(key) {
             head.insert(key.to_string(), v);
         }
     }
-    let header: ManifestHeader = toml::Value::Table(head)
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Own {
+        kind: String,
+        id: String,
+        name: String,
+        #[serde(default)]
+        version: String,
+        #[serde(default)]
+        license: String,
+    }
+    let own: Own = toml::Value::Table(head)
         .try_into()
         .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+    let header = ManifestHeader {
+        kind: own.kind,
+        id: own.id,
+        name: own.name,
+        version: own.version,
+        license: own.license,
+        weights,
+    };
     if header.kind != kind.as_str() {
         return Err(bad(format!(
             "kind is '{}', expected '{}'",
@@ -168,8 +224,6 @@ pub(crate) fn parse_manifest<B: serde::de::DeserializeOwned>(
     let body: B = toml::Value::Table(body)
         .try_into()
         .map_err(|e: toml::de::Error| bad(e.to_string()))?;
-    check_sha(&header.sha256).map_err(|r| bad(r.into()))?;
-    check_download(&header.download()).map_err(bad)?;
     Ok((header, body))
 }
 

@@ -20,6 +20,8 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use errors::IntoPyResult;
+
 use crate::manifest::Download;
 
 /// Loads ONNX Runtime from `path` (the Python package passes the `onnxruntime` wheel's library).
@@ -155,6 +157,20 @@ fn model_dir() -> PathBuf {
     crate::manifest::model_dir()
 }
 
+/// Checks the name of a model spec (`kind`: `detector` or `classifier`) before anything is
+/// loaded: a file is the caller's; any other name must be a built-in id (or, for detectors, a
+/// DeepFaune mode), else `UnknownModelError` listing them.
+#[pyfunction]
+fn check_model_spec(kind: &str, spec: &str) -> PyResult<()> {
+    match kind {
+        "detector" => crate::detect::loader::check_spec(spec).py(),
+        "classifier" => crate::classify::check_classifier_spec(spec).py(),
+        _ => Err(errors::to_pyerr(crate::error::Error::InvalidArgument(
+            format!("kind '{kind}': give detector or classifier"),
+        ))),
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -162,6 +178,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runtime_path, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_models, m)?)?;
     m.add_function(wrap_pyfunction!(model_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(check_model_spec, m)?)?;
     errors::register(m)?;
     classify::register(m)?;
     image_io::register(m)?;

@@ -49,7 +49,7 @@ fn int8_plan<'py>(py: Python<'py>, spec: &str) -> PyResult<Bound<'py, PyDict>> {
                 ModelSource::File(p) => Some(p),
                 ModelSource::Static(_) => None,
             };
-            (m.header.id, m.header.file, path)
+            (m.header.id, m.header.weights.file, path)
         }
         "classifier" => {
             let m = if from_file {
@@ -66,7 +66,7 @@ fn int8_plan<'py>(py: Python<'py>, spec: &str) -> PyResult<Bound<'py, PyDict>> {
                 })
                 .py();
             }
-            (m.header.id, m.header.file, Some(p))
+            (m.header.id, m.header.weights.file, Some(p))
         }
         other => {
             return Err(Error::InvalidArgument(format!(
