@@ -232,7 +232,9 @@ def test_a_relabelled_video_is_a_human_classification_in_camtrap_dp(run, tmp_pat
     meta = {"project": PROJECT, "title": "videos", "contributors": WHO}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fixed.to_camtrap_dp(out, timezone="+02:00", metadata=meta)
+        # cam2 has no dated readable media: no deployment of its own.
+        deployments = [{"deploymentID": "cam1", "latitude": 45.1, "longitude": 6.5}]
+        fixed.to_camtrap_dp(out, deployments, timezone="+02:00", metadata=meta)
     media = pd.read_csv(out / "media.csv", dtype=str, keep_default_na=False)
     obs = pd.read_csv(out / "observations.csv", dtype=str, keep_default_na=False)
     (media_id,) = media[media["filePath"] == "cam1/clip.mp4"]["mediaID"]
