@@ -228,6 +228,10 @@ def test_a_relabelled_video_is_a_human_classification_in_camtrap_dp(run, tmp_pat
     rec = _video(fixed, root, "cam1/clip.mp4")
     wolf = list(res.class_names).index("wolf")
     assert (rec.prediction, rec.top1, rec.score, rec.label_index) == ("wolf", "wolf", 1.0, wolf)
+    k = fixed.videos.index(rec)
+    anna = {"label": "wolf", "verified": True, "by": "anna", "time": WHEN}
+    assert fixed.video_reviewed[k] == anna
+    assert [r for i, r in enumerate(fixed.video_reviewed) if i != k] == [None] * 4
     out = tmp_path / "pkg"
     meta = {"project": PROJECT, "title": "videos", "contributors": WHO}
     with warnings.catch_warnings():

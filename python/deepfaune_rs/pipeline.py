@@ -434,6 +434,11 @@ class PipelineResult:
         return self._r.reviewed
 
     @property
+    def video_reviewed(self) -> list[dict | None]:
+        """The same per video (:attr:`videos`)."""
+        return self._r.video_reviewed
+
+    @property
     def settings(self) -> dict:
         """The settings the predictions were decided with (threshold, class_thresholds,
         disabled_classes, maxlag_s, language, bird_head)."""

@@ -292,6 +292,34 @@ impl PyPipelineResults {
         self.again_with(py, settings, journal, self.video_records.clone())
     }
 
+    /// What the corrections say of each row of `reviewed`, as Python dicts (labels in the
+    /// results' language).
+    fn reviewed_list<'py>(
+        &self,
+        py: Python<'py>,
+        reviewed: &[Option<Reviewed>],
+    ) -> PyResult<Bound<'py, PyList>> {
+        let names = self.manifest.names(&self.settings.language);
+        let bird = self.settings.opts.bird_class.is_some();
+        let items = reviewed
+            .iter()
+            .map(|r| -> PyResult<Option<Bound<'py, PyDict>>> {
+                let Some(r) = r else { return Ok(None) };
+                let d = PyDict::new(py);
+                let label = match (r.label, &names) {
+                    (Some(l), Some(n)) => Some(l.text(n, bird)),
+                    _ => None,
+                };
+                d.set_item("label", label)?;
+                d.set_item("verified", r.verified)?;
+                d.set_item("by", r.by.clone())?;
+                d.set_item("time", r.time.clone())?;
+                Ok(Some(d))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
     /// [`Self::again`] with `video_records` as the run's videos.
     fn again_with(
         &self,
@@ -493,26 +521,13 @@ impl PyPipelineResults {
     /// `verified`, `by` and `time`.
     #[getter]
     fn reviewed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let names = self.manifest.names(&self.settings.language);
-        let bird = self.settings.opts.bird_class.is_some();
-        let items = self
-            .reviewed
-            .iter()
-            .map(|r| -> PyResult<Option<Bound<'py, PyDict>>> {
-                let Some(r) = r else { return Ok(None) };
-                let d = PyDict::new(py);
-                let label = match (r.label, &names) {
-                    (Some(l), Some(n)) => Some(l.text(n, bird)),
-                    _ => None,
-                };
-                d.set_item("label", label)?;
-                d.set_item("verified", r.verified)?;
-                d.set_item("by", r.by.clone())?;
-                d.set_item("time", r.time.clone())?;
-                Ok(Some(d))
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, items)
+        self.reviewed_list(py, &self.reviewed)
+    }
+
+    /// Per video, what the corrections say (as `reviewed`).
+    #[getter]
+    fn video_reviewed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.reviewed_list(py, &self.video_reviewed)
     }
 
     /// File entries of the applied corrections that name no image of these results.
