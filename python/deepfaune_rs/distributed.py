@@ -203,18 +203,18 @@ def run(
     by_path = {}
     for u in range(len(units)):
         for text in json.loads(str(parts[u]["videos"])):
-            rec = VideoRecord.from_json(text)
-            by_path[rec.path] = rec
+            by_path[VideoRecord.from_json(text).path] = text
     video_paths = explicit_videos + [os.fspath(v) for v in plan.videos]
     unsupported += [os.fspath(v) for v in plan.unsupported_videos]
-    records = [by_path[v] for v in video_paths]
+    # The units' video records (the core's, as their runs wrote them) in the run's order.
+    res = res.with_videos([by_path[v] for v in video_paths])
     if stats is not None:
         restored = sum(bool(parts[u]["restored"]) for u in range(len(units)))
         stats.update(units=len(units), restored=restored, ran=len(units) - restored)
         stats["images"] = len(plan)
     root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
     failures = [unsupported_failure(p) for p in unsupported]
-    return PipelineResult(res, root, records, failures)
+    return PipelineResult(res, root, failures)
 
 
 def _run_units(

@@ -3,10 +3,7 @@ outputs."""
 
 from __future__ import annotations
 
-import csv
-import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -17,12 +14,7 @@ from ._progress import ProgressArg, make_callback
 from ._renamed import renamed
 from .detect import DetectionResult, Detector, Inputs, PathLike, _as_paths
 from .errors import Failure
-from .videos import (
-    VideoRecord,
-    camtrap_entry,
-    megadetector_entry,
-    unsupported_failure,
-)
+from .videos import VideoRecord, unsupported_failure
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -200,10 +192,9 @@ class Pipeline:
             keep_embeddings=keep_embeddings,
             checkpoint=None if checkpoint is None else os.fspath(checkpoint),
         )
-        records = [VideoRecord.from_json(r) for r in res.video_records]
         root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
         failures = [unsupported_failure(p) for p in res.unsupported_videos]
-        return PipelineResult(res, root, records, failures)
+        return PipelineResult(res, root, failures)
 
     def _run_detections(
         self,
@@ -272,13 +263,13 @@ class PipelineResult:
         self,
         inner: _core.PipelineResults,
         root: str | None,
-        videos: Sequence[VideoRecord] = (),
         other_failures: Sequence[dict] = (),
     ) -> None:
         self._r = inner
         self.root = root
         self.detections = DetectionResult(inner.detections, root)
-        self.videos: list[VideoRecord] = list(videos)
+        #: One record per video (the core's, corrections applied), in the table's order.
+        self.videos: list[VideoRecord] = [VideoRecord.from_json(r) for r in inner.video_records]
         self._other_failures = list(other_failures)
 
     def __len__(self) -> int:
@@ -343,8 +334,8 @@ class PipelineResult:
         return self._r.bird_logits
 
     def _with(self, inner: _core.PipelineResults) -> PipelineResult:
-        """The same run (videos, failures) with other image predictions."""
-        return PipelineResult(inner, self.root, self.videos, self._other_failures)
+        """The same run (failures) with other predictions; ``inner`` holds the videos."""
+        return PipelineResult(inner, self.root, self._other_failures)
 
     def redecide(
         self,
@@ -389,48 +380,21 @@ class PipelineResult:
         table, CSV/XLSX, sorting, MegaDetector JSON (the label alone, probability 1.0) and
         Camtrap DP (``classificationMethod`` ``human``, ``classifiedBy``,
         ``classificationTimestamp``). A relabelled video takes the label with score 1.0 as
-        its prediction and top1 in the outputs made from :attr:`videos` (Camtrap DP still
-        calls its classification the machine's). The results themselves are never edited."""
-        out = self._with(self._r.with_corrections(os.fspath(path)))
-        if self.videos:
-            out.videos = self._corrected_videos(os.fspath(path))
-        return out
-
-    def _corrected_videos(self, journal: str) -> list[VideoRecord]:
-        """The videos with the journal's relabels applied, later lines over earlier ones (the
-        label resolved by the core, in any language of the classifier)."""
-        import dataclasses
-
-        from .errors import InvalidArgumentError
-
-        row = {v.path: k for k, v in enumerate(self.videos)}
-        videos = list(self.videos)
-        for entry in _core.read_corrections(journal):
-            named = [row[f] for f in entry["files"] if f in row]
-            if entry["label"] is None or not named:
-                continue
-            found = self._r.resolve_label(entry["label"])
-            if found is None:
-                raise InvalidArgumentError(
-                    f"correction at {entry['time']}: '{entry['label']}' is not a label"
-                )
-            index, text = found
-            for k in named:
-                videos[k] = dataclasses.replace(
-                    videos[k],
-                    prediction=text,
-                    top1=text,
-                    score=1.0,
-                    label_index=index,
-                    top1_index=index,
-                )
-        return videos
+        its prediction and top1 (:attr:`videos` too) in every output, Camtrap DP's
+        ``classificationMethod`` ``human`` included. The results themselves are never
+        edited."""
+        return self._with(self._r.with_corrections(os.fspath(path)))
 
     @property
     def reviewed(self) -> list[dict | None]:
         """Per image, what the applied corrections say: None, or ``{label, verified, by,
         time}`` (``label`` None: verified as predicted)."""
         return self._r.reviewed
+
+    @property
+    def video_reviewed(self) -> list[dict | None]:
+        """The same per video (:attr:`videos`)."""
+        return self._r.video_reviewed
 
     @property
     def settings(self) -> dict:
@@ -483,22 +447,7 @@ class PipelineResult:
 
     def table(self) -> dict[str, list]:
         """DeepFaune's table as columns (see :meth:`to_pandas`)."""
-        t = self._r.table()
-        if not self.videos:
-            return t
-        n_images = len(t["filename"])
-        first = max(t["seqnum"], default=0) + 1
-        columns = list(t)  # DeepFaune's columns, in the core's (DeepFaune's) order
-        for k, v in enumerate(self.videos):
-            # DeepFaune: every video is its own sequence; its base columns equal the video's.
-            row = [v.path, v.date, first + k, v.prediction, v.score, v.prediction, v.score]
-            row += [v.top1, v.count, v.humancount, _status(v.failure)]
-            assert len(row) == len(columns), columns
-            for name, value in zip(columns, row):
-                t[name].append(value)
-        t["media_type"] = ["image"] * n_images + ["video"] * len(self.videos)
-        t["keyframe"] = [None] * n_images + [v.keyframe for v in self.videos]
-        return t
+        return self._r.table()
 
     def to_pandas(self) -> pd.DataFrame:
         """DeepFaune's table: filename, date, seqnum, predictionbase, scorebase, prediction, score,
@@ -520,16 +469,7 @@ class PipelineResult:
         a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return), e.g. an
         image named ``=HYPERLINK(...).jpg``. DeepFaune writes names unchanged, hence the
         default."""
-        if not self.videos:
-            self._r.to_csv(os.fspath(path), csv_safe)
-            return
-        t = self.table()
-        columns = list(t)
-        with atomic_open(path, "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(columns)
-            for i in range(len(t["filename"])):
-                w.writerow([_text(_csv_cell(name, t[name][i]), csv_safe) for name in columns])
+        self._r.to_csv(os.fspath(path), csv_safe)
 
     def to_excel(self, path: PathLike, csv_safe: bool = False) -> None:
         """Writes DeepFaune's table as XLSX (needs ``openpyxl``), atomically. Text is always
@@ -556,19 +496,9 @@ class PipelineResult:
         1.4: 1.10), switched-off classes left out. A video's entry has ``frame_rate``,
         ``frames_processed`` and a ``frame_number`` on each detection. File names are relative
         to ``root`` (default: the folder that was run)."""
-        root = self.root if root is None else os.fspath(root)
-        if not self.videos:
-            self._r.to_megadetector_json(os.fspath(path), root)
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            images = os.path.join(tmp, "images.json")
-            self._r.to_megadetector_json(images, root)
-            with open(images, encoding="utf-8") as f:
-                doc = json.load(f)
-        for v in self.videos:
-            doc["images"].append(megadetector_entry(v, _relative(v.path, root)))
-        with atomic_open(path, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2, ensure_ascii=False)
+        self._r.to_megadetector_json(
+            os.fspath(path), self.root if root is None else os.fspath(root)
+        )
 
     def to_camtrap_dp(
         self,
@@ -632,7 +562,6 @@ class PipelineResult:
             root=self.root if root is None else os.fspath(root),
             undated=undated,
             metadata=None if metadata is None else json.dumps(dict(metadata)),
-            videos=[camtrap_entry(v) for v in self.videos],
         )
         for w in found:
             warnings.warn(f"Camtrap DP: {w}", UserWarning, stacklevel=2)
@@ -645,10 +574,7 @@ class PipelineResult:
         it between two files (``KeyboardInterrupt``; the files already placed stay, each whole).
         Moving a symbolic link places a link to the same file (a relative link stays valid)."""
         stamp = datetime.now().strftime("%d-%m-%Y_%H-%M-%S")
-        videos = [(v.path, v.prediction) for v in self.videos if v.failure is None]
-        root, placed, failures = self._r.sort_into(
-            os.fspath(dest), mode, blur_humans, stamp, extra=videos
-        )
+        root, placed, failures = self._r.sort_into(os.fspath(dest), mode, blur_humans, stamp)
         return {"root": root, "placed": placed, "failures": failures}
 
 
@@ -674,26 +600,3 @@ def _text_cell(ws: Any, value: object, csv_safe: bool) -> object:
     cell = WriteOnlyCell(ws, value=value)
     cell.data_type = "s"
     return cell
-
-
-def _status(failure: dict | None) -> str:
-    """The ``status`` column (the core's rule): ``ok``, or ``failed: <reason>``."""
-    return "ok" if failure is None else f"failed: {failure['reason']}"
-
-
-def _csv_cell(column: str, value: object) -> object:
-    """A cell as DeepFaune's pandas CSV prints it (and as the Rust writer does)."""
-    if value is None:
-        return "NA" if column == "date" else ""
-    if column in ("score", "scorebase"):
-        return repr(float(value))  # DeepFaune's two-decimal float64: 0.39, 1.0
-    return value
-
-
-def _relative(path: str, root: str | None) -> str:
-    """MegaDetector's ``"file"``: relative to ``root`` when below it, ``/`` separators."""
-    if root is not None:
-        rel = os.path.relpath(path, root)
-        if not rel.startswith(".."):
-            path = rel
-    return path.replace("\\", "/")

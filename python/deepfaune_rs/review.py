@@ -157,9 +157,9 @@ class Columns:
         self.video_from = self.n
         self.keyframe: list[int | None] = [None] * self.n
         if videos and res.videos:
-            self._add_videos(res.videos)
+            self._add_videos(res.videos, res.video_reviewed)
 
-    def _add_videos(self, videos: Sequence[Any]) -> None:
+    def _add_videos(self, videos: Sequence[Any], reviewed: Sequence[dict | None]) -> None:
         """One row per video after the images, each its own sequence (as in the run's table):
         its prediction, its keyframe (the frame the decision came from) and that frame's
         deciding box."""
@@ -216,7 +216,7 @@ class Columns:
         self.humancount = np.concatenate(
             [self.humancount, np.array([v.humancount for v in videos])]
         )
-        self.reviewed = self.reviewed + [None] * m
+        self.reviewed = self.reviewed + list(reviewed)
         self.keyframe = self.keyframe + [v.keyframe for v in videos]
         self.n += m
 
@@ -471,11 +471,7 @@ class _RunSource:
         return self.base.apply_corrections(journal) if os.path.exists(journal) else self.base
 
     def columns(self, journal: str) -> Columns:
-        cols = Columns(self.corrected(journal), videos=True)
-        if cols.video_from < cols.n:  # the videos' review state: their journal lines
-            for entry in _core.read_corrections(journal):
-                cols.apply(entry, start=cols.video_from)
-        return cols
+        return Columns(self.corrected(journal), videos=True)
 
     def redecide(self, **kwargs: Any) -> _RunSource:
         return _RunSource(self.loaded.redecide(**kwargs), self.loaded)

@@ -1,7 +1,7 @@
-"""Per-video results of :meth:`Pipeline.run`: one :class:`VideoRecord` per video (made by the
-core, which samples each video through :func:`deepfaune_rs.video.sample_video`, runs its frames
-and records it in the run's checkpoint), and their rows in DeepFaune's table and in MegaDetector
-batch JSON (``frame_rate``, ``frames_processed``, per-detection ``frame_number``)."""
+"""Per-video results of :meth:`Pipeline.run`: one :class:`VideoRecord` per video, a read-only
+view of the core's record. The core samples each video through
+:func:`deepfaune_rs.video.sample_video` (PyAV), runs its frames, records it in the run's
+checkpoint and writes its rows in every output (table, CSV, MegaDetector JSON, Camtrap DP)."""
 
 from __future__ import annotations
 
@@ -96,59 +96,3 @@ def unsupported_failure(path: str) -> Failure:
     ext = os.path.splitext(path)[1].lower()
     reason = f"unsupported video format {ext} (DeepFaune reads {', '.join(MEDIA_TYPES)})"
     return {"path": path, "stage": "read", "kind": "unsupported", "reason": reason, "index": None}
-
-
-def camtrap_entry(rec: VideoRecord) -> dict:
-    """The video as the Camtrap DP writer takes it: plain values only (not ``rec.result``)."""
-    rate = float(rec.frame_rate or 0.0)
-    return {
-        "path": rec.path,
-        "date": rec.date,
-        "duration_s": rec.total_frames / rate if rate > 0 else 0.0,
-        "label_index": rec.label_index,
-        "top1_index": rec.top1_index,
-        "score": float(rec.score),
-        "count": int(rec.count),
-        "humancount": int(rec.humancount),
-        "keyframe": rec.keyframe,
-        "box": None if rec.box is None else tuple(float(x) for x in rec.box),
-        "frame_size": tuple(int(x) for x in rec.frame_size),
-        "failed": rec.failure is not None,
-    }
-
-
-def megadetector_entry(rec: VideoRecord, name: str) -> dict:
-    """The video's entry in MegaDetector batch JSON 1.6 (boxes normalised to the frame size)."""
-    if rec.failure is not None:
-        # The format's checker wants frame_rate and frames_processed on every video entry,
-        # failed ones too (0 when the container could not be read).
-        return {
-            "file": name,
-            "failure": rec.failure["reason"],
-            "frame_rate": round(float(rec.frame_rate or 0.0), 3),
-            "frames_processed": [],
-            "detections": None,
-        }
-    w, h = rec.frame_size
-    dets = []
-    for d in rec.detections:
-        x1, y1, x2, y2 = d["xyxy"]
-        dets.append(
-            {
-                "category": str(d["category"] + 1),
-                "conf": round(d["conf"], 3),
-                "bbox": [
-                    round(x1 / w, 4),
-                    round(y1 / h, 4),
-                    round((x2 - x1) / w, 4),
-                    round((y2 - y1) / h, 4),
-                ],
-                "frame_number": d["frame_number"],
-            }
-        )
-    return {
-        "file": name,
-        "frame_rate": round(rec.frame_rate, 3),
-        "frames_processed": rec.frames_processed,
-        "detections": dets,
-    }

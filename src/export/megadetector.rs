@@ -2,10 +2,11 @@
 //!
 //! bbox `[x_min, y_min, width, height]` normalised to 0-1 (4 decimals), conf 3 decimals,
 //! categories "1" animal, "2" person, "3" vehicle; a failed file has `"failure"` and
-//! `"detections": null`. Reading such files (ours or other tools'):
+//! `"detections": null`. A run's videos: [`videos`]. Reading such files (ours or other tools'):
 //! [`crate::import::megadetector`].
 
 pub mod classifications;
+pub mod videos;
 
 use std::path::Path;
 
@@ -15,7 +16,7 @@ use crate::error::Error;
 use crate::fsio::write_atomic;
 use crate::results::{DetectionResults, CATEGORY_FAILED};
 
-fn round(x: f64, decimals: i32) -> f64 {
+pub(crate) fn round(x: f64, decimals: i32) -> f64 {
     let p = 10f64.powi(decimals);
     (x * p).round() / p
 }

@@ -10,12 +10,18 @@
 //! One column is added after DeepFaune's: [`STATUS_COLUMN`], `ok` or `failed: <reason>`. A file
 //! that could not be read keeps DeepFaune's values (it says `empty`, 1.0), so without this
 //! column a failed file would read as an empty picture that can be deleted.
+//!
+//! A run's videos ([`VideoRecord`]) are rows after the images' ([`with_video_rows`]): each video
+//! is a sequence of its own, numbered after the images' sequences, its prediction in both the
+//! base and the sequence columns. A table with videos has two more columns, [`VIDEO_COLUMNS`]:
+//! `media_type` (`image` / `video`) and `keyframe` (the video's frame number, empty for images).
 
 use std::path::Path;
 
 use crate::error::Error;
 use crate::fsio::write_atomic;
 use crate::manifest::classifier::LabelNames;
+use crate::results::VideoRecord;
 use crate::sequence::{table_order, SequencePredictions};
 
 /// The columns, in DeepFaune's order.
@@ -47,6 +53,40 @@ pub fn status_failed(reason: &str) -> String {
 /// What DeepFaune writes for an image without a date.
 pub const MISSING_DATE: &str = "NA";
 
+/// The columns a table with videos has after [`STATUS_COLUMN`].
+pub const VIDEO_COLUMNS: [&str; 2] = ["media_type", "keyframe"];
+
+/// What a row of the table stands for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Media {
+    /// An image (`media_type` `image`, no keyframe).
+    #[default]
+    Image,
+    /// A video, with the frame number that shows its prediction best (`None`: nothing seen).
+    Video {
+        /// The `keyframe` column.
+        keyframe: Option<u64>,
+    },
+}
+
+impl Media {
+    /// The `media_type` column.
+    pub fn media_type(&self) -> &'static str {
+        match self {
+            Media::Image => "image",
+            Media::Video { .. } => "video",
+        }
+    }
+
+    /// The `keyframe` column.
+    pub fn keyframe(&self) -> Option<u64> {
+        match self {
+            Media::Image => None,
+            Media::Video { keyframe } => *keyframe,
+        }
+    }
+}
+
 /// One row of the table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResultRow {
@@ -72,6 +112,8 @@ pub struct ResultRow {
     pub humancount: u32,
     /// [`STATUS_COLUMN`]: `ok` or `failed: <reason>`.
     pub status: String,
+    /// An image or a video ([`VIDEO_COLUMNS`]).
+    pub media: Media,
 }
 
 /// Builds the table from a run's columns (all in input order) and sorts it like DeepFaune: by
@@ -139,10 +181,48 @@ pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
                 count: count[i],
                 humancount: humancount[i],
                 status: failed[i].map_or_else(|| STATUS_OK.to_string(), status_failed),
+                media: Media::Image,
             }
         })
         .collect();
     Ok(rows)
+}
+
+/// `images` (the table of a run's images) followed by one row per video, in the run's order:
+/// each video is a sequence of its own numbered after the images' last sequence, with its
+/// prediction and score in both the base and the sequence columns, its counts (most boxes in
+/// one sampled frame), its status and its keyframe.
+///
+/// ```
+/// use deepfaune_rs::export::table::{with_video_rows, Media};
+/// use deepfaune_rs::results::VideoRecord;
+/// let fox: VideoRecord = serde_json::from_str(r#"{"path": "cam/fox.mp4", "prediction": "fox",
+///     "score": 0.93, "top1": "fox", "label_index": 12, "top1_index": 12, "count": 2,
+///     "keyframe": 40}"#).unwrap();
+/// let rows = with_video_rows(Vec::new(), &[fox]);
+/// let r = &rows[0];
+/// assert_eq!((r.filename.as_str(), r.seqnum, r.predictionbase.as_str(), r.scorebase), ("cam/fox.mp4", 1, "fox", 0.93));
+/// assert_eq!((r.count, r.status.as_str(), r.media), (2, "ok", Media::Video { keyframe: Some(40) }));
+/// ```
+pub fn with_video_rows(mut images: Vec<ResultRow>, videos: &[VideoRecord]) -> Vec<ResultRow> {
+    let first = images.iter().map(|r| r.seqnum).max().unwrap_or(0) + 1;
+    images.extend(videos.iter().zip(first..).map(|(v, seqnum)| ResultRow {
+        filename: v.path.to_string_lossy().into_owned(),
+        date: v.date.clone(),
+        seqnum,
+        predictionbase: v.prediction.clone(),
+        scorebase: v.score,
+        prediction: v.prediction.clone(),
+        score: v.score,
+        top1: v.top1.clone(),
+        count: v.count,
+        humancount: v.humancount,
+        status: v.status(),
+        media: Media::Video {
+            keyframe: v.keyframe,
+        },
+    }));
+    images
 }
 
 /// The table as CSV text (header included).
@@ -152,7 +232,7 @@ pub fn results_table<P: AsRef<Path>, D: AsRef<str>>(
 /// let row = ResultRow {
 ///     filename: "cam 1/a,b.jpg".into(), date: None, seqnum: 1, predictionbase: "chevreuil".into(),
 ///     scorebase: 0.97, prediction: "chevreuil".into(), score: 1.0, top1: "chevreuil".into(),
-///     count: 1, humancount: 0, status: "ok".into(),
+///     count: 1, humancount: 0, status: "ok".into(), media: Default::default(),
 /// };
 /// let csv = results_csv(&[row]);
 /// assert_eq!(csv.lines().nth(1), Some("\"cam 1/a,b.jpg\",NA,1,chevreuil,0.97,chevreuil,1.0,chevreuil,1,0,ok"));
@@ -183,7 +263,9 @@ pub fn formula_safe(s: &str) -> std::borrow::Cow<'_, str> {
 
 /// [`results_csv`]; with `csv_safe`, text cells a spreadsheet would run as formulas get a single
 /// quote in front ([`formula_safe`]). DeepFaune writes names unchanged, hence off by default.
+/// With a video row, every row has the [`VIDEO_COLUMNS`] too.
 pub fn results_csv_with(rows: &[ResultRow], csv_safe: bool) -> String {
+    let videos = rows.iter().any(|r| r.media != Media::Image);
     let text = |s: &str| {
         if csv_safe {
             field(&formula_safe(s))
@@ -195,9 +277,15 @@ pub fn results_csv_with(rows: &[ResultRow], csv_safe: bool) -> String {
     out.push_str(&COLUMNS.join(","));
     out.push(',');
     out.push_str(STATUS_COLUMN);
+    if videos {
+        for c in VIDEO_COLUMNS {
+            out.push(',');
+            out.push_str(c);
+        }
+    }
     out.push('\n');
     for r in rows {
-        let fields = [
+        let mut fields = vec![
             text(&r.filename),
             text(r.date.as_deref().unwrap_or(MISSING_DATE)),
             r.seqnum.to_string(),
@@ -210,6 +298,14 @@ pub fn results_csv_with(rows: &[ResultRow], csv_safe: bool) -> String {
             r.humancount.to_string(),
             text(&r.status),
         ];
+        if videos {
+            fields.push(text(r.media.media_type()));
+            fields.push(
+                r.media
+                    .keyframe()
+                    .map_or_else(String::new, |k| k.to_string()),
+            );
+        }
         out.push_str(&fields.join(","));
         out.push('\n');
     }
@@ -356,6 +452,7 @@ mod tests {
             count: 1,
             humancount: 0,
             status: "ok".into(),
+            media: Media::Image,
         };
         let names = [
             "=1+1.jpg", "+a.jpg", "-b.jpg", "@c.jpg", "\td.jpg", "\re.jpg", "f,=g.jpg", "h.jpg",
@@ -389,6 +486,52 @@ mod tests {
             .nth(1)
             .unwrap()
             .ends_with(",NA,1,'-x,0.5,deer,0.5,deer,1,0,ok"));
+    }
+
+    #[test]
+    fn videos_follow_the_images_each_its_own_sequence_with_two_more_columns() {
+        let image = ResultRow {
+            filename: "cam/a.jpg".into(),
+            date: Some("2021:05:28 13:45:07".into()),
+            seqnum: 3,
+            predictionbase: "fox".into(),
+            scorebase: 0.97,
+            prediction: "fox".into(),
+            score: 0.95,
+            top1: "fox".into(),
+            count: 1,
+            humancount: 0,
+            status: "ok".into(),
+            media: Media::Image,
+        };
+        let video = |line: &str| serde_json::from_str::<VideoRecord>(line).unwrap();
+        let videos = [
+            video(
+                r#"{"path": "=b, \"c\".mp4", "prediction": "red deer", "score": 0.5,
+                    "top1": "red deer", "label_index": 1, "top1_index": 1, "count": 2,
+                    "humancount": 1, "date": "2022:06:04 23:59:58", "keyframe": 40}"#,
+            ),
+            video(
+                r#"{"path": "cam/z.mp4", "prediction": "empty", "score": 1.0, "top1": "empty",
+                    "label_index": 40, "top1_index": 40,
+                    "failure": {"stage": "read", "kind": "empty", "reason": "0-byte file"}}"#,
+            ),
+        ];
+        let rows = with_video_rows(vec![image.clone()], &videos);
+        assert_eq!(rows[0], image);
+        assert_eq!(rows.iter().map(|r| r.seqnum).collect::<Vec<_>>(), [3, 4, 5]);
+        // By hand: Python's csv module quotes the comma and the doubled quotes; NA for no date.
+        let expected = "filename,date,seqnum,predictionbase,scorebase,prediction,score,top1,count,humancount,status,media_type,keyframe\n\
+            cam/a.jpg,2021:05:28 13:45:07,3,fox,0.97,fox,0.95,fox,1,0,ok,image,\n\
+            \"=b, \"\"c\"\".mp4\",2022:06:04 23:59:58,4,red deer,0.5,red deer,0.5,red deer,2,1,ok,video,40\n\
+            cam/z.mp4,NA,5,empty,1.0,empty,1.0,empty,0,0,failed: 0-byte file,video,\n";
+        assert_eq!(results_csv(&rows), expected);
+        // csv_safe: the name starting with '=' gets its quote inside the CSV quoting.
+        let safe = results_csv_with(&rows, true);
+        assert!(safe.contains("\n\"'=b, \"\"c\"\".mp4\",2022"), "{safe}");
+        // No video, no video columns; videos alone start at sequence 1.
+        assert!(!results_csv(&rows[..1]).contains("media_type"));
+        assert_eq!(with_video_rows(Vec::new(), &videos)[0].seqnum, 1);
     }
 
     #[test]

@@ -16,23 +16,21 @@ use super::locks::wait_for;
 use super::numpy_views::{view1, view2};
 use crate::error::Error;
 use crate::export::camtrap_dp::{
-    write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset, VideoMedium,
+    write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset,
 };
 use crate::export::megadetector::classifications::{write_with_classifications, Classifications};
 use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOptions};
-use crate::export::table::{write_results_csv, ResultRow};
-use crate::image_io::exif::parse_exif_datetime;
+use crate::export::table::{with_video_rows, write_results_csv, ResultRow, VIDEO_COLUMNS};
 use crate::manifest::classifier::ClassifierManifest;
 use crate::pipeline::{
     decide, Decided, DecisionSettings, Detectors, Finished, Pipeline, PipelineOptions, Redecide,
     Texts,
 };
 use crate::results::VideoRecord;
-use crate::review::corrections::resolve_label;
-use crate::review::{read_journal, Correction, Reviewed};
+use crate::review::{apply_corrections_to_videos, read_journal, Correction, Reviewed};
 use crate::run::distributed::{encode_part, plan, Plan};
 use crate::run::PipelineResults;
-use crate::sequence::{Label, Prediction, SequencePredictions};
+use crate::sequence::{Label, SequencePredictions};
 
 /// Detector + classifier + DeepFaune's sequence logic (`crate::pipeline::Pipeline`).
 #[pyclass(module = "deepfaune_rs._core", name = "Pipeline")]
@@ -201,7 +199,7 @@ impl PyPipeline {
                 given.get().classifications.permute_boxes(&decided.boxes);
         }
         let detections = Py::new(py, detections_out)?;
-        Ok(PyPipelineResults::new(
+        PyPipelineResults::new(
             detections,
             results,
             decided,
@@ -209,7 +207,7 @@ impl PyPipeline {
             self.pipeline.settings().clone(),
             Vec::new(),
             videos,
-        ))
+        )
     }
 }
 
@@ -234,6 +232,10 @@ pub struct PyPipelineResults {
     unknown_files: usize,
     /// The run's videos (one record each, failed ones included), after the images' rows.
     video_records: Vec<VideoRecord>,
+    /// The same with the corrections applied: what the table and the exports show.
+    videos: Vec<VideoRecord>,
+    /// What the corrections say, per video.
+    video_reviewed: Vec<Option<Reviewed>>,
 }
 
 impl PyPipelineResults {
@@ -245,7 +247,7 @@ impl PyPipelineResults {
         settings: DecisionSettings,
         journal: Vec<Correction>,
         video_records: Vec<VideoRecord>,
-    ) -> Self {
+    ) -> PyResult<Self> {
         let Decided {
             preds,
             text,
@@ -255,7 +257,18 @@ impl PyPipelineResults {
             unknown_files,
             boxes: _,
         } = decided;
-        PyPipelineResults {
+        let mut videos = video_records.clone();
+        let names = manifest.names(&settings.language).ok_or_else(|| {
+            to_pyerr(Error::InvalidArgument(format!(
+                "language '{}' is not available for {}",
+                settings.language, manifest.id
+            )))
+        })?;
+        let bird = settings.opts.bird_class.is_some();
+        let video_reviewed =
+            apply_corrections_to_videos(&mut videos, &journal, &manifest, &names, bird).py()?;
+        let table = with_video_rows(table, &videos);
+        Ok(PyPipelineResults {
             detections,
             res,
             seqnum: preds.seqnum.clone(),
@@ -271,7 +284,9 @@ impl PyPipelineResults {
             reviewed,
             unknown_files,
             video_records,
-        }
+            videos,
+            video_reviewed,
+        })
     }
 
     /// These rows decided again with `settings` and `journal`.
@@ -280,6 +295,45 @@ impl PyPipelineResults {
         py: Python<'_>,
         settings: DecisionSettings,
         journal: Vec<Correction>,
+    ) -> PyResult<PyPipelineResults> {
+        self.again_with(py, settings, journal, self.video_records.clone())
+    }
+
+    /// What the corrections say of each row of `reviewed`, as Python dicts (labels in the
+    /// results' language).
+    fn reviewed_list<'py>(
+        &self,
+        py: Python<'py>,
+        reviewed: &[Option<Reviewed>],
+    ) -> PyResult<Bound<'py, PyList>> {
+        let names = self.manifest.names(&self.settings.language);
+        let bird = self.settings.opts.bird_class.is_some();
+        let items = reviewed
+            .iter()
+            .map(|r| -> PyResult<Option<Bound<'py, PyDict>>> {
+                let Some(r) = r else { return Ok(None) };
+                let d = PyDict::new(py);
+                let label = match (r.label, &names) {
+                    (Some(l), Some(n)) => Some(l.text(n, bird)),
+                    _ => None,
+                };
+                d.set_item("label", label)?;
+                d.set_item("verified", r.verified)?;
+                d.set_item("by", r.by.clone())?;
+                d.set_item("time", r.time.clone())?;
+                Ok(Some(d))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    /// [`Self::again`] with `video_records` as the run's videos.
+    fn again_with(
+        &self,
+        py: Python<'_>,
+        settings: DecisionSettings,
+        journal: Vec<Correction>,
+        video_records: Vec<VideoRecord>,
     ) -> PyResult<PyPipelineResults> {
         // The detection columns live in `detections` (taken out of `res` after the run); the
         // rows come back in the new table's order (other sequences, another order).
@@ -293,15 +347,15 @@ impl PyPipelineResults {
             PyDetectionResults::new(std::mem::take(&mut res.detection), given.threshold);
         detections.imported = given.imported;
         detections.classifications = given.classifications.permute_boxes(&decided.boxes);
-        Ok(PyPipelineResults::new(
+        PyPipelineResults::new(
             Py::new(py, detections)?,
             res,
             decided,
             self.manifest.clone(),
             settings,
             journal,
-            self.video_records.clone(),
-        ))
+            video_records,
+        )
     }
 }
 
@@ -314,24 +368,6 @@ impl PyPipelineResults {
     #[getter]
     fn detections(&self, py: Python<'_>) -> Py<PyDetectionResults> {
         self.detections.clone_ref(py)
-    }
-    /// Videos in DeepFaune's formats that the folder walk met, in walk order (their records:
-    /// `video_records`).
-    #[getter]
-    fn videos<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, self.res.discovered.videos.iter().map(|p| p.as_os_str()))
-    }
-    /// The run's videos, one JSON text each (`crate::results::VideoRecord`'s form, `box` for
-    /// its deciding box), in run order: given videos, then those the walk met.
-    #[getter]
-    fn video_records(&self) -> PyResult<Vec<String>> {
-        self.video_records
-            .iter()
-            .map(|v| {
-                serde_json::to_string(v)
-                    .map_err(|e| to_pyerr(Error::InvalidArgument(e.to_string())))
-            })
-            .collect()
     }
     /// Video files in formats DeepFaune does not read, given (first) or met by the walk.
     #[getter]
@@ -454,41 +490,46 @@ impl PyPipelineResults {
         self.again(py, self.settings.clone(), journal)
     }
 
+    /// These results holding `records` as the run's videos (one JSON object per video, the
+    /// `VideoRecord` form of `video_records`), the corrections applied so far applied to them
+    /// too: a run merged from parts (`Pipeline.merge`) takes its units' video records this way.
+    fn with_videos(&self, py: Python<'_>, records: Vec<String>) -> PyResult<PyPipelineResults> {
+        let records = records
+            .iter()
+            .enumerate()
+            .map(|(k, line)| {
+                serde_json::from_str::<VideoRecord>(line)
+                    .map_err(|e| to_pyerr(Error::InvalidArgument(format!("video record {k}: {e}"))))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        self.again_with(py, self.settings.clone(), self.journal.clone(), records)
+    }
+
+    /// The run's videos with the corrections applied, one JSON object each (the `VideoRecord`
+    /// exchange format, `box` for its deciding box), in the run's order (given videos, then
+    /// those the walk met): the rows after the images' in `table()`.
+    #[getter]
+    fn video_records(&self) -> PyResult<Vec<String>> {
+        self.videos
+            .iter()
+            .map(|v| {
+                serde_json::to_string(v)
+                    .map_err(|e| to_pyerr(Error::InvalidArgument(e.to_string())))
+            })
+            .collect()
+    }
+
     /// Per image, what the corrections say: None, or a dict with `label` (None: verified only),
     /// `verified`, `by` and `time`.
     #[getter]
     fn reviewed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let names = self.manifest.names(&self.settings.language);
-        let bird = self.settings.opts.bird_class.is_some();
-        let items = self
-            .reviewed
-            .iter()
-            .map(|r| -> PyResult<Option<Bound<'py, PyDict>>> {
-                let Some(r) = r else { return Ok(None) };
-                let d = PyDict::new(py);
-                let label = match (r.label, &names) {
-                    (Some(l), Some(n)) => Some(l.text(n, bird)),
-                    _ => None,
-                };
-                d.set_item("label", label)?;
-                d.set_item("verified", r.verified)?;
-                d.set_item("by", r.by.clone())?;
-                d.set_item("time", r.time.clone())?;
-                Ok(Some(d))
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, items)
+        self.reviewed_list(py, &self.reviewed)
     }
 
-    /// A label given in any language of the classifier as `(index, text)`: its index in
-    /// DeepFaune's label list (classes, bird groups, human, vehicle, empty, undefined: a video's
-    /// `label_index`) and its text in these results' language; None for a text that is no label.
-    fn resolve_label(&self, text: &str) -> Option<(usize, String)> {
-        let label = resolve_label(&self.manifest, text)?;
-        let names = self.manifest.names(&self.settings.language)?;
-        let bird = self.settings.opts.bird_class.is_some();
-        let index = label.index(self.manifest.num_classes(), self.manifest.num_groups());
-        Some((index, label.text(&names, bird)))
+    /// Per video, what the corrections say (as `reviewed`).
+    #[getter]
+    fn video_reviewed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.reviewed_list(py, &self.video_reviewed)
     }
 
     /// File entries of the applied corrections that name no image of these results.
@@ -537,7 +578,8 @@ impl PyPipelineResults {
             .unwrap_or_default()
     }
 
-    /// DeepFaune's table as columns (sorted by seqnum then filename: the order of every array).
+    /// DeepFaune's table as columns (sorted by seqnum then filename: the order of every array),
+    /// then one row per video, and with videos the `media_type` and `keyframe` columns.
     fn table<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         let t = &self.table;
@@ -572,6 +614,17 @@ impl PyPipelineResults {
             "status",
             t.iter().map(|r| r.status.clone()).collect::<Vec<_>>(),
         )?;
+        if !self.videos.is_empty() {
+            let media = t.iter().map(|r| r.media);
+            d.set_item(
+                VIDEO_COLUMNS[0],
+                media.clone().map(|m| m.media_type()).collect::<Vec<_>>(),
+            )?;
+            d.set_item(
+                VIDEO_COLUMNS[1],
+                media.map(|m| m.keyframe()).collect::<Vec<_>>(),
+            )?;
+        }
         Ok(d)
     }
 
@@ -583,8 +636,8 @@ impl PyPipelineResults {
             .py()
     }
 
-    /// Writes DeepFaune's CSV atomically; `csv_safe` quotes cells a spreadsheet would run as
-    /// formulas.
+    /// Writes DeepFaune's CSV (the rows of `table()`) atomically; `csv_safe` quotes cells a
+    /// spreadsheet would run as formulas.
     #[pyo3(signature = (path, csv_safe = false))]
     fn to_csv(&self, py: Python<'_>, path: PathBuf, csv_safe: bool) -> PyResult<()> {
         py.detach(|| write_results_csv(&path, &self.table, csv_safe))
@@ -592,7 +645,8 @@ impl PyPipelineResults {
     }
 
     /// Writes MegaDetector batch JSON 1.6 with the species classifications (top 3 at the
-    /// single-image temperature on each classified box) atomically.
+    /// single-image temperature on each classified box) atomically; the videos after the images
+    /// (`frame_rate`, `frames_processed`, `frame_number` on each box).
     #[pyo3(signature = (path, root = None))]
     fn to_megadetector_json(
         &self,
@@ -623,15 +677,22 @@ impl PyPipelineResults {
             human: &human,
         };
         py.detach(|| {
-            write_with_classifications(&det.res, &path, root.as_deref(), det.threshold, &cls)
+            write_with_classifications(
+                &det.res,
+                &self.videos,
+                &path,
+                root.as_deref(),
+                det.threshold,
+                &cls,
+            )
         })
         .py()
     }
 
-    /// Writes a Camtrap DP 1.0.2 package into `folder`; returns the warnings. `videos`: one
-    /// dict per video of the run, in order (see `VideoEntry`).
+    /// Writes a Camtrap DP 1.0.2 package (the images and the videos) into `folder`; returns
+    /// the warnings.
     #[pyo3(signature = (folder, deployments = None, deployment_of = None, timezone = None,
-                        root = None, undated = "exclude", metadata = None, videos = Vec::new()))]
+                        root = None, undated = "exclude", metadata = None))]
     #[allow(clippy::too_many_arguments)]
     fn to_camtrap_dp(
         &self,
@@ -643,7 +704,6 @@ impl PyPipelineResults {
         root: Option<PathBuf>,
         undated: &str,
         metadata: Option<String>,
-        videos: Vec<VideoEntry>,
     ) -> PyResult<Vec<String>> {
         let bad = |m: String| to_pyerr(Error::InvalidArgument(m));
         let timezone = match timezone {
@@ -675,25 +735,21 @@ impl PyPipelineResults {
             undated,
             metadata,
         };
-        let videos = videos
-            .into_iter()
-            .map(|v| v.medium(&self.manifest))
-            .collect::<Result<Vec<_>, _>>()
-            .py()?;
         let src = CamtrapSource {
             detection: &self.detections.get().res,
             predictions: &self.preds,
             manifest: &self.manifest,
-            videos: &videos,
+            videos: &self.videos,
             reviewed: &self.reviewed,
+            video_reviewed: &self.video_reviewed,
         };
         py.detach(|| write_camtrap_dp(&src, &folder, &opts)).py()
     }
 
-    /// Copies/moves/links every image into `<dest>/deepfaune_<timestamp>/<prediction>/`, and the
-    /// `extra` `(file, prediction)` pairs (videos) into the same folder tree.
+    /// Copies/moves/links every readable image and video into
+    /// `<dest>/deepfaune_<timestamp>/<prediction>/`.
     /// Returns `(root, [(source, destination)], [(source, reason)])`.
-    #[pyo3(signature = (dest, mode = "copy", blur_humans = false, timestamp = None, extra = Vec::new()))]
+    #[pyo3(signature = (dest, mode = "copy", blur_humans = false, timestamp = None))]
     fn sort_into<'py>(
         &self,
         py: Python<'py>,
@@ -701,7 +757,6 @@ impl PyPipelineResults {
         mode: &str,
         blur_humans: bool,
         timestamp: Option<String>,
-        extra: Vec<(PathBuf, String)>,
     ) -> PyResult<(PathBuf, Bound<'py, PyList>, Bound<'py, PyList>)> {
         let mode = match mode {
             "copy" => SortMode::Copy,
@@ -735,11 +790,16 @@ impl PyPipelineResults {
                 class: &self.text.prediction[i],
                 person_boxes: &person[i],
             })
-            .chain(extra.iter().map(|(source, class)| SortItem {
-                source,
-                class,
-                person_boxes: &[],
-            }))
+            .chain(
+                self.videos
+                    .iter()
+                    .filter(|v| v.failure.is_none())
+                    .map(|v| SortItem {
+                        source: &v.path,
+                        class: &v.prediction,
+                        person_boxes: &[],
+                    }),
+            )
             .collect();
         let opts = SortOptions {
             mode,
@@ -775,64 +835,6 @@ impl PyPipelineResults {
                 .map(|f| (f.source.as_os_str(), f.reason.clone())),
         )?;
         Ok((report.root, placed, failed))
-    }
-}
-
-/// A video as `to_camtrap_dp` receives it from Python: a dict of plain values (videos are read
-/// and judged in Python; see `deepfaune_rs.videos.camtrap_entry`).
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-struct VideoEntry {
-    path: PathBuf,
-    /// `creation_time` as `YYYY:MM:DD HH:MM:SS`.
-    date: Option<String>,
-    duration_s: f64,
-    /// `Label::index` of the prediction and of top1 (None only for a failed video).
-    label_index: Option<usize>,
-    top1_index: Option<usize>,
-    score: f64,
-    count: u32,
-    humancount: u32,
-    keyframe: Option<u32>,
-    #[pyo3(item("box"))]
-    bbox: Option<[f32; 4]>,
-    frame_size: (u32, u32),
-    failed: bool,
-}
-
-impl VideoEntry {
-    fn medium(self, manifest: &ClassifierManifest) -> Result<VideoMedium, Error> {
-        let (n, g) = (manifest.num_classes(), manifest.num_groups());
-        let label = |index: Option<usize>| match index {
-            Some(i) => Label::from_index(i, n, g),
-            None if self.failed => Some(Label::Empty),
-            None => None,
-        };
-        let (Some(label), Some(top1)) = (label(self.label_index), label(self.top1_index)) else {
-            return Err(Error::InvalidArgument(format!(
-                "video {}: label_index/top1_index missing or past the {} labels of {}",
-                self.path.display(),
-                n + g + 4,
-                manifest.id
-            )));
-        };
-        let date = self.date.as_deref().and_then(parse_exif_datetime);
-        Ok(VideoMedium {
-            date,
-            duration_s: self.duration_s,
-            prediction: Prediction {
-                label,
-                score: self.score,
-                top1,
-            },
-            count: self.count,
-            humancount: self.humancount,
-            keyframe: self.keyframe,
-            bbox: self.bbox,
-            frame_size: self.frame_size,
-            failed: self.failed,
-            path: self.path,
-        })
     }
 }
 

@@ -9,7 +9,8 @@
 //! classifier in any of its languages (`null`: only verified); `files` are the images' paths as
 //! the results hold them. A relabelled image takes the label with score 1.0 in both its own and
 //! its sequence's columns (DeepFaune's GUI gives a corrected sequence score 1.0 too), `top1`
-//! included.
+//! included. A relabelled video ([`apply_corrections_to_videos`]) takes the label as its
+//! prediction and top1 with score 1.0.
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -19,8 +20,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::manifest::classifier::ClassifierManifest;
-use crate::results::Reviewed;
+use crate::manifest::classifier::{ClassifierManifest, LabelNames};
+use crate::results::{Reviewed, VideoRecord};
 use crate::run::checkpoint::path_key;
 use crate::sequence::{Label, Prediction, SequencePredictions};
 
@@ -171,12 +172,62 @@ pub fn apply_corrections(
     journal: &[Correction],
     manifest: &ClassifierManifest,
 ) -> Result<(Vec<Option<Reviewed>>, usize), Error> {
-    let index: HashMap<String, usize> = paths
+    let keys: Vec<String> = paths.iter().map(|p| path_key(p).0).collect();
+    let (reviewed, unknown) = reviews(&keys, journal, manifest)?;
+    for (i, r) in reviewed.iter().enumerate() {
+        if let Some(label) = r.as_ref().and_then(|r| r.label) {
+            let p = Prediction {
+                label,
+                score: 1.0,
+                top1: label,
+            };
+            preds.base[i] = p;
+            preds.sequence[i] = p;
+        }
+    }
+    Ok((reviewed, unknown))
+}
+
+/// Applies `journal` to a run's videos as [`apply_corrections`] does to its images: each
+/// relabelled video takes the label as its prediction and its top1 (texts in `names`'
+/// language, with the bird head's wording when `bird_head`), score 1.0, and the label's place
+/// in DeepFaune's label list as both indices. Returns, per video, what the journal says.
+pub fn apply_corrections_to_videos(
+    videos: &mut [VideoRecord],
+    journal: &[Correction],
+    manifest: &ClassifierManifest,
+    names: &LabelNames<'_>,
+    bird_head: bool,
+) -> Result<Vec<Option<Reviewed>>, Error> {
+    let keys: Vec<String> = videos.iter().map(|v| path_key(&v.path).0).collect();
+    let (reviewed, _) = reviews(&keys, journal, manifest)?;
+    let (n, g) = (manifest.num_classes(), manifest.num_groups());
+    for (v, r) in videos.iter_mut().zip(&reviewed) {
+        if let Some(label) = r.as_ref().and_then(|r| r.label) {
+            let text = label.text(names, bird_head);
+            v.prediction = text.clone();
+            v.top1 = text;
+            v.score = 1.0;
+            v.label_index = label.index(n, g);
+            v.top1_index = v.label_index;
+        }
+    }
+    Ok(reviewed)
+}
+
+/// What `journal` says about each of the files `keys` (later lines over earlier ones: the last
+/// label given stands, a verification stays), and how many file entries name none of them.
+fn reviews(
+    keys: &[String],
+    journal: &[Correction],
+    manifest: &ClassifierManifest,
+) -> Result<(Vec<Option<Reviewed>>, usize), Error> {
+    let index: HashMap<&str, usize> = keys
         .iter()
         .enumerate()
-        .map(|(i, p)| (path_key(p).0, i))
+        .map(|(i, k)| (k.as_str(), i))
         .collect();
-    let mut reviewed: Vec<Option<Reviewed>> = vec![None; paths.len()];
+    let mut reviewed: Vec<Option<Reviewed>> = vec![None; keys.len()];
     let mut unknown = 0;
     for c in journal {
         let label = match &c.label {
@@ -189,20 +240,11 @@ pub fn apply_corrections(
             })?),
         };
         for f in &c.files {
-            let Some(&i) = index.get(f) else {
+            let Some(&i) = index.get(f.as_str()) else {
                 unknown += 1;
                 continue;
             };
             let before = reviewed[i].take();
-            if let Some(l) = label {
-                let p = Prediction {
-                    label: l,
-                    score: 1.0,
-                    top1: l,
-                };
-                preds.base[i] = p;
-                preds.sequence[i] = p;
-            }
             reviewed[i] = Some(Reviewed {
                 label: label.or(before.as_ref().and_then(|b| b.label)),
                 verified: c.verified || before.as_ref().is_some_and(|b| b.verified),
@@ -299,5 +341,60 @@ mod tests {
         let bad = [entry(&["a.jpg"], Some("unicorn"), false)];
         let e = apply_corrections(&paths, &mut preds, &bad, &m).unwrap_err();
         assert!(e.to_string().contains("unicorn"), "{e}");
+    }
+
+    #[test]
+    fn videos_take_the_last_label_in_the_results_language() {
+        let m = builtin_classifier("deepfaune-v15").unwrap();
+        let fr = m.names("fr").unwrap();
+        let v: VideoRecord = serde_json::from_str(
+            r#"{"path": "cam/clip.mp4", "prediction": "renard", "score": 0.62, "top1": "renard",
+                "label_index": 12, "top1_index": 12}"#,
+        )
+        .unwrap();
+        let mut videos = [
+            v.clone(),
+            VideoRecord {
+                path: "cam/other.mp4".into(),
+                ..v.clone()
+            },
+        ];
+        let journal = [
+            entry(&["cam/clip.mp4", "a.jpg"], Some("chamois"), false),
+            entry(&["cam/clip.mp4"], Some("wolf"), false),
+            entry(&["cam/clip.mp4", "cam/other.mp4"], None, true),
+        ];
+        let reviewed = apply_corrections_to_videos(&mut videos, &journal, &m, &fr, false).unwrap();
+        let wolf = m
+            .names("en")
+            .unwrap()
+            .classes
+            .iter()
+            .position(|c| c == "wolf")
+            .unwrap();
+        let c = &videos[0];
+        assert_eq!(
+            (
+                c.prediction.as_str(),
+                c.top1.as_str(),
+                c.score,
+                c.label_index,
+                c.top1_index
+            ),
+            ("loup", "loup", 1.0, wolf, wolf)
+        );
+        // Verified only: the machine's answer stands, the review is recorded.
+        assert_eq!(
+            videos[1],
+            VideoRecord {
+                path: "cam/other.mp4".into(),
+                ..v
+            }
+        );
+        let (a, b) = (reviewed[0].as_ref().unwrap(), reviewed[1].as_ref().unwrap());
+        assert_eq!((a.label, a.verified), (Some(Label::Class(wolf)), true));
+        assert_eq!((b.label, b.verified), (None, true));
+        let bad = [entry(&["cam/clip.mp4"], Some("unicorn"), false)];
+        assert!(apply_corrections_to_videos(&mut videos, &bad, &m, &fr, false).is_err());
     }
 }

@@ -15,6 +15,8 @@ pub mod labels;
 pub mod thumbnail;
 
 pub use crate::results::Reviewed;
-pub use corrections::{append_correction, apply_corrections, read_journal, Correction};
+pub use corrections::{
+    append_correction, apply_corrections, apply_corrections_to_videos, read_journal, Correction,
+};
 pub use labels::{label_texts, table_labels, TableLabels};
 pub use thumbnail::{thumbnail, thumbnail_cached, thumbnail_of};

@@ -1,7 +1,7 @@
 //! Camtrap DP 1.0.2 (the TDWG camera-trap data package, SPEC 3): `deployments.csv`,
 //! `media.csv`, `observations.csv` and `datapackage.json`, each written atomically.
 //!
-//! - media: one row per readable image and per readable video ([`VideoMedium`], `fileMediatype`
+//! - media: one row per readable image and per readable video (a [`VideoRecord`], `fileMediatype`
 //!   `video/mp4`, ...); `mediaID` = the first 16 hex digits of the SHA-256 of its path relative
 //!   to the input root (stable across runs); `timestamp` = EXIF DateTimeOriginal (a video's
 //!   `creation_time`, read as a camera clock like DeepFaune does) in the deployment's time zone
@@ -16,6 +16,9 @@
 //!   the images' as in DeepFaune's table: an `event` row from its start to its start plus its
 //!   whole seconds, with its prediction and counts, and a `media` row for its keyframe (the
 //!   deciding box, the video's species, the frame number in `observationComments`).
+//!   An image or video a person relabelled or verified (the corrections journal,
+//!   [`crate::results::Reviewed`]) has `classificationMethod` `human`, `classifiedBy` and
+//!   `classificationTimestamp` instead of the machine's classifier and probability.
 //! - deployments: the user's rows (any Camtrap DP deployment column), matched to media by
 //!   their folder; what the user did not give is filled only from the media
 //!   (deploymentStart/End, up to the end of the last video), and missing required fields are
@@ -39,11 +42,12 @@ pub use time::{iso_date, iso_datetime, UtcOffset};
 
 use crate::error::Error;
 use crate::fsio::write_atomic;
+use crate::image_io::exif::parse_exif_datetime;
 use crate::image_io::walk::OUTPUT_MARKER;
 use crate::image_io::Timestamp;
 use crate::manifest::classifier::ClassifierManifest;
-use crate::results::{DetectionResults, CATEGORY_FAILED};
-use crate::sequence::{Prediction, SequencePredictions};
+use crate::results::{DetectionResults, Reviewed, VideoRecord, CATEGORY_FAILED};
+use crate::sequence::{Label, Prediction, SequencePredictions};
 use deployments::{complete_row, user_rows, ObservedSpan};
 use tables::{csv_text, media_type, Row};
 
@@ -84,40 +88,52 @@ pub struct CamtrapSource<'a> {
     pub predictions: &'a SequencePredictions,
     /// The classifier's manifest (English names, scientific names, id).
     pub manifest: &'a ClassifierManifest,
-    /// The run's videos, in the order of `PipelineResult.videos` (failed ones included: they
-    /// keep the numbering of the videos' sequences).
-    pub videos: &'a [VideoMedium],
+    /// The run's videos, in the run's order (failed ones included: they keep the numbering of
+    /// the videos' sequences), corrections applied.
+    pub videos: &'a [VideoRecord],
     /// Per image, what the corrections journal says (`predictions` already carry the labels a
     /// person gave): such observations are `classificationMethod` `human`, with
     /// `classifiedBy` and `classificationTimestamp`. Empty: no corrections.
-    pub reviewed: &'a [Option<crate::results::Reviewed>],
+    pub reviewed: &'a [Option<Reviewed>],
+    /// The same per video.
+    pub video_reviewed: &'a [Option<Reviewed>],
 }
 
-/// A video as the exporter needs it. Videos are read and judged in Python (one prediction per
-/// video, DeepFaune's video path); the exporter only turns that answer into rows.
+/// What the exporter reads from a [`VideoRecord`] beyond its fields: its `creation_time` as the
+/// camera clock (like EXIF DateTimeOriginal, a naive time placed in the deployment's time
+/// zone) and its answer as labels.
 #[derive(Debug, Clone)]
-pub struct VideoMedium {
-    /// The video file.
-    pub path: PathBuf,
-    /// The container's `creation_time` as the camera clock: like EXIF DateTimeOriginal, a naive
-    /// time (DeepFaune reads it so), placed in the deployment's time zone.
-    pub date: Option<Timestamp>,
-    /// Length in seconds (frame count / frame rate).
-    pub duration_s: f64,
-    /// DeepFaune's answer for the whole video.
-    pub prediction: Prediction,
-    /// Most animal boxes in one sampled frame.
-    pub count: u32,
-    /// Most person boxes in one sampled frame.
-    pub humancount: u32,
-    /// Number of the frame that shows the prediction best; `None` when nothing was seen.
-    pub keyframe: Option<u32>,
-    /// The keyframe's deciding box `[x1, y1, x2, y2]` in frame pixels.
-    pub bbox: Option<[f32; 4]>,
-    /// Frame width and height in pixels.
-    pub frame_size: (u32, u32),
-    /// The video could not be read: left out, like unreadable images.
-    pub failed: bool,
+struct VideoFacts {
+    date: Option<Timestamp>,
+    prediction: Prediction,
+}
+
+impl VideoFacts {
+    fn of(v: &VideoRecord, m: &ClassifierManifest) -> Result<VideoFacts, Error> {
+        let (n, g) = (m.num_classes(), m.num_groups());
+        let label = |i: usize| match Label::from_index(i, n, g) {
+            Some(l) => Some(l),
+            // A video that could not be read is left out whatever its labels say.
+            None if v.failure.is_some() => Some(Label::Empty),
+            None => None,
+        };
+        let (Some(label), Some(top1)) = (label(v.label_index), label(v.top1_index)) else {
+            return Err(Error::InvalidArgument(format!(
+                "video {}: label_index/top1_index past the {} labels of {}",
+                v.path.display(),
+                n + g + 4,
+                m.id
+            )));
+        };
+        Ok(VideoFacts {
+            date: v.date.as_deref().and_then(parse_exif_datetime),
+            prediction: Prediction {
+                label,
+                score: v.score,
+                top1,
+            },
+        })
+    }
 }
 
 /// What a media row stands for: an image (its row in the detection columns) or a video (its
@@ -182,6 +198,11 @@ pub fn write_camtrap_dp(
     }
     let mut warnings = Vec::new();
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let facts = src
+        .videos
+        .iter()
+        .map(|v| VideoFacts::of(v, src.manifest))
+        .collect::<Result<Vec<_>, _>>()?;
     let seqnum = &src.predictions.seqnum;
     // Every video is a sequence of its own, numbered after the images' (as DeepFaune's table).
     let first_video_seq = seqnum.iter().copied().max().unwrap_or(0) + 1;
@@ -196,10 +217,10 @@ pub fn write_camtrap_dp(
     let videos = src.videos.iter().enumerate().map(|(k, v)| Candidate {
         item: Item::Video(k),
         path: abs(&v.path),
-        failed: v.failed,
-        date: v.date.as_ref(),
+        failed: v.failure.is_some(),
+        date: facts[k].date.as_ref(),
         seq: first_video_seq + k as u32,
-        length_s: whole_seconds(v.duration_s),
+        length_s: whole_seconds(v.duration_s()),
     });
     let candidates: Vec<Candidate<'_>> = images.chain(videos).collect();
     let paths: Vec<PathBuf> = candidates.iter().map(|c| c.path.clone()).collect();
@@ -340,7 +361,7 @@ pub fn write_camtrap_dp(
         ));
     }
 
-    let observation_rows = package::observations(src, &media, &media_rows);
+    let observation_rows = package::observations(src, &facts, &media, &media_rows);
 
     // Deployments: every one with media, plus the user's other rows.
     let mut spans: BTreeMap<String, ObservedSpan> = BTreeMap::new();

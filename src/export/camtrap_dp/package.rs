@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::deployments::{coordinates, DeploymentRow};
 use super::tables::{english_name, normalised_bbox, taxon, Row};
 use super::time::{iso_datetime, now_utc_seconds, UtcOffset};
-use super::{CamtrapSource, Item, Medium};
+use super::{CamtrapSource, Item, Medium, VideoFacts};
 use crate::manifest::classifier::ClassifierManifest;
 use crate::results::Reviewed;
 use crate::sequence::Label;
@@ -43,6 +43,7 @@ fn classified_by(src: &CamtrapSource<'_>, with_classifier: bool) -> String {
 /// image box, one per video with a keyframe).
 pub(super) fn observations(
     src: &CamtrapSource<'_>,
+    videos: &[VideoFacts],
     media: &[Medium],
     media_rows: &[Row],
 ) -> Vec<Row> {
@@ -62,7 +63,10 @@ pub(super) fn observations(
         let images: Vec<usize> = members.iter().filter_map(|m| m.image()).collect();
         // Reviewed by a person when every image of the sequence was (relabelled or verified);
         // otherwise the machine's answer, from an image no one corrected.
-        let human = human_review(src, &images);
+        let human = match members[0].item {
+            Item::Image(_) => human_review(src, &images),
+            Item::Video(k) => video_reviewed(src, k),
+        };
         let (pred, count, humancount) = match members[0].item {
             Item::Image(i) => (
                 p.sequence[match human {
@@ -78,7 +82,7 @@ pub(super) fn observations(
             ),
             Item::Video(k) => {
                 let v = &src.videos[k];
-                (v.prediction, Some(v.count), Some(v.humancount))
+                (videos[k].prediction, Some(v.count), Some(v.humancount))
             }
         };
         let t = taxon(src.manifest, &pred);
@@ -165,7 +169,8 @@ pub(super) fn observations(
     for (m, row) in media.iter().zip(media_rows) {
         let Item::Video(k) = m.item else { continue };
         let v = &src.videos[k];
-        let t = taxon(src.manifest, &v.prediction);
+        let prediction = &videos[k].prediction;
+        let t = taxon(src.manifest, prediction);
         let Some(frame) = v.keyframe.filter(|_| t.observation_type != "blank") else {
             continue;
         };
@@ -181,14 +186,24 @@ pub(super) fn observations(
             "observationComments",
             format!("{}; keyframe: frame {frame}", t.comment),
         );
-        r.insert(
-            "classifiedBy",
-            classified_by(src, t.observation_type == "animal"),
-        );
-        r.insert("classificationProbability", prob(v.prediction.score));
+        match video_reviewed(src, k) {
+            Some(h) => mark_human(&mut r, h),
+            None => {
+                r.insert(
+                    "classifiedBy",
+                    classified_by(src, t.observation_type == "animal"),
+                );
+                r.insert("classificationProbability", prob(prediction.score));
+            }
+        }
         rows.push(r);
     }
     rows
+}
+
+/// What the corrections journal says about video `k`.
+fn video_reviewed<'a>(src: &CamtrapSource<'a>, k: usize) -> Option<&'a Reviewed> {
+    src.video_reviewed.get(k).and_then(Option::as_ref)
 }
 
 /// What the corrections journal says about image `i`.

@@ -1,6 +1,7 @@
 use super::*;
 use crate::image_io::Timestamp;
 use crate::manifest::classifier::builtin_classifier;
+use crate::results::VideoRecord;
 use crate::sequence::{Label, Prediction};
 
 fn ts(seconds: i64) -> Option<Timestamp> {
@@ -86,6 +87,7 @@ fn package_from_images_and_user_deployments() {
         manifest: &m,
         videos: &[],
         reviewed: &[],
+        video_reviewed: &[],
     };
     let mut user = DeploymentRow::new();
     for (k, v) in [
@@ -181,6 +183,7 @@ fn without_deployments_warns_instead_of_inventing() {
         manifest: &m,
         videos: &[],
         reviewed: &[],
+        video_reviewed: &[],
     };
     let out = tempfile::tempdir().unwrap();
     let opts = CamtrapOptions {
@@ -219,6 +222,7 @@ fn file_paths_never_absolute_for_a_relative_package_folder() {
         manifest: &m,
         videos: &[],
         reviewed: &[],
+        video_reviewed: &[],
     };
     let opts = CamtrapOptions {
         root: Some(t.path().to_path_buf()),
@@ -239,43 +243,51 @@ fn file_paths_never_absolute_for_a_relative_package_folder() {
 }
 
 /// Videos beside `run`'s images: a wolf clip in cam1 (keyframe 14, one box), an empty clip in
-/// cam2, a failed one and an undated one.
-fn videos(root: &Path) -> Vec<VideoMedium> {
-    let wolf = Prediction {
-        label: Label::Class(20),
-        score: 0.91,
-        top1: Label::Class(20),
-    };
-    let empty = Prediction {
-        label: Label::Empty,
-        score: 1.0,
-        top1: Label::Empty,
-    };
-    let video = |path: &str, date: Option<Timestamp>, prediction: Prediction| VideoMedium {
+/// cam2, a failed one and an undated one (12.9 s each: 129 frames at 10 per second).
+fn videos(root: &Path) -> Vec<VideoRecord> {
+    // deepfaune-v14: wolf is class 20; empty's place follows the classes and bird groups.
+    let m = builtin_classifier("deepfaune-v14").unwrap();
+    let (wolf, empty) = (20, Label::Empty.index(m.num_classes(), m.num_groups()));
+    let video = |path: &str, date: Option<&str>, label_index: usize, score: f64| VideoRecord {
         path: root.join(path),
-        date,
-        duration_s: 12.9,
-        prediction,
+        prediction: String::new(),
+        score,
+        top1: String::new(),
+        label_index,
+        top1_index: label_index,
         count: 0,
         humancount: 0,
+        date: date.map(str::to_string),
         keyframe: None,
         bbox: None,
+        frame_rate: 10.0,
+        total_frames: 129,
+        positions: Vec::new(),
+        frames_processed: Vec::new(),
         frame_size: (640, 480),
-        failed: false,
+        detections: Vec::new(),
+        failure: None,
+        seconds_extraction: 0.0,
+        seconds_total: 0.0,
     };
+    // 2000 and 3000 seconds after the epoch on the camera clock.
     vec![
-        VideoMedium {
+        VideoRecord {
             count: 3,
             keyframe: Some(14),
             bbox: Some([64.0, 48.0, 320.0, 240.0]),
-            ..video("cam1/clip.mp4", ts(2000), wolf)
+            ..video("cam1/clip.mp4", Some("1970:01:01 00:33:20"), wolf, 0.91)
         },
-        video("cam2/still.MOV", ts(3000), empty),
-        VideoMedium {
-            failed: true,
-            ..video("cam2/broken.mp4", None, empty)
+        video("cam2/still.MOV", Some("1970:01:01 00:50:00"), empty, 1.0),
+        VideoRecord {
+            failure: Some(crate::results::VideoFailure {
+                stage: "read".into(),
+                kind: "corrupt".into(),
+                reason: "moov atom not found".into(),
+            }),
+            ..video("cam2/broken.mp4", None, empty, 1.0)
         },
-        video("cam2/undated.avi", None, wolf),
+        video("cam2/undated.avi", None, wolf, 0.91),
     ]
 }
 
@@ -291,6 +303,7 @@ fn videos_are_media_with_their_own_events() {
         manifest: &m,
         videos: &vids,
         reviewed: &[],
+        video_reviewed: &[],
     };
     let mut user = DeploymentRow::new();
     user.insert("deploymentID".into(), "cam1".into());
@@ -418,6 +431,7 @@ fn undated_videos_dated_by_file_time() {
         manifest: &m,
         videos: &vids,
         reviewed: &[],
+        video_reviewed: &[],
     };
     let opts = CamtrapOptions {
         root: Some(t.path().to_path_buf()),
@@ -433,4 +447,54 @@ fn undated_videos_dated_by_file_time() {
     assert!(media.contains(",cam2/undated.avi,"), "{media}");
     let obs = read(&out, "observations.csv");
     assert!(obs.iter().any(|r| r[3] == "seq7"), "its own event");
+}
+
+#[test]
+fn a_video_a_person_relabelled_is_a_human_classification() {
+    let t = tempfile::tempdir().unwrap();
+    let (d, p) = run(t.path());
+    let vids = videos(t.path());
+    let m = builtin_classifier("deepfaune-v14").unwrap();
+    let anna = Some(crate::results::Reviewed {
+        label: Some(Label::Class(20)),
+        verified: true,
+        by: Some("anna".into()),
+        time: "2026-01-02T03:04:05.678Z".into(),
+    });
+    let src = CamtrapSource {
+        detection: &d,
+        predictions: &p,
+        manifest: &m,
+        videos: &vids,
+        reviewed: &[],
+        video_reviewed: &[anna, None, None, None],
+    };
+    let opts = CamtrapOptions {
+        root: Some(t.path().to_path_buf()),
+        ..Default::default()
+    };
+    let out = t.path().join("pkg");
+    write_camtrap_dp(&src, &out, &opts).unwrap();
+    let obs = read(&out, "observations.csv");
+    let col = |name: &str| OBSERVATION_FIELDS.iter().position(|c| *c == name).unwrap();
+    let fields = |r: &Vec<String>| {
+        [
+            "classificationMethod",
+            "classifiedBy",
+            "classificationTimestamp",
+            "classificationProbability",
+        ]
+        .map(|c| r[col(c)].clone())
+    };
+    // The clip (seq4): its event and its keyframe's observation are the person's, without
+    // milliseconds (Camtrap DP's format) and without the machine's probability.
+    let clip: Vec<&Vec<String>> = obs.iter().filter(|r| r[col("eventID")] == "seq4").collect();
+    assert_eq!(clip.len(), 2);
+    for r in clip {
+        assert_eq!(fields(r), ["human", "anna", "2026-01-02T03:04:05Z", ""]);
+    }
+    // The still clip (seq5) stays the machine's.
+    let still = obs.iter().find(|r| r[col("eventID")] == "seq5").unwrap();
+    assert_eq!(fields(still)[0], "machine");
+    assert_eq!(fields(still)[3], "1");
 }

@@ -10,8 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::to_json;
 use crate::error::Error;
-use crate::fsio::write_atomic;
-use crate::results::DetectionResults;
+use crate::results::{DetectionResults, VideoRecord};
 
 /// How many classes each classified box lists.
 pub const TOP_K: usize = 3;
@@ -122,20 +121,18 @@ pub fn to_json_with_classifications(
     Ok(doc)
 }
 
-/// Writes the JSON with classifications atomically.
+/// Writes the JSON with classifications atomically, the run's `videos` after the images
+/// ([`super::videos`]).
 pub fn write_with_classifications(
     res: &DetectionResults,
+    videos: &[VideoRecord],
     path: &Path,
     root: Option<&Path>,
     threshold: f32,
     cls: &Classifications<'_>,
 ) -> Result<(), Error> {
     let doc = to_json_with_classifications(res, root, threshold, cls)?;
-    let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Output {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    write_atomic(path, text.as_bytes())
+    super::videos::write_document(&doc, videos, root, path)
 }
 
 #[cfg(test)]
