@@ -44,7 +44,7 @@ pub struct VideoDetection {
 ///                "box": [10.0, 20.0, 110.0, 220.0], "frame_rate": 30.0, "total_frames": 300,
 ///                "frame_size": [640, 480]}"#;
 /// let v: VideoRecord = serde_json::from_str(line).unwrap();
-/// assert_eq!((v.prediction.as_str(), v.keyframe, v.failure), ("fox", Some(40), None));
+/// assert_eq!((v.prediction.as_str(), v.keyframe, v.failure.is_none()), ("fox", Some(40), true));
 /// assert_eq!(v.duration_s(), 10.0);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
