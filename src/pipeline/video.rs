@@ -12,7 +12,7 @@ use image::RgbImage;
 use super::Models;
 use crate::error::Error;
 use crate::results::{VideoDetection, VideoFailure, VideoRecord};
-use crate::run::checkpoint::{path_key, Checkpoint, FileIdentity, VideoLine};
+use crate::run::checkpoint::{resume_key, Checkpoint, FileIdentity, VideoLine};
 
 /// The frames read from one video (what Python's `video.sample_video` returns).
 #[derive(Debug, Clone, Default)]
@@ -51,11 +51,6 @@ pub fn no_sampler_failure() -> VideoFailure {
                  pip install \"deepfaune-rs[video]\", or give Models::run a frame sampler"
             .into(),
     }
-}
-
-fn key_of(p: &Path) -> String {
-    let (s, b) = path_key(p);
-    b.unwrap_or(s)
 }
 
 /// The videos of one run and where their records go.
@@ -197,7 +192,7 @@ impl Models<'_> {
                 Some(_) => FileIdentity::of(path),
                 None => None,
             };
-            let restored = match done.remove(&key_of(path)) {
+            let restored = match done.remove(&resume_key(path)) {
                 Some(line) if identity.is_some() && line.identity == identity => Some(line.video),
                 Some(_) => {
                     changed.push(path.clone());

@@ -186,6 +186,13 @@ pub fn decode_f32(s: &str) -> Result<Vec<f32>, String> {
         .collect())
 }
 
+/// The key under which a checkpoint holds a file's record (image or video): the path's text,
+/// or the base64 of its bytes when they are not UTF-8.
+pub fn resume_key(p: &Path) -> String {
+    let (s, b) = path_key(p);
+    b.unwrap_or(s)
+}
+
 /// The key identifying an image across runs.
 pub fn path_key(p: &Path) -> (String, Option<String>) {
     #[cfg(unix)]
@@ -240,10 +247,9 @@ pub struct VideoLine {
 }
 
 impl VideoLine {
-    /// The key of its video, as [`path_key`] keys images.
+    /// The key of its video ([`resume_key`]).
     pub fn key(&self) -> String {
-        let (s, b) = path_key(&self.video.path);
-        b.unwrap_or(s)
+        resume_key(&self.video.path)
     }
 }
 

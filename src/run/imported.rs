@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::checkpoint::{self, FileIdentity, Record};
+use super::checkpoint::{self, resume_key, FileIdentity, Record};
 use super::detection::{DetectionResults, RunOptions};
 use super::ordered_stream;
 use super::pipeline::{append_rows, ClassifyStage, Pending, PipelineResults, Resume};
@@ -104,11 +104,6 @@ pub fn digest(imported: &ImportedDetections) -> String {
         .collect()
 }
 
-fn key_of(p: &std::path::Path) -> String {
-    let (s, b) = checkpoint::path_key(p);
-    b.unwrap_or(s)
-}
-
 /// Classifies the animal crops of `imported` and returns the rows as a pipeline run gives them
 /// (sequences are made from them by the caller, as for a detection run). `progress(done,
 /// total)` is called after each row and may return an error to stop. With `resume`, rows
@@ -185,7 +180,7 @@ pub fn run_imported(
             None
         };
         let mut replaced = false;
-        if let Some(rec) = done_before.get(&key_of(&src.paths[i])) {
+        if let Some(rec) = done_before.get(&resume_key(&src.paths[i])) {
             if identity.is_some() && rec.identity == identity {
                 return (Prepared::Restored, None, false);
             }
@@ -210,7 +205,7 @@ pub fn run_imported(
             }
             match item {
                 Prepared::Restored => {
-                    let rec = &done_before[&key_of(&src.paths[i])];
+                    let rec = &done_before[&resume_key(&src.paths[i])];
                     res.push_record(rec)?;
                 }
                 Prepared::Pass => {

@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::checkpoint::{self, decode_f32, encode_f32, Checkpoint, FileIdentity, Record};
+use super::checkpoint::{
+    self, decode_f32, encode_f32, resume_key, Checkpoint, FileIdentity, Record,
+};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -504,11 +506,6 @@ pub(crate) fn append_rows(
     Ok(())
 }
 
-fn key_of(p: &Path) -> String {
-    let (s, b) = checkpoint::path_key(p);
-    b.unwrap_or(s)
-}
-
 /// [`run_pipeline`] with a checkpoint: images already in it are not processed again (their
 /// records take their place in walk order), and every new image is appended as soon as its
 /// results are complete, so an interrupted-then-resumed run gives the same results as one run.
@@ -631,7 +628,7 @@ pub fn run_pipeline_resumable(
                     None
                 };
                 let mut replaced = false;
-                if let Some(rec) = done_before.get(&key_of(path)) {
+                if let Some(rec) = done_before.get(&resume_key(path)) {
                     if identity.is_some() && rec.identity == identity {
                         return Prepared::Restored;
                     }
@@ -677,7 +674,7 @@ pub fn run_pipeline_resumable(
                     }
                     Prepared::Restored => {
                         detect_waiting(&mut waiting, &mut res, &mut crops, &mut classify, set)?;
-                        let rec = &done_before[&key_of(&path)];
+                        let rec = &done_before[&resume_key(&path)];
                         res.push_record(rec)?;
                     }
                 }
