@@ -8,6 +8,19 @@ mod build_script;
 use build_script::{check_nasm, nasm_needed, warnings, Nasm};
 use std::ffi::OsString;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// Held by each test while it writes a stand-in `nasm` and runs the check. Tests run on parallel
+/// threads: a `fork` in one test while another still holds its script open for writing leaves
+/// the script busy in the child until `exec`, and running it then fails with ETXTBSY ("Text file
+/// busy", seen once in CI). One test at a time writing or spawning rules that out.
+static SPAWN: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    SPAWN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A folder holding an executable `nasm` shell script that prints `version` like `nasm -v`.
 #[cfg(unix)]
@@ -22,6 +35,7 @@ fn fake_nasm(dir: &Path, version: &str) -> OsString {
 #[cfg(unix)]
 #[test]
 fn a_current_nasm_is_found_and_gives_no_warning() {
+    let _guard = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let path = fake_nasm(dir.path(), "NASM version 2.16.01");
     let status = check_nasm("x86_64", Some(&path));
@@ -32,6 +46,7 @@ fn a_current_nasm_is_found_and_gives_no_warning() {
 #[cfg(unix)]
 #[test]
 fn a_0x_nasm_is_refused_like_mozjpeg_sys_does() {
+    let _guard = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let path = fake_nasm(dir.path(), "NASM version 0.98.39 compiled on Feb 25 2005");
     let status = check_nasm("x86", Some(&path));
@@ -44,6 +59,7 @@ fn a_0x_nasm_is_refused_like_mozjpeg_sys_does() {
 
 #[test]
 fn no_nasm_on_path_warns_with_the_fix() {
+    let _guard = one_at_a_time();
     let empty = tempfile::tempdir().unwrap();
     let status = check_nasm("x86_64", Some(empty.path().as_os_str()));
     assert!(matches!(status, Nasm::Missing(_)), "{status:?}");
@@ -59,6 +75,7 @@ fn no_nasm_on_path_warns_with_the_fix() {
 
 #[test]
 fn arm_and_other_targets_need_no_nasm_even_when_it_is_missing() {
+    let _guard = one_at_a_time();
     let empty = tempfile::tempdir().unwrap();
     for arch in ["aarch64", "arm", "wasm32", "riscv64"] {
         assert!(!nasm_needed(arch));
