@@ -243,7 +243,8 @@ def test_the_runs_own_files_in_the_input_folder_are_not_failures(shared_models, 
         shutil.copy(image, folder)
     out = folder / "results.csv"
     for _ in range(2):
-        p = _cli(*_run_args(shared_models, folder, "-o", out, "--resume", "--json", folder / "r.json"))
+        args = (folder, "-o", out, "--resume", "--json", folder / "r.json")
+        p = _cli(*_run_args(shared_models, *args))
         assert p.returncode == 0, p.stderr
         assert "could not be processed" not in p.stderr, p.stderr
     (folder / "results.csv.corrections.jsonl").write_text("")
@@ -251,4 +252,5 @@ def test_the_runs_own_files_in_the_input_folder_are_not_failures(shared_models, 
     p = _cli(*_run_args(shared_models, folder, "-o", out, "--json", folder / "r.json"))
     assert p.returncode == 3, p.stderr
     listed = [line.strip() for line in p.stderr.splitlines() if line.startswith("  ")]
-    assert len(listed) == 1 and listed[0].startswith(f"{folder / 'notes.txt'}: unsupported"), p.stderr
+    assert len(listed) == 1, p.stderr
+    assert listed[0].startswith(f"{folder / 'notes.txt'}: unsupported"), p.stderr
