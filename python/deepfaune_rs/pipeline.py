@@ -14,7 +14,7 @@ from ._progress import ProgressArg, make_callback
 from ._renamed import renamed
 from .detect import DetectionResult, Detector, Inputs, PathLike, _as_paths
 from .errors import Failure
-from .videos import VideoRecord, unsupported_failure
+from .videos import VideoRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -197,8 +197,7 @@ class Pipeline:
             outputs=[os.fspath(o) for o in outputs],
         )
         root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
-        failures = [unsupported_failure(p) for p in res.unsupported_videos]
-        return PipelineResult(res, root, failures)
+        return PipelineResult(res, root)
 
     def _run_detections(
         self,
@@ -267,14 +266,12 @@ class PipelineResult:
         self,
         inner: _core.PipelineResults,
         root: str | None,
-        other_failures: Sequence[dict] = (),
     ) -> None:
         self._r = inner
         self.root = root
         self.detections = DetectionResult(inner.detections, root)
         #: One record per video (the core's, corrections applied), in the table's order.
         self.videos: list[VideoRecord] = [VideoRecord.from_json(r) for r in inner.video_records]
-        self._other_failures = list(other_failures)
 
     def __len__(self) -> int:
         return len(self._r)
@@ -293,8 +290,7 @@ class PipelineResult:
     def failures(self) -> list[Failure]:
         """Every file that could not be processed (images, videos, unsupported video formats):
         path, stage, kind, reason, index (:class:`~deepfaune_rs.errors.Failure`)."""
-        videos = [v.failure for v in self.videos if v.failure is not None]
-        return list(self.detections.failures) + videos + self._other_failures
+        return self._r.failures  # type: ignore[return-value]
 
     @property
     def changed_since_checkpoint(self) -> list[str]:
@@ -339,7 +335,7 @@ class PipelineResult:
 
     def _with(self, inner: _core.PipelineResults) -> PipelineResult:
         """The same run (failures) with other predictions; ``inner`` holds the videos."""
-        return PipelineResult(inner, self.root, self._other_failures)
+        return PipelineResult(inner, self.root)
 
     def redecide(
         self,

@@ -15,6 +15,7 @@ use crate::detect::loader::{load, LoadOptions};
 use crate::detect::{DetectorMode, DetectorSet};
 use crate::error::Error;
 use crate::import::megadetector::{Classifications, ImportedDetections, JsonRules};
+use crate::results::Failure;
 use crate::run::{detect_files, DetectionResults, RunOptions};
 use crate::runtime::{Device, SessionOptions};
 
@@ -201,6 +202,17 @@ impl PyDetector {
     }
 }
 
+/// A failure as Python sees it (`deepfaune_rs.errors.Failure`): path, stage, kind, reason, index.
+pub(crate) fn failure_dict<'py>(py: Python<'py>, f: &Failure) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("path", f.path.as_os_str())?;
+    d.set_item("stage", f.stage)?;
+    d.set_item("kind", f.kind)?;
+    d.set_item("reason", &f.reason)?;
+    d.set_item("index", f.index)?;
+    Ok(d)
+}
+
 /// Results of `Detector.detect`, as columns. Arrays are read-only views of the results' own
 /// memory (no copies); they stay valid as long as any of them is alive.
 #[pyclass(module = "deepfaune_rs._core", name = "DetectionResults", frozen)]
@@ -340,13 +352,7 @@ impl PyDetectionResults {
     fn failures<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
         for f in &self.res.failures {
-            let d = PyDict::new(py);
-            d.set_item("path", f.path.as_os_str())?;
-            d.set_item("stage", f.stage)?;
-            d.set_item("kind", f.kind)?;
-            d.set_item("reason", &f.reason)?;
-            d.set_item("index", f.index)?;
-            list.append(d)?;
+            list.append(failure_dict(py, f)?)?;
         }
         Ok(list)
     }

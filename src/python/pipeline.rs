@@ -10,7 +10,7 @@ use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::detect::{progress_hook, session_options, PyDetectionResults, PyDetector};
+use super::detect::{failure_dict, progress_hook, session_options, PyDetectionResults, PyDetector};
 use super::errors::{to_pyerr, IntoPyResult};
 use super::locks::wait_for;
 use super::numpy_views::{view1, view2};
@@ -26,6 +26,7 @@ use crate::pipeline::{
     decide, Decided, DecisionSettings, Detectors, Finished, Pipeline, PipelineOptions, Redecide,
     Texts,
 };
+use crate::results::video::unsupported_video_failure;
 use crate::results::VideoRecord;
 use crate::review::{apply_corrections_to_videos, read_journal, Correction, Reviewed};
 use crate::run::distributed::{encode_part, plan, Plan};
@@ -373,6 +374,31 @@ impl PyPipelineResults {
     fn detections(&self, py: Python<'_>) -> Py<PyDetectionResults> {
         self.detections.clone_ref(py)
     }
+    /// Every file that could not be processed (`deepfaune_rs.errors.Failure` dicts): the images'
+    /// and the walk's, then the failed videos' (the run's order), then the video files in
+    /// formats DeepFaune does not read.
+    #[getter]
+    fn failures<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for f in &self.detections.get().res.failures {
+            list.append(failure_dict(py, f)?)?;
+        }
+        for v in &self.videos {
+            if let Some(f) = &v.failure {
+                let d = PyDict::new(py);
+                d.set_item("path", v.path.as_os_str())?;
+                d.set_item("stage", &f.stage)?;
+                d.set_item("kind", &f.kind)?;
+                d.set_item("reason", &f.reason)?;
+                d.set_item("index", py.None())?;
+                list.append(d)?;
+            }
+        }
+        for p in &self.res.discovered.unsupported_videos {
+            list.append(failure_dict(py, &unsupported_video_failure(p))?)?;
+        }
+        Ok(list)
+    }
     /// Video files in formats DeepFaune does not read, given (first) or met by the walk.
     #[getter]
     fn unsupported_videos<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
@@ -496,8 +522,16 @@ impl PyPipelineResults {
 
     /// These results holding `records` as the run's videos (one JSON object per video, the
     /// `VideoRecord` form of `video_records`), the corrections applied so far applied to them
-    /// too: a run merged from parts (`Pipeline.merge`) takes its units' video records this way.
-    fn with_videos(&self, py: Python<'_>, records: Vec<String>) -> PyResult<PyPipelineResults> {
+    /// too: a run merged from parts (`Pipeline.merge`) takes its units' video records this way,
+    /// and its video files in formats DeepFaune does not read (`unsupported`, listed in
+    /// `failures`).
+    #[pyo3(signature = (records, unsupported = Vec::new()))]
+    fn with_videos(
+        &self,
+        py: Python<'_>,
+        records: Vec<String>,
+        unsupported: Vec<PathBuf>,
+    ) -> PyResult<PyPipelineResults> {
         let records = records
             .iter()
             .enumerate()
@@ -506,7 +540,9 @@ impl PyPipelineResults {
                     .map_err(|e| to_pyerr(Error::InvalidArgument(format!("video record {k}: {e}"))))
             })
             .collect::<PyResult<Vec<_>>>()?;
-        self.again_with(py, self.settings.clone(), self.journal.clone(), records)
+        let mut out = self.again_with(py, self.settings.clone(), self.journal.clone(), records)?;
+        out.res.discovered.unsupported_videos = unsupported;
+        Ok(out)
     }
 
     /// The run's videos with the corrections applied, one JSON object each (the `VideoRecord`
