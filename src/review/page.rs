@@ -1104,7 +1104,7 @@ mod tests {
         assert_eq!(rows.predictions(), ["empty", "fox"]);
         assert_eq!(rows.find("b.jpg"), Some(1));
         assert_eq!(rows.find("cam/fox.mp4"), Some(4));
-        assert_eq!(rows.pick(None, Some("failed"), 9).unwrap(), [2]);
+        assert_eq!(rows.pick(None, Some("failed"), 9).unwrap(), [2, 3]);
         assert_eq!(rows.pick(Some("fox"), None, 9).unwrap(), [0, 1, 4]);
         assert_eq!(rows.pick(None, Some("empty"), 9).unwrap(), [1]);
         assert!(rows.pick(None, Some("bird"), 9).is_err());

@@ -604,7 +604,11 @@ pub fn run_of_checkpoint(results: &Path) -> Result<RunOfCheckpoint, Error> {
     }
     let id = |k: &str| fp.get(k).and_then(|d| d.get("id")).and_then(|i| i.as_str());
     let primary = id("detector").ok_or_else(not_ours)?;
-    let detector = match (fp.get("mode").and_then(|m| m.as_str()), primary, id("secondary")) {
+    let detector = match (
+        fp.get("mode").and_then(|m| m.as_str()),
+        primary,
+        id("secondary"),
+    ) {
         (_, _, None) => primary.to_string(),
         (Some("Backstop"), "df", Some("mds")) => "DFbsMDS".into(),
         (Some("Ensemble"), "df", Some("mds")) => "DFMDS".into(),
@@ -618,12 +622,21 @@ pub fn run_of_checkpoint(results: &Path) -> Result<RunOfCheckpoint, Error> {
         // The checkpoint records the score threshold as "threshold".
         score_threshold: get("threshold").and_then(|v| v.as_f64()),
         maxlag_s: get("maxlag_s").and_then(|v| v.as_f64()).unwrap_or(10.0),
-        language: get("language").and_then(|v| v.as_str()).unwrap_or("en").to_string(),
+        language: get("language")
+            .and_then(|v| v.as_str())
+            .unwrap_or("en")
+            .to_string(),
         inputs: get("inputs")
             .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
-        keep_embeddings: get("keep_embeddings").and_then(|v| v.as_bool()).unwrap_or(true),
+        keep_embeddings: get("keep_embeddings")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true),
         checkpoint,
     })
 }
@@ -839,7 +852,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let results = dir.path().join("r.csv");
         let e = run_of_checkpoint(&results).unwrap_err().to_string();
-        assert!(e.contains("no checkpoint of the run") && e.contains("--resume"), "{e}");
+        assert!(
+            e.contains("no checkpoint of the run") && e.contains("--resume"),
+            "{e}"
+        );
         let cp = dir.path().join("r.csv.checkpoint");
         let header = |fp: serde_json::Value| {
             let h = serde_json::json!({"format": "x", "fingerprint": fp});
@@ -865,11 +881,19 @@ mod tests {
                 keep_embeddings: false,
             }
         );
-        header(serde_json::json!({"detector": {"id": "md-lite"}, "secondary": null,
-                                  "classifier": null, "settings": {"threshold": null}}));
+        header(
+            serde_json::json!({"detector": {"id": "md-lite"}, "secondary": null,
+                                  "classifier": null, "settings": {"threshold": null}}),
+        );
         let r = run_of_checkpoint(&results).unwrap();
-        assert_eq!((r.detector.as_str(), r.classifier, r.score_threshold), ("md-lite", None, None));
-        assert_eq!((r.maxlag_s, r.language.as_str(), r.keep_embeddings), (10.0, "en", true));
+        assert_eq!(
+            (r.detector.as_str(), r.classifier, r.score_threshold),
+            ("md-lite", None, None)
+        );
+        assert_eq!(
+            (r.maxlag_s, r.language.as_str(), r.keep_embeddings),
+            (10.0, "en", true)
+        );
         header(serde_json::json!({"detections": "abc", "classifier": {"id": "x"}}));
         let e = run_of_checkpoint(&results).unwrap_err().to_string();
         assert!(e.contains("MegaDetector file"), "{e}");
