@@ -239,6 +239,7 @@ class Pipeline:
         keep_embeddings: bool = True,
         checkpoint: _Path | None = None,
         detections: DetectionResults | None = None,
+        outputs: Sequence[_Path] = ...,
     ) -> PipelineResults: ...
     def run_frames(
         self,

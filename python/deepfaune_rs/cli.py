@@ -652,11 +652,13 @@ def _run_here(args: argparse.Namespace, detector: str | None) -> PipelineResult:
             json_rules=args.json_rules,
         )
     else:
+        outputs = [args.output, args.json, args.embeddings]
         res = pipe.run(
             args.inputs,
             progress=not args.no_progress,
             keep_embeddings=args.embeddings is not None,
             checkpoint=checkpoint,
+            outputs=[o for o in outputs if o is not None],
         )
     return res
 

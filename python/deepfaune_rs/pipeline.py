@@ -133,6 +133,7 @@ class Pipeline:
         checkpoint: PathLike | None = None,
         detections: DetectionResult | PathLike | None = None,
         json_rules: str | None = None,
+        outputs: Sequence[PathLike] = (),
     ) -> PipelineResult:
         """Runs over image and video files and folders (walked recursively). Images go through
         DeepFaune's image path (sequences per folder); each video is sampled (12 frames, see
@@ -140,7 +141,9 @@ class Pipeline:
         (:attr:`PipelineResult.videos`). Unreadable files are listed in
         :attr:`PipelineResult.failures` and treated as empty, as DeepFaune does; so is every
         other file the walk meets (``.webp``, ``.txt``...: stage ``walk``, kind
-        ``unsupported``).
+        ``unsupported``), except the run's own files: ``checkpoint``, ``outputs`` (the files
+        the results will be written to) and their sidecars (``NAME.checkpoint``,
+        ``NAME.corrections.jsonl``).
 
         ``checkpoint``: a file where every processed image is recorded as soon as it is done. If
         the run is interrupted (crash, sleep, Ctrl-C), calling ``run`` again with the same
@@ -191,6 +194,7 @@ class Pipeline:
             progress=callback,
             keep_embeddings=keep_embeddings,
             checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+            outputs=[os.fspath(o) for o in outputs],
         )
         root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
         failures = [unsupported_failure(p) for p in res.unsupported_videos]

@@ -102,7 +102,8 @@ impl PyPipeline {
     /// file and a later run with the same file resumes where this one stopped. With
     /// `detections` (results read from a MegaDetector file, or of a detection run), their boxes
     /// and decisions are the detection step: nothing is detected, `paths` is not walked.
-    #[pyo3(signature = (paths, progress = None, keep_embeddings = true, checkpoint = None, detections = None))]
+    /// `outputs`: the files the results will be written to (the walk passes over them).
+    #[pyo3(signature = (paths, progress = None, keep_embeddings = true, checkpoint = None, detections = None, outputs = Vec::new()))]
     fn run(
         &self,
         py: Python<'_>,
@@ -111,12 +112,14 @@ impl PyPipeline {
         keep_embeddings: bool,
         checkpoint: Option<PathBuf>,
         detections: Option<Py<PyDetectionResults>>,
+        outputs: Vec<PathBuf>,
     ) -> PyResult<PyPipelineResults> {
         let slot = Mutex::new(None);
         let given = detections.as_ref().map(|g| g.get());
         let imported = given.map(|g| g.to_imported());
         let result = py.detach(|| {
-            let mut models = wait_for(|| self.pipeline.try_models(imported.is_none()))?;
+            let mut models =
+                wait_for(|| self.pipeline.try_models(imported.is_none()))?.writing_to(outputs);
             let mut hook = progress_hook(&progress, &slot);
             let mut sampler = super::video::python_sampler(&slot);
             let checkpoint = checkpoint.as_deref();

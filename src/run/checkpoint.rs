@@ -285,6 +285,11 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl Checkpoint {
+    /// The file this checkpoint is written to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Opens `path` for a run with `fingerprint`. An existing checkpoint with the same
     /// fingerprint is resumed (its records are returned, keyed by path); one with another
     /// fingerprint is refused with [`Error::InvalidArgument`] saying what differs.
