@@ -254,3 +254,18 @@ def test_the_runs_own_files_in_the_input_folder_are_not_failures(shared_models, 
     listed = [line.strip() for line in p.stderr.splitlines() if line.startswith("  ")]
     assert len(listed) == 1, p.stderr
     assert listed[0].startswith(f"{folder / 'notes.txt'}: unsupported"), p.stderr
+
+
+def test_detect_passes_over_its_own_json_in_the_folder(testdata, tmp_path):
+    """``detect FOLDER -o FOLDER/d.json`` run again listed its own JSON as a file it could not
+    process (exit 3)."""
+    import shutil
+
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    for image in sorted((testdata / "southwest").glob("*.jpg"))[:2]:
+        shutil.copy(image, folder)
+    for _ in range(2):
+        p = _cli("detect", folder, "-o", folder / "d.json", "--no-progress")
+        assert p.returncode == 0, p.stderr
+        assert "could not be processed" not in p.stderr, p.stderr

@@ -128,6 +128,7 @@ class Detector:
         paths: Sequence[_Path],
         progress: _Progress = None,
         max_pixels: int | None = None,
+        outputs: Sequence[_Path] = ...,
     ) -> DetectionResults: ...
 
 @final

@@ -497,7 +497,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         device=args.device,
         precision="int8" if args.int8 else "fp32",
     )
-    res = det.detect(args.inputs, progress=not args.no_progress)
+    res = det.detect(args.inputs, progress=not args.no_progress, outputs=[args.output])
     # Names relative to the folder run (the result's root); a file given by name keeps its path.
     res.to_megadetector_json(args.output)
     cats = Counter(res.category_names)

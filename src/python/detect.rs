@@ -174,13 +174,15 @@ impl PyDetector {
 
     /// Detects on files and folders (walked recursively). `progress(done, total)` is called after
     /// each image. A call on a detector busy in another thread waits its turn (Ctrl-C works).
-    #[pyo3(signature = (paths, progress = None, max_pixels = None))]
+    /// `outputs`: the files the results will be written to (the walk passes over them).
+    #[pyo3(signature = (paths, progress = None, max_pixels = None, outputs = Vec::new()))]
     fn detect(
         &self,
         py: Python<'_>,
         paths: Vec<PathBuf>,
         progress: Option<Py<PyAny>>,
         max_pixels: Option<u64>,
+        outputs: Vec<PathBuf>,
     ) -> PyResult<PyDetectionResults> {
         let mut run = self.run;
         if let Some(m) = max_pixels {
@@ -190,7 +192,7 @@ impl PyDetector {
         let result = py.detach(|| {
             let mut set = wait_for(|| try_lock(&self.detectors))?;
             let mut hook = progress_hook(&progress, &slot);
-            Ok::<_, PyErr>(detect_files(&paths, &mut set, &run, &mut hook))
+            Ok::<_, PyErr>(detect_files(&paths, &mut set, &run, &mut hook, &outputs))
         })?;
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);

@@ -104,6 +104,7 @@ impl PyPipeline {
     /// and decisions are the detection step: nothing is detected, `paths` is not walked.
     /// `outputs`: the files the results will be written to (the walk passes over them).
     #[pyo3(signature = (paths, progress = None, keep_embeddings = true, checkpoint = None, detections = None, outputs = Vec::new()))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each
     fn run(
         &self,
         py: Python<'_>,

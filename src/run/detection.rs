@@ -163,14 +163,18 @@ pub fn count_images(inputs: &[PathBuf], counted: &AtomicUsize, stop: &AtomicBool
 
 /// Detects on every file (folders are walked). Per-file problems are recorded in
 /// [`DetectionResults::failures`] and the run goes on; `progress(done, total)` may return an
-/// error (e.g. [`Error::Cancelled`]) to stop.
+/// error (e.g. [`Error::Cancelled`]) to stop. The walk passes over `outputs`, the files the
+/// caller will write the results to ([`own_files`]).
 pub fn detect_files(
     inputs: &[PathBuf],
     set: &mut DetectorSet,
     opts: &RunOptions,
     progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
+    outputs: &[PathBuf],
 ) -> Result<DetectionResults, Error> {
-    Ok(super::pipeline::run_pipeline(inputs, set, None, opts, progress)?.detection)
+    let res =
+        super::pipeline::run_pipeline_resumable(inputs, set, None, opts, progress, None, outputs)?;
+    Ok(res.detection)
 }
 
 #[cfg(test)]
