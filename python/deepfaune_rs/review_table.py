@@ -50,7 +50,7 @@ class ResultTable:
         self.path = os.fspath(path)
         self.df = _read(self.path)
         self.detections = None if detections is None else os.fspath(detections)
-        columns = {str(c): [str(v) for v in self.df[c].tolist()] for c in self.df.columns}
+        columns = {str(c): self.df[c].tolist() for c in self.df.columns}  # text: dtype=str
         #: The rows as read, before any correction (each load copies them).
         self._rows = _core.ReviewRows.of_table(self.path, columns, self.detections)
         self.labels: list[str] = self._rows.labels
