@@ -89,6 +89,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "runtime",
         ],
     ),
+    // `import`: a table reviewed without its run takes its boxes from a MegaDetector file.
     (
         "review",
         &[
@@ -96,6 +97,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "export",
             "fsio",
             "image_io",
+            "import",
             "manifest",
             "preprocess",
             "results",

@@ -14,6 +14,7 @@ use super::detect::{failure_dict, progress_hook, session_options, PyDetectionRes
 use super::errors::{to_pyerr, IntoPyResult};
 use super::locks::wait_for;
 use super::numpy_views::{view1, view2};
+use super::review::PyReviewRows;
 use crate::error::Error;
 use crate::export::camtrap_dp::{
     write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset,
@@ -28,7 +29,9 @@ use crate::pipeline::{
 };
 use crate::results::video::unsupported_video_failure;
 use crate::results::VideoRecord;
-use crate::review::{apply_corrections_to_videos, read_journal, Correction, Reviewed};
+use crate::review::{
+    apply_corrections_to_videos, read_journal, Correction, ReviewRows, Reviewed, RunRows,
+};
 use crate::run::distributed::{encode_part, plan, Plan};
 use crate::run::PipelineResults;
 use crate::sequence::{Label, SequencePredictions};
@@ -572,6 +575,30 @@ impl PyPipelineResults {
         self.reviewed_list(py, &self.video_reviewed)
     }
 
+    /// The review page's rows of these results: the images, then (`videos`) the videos.
+    #[pyo3(signature = (videos = true))]
+    fn review_rows(&self, videos: bool) -> PyReviewRows {
+        let det = self.detections.get();
+        let bird_head = self.settings.opts.bird_class.is_some();
+        let run = RunRows {
+            detection: &det.res,
+            preds: &self.preds,
+            predictionbase: &self.text.predictionbase,
+            prediction: &self.text.prediction,
+            top1: &self.text.top1,
+            reviewed: &self.reviewed,
+            video_reviewed: &self.video_reviewed,
+            videos: if videos { &self.videos } else { &[] },
+            names: self.manifest.names(&self.settings.language),
+            bird_head,
+        };
+        PyReviewRows::new(ReviewRows::of_run(
+            run,
+            self.labels(),
+            self.manifest.id.clone(),
+        ))
+    }
+
     /// File entries of the applied corrections that name no image of these results.
     #[getter]
     fn unknown_corrections(&self) -> usize {
@@ -932,8 +959,27 @@ fn checkpoint_is_complete(path: PathBuf) -> bool {
     crate::run::checkpoint::is_complete(&path)
 }
 
+/// What the checkpoint of the results at `results` (the table or the checkpoint) says to load
+/// the run again: `checkpoint`, `detector`, `classifier`, `score_threshold`, `maxlag_s`,
+/// `language`, `inputs`, `keep_embeddings`.
+#[pyfunction]
+fn run_of_checkpoint<'py>(py: Python<'py>, results: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let r = crate::run::checkpoint::run_of_checkpoint(&results).py()?;
+    let d = PyDict::new(py);
+    d.set_item("checkpoint", r.checkpoint.as_os_str())?;
+    d.set_item("detector", r.detector)?;
+    d.set_item("classifier", r.classifier)?;
+    d.set_item("score_threshold", r.score_threshold)?;
+    d.set_item("maxlag_s", r.maxlag_s)?;
+    d.set_item("language", r.language)?;
+    d.set_item("inputs", r.inputs)?;
+    d.set_item("keep_embeddings", r.keep_embeddings)?;
+    Ok(d)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(checkpoint_is_complete, m)?)?;
+    m.add_function(wrap_pyfunction!(run_of_checkpoint, m)?)?;
     m.add_class::<PyPipeline>()?;
     m.add_class::<PyRunPlan>()?;
     m.add_class::<PyPipelineResults>()?;
