@@ -70,8 +70,18 @@ STATES: tuple[str, ...] = tuple(_core.FETCH_STATES)
 _sleep = time.sleep  # tests replace it to run the back-off without waiting
 
 
+class _Labelled:
+    model_id: str
+    role: str
+
+    @property
+    def label(self) -> str:
+        """``df``, ``deepfaune-v15``, ``deepfaune-v15 bird head``."""
+        return self.model_id if self.role == "model" else f"{self.model_id} bird head"
+
+
 @dataclass(frozen=True)
-class Artifact:
+class Artifact(_Labelled):
     """One file a built-in model needs (the core's ``fetch::Artifact``): its weights or its bird
     head."""
 
@@ -88,11 +98,6 @@ class Artifact:
     file_sha256: str = ""  # the manifest's pinned sha256 of ``file`` (empty: not pinned)
     input_size: int | None = None
     embedded: bool = False
-
-    @property
-    def label(self) -> str:
-        """``df``, ``deepfaune-v15``, ``deepfaune-v15 bird head``."""
-        return self.model_id if self.role == "model" else f"{self.model_id} bird head"
 
     @property
     def source_name(self) -> str:
@@ -506,7 +511,7 @@ def _download_locked(
 
 
 @dataclass
-class FileStatus:
+class FileStatus(_Labelled):
     """Where one model file stands (see the module's docstring for the states)."""
 
     model_id: str
@@ -517,10 +522,6 @@ class FileStatus:
     detail: str = ""
     sha256: str | None = None  # of ``path`` when hashed
 
-    @property
-    def label(self) -> str:
-        return self.model_id if self.role == "model" else f"{self.model_id} bird head"
-
 
 def _converter_version() -> str | None:
     try:
@@ -528,11 +529,6 @@ def _converter_version() -> str | None:
     except ImportError:
         return None
     return str(CONVERTER_VERSION)
-
-
-def _statuses(arts: Sequence[Artifact], folder: Path) -> list[FileStatus]:
-    done = _core.fetch_status(list(arts), folder, _converter_version())
-    return [FileStatus(**{**d, "path": Path(d["path"])}) for d in done]
 
 
 def status(
@@ -543,7 +539,8 @@ def status(
     docstring). Hashes every file present, so it takes a few seconds for the big classifiers."""
     folder = Path(folder) if folder is not None else model_dir()
     ids = resolve_targets(targets) if targets is not None else None
-    return _statuses(_artifacts_for(ids), folder)
+    done = _core.fetch_status(_artifacts_for(ids), folder, _converter_version())
+    return [FileStatus(**{**d, "path": Path(d["path"])}) for d in done]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -551,7 +548,7 @@ def status(
 
 
 @dataclass
-class FetchedFile:
+class FetchedFile(_Labelled):
     """What :func:`fetch` did for one file."""
 
     model_id: str
@@ -564,10 +561,6 @@ class FetchedFile:
     url: str | None = None  # where it was downloaded from (None: nothing downloaded)
     converted: bool = False
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return self.model_id if self.role == "model" else f"{self.model_id} bird head"
 
 
 def _convert(a: Artifact, src: Path, dest: Path, progress: bool) -> dict[str, Any]:
