@@ -658,20 +658,9 @@ def fetch(
     downloaded is not the published (or recorded) file: nothing is then left under its name."""
     ids = resolve_targets(targets or (DEFAULT_TARGET,))
     folder = Path(folder) if folder is not None else model_dir()
-    out = []
-    for a in _artifacts_for(ids):
-        out.append(
-            _fetch_one(
-                a,
-                folder,
-                progress=progress,
-                convert=convert,
-                accept_new_hash=accept_new_hash,
-                retries=retries,
-                timeout=timeout,
-            )
-        )
-    return out
+    opts = dict(progress=progress, convert=convert, accept_new_hash=accept_new_hash)
+    opts.update(retries=retries, timeout=timeout)
+    return [_fetch_one(a, folder, **opts) for a in _artifacts_for(ids)]  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -693,7 +682,9 @@ def classifier_id(classifier: str | os.PathLike | None) -> str | None:
     return None if classifier is None else _core.fetch_classifier_id(os.fspath(classifier))
 
 
-def _missing(detectors, classifier, bird_head, weights) -> tuple[list[tuple[Artifact, Path]], str]:  # noqa: ANN001
+def _missing(
+    detectors: Sequence[str], classifier: str | None, bird_head: bool, weights: Any
+) -> tuple[list[tuple[Artifact, Path]], str]:
     given = [str(k) for k in (weights or {})]
     gone, cmd = _core.fetch_missing(list(detectors), classifier, bird_head, given, model_dir())
     return [(Artifact(**d), Path(p)) for d, p in gone], cmd

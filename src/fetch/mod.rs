@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub use lock::{Lock, LockEntry, LOCK_NAME};
 pub use plan::{plan, Plan, Step};
-pub use status::{read_onnx_stamp, status_of, FileStatus, STATES};
+pub use status::{read_onnx_stamp, sha256_of, status_of, FileStatus, STATES};
 pub use verify::{check, hash_file, Expect, Hashes};
 
 use crate::classify::check_classifier_spec;
@@ -221,12 +221,14 @@ fn builtin_kind(id: &str) -> Option<&'static str> {
     }
 }
 
-/// The files of the models `ids` (built-in ids, any case), in order; without `bird_head`, only
-/// each model's own file. An unknown id is an error listing the built-ins.
-pub fn artifacts_for(ids: &[String], bird_head: bool) -> Result<Vec<Artifact>, ModelError> {
+/// The files of the models `ids` (built-in ids, any case; None: every built-in detector and
+/// classifier), in order; without `bird_head`, only each model's own file. An unknown id is an
+/// error listing the built-ins.
+pub fn artifacts_for(ids: Option<&[String]>, bird_head: bool) -> Result<Vec<Artifact>, ModelError> {
     let all = builtin_artifacts();
+    let every: Vec<String> = all.iter().map(|(i, _)| i.clone()).collect();
     let mut out = Vec::new();
-    for id in ids {
+    for id in ids.unwrap_or(&every) {
         let key = id.trim().to_lowercase();
         let (_, arts) = all
             .iter()
@@ -349,9 +351,9 @@ pub fn missing(
         .filter(|d| !given.contains(&d.to_lowercase()))
         .cloned()
         .collect();
-    let mut need = artifacts_for(&ids, false)?;
+    let mut need = artifacts_for(Some(&ids), false)?;
     if let Some(c) = classifier {
-        need.extend(artifacts_for(&[c.to_string()], bird_head)?);
+        need.extend(artifacts_for(Some(&[c.to_string()]), bird_head)?);
     }
     Ok(need
         .into_iter()
@@ -421,7 +423,11 @@ mod tests {
 
     #[test]
     fn artifacts_carry_the_manifests_download_facts() {
-        let a = artifacts_for(&["mds".into(), "deepfaune-v15".into()], true).unwrap();
+        let a = artifacts_for(Some(&["mds".into(), "deepfaune-v15".into()]), true).unwrap();
+        assert_eq!(
+            artifacts_for(None, false).unwrap().len(),
+            builtin_artifacts().len()
+        );
         let labels: Vec<String> = a.iter().map(Artifact::label).collect();
         assert_eq!(labels, ["mds", "deepfaune-v15", "deepfaune-v15 bird head"]);
         assert_eq!(a[0].url_md5, "4339a2c8af7a381f18ded7ac2a4df03e");
@@ -438,9 +444,9 @@ mod tests {
             base,
             [format!("http://127.0.0.1:9/inst/{}", a[0].source_name())]
         );
-        let embedded = &artifacts_for(&["md-lite".into()], true).unwrap()[0];
+        let embedded = &artifacts_for(Some(&["md-lite".into()]), true).unwrap()[0];
         assert!(embedded.embedded);
-        let e = artifacts_for(&["nope".into()], true)
+        let e = artifacts_for(Some(&["nope".into()]), true)
             .unwrap_err()
             .to_string();
         assert!(e.contains("'nope'") && e.contains("deepfaune-v15"), "{e}");

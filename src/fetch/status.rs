@@ -125,7 +125,8 @@ pub fn read_onnx_stamp(path: &Path) -> BTreeMap<String, String> {
     stamp(path).ok().flatten().unwrap_or_default()
 }
 
-fn sha(path: &Path) -> Result<String, ModelError> {
+/// The sha256 of a model file; an unreadable one is a `ChecksumError` naming it.
+pub fn sha256_of(path: &Path) -> Result<String, ModelError> {
     sha256_file(path)
         .map_err(|e| ModelError::Refused(format!("{}: cannot read it: {e}", path.display())))
 }
@@ -158,7 +159,7 @@ pub fn status_of(
         if !path.is_file() {
             return Ok(st("missing", None, "", None));
         }
-        let sha = sha(&path)?;
+        let sha = sha256_of(&path)?;
         let locked = lock.file(&a.file).map(|e| e.sha256);
         let pinned = [a.file_sha256.clone(), a.url_sha256.clone()]
             .into_iter()
@@ -181,7 +182,7 @@ pub fn status_of(
         let state = if has_src { "downloaded" } else { "missing" };
         return Ok(st(state, Some(&src), "", None));
     }
-    let sha = sha(&path)?;
+    let sha = sha256_of(&path)?;
     let src_path = src;
     let src = Some(&src_path);
     let conv = match lock.conversion(&a.file) {
@@ -214,7 +215,7 @@ pub fn status_of(
         let why = "converted from another source than the one the lock file records";
         return Ok(st(redo, src, why, Some(&sha)));
     };
-    if has_src && self::sha(&src_path)? != locked_src.sha256 {
+    if has_src && sha256_of(&src_path)? != locked_src.sha256 {
         let why = format!(
             "{} changed since the conversion: `models fetch` redoes it",
             a.source_name()

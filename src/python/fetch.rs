@@ -87,13 +87,7 @@ fn fetch_artifacts(
     ids: Option<Vec<String>>,
     bird_head: bool,
 ) -> PyResult<Vec<Bound<'_, PyDict>>> {
-    let ids = ids.unwrap_or_else(|| {
-        fetch::builtin_artifacts()
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect()
-    });
-    let arts = fetch::artifacts_for(&ids, bird_head).py()?;
+    let arts = fetch::artifacts_for(ids.as_deref(), bird_head).py()?;
     arts.iter().map(|a| artifact_dict(py, a)).collect()
 }
 
@@ -180,14 +174,7 @@ fn fetch_check(
 /// Lowercase hex sha256 of a file, streamed.
 #[pyfunction]
 fn sha256_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
-    py.detach(|| crate::manifest::sha256_file(&path))
-        .map_err(|e| {
-            Error::Model(crate::error::ModelError::Refused(format!(
-                "{}: cannot read it: {e}",
-                path.display()
-            )))
-        })
-        .py()
+    py.detach(|| fetch::sha256_of(&path)).py()
 }
 
 /// The next step of fetching `artifact` into `folder` (`fetch::plan`): `{"step": "done" |
