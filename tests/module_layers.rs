@@ -94,6 +94,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "runtime",
         ],
     ),
+    // `import`: a table reviewed without its run takes its boxes from a MegaDetector file.
     (
         "review",
         &[
@@ -101,6 +102,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "export",
             "fsio",
             "image_io",
+            "import",
             "manifest",
             "preprocess",
             "results",

@@ -229,3 +229,43 @@ def test_scores_hold_deepfaunes_two_decimal_values(shared_models, testdata):
         assert [round(v, 2) for v in values] == list(values), column
         assert getattr(res, column).dtype == np.float64
     assert any(v not in (0.0, 0.5, 1.0) for v in t["scorebase"])  # not only exact binaries
+
+
+def test_the_runs_own_files_in_the_input_folder_are_not_failures(shared_models, testdata, tmp_path):
+    """With ``-o`` inside the folder it reads, a run listed its own checkpoint (and, run again,
+    its own table, checkpoint and corrections journal) as files that "could not be processed",
+    and exited 3 on a clean run. A file the user put there is still listed."""
+    import shutil
+
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    for image in sorted((testdata / "southwest").glob("*.jpg"))[:2]:
+        shutil.copy(image, folder)
+    out = folder / "results.csv"
+    for _ in range(2):
+        args = (folder, "-o", out, "--resume", "--json", folder / "r.json")
+        p = _cli(*_run_args(shared_models, *args))
+        assert p.returncode == 0, p.stderr
+        assert "could not be processed" not in p.stderr, p.stderr
+    (folder / "results.csv.corrections.jsonl").write_text("")
+    (folder / "notes.txt").write_text("not an image")
+    p = _cli(*_run_args(shared_models, folder, "-o", out, "--json", folder / "r.json"))
+    assert p.returncode == 3, p.stderr
+    listed = [line.strip() for line in p.stderr.splitlines() if line.startswith("  ")]
+    assert len(listed) == 1, p.stderr
+    assert listed[0].startswith(f"{folder / 'notes.txt'}: unsupported"), p.stderr
+
+
+def test_detect_passes_over_its_own_json_in_the_folder(testdata, tmp_path):
+    """``detect FOLDER -o FOLDER/d.json`` run again listed its own JSON as a file it could not
+    process (exit 3)."""
+    import shutil
+
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    for image in sorted((testdata / "southwest").glob("*.jpg"))[:2]:
+        shutil.copy(image, folder)
+    for _ in range(2):
+        p = _cli("detect", folder, "-o", folder / "d.json", "--no-progress")
+        assert p.returncode == 0, p.stderr
+        assert "could not be processed" not in p.stderr, p.stderr

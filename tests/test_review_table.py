@@ -20,7 +20,7 @@ from PIL import Image
 
 import deepfaune_rs
 from conftest import REPO
-from deepfaune_rs.review import Columns, ReviewServer, ReviewState, journal_path
+from deepfaune_rs.review import ReviewServer, ReviewState, journal_path
 from deepfaune_rs.review_table import NO_BOXES, NO_REDECIDE, ResultTable
 
 MANIFEST = REPO / "models" / "tiny-pixel-c38.toml"
@@ -212,8 +212,8 @@ def test_deepfaune_csv_without_status(tmp_path, testdata):
     want = lines[:4] + [f"{names[3]},,3,lynx,1.0,lynx,1.0,lynx,0,1"]
     assert exported.splitlines() == want
     # Reloaded: the journal applied again gives the same state.
-    again = ReviewState(ResultTable(table), journal_path(table))
-    assert again.cols.prediction[3] == "lynx" and again.cols.reviewed[3]["label"] == "lynx"
+    again = ReviewState(ResultTable(table), journal_path(table)).row(3)
+    assert again["prediction"] == "lynx" and again["reviewed"]["label"] == "lynx"
 
 
 def test_deepfaune_xlsx_and_its_megadetector_boxes(tmp_path, testdata):
@@ -232,13 +232,13 @@ def test_deepfaune_xlsx_and_its_megadetector_boxes(tmp_path, testdata):
     (tmp_path / "md.json").write_text(json.dumps(md))
     t = ResultTable(xlsx, detections=tmp_path / "md.json")
     assert t.unavailable == [NO_REDECIDE]
-    state = ReviewState(t, journal_path(xlsx))
-    first = state._sequence_json(state.sequences[0])["images"][0]
+    items = ReviewState(t, journal_path(xlsx)).page({"limit": "200"})["items"]
+    first = items[0]["images"][0]
     w, h = Image.open(tmp_path / names[0]).size
     x1, y1 = int(box[0] * w), int(box[1] * h)
     assert (first["w"], first["h"]) == (w, h)
     assert first["boxes"] == [[x1, y1, x1 + int(box[2] * w), y1 + int(box[3] * h), 0, 0.9, True]]
-    assert [im["boxes"] for im in state._sequence_json(state.sequences[1])["images"]] == [[]]
+    assert [im["boxes"] for im in items[1]["images"]] == [[]]
 
 
 def test_cli_reviews_a_table_alone_and_refuses_one_with_missing_columns(tmp_path, testdata):
@@ -275,18 +275,25 @@ def test_cli_reviews_a_table_alone_and_refuses_one_with_missing_columns(tmp_path
 FIELDS = ("predictionbase", "prediction", "top1", "scorebase", "score", "reviewed")
 
 
-def snapshot(cols: Columns) -> dict[str, list]:
-    return {k: list(getattr(cols, k)) for k in FIELDS}
+def snapshot(state: ReviewState) -> dict[str, list]:
+    rows = [state.row(i) for i in range(state.n_images)]
+    return {k: [r[k] for r in rows] for k in FIELDS}
+
+
+def sequences(state: ReviewState) -> list[list[int]]:
+    """Each sequence's image numbers, as the page lists them."""
+    items = state.page({"limit": "200"})["items"]
+    return [[im["id"] for im in s["images"]] for s in items]
 
 
 def test_incremental_changes_equal_the_journal_applied_again(grouped, tmp_path):
     journal = str(tmp_path / "r.csv.corrections.jsonl")
     state = ReviewState(grouped, journal, by="ann")
-    before = snapshot(state.cols)
-    seqs = [s for s in state.sequences if len(s) > 1]
+    before = snapshot(state)
+    seqs = [s for s in sequences(state) if len(s) > 1]
     assert seqs, "the test needs a sequence of several images"
     a = seqs[0]
-    b = next(s for s in reversed(state.sequences) if s is not a)
+    b = next(s for s in reversed(sequences(state)) if s != a)
     changes = [
         {"ids": a, "label": "chamois", "scope": "sequence"},
         {"ids": a[:1], "label": "lynx"},  # one image of it again
@@ -296,13 +303,13 @@ def test_incremental_changes_equal_the_journal_applied_again(grouped, tmp_path):
     ]
     for body in changes:
         state.change(body)
-    incremental = snapshot(state.cols)
+    incremental = snapshot(state)
     assert incremental != before
     # Independent: the core applies the whole journal to the run.
-    full = snapshot(Columns(grouped.apply_corrections(journal)))
+    full = snapshot(ReviewState(grouped.apply_corrections(journal), str(tmp_path / "none")))
     assert incremental == full
     # And a reload (the whole journal, through the page's load path) agrees.
-    assert snapshot(ReviewState(grouped, journal).cols) == full
+    assert snapshot(ReviewState(grouped, journal)) == full
     assert incremental["reviewed"][a[0]]["label"] == "lynx"
     assert incremental["reviewed"][b[0]] == {
         "label": "wolf",
@@ -364,14 +371,14 @@ def test_a_video_row_shows_its_keyframe_and_takes_a_relabel(with_video, tmp_path
     monkeypatch.setattr(deepfaune_rs.video, "_import_av", lambda: None)
     state = ReviewState(res, journal)
     vid = len(res) + 1
-    (row,) = state._sequence_json(state.sequences[-1])["images"]
+    (row,) = state.page({"limit": "200"})["items"][-1]["images"]
     assert (row["id"], row["video"], row["keyframe"]) == (vid, True, video.keyframe)
     assert "PyAV is not installed" in row["unavailable"]
     with pytest.raises(deepfaune_rs.video.VideoError, match="PyAV"):
         state.thumbnail(vid, 256)
     monkeypatch.undo()
     state = ReviewState(res, journal)
-    (row,) = state._sequence_json(state.sequences[-2])["images"]
+    (row,) = state.page({"limit": "200"})["items"][-2]["images"]
     assert row["unavailable"] == "no keyframe picture: the video could not be read"
     server = ReviewServer(state).start()
     try:
@@ -403,8 +410,8 @@ def test_a_video_row_shows_its_keyframe_and_takes_a_relabel(with_video, tmp_path
     (v_row,) = [r for r in exported if r["filename"] == video.path]
     assert (v_row["prediction"], v_row["score"], v_row["media_type"]) == ("wolf", "1.0", "video")
     # Reloaded, the journal applied again: the same.
-    again = ReviewState(res, journal)
-    assert again.cols.prediction[vid] == "wolf" and again.cols.reviewed[vid]["label"] == "wolf"
+    again = ReviewState(res, journal).row(vid)
+    assert again["prediction"] == "wolf" and again["reviewed"]["label"] == "wolf"
     fixed = res.apply_corrections(journal).videos[1]
     assert (fixed.prediction, fixed.score, fixed.label_index) == (
         "wolf",
@@ -415,5 +422,5 @@ def test_a_video_row_shows_its_keyframe_and_takes_a_relabel(with_video, tmp_path
     table = tmp_path / "r.csv"
     res.to_csv(table)
     t_state = ReviewState(ResultTable(table), journal_path(table))
-    (t_row,) = t_state._sequence_json(t_state.sequences[-1])["images"]
+    (t_row,) = t_state.page({"limit": "200"})["items"][-1]["images"]
     assert (t_row["video"], t_row["keyframe"]) == (True, video.keyframe)

@@ -497,7 +497,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         device=args.device,
         precision="int8" if args.int8 else "fp32",
     )
-    res = det.detect(args.inputs, progress=not args.no_progress)
+    res = det.detect(args.inputs, progress=not args.no_progress, outputs=[args.output])
     # Names relative to the folder run (the result's root); a file given by name keeps its path.
     res.to_megadetector_json(args.output)
     cats = Counter(res.category_names)
@@ -652,11 +652,13 @@ def _run_here(args: argparse.Namespace, detector: str | None) -> PipelineResult:
             json_rules=args.json_rules,
         )
     else:
+        outputs = [args.output, args.json, args.embeddings]
         res = pipe.run(
             args.inputs,
             progress=not args.no_progress,
             keep_embeddings=args.embeddings is not None,
             checkpoint=checkpoint,
+            outputs=[o for o in outputs if o is not None],
         )
     return res
 

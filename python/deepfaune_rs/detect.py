@@ -116,17 +116,23 @@ class Detector:
         return self._inner.finds_people
 
     def detect(
-        self, inputs: Inputs, progress: ProgressArg = True, max_pixels: int | None = None
+        self,
+        inputs: Inputs,
+        progress: ProgressArg = True,
+        max_pixels: int | None = None,
+        outputs: Sequence[PathLike] = (),
     ) -> DetectionResult:
         """Detects on image files and folders (walked recursively, sorted).
 
         Unreadable files do not stop the run: they are rows with category ``"failed"`` and are
         listed with their reasons in :attr:`DetectionResult.failures`.
         ``max_pixels`` refuses larger images before decoding (default 178,956,970, Pillow's limit).
+        ``outputs``: the files the results will be written to; the walk passes over them.
         """
         paths = _as_paths(inputs)
         callback = make_callback(progress, "detect")
-        res = self._inner.detect(paths, progress=callback, max_pixels=max_pixels)
+        outs = [os.fspath(o) for o in outputs]
+        res = self._inner.detect(paths, progress=callback, max_pixels=max_pixels, outputs=outs)
         root = paths[0] if len(paths) == 1 and Path(paths[0]).is_dir() else None
         return DetectionResult(res, root)
 

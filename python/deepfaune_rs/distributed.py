@@ -31,7 +31,7 @@ from .detect import Detector, Inputs, PathLike, _as_paths
 from .errors import InvalidArgumentError
 from .pipeline import Pipeline, PipelineResult
 from .video import is_unsupported_video, is_video
-from .videos import VideoRecord, unsupported_failure
+from .videos import VideoRecord
 
 #: Fault drills: when this variable names a file that does not exist yet, the first actor to
 #: get a batch creates it and exits at once (``os._exit``), as a killed node would.
@@ -207,14 +207,13 @@ def run(
     video_paths = explicit_videos + [os.fspath(v) for v in plan.videos]
     unsupported += [os.fspath(v) for v in plan.unsupported_videos]
     # The units' video records (the core's, as their runs wrote them) in the run's order.
-    res = res.with_videos([by_path[v] for v in video_paths])
+    res = res.with_videos([by_path[v] for v in video_paths], unsupported)
     if stats is not None:
         restored = sum(bool(parts[u]["restored"]) for u in range(len(units)))
         stats.update(units=len(units), restored=restored, ran=len(units) - restored)
         stats["images"] = len(plan)
     root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
-    failures = [unsupported_failure(p) for p in unsupported]
-    return PipelineResult(res, root, failures)
+    return PipelineResult(res, root)
 
 
 def _run_units(

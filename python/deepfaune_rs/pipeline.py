@@ -14,7 +14,7 @@ from ._progress import ProgressArg, make_callback
 from ._renamed import renamed
 from .detect import DetectionResult, Detector, Inputs, PathLike, _as_paths
 from .errors import Failure
-from .videos import VideoRecord, unsupported_failure
+from .videos import VideoRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -133,6 +133,7 @@ class Pipeline:
         checkpoint: PathLike | None = None,
         detections: DetectionResult | PathLike | None = None,
         json_rules: str | None = None,
+        outputs: Sequence[PathLike] = (),
     ) -> PipelineResult:
         """Runs over image and video files and folders (walked recursively). Images go through
         DeepFaune's image path (sequences per folder); each video is sampled (12 frames, see
@@ -140,7 +141,9 @@ class Pipeline:
         (:attr:`PipelineResult.videos`). Unreadable files are listed in
         :attr:`PipelineResult.failures` and treated as empty, as DeepFaune does; so is every
         other file the walk meets (``.webp``, ``.txt``...: stage ``walk``, kind
-        ``unsupported``).
+        ``unsupported``), except the run's own files: ``checkpoint``, ``outputs`` (the files
+        the results will be written to) and their sidecars (``NAME.checkpoint``,
+        ``NAME.corrections.jsonl``).
 
         ``checkpoint``: a file where every processed image is recorded as soon as it is done. If
         the run is interrupted (crash, sleep, Ctrl-C), calling ``run`` again with the same
@@ -191,10 +194,10 @@ class Pipeline:
             progress=callback,
             keep_embeddings=keep_embeddings,
             checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+            outputs=[os.fspath(o) for o in outputs],
         )
         root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
-        failures = [unsupported_failure(p) for p in res.unsupported_videos]
-        return PipelineResult(res, root, failures)
+        return PipelineResult(res, root)
 
     def _run_detections(
         self,
@@ -263,14 +266,12 @@ class PipelineResult:
         self,
         inner: _core.PipelineResults,
         root: str | None,
-        other_failures: Sequence[dict] = (),
     ) -> None:
         self._r = inner
         self.root = root
         self.detections = DetectionResult(inner.detections, root)
         #: One record per video (the core's, corrections applied), in the table's order.
         self.videos: list[VideoRecord] = [VideoRecord.from_json(r) for r in inner.video_records]
-        self._other_failures = list(other_failures)
 
     def __len__(self) -> int:
         return len(self._r)
@@ -289,8 +290,7 @@ class PipelineResult:
     def failures(self) -> list[Failure]:
         """Every file that could not be processed (images, videos, unsupported video formats):
         path, stage, kind, reason, index (:class:`~deepfaune_rs.errors.Failure`)."""
-        videos = [v.failure for v in self.videos if v.failure is not None]
-        return list(self.detections.failures) + videos + self._other_failures
+        return self._r.failures  # type: ignore[return-value]
 
     @property
     def changed_since_checkpoint(self) -> list[str]:
@@ -335,7 +335,7 @@ class PipelineResult:
 
     def _with(self, inner: _core.PipelineResults) -> PipelineResult:
         """The same run (failures) with other predictions; ``inner`` holds the videos."""
-        return PipelineResult(inner, self.root, self._other_failures)
+        return PipelineResult(inner, self.root)
 
     def redecide(
         self,

@@ -32,12 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Longest side of the page's thumbnails and of the full-size view, in pixels.
 THUMB_SIDE = 256
 FULL_SIDE = 1600
-#: Sequences per page of the review list.
-PAGE_SIZE = 25
 #: The page (HTML, CSS and script in one file beside this module).
 PAGE = Path(__file__).with_name("review_page.html").read_text(encoding="utf-8")
-#: The page's filters (query parameters of ``/api/sequences``).
-FILTERS = ("class", "show", "min", "max", "folder", "from", "to")
 #: Box colours by detection category (animal, person, vehicle).
 BOX_COLOURS = ("#ff3b30", "#0a84ff", "#bf5af2")
 
@@ -112,205 +108,21 @@ def list_presets() -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# What the page and the notebooks show of a result.
+# What the page and the notebooks show of a result: the core's rows (``_core.ReviewRows``).
 
 
-class Columns:
-    """A result's columns as the page and the notebooks read them, taken once (numpy arrays and
-    lists); :meth:`row` builds one image's dict on demand, so a page of 100k images only pays
-    for the rows it shows."""
-
-    def __init__(self, res: PipelineResult, videos: bool = False) -> None:
-        import numpy as np
-
-        det = res.detections
-        self.n = len(res)
-        self.paths = [os.fspath(p) for p in res.paths]
-        #: Each image's name in the journal: its path as the results hold it.
-        self.keys = self.paths
-        self.folders = [os.path.dirname(p) for p in self.paths]
-        self.dates = res.dates
-        self.category = np.asarray(det.category)
-        self.sizes = np.asarray(det.sizes)
-        self.xyxy = np.asarray(det.boxes)
-        self.conf = np.asarray(det.confidences)
-        self.cls = np.asarray(det.classes)
-        self.best = np.asarray(det.best_detection)
-        image = np.asarray(det.image_index)
-        # Boxes are stored image by image, in order: image i's are first[i]:first[i + 1].
-        self.first = np.searchsorted(image, np.arange(self.n + 1), side="left")
-        failed = {f["path"] for f in det.failures}
-        self.failed = [p in failed for p in self.paths]
-        self.seqnum = np.asarray(res.seqnum)
-        # Lists and writable copies: a correction changes them in place (apply).
-        self.predictionbase, self.prediction, self.top1 = (
-            list(res.predictionbase),
-            list(res.prediction),
-            list(res.top1),
-        )
-        self.scorebase = np.array(res.scorebase)
-        self.score = np.array(res.score)
-        self.count = np.asarray(res.count)
-        self.humancount = np.asarray(res.humancount)
-        self.reviewed = list(res.reviewed)
-        #: Rows from ``video_from`` on are videos (``videos=True``), with their keyframes.
-        self.video_from = self.n
-        self.keyframe: list[int | None] = [None] * self.n
-        if videos and res.videos:
-            self._add_videos(res.videos, res.video_reviewed)
-
-    def _add_videos(self, videos: Sequence[Any], reviewed: Sequence[dict | None]) -> None:
-        """One row per video after the images, each its own sequence (as in the run's table):
-        its prediction, its keyframe (the frame the decision came from) and that frame's
-        deciding box."""
-        import numpy as np
-
-        first_seq = int(self.seqnum.max(initial=0)) + 1
-        m = len(videos)
-        self.paths = self.keys = self.paths + [v.path for v in videos]
-        self.folders = self.folders + [os.path.dirname(v.path) for v in videos]
-        self.dates = list(self.dates) + [v.date for v in videos]
-
-        def kind(v: Any) -> int:
-            if v.failure is not None or (v.count == 0 and v.humancount == 0):
-                return 0
-            return 1 if v.count else 2
-
-        boxes, confs, best = [], [], []
-        n_boxes = len(self.xyxy)
-        for v in videos:
-            if v.box is None or v.failure is not None:
-                best.append(-1)
-                continue
-            conf = [
-                d.get("conf", 0.0)
-                for d in v.detections
-                if d.get("frame_number") == v.keyframe
-                and [round(float(x), 1) for x in d.get("xyxy", ())]
-                == [round(float(x), 1) for x in v.box]
-            ]
-            best.append(n_boxes + len(boxes))
-            boxes.append([float(x) for x in v.box])
-            confs.append(float(conf[0]) if conf else 0.0)
-        has_box = [b >= 0 for b in best]
-        self.category = np.concatenate(
-            [self.category, np.array([kind(v) for v in videos], dtype=np.uint8)]
-        )
-        self.sizes = np.concatenate(
-            [self.sizes.reshape(-1, 2), np.array([v.frame_size for v in videos]).reshape(-1, 2)]
-        ).astype(np.uint32)
-        self.xyxy = np.concatenate([self.xyxy.reshape(-1, 4), np.array(boxes).reshape(-1, 4)])
-        self.conf = np.concatenate([self.conf, np.array(confs, dtype=np.float32)])
-        self.cls = np.concatenate([self.cls, np.zeros(len(boxes), dtype=self.cls.dtype)])
-        self.best = np.concatenate([self.best, np.array(best, dtype=np.int64)])
-        self.first = np.concatenate([self.first, self.first[-1] + np.cumsum(has_box)])
-        self.failed = self.failed + [v.failure is not None for v in videos]
-        self.seqnum = np.concatenate([self.seqnum, first_seq + np.arange(m)])
-        self.predictionbase = self.predictionbase + [v.prediction for v in videos]
-        self.prediction = self.prediction + [v.prediction for v in videos]
-        self.top1 = self.top1 + [v.top1 for v in videos]
-        scores = np.array([v.score for v in videos], dtype=self.score.dtype)
-        self.scorebase = np.concatenate([self.scorebase, scores])
-        self.score = np.concatenate([self.score, scores])
-        self.count = np.concatenate([self.count, np.array([v.count for v in videos])])
-        self.humancount = np.concatenate(
-            [self.humancount, np.array([v.humancount for v in videos])]
-        )
-        self.reviewed = self.reviewed + list(reviewed)
-        self.keyframe = self.keyframe + [v.keyframe for v in videos]
-        self.n += m
-
-    @classmethod
-    def from_fields(cls, /, **fields: Any) -> Columns:
-        """Columns given one by one (a table read without its run: review_table.py)."""
-        self = cls.__new__(cls)
-        self.__dict__.update(fields)
-        return self
-
-    def apply(self, entry: dict[str, Any], start: int = 0) -> list[int]:
-        """One journal line (``_core.append_correction``'s answer) applied to these columns in
-        place, as the core's ``apply_corrections`` applies it: each named image relabelled gets
-        the label with score 1.0 as its own, its sequence's and its top1; its review state
-        merges (a label or a verification stays until replaced). Costs the size of the
-        change, not of the run (the page's relabel); rows before ``start`` are left alone.
-        Returns the row numbers changed."""
-        index = self.__dict__.get("_index")
-        if index is None:
-            index = self._index = {k: i for i, k in enumerate(self.keys)}
-        label = entry.get("label")
-        changed = []
-        for f in entry["files"]:
-            i = index.get(f)
-            if i is None or i < start:
-                continue
-            before = self.reviewed[i] or {}
-            if label is not None:
-                self.predictionbase[i] = self.prediction[i] = self.top1[i] = label
-                self.scorebase[i] = self.score[i] = 1.0
-            self.reviewed[i] = {
-                "label": label if label is not None else before.get("label"),
-                "verified": bool(entry.get("verified")) or bool(before.get("verified")),
-                "by": entry.get("by"),
-                "time": entry["time"],
-            }
-            changed.append(i)
-        return changed
-
-    def row_is_video(self, i: int) -> bool:
-        return i >= self.__dict__.get("video_from", self.n)
-
-    def boxes(self, i: int) -> list[list[Any]]:
-        out = []
-        for k in range(int(self.first[i]), int(self.first[i + 1])):
-            b = [round(float(v), 1) for v in self.xyxy[k]]
-            out.append(
-                [*b, int(self.cls[k]), round(float(self.conf[k]), 3), bool(self.best[i] == k)]
-            )
-        return out
-
-    def row(self, i: int) -> dict[str, Any]:
-        p = self.paths[i]
-        return {
-            "id": i,
-            "path": p,
-            "name": os.path.basename(p),
-            "folder": self.folders[i],
-            "w": int(self.sizes[i][0]),
-            "h": int(self.sizes[i][1]),
-            "date": self.dates[i],
-            "category": int(self.category[i]),
-            "failed": self.failed[i],
-            "boxes": self.boxes(i),
-            "seqnum": int(self.seqnum[i]),
-            "predictionbase": self.predictionbase[i],
-            "scorebase": round(float(self.scorebase[i]), 2),
-            "prediction": self.prediction[i],
-            "score": round(float(self.score[i]), 2),
-            "top1": self.top1[i],
-            "count": int(self.count[i]),
-            "humancount": int(self.humancount[i]),
-            "reviewed": self.reviewed[i],
-            "video": self.row_is_video(i),
-            "keyframe": self.keyframe[i] if self.row_is_video(i) else None,
-            "unavailable": _video_unavailable(self.failed[i]) if self.row_is_video(i) else None,
-        }
-
-
-def _video_unavailable(failed: bool) -> str | None:
-    """Why a video row has no picture (PyAV missing here, or the video could not be read),
-    else None."""
+def _no_video_picture() -> str | None:
+    """Why no video row has a picture here (PyAV is missing), else None."""
     from .video import INSTALL_HINT, _import_av
 
-    if _import_av() is None:
-        return f"no keyframe picture: {INSTALL_HINT}"
-    return "no keyframe picture: the video could not be read" if failed else None
+    return INSTALL_HINT if _import_av() is None else None
 
 
 def image_rows(res: PipelineResult) -> list[dict[str, Any]]:
     """One dict per image: index, path, size, date, category, boxes (``[x1, y1, x2, y2,
     category, confidence, classified]`` in upright pixels), labels and review state."""
-    cols = Columns(res)
-    return [cols.row(i) for i in range(cols.n)]
+    rows = res._r.review_rows(videos=False)
+    return [json.loads(rows.row(i)) for i in range(len(rows))]
 
 
 def _svg_boxes(row: dict[str, Any], label_px: float) -> str:
@@ -376,8 +188,16 @@ class Html:
 
 def show(res: PipelineResult, which: int | str | os.PathLike[str], width: int = 640) -> Html:
     """One image (its index, or its file name or path) with its boxes and labels."""
-    cols = Columns(res)
-    row = cols.row(_find(cols, which))
+    rows = res._r.review_rows(videos=False)
+    if isinstance(which, int) and not isinstance(which, bool):
+        if not -len(rows) <= which < len(rows):
+            raise IndexError(f"image {which} out of range ({len(rows)} images)")
+        i: int | None = which % len(rows)
+    else:
+        i = rows.find(os.fspath(which))
+        if i is None:
+            raise KeyError(f"no image named {os.fspath(which)!r} in these results")
+    row = json.loads(rows.row(i))
     jpeg = _core.thumbnail(row["path"], max(width, 64), cache_dir())
     return Html(figure_html(row, jpeg, width))
 
@@ -392,24 +212,10 @@ def gallery(
     """Up to ``n`` images with boxes and labels: those predicted ``prediction`` (sequence
     label), or of detection ``kind`` (``animal``, ``person``, ``vehicle``, ``empty``,
     ``failed``), else the first ones."""
-    kinds = {"empty": 0, "animal": 1, "person": 2, "vehicle": 3}
-    if kind is not None and kind not in kinds and kind != "failed":
-        raise ValueError(f"kind '{kind}': use {', '.join(kinds)} or failed")
-    cols = Columns(res)
-    picked = []
-    for i in range(cols.n):
-        if prediction is not None and cols.prediction[i] != prediction:
-            continue
-        if kind == "failed" and not cols.failed[i]:
-            continue
-        if kind in kinds and (cols.category[i] != kinds[kind] or cols.failed[i]):
-            continue
-        picked.append(i)
-        if len(picked) == n:
-            break
+    rows = res._r.review_rows(videos=False)
     parts = []
-    for i in picked:
-        r = cols.row(i)
+    for i in rows.pick(prediction, kind, n):
+        r = json.loads(rows.row(i))
         try:
             jpeg = _core.thumbnail(r["path"], max(width, 64), cache_dir())
         except Exception as e:  # noqa: BLE001 - an unreadable image is shown as such
@@ -417,18 +223,6 @@ def gallery(
             continue
         parts.append(figure_html(r, jpeg, width, label_px=12))
     return Html(f"<div>{''.join(parts) or 'no image matches'}</div>")
-
-
-def _find(cols: Columns, which: int | str | os.PathLike[str]) -> int:
-    if isinstance(which, (int,)) and not isinstance(which, bool):
-        if not -cols.n <= which < cols.n:
-            raise IndexError(f"image {which} out of range ({cols.n} images)")
-        return which % cols.n
-    w = os.fspath(which)
-    for i, p in enumerate(cols.paths):
-        if p == w or os.path.basename(p) == w:
-            return i
-    raise KeyError(f"no image named {w!r} in these results")
 
 
 def summary_html(res: PipelineResult) -> str:
@@ -470,13 +264,13 @@ class _RunSource:
     def corrected(self, journal: str) -> PipelineResult:
         return self.base.apply_corrections(journal) if os.path.exists(journal) else self.base
 
-    def columns(self, journal: str) -> Columns:
-        return Columns(self.corrected(journal), videos=True)
+    def rows(self, journal: str) -> _core.ReviewRows:
+        return self.corrected(journal)._r.review_rows()
 
     def redecide(self, **kwargs: Any) -> _RunSource:
         return _RunSource(self.loaded.redecide(**kwargs), self.loaded)
 
-    def export_csv(self, journal: str, cols: Columns) -> bytes:
+    def export_csv(self, journal: str, rows: _core.ReviewRows) -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "corrected.csv")
             self.corrected(journal).to_csv(out)
@@ -486,10 +280,10 @@ class _RunSource:
 
 class ReviewState:
     """What the server holds: its source (a :class:`PipelineResult`, or a results table read
-    without its run: :class:`deepfaune_rs.review_table.ResultTable`) and the columns the page
-    shows, the journal applied (``cols``), its images grouped into sequences. Loading (and
-    re-deciding) applies the whole journal; a change applies its own line only
-    (:meth:`Columns.apply`)."""
+    without its run: :class:`deepfaune_rs.review_table.ResultTable`) and the rows the page
+    shows, the journal applied (``rows``, the core's ``ReviewRows``: filtering, paging and
+    counting are theirs). Loading (and re-deciding) applies the whole journal; a change
+    applies its own line only."""
 
     def __init__(self, res: Any, journal: str, by: str | None = None) -> None:
         from .review_table import ResultTable
@@ -503,53 +297,41 @@ class ReviewState:
 
     def refresh(self) -> None:
         """The whole journal applied again to the source (load, reload, re-decide)."""
-        import numpy as np
-
-        self.cols = cols = self.source.columns(self.journal)
-        order = np.argsort(cols.seqnum, kind="stable").tolist()
-        seqnum = cols.seqnum.tolist()
-        self.sequences: list[list[int]] = []
-        last = None
-        for i in order:
-            if seqnum[i] != last:
-                self.sequences.append([])
-                last = seqnum[i]
-            self.sequences[-1].append(i)
-        self._predictions = set(cols.prediction)
-        self._folders = sorted(set(cols.folders))
-        self._picked: dict[tuple, list[list[int]]] = {}
+        self.rows = self.source.rows(self.journal)
+        self.rows.set_no_video_picture(_no_video_picture())
 
     @property
     def n_images(self) -> int:
-        return self.cols.n
+        return len(self.rows)
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as the page shows it (its JSON)."""
+        return json.loads(self.rows.row(i))
 
     def thumbnail(self, i: int, side: int) -> bytes:
         """Row ``i``'s picture fitting ``side``: an image's made (and cached on disk) by the
         core; a video's is its keyframe, read with PyAV, shrunk by the core, kept in memory."""
-        if not self.cols.row_is_video(i):
-            return _core.thumbnail(self.cols.paths[i], side, cache_dir())
-        key = (self.cols.paths[i], self.cols.keyframe[i], side)
+        path, video, keyframe = self.rows.picture(i)
+        if not video:
+            return _core.thumbnail(path, side, cache_dir())
+        key = (path, keyframe, side)
         jpeg = self._video_thumbs.get(key)
         if jpeg is None:
             from .video import read_frame
 
-            frame = read_frame(self.cols.paths[i], self.cols.keyframe[i] or 0)
-            jpeg = _core.thumbnail_rgb(frame, side)
+            jpeg = _core.thumbnail_rgb(read_frame(path, keyframe or 0), side)
             if len(self._video_thumbs) >= 512:
                 self._video_thumbs.clear()
             self._video_thumbs[key] = jpeg
         return jpeg
 
-    def path(self, i: int) -> str:
-        return self.cols.paths[i]
-
     def info(self) -> dict[str, Any]:
         return {
-            "images": self.cols.n,
-            "sequences": len(self.sequences),
+            "images": len(self.rows),
+            "sequences": self.rows.n_sequences,
             "labels": self.source.labels,
-            "predictions": sorted(self._predictions),
-            "folders": self._folders,
+            "predictions": self.rows.predictions,
+            "folders": self.rows.folders,
             "settings": self.source.settings,
             "presets": list_presets(),
             "journal": self.journal,
@@ -557,73 +339,19 @@ class ReviewState:
         }
 
     def page(self, q: dict[str, str]) -> dict[str, Any]:
-        offset = max(int(q.get("offset", 0) or 0), 0)
-        limit = min(max(int(q.get("limit", PAGE_SIZE) or PAGE_SIZE), 1), 200)
-        key = tuple("" if q.get(k) in (None, "all") else q[k] for k in FILTERS)
-        if key not in self._picked:  # paging through one filter tests the sequences once
-            if any(key):
-                test = _matcher(self.cols, q)
-                self._picked = {key: [s for s in self.sequences if test(s)]}
-            else:
-                self._picked = {key: self.sequences}
-        picked = self._picked[key]
-        items = [self._sequence_json(s) for s in picked[offset : offset + limit]]
-        return {"total": len(picked), "offset": offset, "limit": limit, "items": items}
-
-    def _sequence_json(self, members: list[int]) -> dict[str, Any]:
-        rows = [self.cols.row(i) for i in members]
-        first = rows[0]
-        dates = [r["date"] for r in rows if r["date"]]
-        return {
-            "seqnum": first["seqnum"],
-            "prediction": first["prediction"],
-            "score": first["score"],
-            "top1": first["top1"],
-            "count": max(r["count"] for r in rows),
-            "date": min(dates) if dates else None,
-            "folder": first["folder"],
-            "verified": all((r["reviewed"] or {}).get("verified") for r in rows),
-            "images": [
-                {
-                    k: r[k]
-                    for k in (
-                        *("id", "name", "w", "h", "boxes", "date", "failed", "reviewed"),
-                        *("video", "keyframe", "unavailable"),
-                    )
-                }
-                | {
-                    "label": r["predictionbase"],
-                    "score": r["scorebase"],
-                    "prediction": r["prediction"],
-                }
-                for r in rows
-            ],
-        }
+        """A page of the sequences the query's filter keeps (``offset``, ``limit``)."""
+        return json.loads(self.rows.page({k: str(v) for k, v in q.items()}))
 
     def change(self, body: dict[str, Any]) -> dict[str, Any]:
-        ids = [int(i) for i in body.get("ids", [])]
-        if not ids or any(not 0 <= i < self.cols.n for i in ids):
-            raise ValueError("ids: give image numbers of these results")
         label = body.get("label")
-        if label is not None and label not in self.source.labels:
-            raise ValueError(f"'{label}' is not one of the labels")
-        scope = body.get("scope", "image")
-        if scope not in ("image", "sequence", "page"):
-            raise ValueError("scope: image, sequence or page")
-        entry = _core.append_correction(
+        return self.rows.change(
             self.journal,
-            [self.cols.keys[i] for i in ids],
+            [int(i) for i in body.get("ids", [])],
             label=label,
             verified=bool(body.get("verified", label is not None)),
-            scope=scope,
+            scope=str(body.get("scope", "image")),
             by=self.by,
         )
-        # This line only, applied to the columns shown: a relabel costs its own size.
-        self.cols.apply(entry)
-        if label is not None:
-            self._predictions.add(label)
-        self._picked = {}
-        return entry
 
     def redecide(self, body: dict[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
@@ -648,56 +376,7 @@ class ReviewState:
         return self.info()
 
     def export_csv(self) -> bytes:
-        return self.source.export_csv(self.journal, self.cols)
-
-
-def _norm_date(d: str | None) -> str | None:
-    """EXIF ``YYYY:MM:DD HH:MM:SS`` as ``YYYY-MM-DD HH:MM:SS`` (comparable to a date input)."""
-    return None if d is None else d[:10].replace(":", "-") + d[10:]
-
-
-def _matcher(c: Columns, q: dict[str, str]) -> Any:
-    """The filter of the page's query: a test on a sequence (its image numbers)."""
-    cls = q.get("class") or ""
-    show = q.get("show") or "all"
-    lo, hi = q.get("min") or "", q.get("max") or ""
-    lo_f, hi_f = (float(lo) if lo else None), (float(hi) if hi else None)
-    folder = q.get("folder") or ""
-    start, end = q.get("from") or "", q.get("to") or ""
-
-    def test(seq: list[int]) -> bool:
-        i = seq[0]
-        pred = c.prediction[i]
-        if cls and pred != cls:
-            return False
-        if show == "undefined" and c.top1[i] == pred:
-            return False
-        if show == "empty" and any(c.category[k] != 0 for k in seq):
-            return False
-        if show == "human" and not any(c.category[k] == 2 for k in seq):
-            return False
-        if show == "failed" and not any(c.failed[k] for k in seq):
-            return False
-        if show == "unverified" and all((c.reviewed[k] or {}).get("verified") for k in seq):
-            return False
-        score = round(float(c.score[i]), 2)
-        if lo_f is not None and score < lo_f:
-            return False
-        if hi_f is not None and score > hi_f:
-            return False
-        if folder and c.folders[i] != folder:
-            return False
-        if start or end:
-            dates = [d for d in (_norm_date(c.dates[k]) for k in seq) if d]
-            if not dates:
-                return False
-            if start and max(dates) < start:
-                return False
-            if end and min(dates)[:10] > end:
-                return False
-        return True
-
-    return test
+        return self.source.export_csv(self.journal, self.rows)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -886,54 +565,24 @@ def load_for_review(
     import shutil
 
     from ._renamed import renamed
-    from .errors import InvalidArgumentError
     from .pipeline import Pipeline
 
     score_threshold = renamed("score_threshold", score_threshold, "threshold", threshold)
-    path = os.fspath(results)
-    checkpoint = path if path.endswith(".checkpoint") else path + ".checkpoint"
-    if not os.path.isfile(checkpoint):
-        raise InvalidArgumentError(
-            f"{checkpoint}: no checkpoint of the run; review needs the run's logits and boxes: "
-            "run it with --resume (which keeps OUTPUT.checkpoint)"
-        )
-    with open(checkpoint, encoding="utf-8") as f:
-        try:
-            header = json.loads(f.readline())
-            fp = header["fingerprint"]
-        except (ValueError, KeyError, TypeError):
-            raise InvalidArgumentError(f"{checkpoint} is not a deepfaune-rs checkpoint") from None
-    if "detections" in fp:
-        raise InvalidArgumentError(
-            f"{checkpoint}: a run over a MegaDetector file (--detections) cannot be reviewed "
-            "from its checkpoint yet"
-        )
-    settings = fp.get("settings") or {}
-    if detector is None:
-        ids = [fp["detector"]["id"]] + ([fp["secondary"]["id"]] if fp.get("secondary") else [])
-        modes = {("Backstop", "df", "mds"): "DFbsMDS", ("Ensemble", "df", "mds"): "DFMDS"}
-        detector = modes.get((fp.get("mode"), *ids), ids[0]) if len(ids) > 1 else ids[0]
-    if classifier is None:
-        classifier = (fp.get("classifier") or {}).get("id")
+    run = _core.run_of_checkpoint(os.fspath(results))
     pipe = Pipeline(
-        detector,
-        classifier or "deepfaune-v15",
+        run["detector"] if detector is None else detector,
+        (run["classifier"] if classifier is None else classifier) or "deepfaune-v15",
         detector_mode=None,
         classifier_manifest=classifier_manifest,
-        # The checkpoint records the score threshold as "threshold"; without it, the manifest's.
-        score_threshold=settings.get("threshold") if score_threshold is None else score_threshold,
-        maxlag_s=float(settings.get("maxlag_s", 10) if maxlag_s is None else maxlag_s),
-        language=str(settings.get("language", "en") if language is None else language),
+        score_threshold=run["score_threshold"] if score_threshold is None else score_threshold,
+        maxlag_s=float(run["maxlag_s"] if maxlag_s is None else maxlag_s),
+        language=str(run["language"] if language is None else language),
         disabled_classes=list(disabled_classes),
         bird_head=bird_head,
     )
-    inputs = [str(p) for p in settings.get("inputs", [])]
     with tempfile.TemporaryDirectory() as tmp:
         copy = os.path.join(tmp, "run.checkpoint")
-        shutil.copyfile(checkpoint, copy)  # its video lines included
+        shutil.copyfile(run["checkpoint"], copy)  # its video lines included
         return pipe.run(
-            inputs,
-            progress=False,
-            keep_embeddings=bool(settings.get("keep_embeddings", True)),
-            checkpoint=copy,
+            run["inputs"], progress=False, keep_embeddings=run["keep_embeddings"], checkpoint=copy
         )

@@ -21,21 +21,15 @@ from typing import Any
 
 import numpy as np
 
-#: Extensions DeepFaune accepts for videos (compared case-insensitively).
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mpeg", ".mov", ".m4v")
+from . import _core
+
+#: Extensions DeepFaune accepts for videos (compared case-insensitively); the core's list.
+VIDEO_EXTENSIONS = tuple("." + e for e in _core.VIDEO_EXTENSIONS)
 #: Video formats that DeepFaune does not read; given explicitly or met in a folder, they are
 #: reported as failures instead of being passed over in silence.
-UNSUPPORTED_VIDEO_EXTENSIONS = (".mkv", ".webm", ".wmv", ".flv", ".mpg", ".3gp", ".mts", ".m2ts")
+UNSUPPORTED_VIDEO_EXTENSIONS = tuple("." + e for e in _core.UNSUPPORTED_VIDEO_EXTENSIONS)
 #: Frames DeepFaune samples per video (its video ``BATCH_SIZE``).
 FRAMES_PER_VIDEO = 12
-#: MIME type of each supported extension (Camtrap DP ``fileMediatype``).
-MEDIA_TYPES = {
-    ".avi": "video/x-msvideo",
-    ".mp4": "video/mp4",
-    ".mpeg": "video/mpeg",
-    ".mov": "video/quicktime",
-    ".m4v": "video/x-m4v",
-}
 INSTALL_HINT = 'PyAV is not installed: pip install "deepfaune-rs[video]"'
 
 

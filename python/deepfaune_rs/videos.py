@@ -6,11 +6,10 @@ checkpoint and writes its rows in every output (table, CSV, MegaDetector JSON, C
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 
+from . import _core
 from .errors import Failure
-from .video import MEDIA_TYPES
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class VideoRecord:
     @property
     def media_type(self) -> str:
         """MIME type from the extension (Camtrap DP ``fileMediatype``)."""
-        return MEDIA_TYPES.get(os.path.splitext(self.path)[1].lower(), "video/unknown")
+        return _core.media_type(self.path)
 
     @classmethod
     def from_json(cls, text: str) -> VideoRecord:
@@ -89,10 +88,3 @@ class VideoRecord:
             seconds_extraction=float(d["seconds_extraction"]),
             seconds_total=float(d["seconds_total"]),
         )
-
-
-def unsupported_failure(path: str) -> Failure:
-    """The failure entry of a video format DeepFaune does not read."""
-    ext = os.path.splitext(path)[1].lower()
-    reason = f"unsupported video format {ext} (DeepFaune reads {', '.join(MEDIA_TYPES)})"
-    return {"path": path, "stage": "read", "kind": "unsupported", "reason": reason, "index": None}

@@ -308,6 +308,7 @@ impl Pipeline {
             pipeline: self,
             detectors,
             classifier,
+            outputs: Vec::new(),
         })
     }
 
@@ -364,6 +365,7 @@ pub struct Models<'a> {
     pipeline: &'a Pipeline,
     detectors: Option<MutexGuard<'a, DetectorSet>>,
     classifier: MutexGuard<'a, OnnxClassifier>,
+    outputs: Vec<PathBuf>,
 }
 
 fn no_detector(what: &str) -> Error {
@@ -371,6 +373,14 @@ fn no_detector(what: &str) -> Error {
 }
 
 impl Models<'_> {
+    /// The files the caller will write this run's results to: the walk passes over them and
+    /// their sidecars (`NAME.checkpoint`, `NAME.corrections.jsonl`), as over the checkpoint,
+    /// instead of listing them as files it could not read when they are inside an input folder.
+    pub fn writing_to(mut self, outputs: Vec<PathBuf>) -> Self {
+        self.outputs = outputs;
+        self
+    }
+
     fn stage(&mut self, keep_embeddings: bool) -> ClassifyStage<'_> {
         ClassifyStage {
             classifier: &mut self.classifier,
@@ -439,6 +449,7 @@ impl Models<'_> {
         });
         let mut set = self.detectors.take().expect("locked with the detectors");
         let given_videos = videos.len();
+        let outputs = self.outputs.clone();
         let res = run_pipeline_resumable(
             &images,
             &mut set,
@@ -446,6 +457,7 @@ impl Models<'_> {
             &run,
             &mut |done, total| progress(done, total + given_videos),
             resume,
+            &outputs,
         );
         self.detectors = Some(set);
         let mut res = res?;

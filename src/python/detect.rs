@@ -15,6 +15,7 @@ use crate::detect::loader::{load, LoadOptions};
 use crate::detect::{DetectorMode, DetectorSet};
 use crate::error::Error;
 use crate::import::megadetector::{Classifications, ImportedDetections, JsonRules};
+use crate::results::Failure;
 use crate::run::{detect_files, DetectionResults, RunOptions};
 use crate::runtime::{Device, SessionOptions};
 
@@ -174,13 +175,15 @@ impl PyDetector {
 
     /// Detects on files and folders (walked recursively). `progress(done, total)` is called after
     /// each image. A call on a detector busy in another thread waits its turn (Ctrl-C works).
-    #[pyo3(signature = (paths, progress = None, max_pixels = None))]
+    /// `outputs`: the files the results will be written to (the walk passes over them).
+    #[pyo3(signature = (paths, progress = None, max_pixels = None, outputs = Vec::new()))]
     fn detect(
         &self,
         py: Python<'_>,
         paths: Vec<PathBuf>,
         progress: Option<Py<PyAny>>,
         max_pixels: Option<u64>,
+        outputs: Vec<PathBuf>,
     ) -> PyResult<PyDetectionResults> {
         let mut run = self.run;
         if let Some(m) = max_pixels {
@@ -190,13 +193,24 @@ impl PyDetector {
         let result = py.detach(|| {
             let mut set = wait_for(|| try_lock(&self.detectors))?;
             let mut hook = progress_hook(&progress, &slot);
-            Ok::<_, PyErr>(detect_files(&paths, &mut set, &run, &mut hook))
+            Ok::<_, PyErr>(detect_files(&paths, &mut set, &run, &mut hook, &outputs))
         })?;
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
         Ok(PyDetectionResults::new(result.py()?, self.threshold))
     }
+}
+
+/// A failure as Python sees it (`deepfaune_rs.errors.Failure`): path, stage, kind, reason, index.
+pub(crate) fn failure_dict<'py>(py: Python<'py>, f: &Failure) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("path", f.path.as_os_str())?;
+    d.set_item("stage", f.stage)?;
+    d.set_item("kind", f.kind)?;
+    d.set_item("reason", &f.reason)?;
+    d.set_item("index", f.index)?;
+    Ok(d)
 }
 
 /// Results of `Detector.detect`, as columns. Arrays are read-only views of the results' own
@@ -338,13 +352,7 @@ impl PyDetectionResults {
     fn failures<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
         for f in &self.res.failures {
-            let d = PyDict::new(py);
-            d.set_item("path", f.path.as_os_str())?;
-            d.set_item("stage", f.stage)?;
-            d.set_item("kind", f.kind)?;
-            d.set_item("reason", &f.reason)?;
-            d.set_item("index", f.index)?;
-            list.append(d)?;
+            list.append(failure_dict(py, f)?)?;
         }
         Ok(list)
     }

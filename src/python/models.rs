@@ -132,11 +132,24 @@ fn detector_input<'py>(
     PyArray1::from_vec(py, tensor).reshape([1, 3, h, w])
 }
 
+/// IANA media type of a file name, from its extension (Camtrap DP's `fileMediatype`).
+#[pyfunction]
+fn media_type(name: &str) -> &'static str {
+    crate::export::camtrap_dp::media_type(name)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    use crate::image_io::walk::{UNSUPPORTED_VIDEO_EXTENSIONS, VIDEO_EXTENSIONS};
     m.add(
         "IMAGE_EXTENSIONS",
         crate::image_io::IMAGE_EXTENSIONS.to_vec(),
     )?;
+    m.add("VIDEO_EXTENSIONS", VIDEO_EXTENSIONS.to_vec())?;
+    m.add(
+        "UNSUPPORTED_VIDEO_EXTENSIONS",
+        UNSUPPORTED_VIDEO_EXTENSIONS.to_vec(),
+    )?;
+    m.add_function(wrap_pyfunction!(media_type, m)?)?;
     m.add_function(wrap_pyfunction!(available_devices, m)?)?;
     m.add_function(wrap_pyfunction!(int8_plan, m)?)?;
     m.add_function(wrap_pyfunction!(int8_manifest, m)?)?;

@@ -10,10 +10,11 @@ use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::detect::{progress_hook, session_options, PyDetectionResults, PyDetector};
+use super::detect::{failure_dict, progress_hook, session_options, PyDetectionResults, PyDetector};
 use super::errors::{to_pyerr, IntoPyResult};
 use super::locks::wait_for;
 use super::numpy_views::{view1, view2};
+use super::review::PyReviewRows;
 use crate::error::Error;
 use crate::export::camtrap_dp::{
     write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset,
@@ -26,8 +27,11 @@ use crate::pipeline::{
     decide, Decided, DecisionSettings, Detectors, Finished, Pipeline, PipelineOptions, Redecide,
     Texts,
 };
+use crate::results::video::unsupported_video_failure;
 use crate::results::VideoRecord;
-use crate::review::{apply_corrections_to_videos, read_journal, Correction, Reviewed};
+use crate::review::{
+    apply_corrections_to_videos, read_journal, Correction, ReviewRows, Reviewed, RunRows,
+};
 use crate::run::distributed::{encode_part, plan, Plan};
 use crate::run::PipelineResults;
 use crate::sequence::{Label, SequencePredictions};
@@ -99,7 +103,9 @@ impl PyPipeline {
     /// file and a later run with the same file resumes where this one stopped. With
     /// `detections` (results read from a MegaDetector file, or of a detection run), their boxes
     /// and decisions are the detection step: nothing is detected, `paths` is not walked.
-    #[pyo3(signature = (paths, progress = None, keep_embeddings = true, checkpoint = None, detections = None))]
+    /// `outputs`: the files the results will be written to (the walk passes over them).
+    #[pyo3(signature = (paths, progress = None, keep_embeddings = true, checkpoint = None, detections = None, outputs = Vec::new()))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each
     fn run(
         &self,
         py: Python<'_>,
@@ -108,12 +114,14 @@ impl PyPipeline {
         keep_embeddings: bool,
         checkpoint: Option<PathBuf>,
         detections: Option<Py<PyDetectionResults>>,
+        outputs: Vec<PathBuf>,
     ) -> PyResult<PyPipelineResults> {
         let slot = Mutex::new(None);
         let given = detections.as_ref().map(|g| g.get());
         let imported = given.map(|g| g.to_imported());
         let result = py.detach(|| {
-            let mut models = wait_for(|| self.pipeline.try_models(imported.is_none()))?;
+            let mut models =
+                wait_for(|| self.pipeline.try_models(imported.is_none()))?.writing_to(outputs);
             let mut hook = progress_hook(&progress, &slot);
             let mut sampler = super::video::python_sampler(&slot);
             let checkpoint = checkpoint.as_deref();
@@ -369,6 +377,31 @@ impl PyPipelineResults {
     fn detections(&self, py: Python<'_>) -> Py<PyDetectionResults> {
         self.detections.clone_ref(py)
     }
+    /// Every file that could not be processed (`deepfaune_rs.errors.Failure` dicts): the images'
+    /// and the walk's, then the failed videos' (the run's order), then the video files in
+    /// formats DeepFaune does not read.
+    #[getter]
+    fn failures<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for f in &self.detections.get().res.failures {
+            list.append(failure_dict(py, f)?)?;
+        }
+        for v in &self.videos {
+            if let Some(f) = &v.failure {
+                let d = PyDict::new(py);
+                d.set_item("path", v.path.as_os_str())?;
+                d.set_item("stage", &f.stage)?;
+                d.set_item("kind", &f.kind)?;
+                d.set_item("reason", &f.reason)?;
+                d.set_item("index", py.None())?;
+                list.append(d)?;
+            }
+        }
+        for p in &self.res.discovered.unsupported_videos {
+            list.append(failure_dict(py, &unsupported_video_failure(p))?)?;
+        }
+        Ok(list)
+    }
     /// Video files in formats DeepFaune does not read, given (first) or met by the walk.
     #[getter]
     fn unsupported_videos<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
@@ -492,8 +525,16 @@ impl PyPipelineResults {
 
     /// These results holding `records` as the run's videos (one JSON object per video, the
     /// `VideoRecord` form of `video_records`), the corrections applied so far applied to them
-    /// too: a run merged from parts (`Pipeline.merge`) takes its units' video records this way.
-    fn with_videos(&self, py: Python<'_>, records: Vec<String>) -> PyResult<PyPipelineResults> {
+    /// too: a run merged from parts (`Pipeline.merge`) takes its units' video records this way,
+    /// and its video files in formats DeepFaune does not read (`unsupported`, listed in
+    /// `failures`).
+    #[pyo3(signature = (records, unsupported = Vec::new()))]
+    fn with_videos(
+        &self,
+        py: Python<'_>,
+        records: Vec<String>,
+        unsupported: Vec<PathBuf>,
+    ) -> PyResult<PyPipelineResults> {
         let records = records
             .iter()
             .enumerate()
@@ -502,7 +543,9 @@ impl PyPipelineResults {
                     .map_err(|e| to_pyerr(Error::InvalidArgument(format!("video record {k}: {e}"))))
             })
             .collect::<PyResult<Vec<_>>>()?;
-        self.again_with(py, self.settings.clone(), self.journal.clone(), records)
+        let mut out = self.again_with(py, self.settings.clone(), self.journal.clone(), records)?;
+        out.res.discovered.unsupported_videos = unsupported;
+        Ok(out)
     }
 
     /// The run's videos with the corrections applied, one JSON object each (the `VideoRecord`
@@ -530,6 +573,30 @@ impl PyPipelineResults {
     #[getter]
     fn video_reviewed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         self.reviewed_list(py, &self.video_reviewed)
+    }
+
+    /// The review page's rows of these results: the images, then (`videos`) the videos.
+    #[pyo3(signature = (videos = true))]
+    fn review_rows(&self, videos: bool) -> PyReviewRows {
+        let det = self.detections.get();
+        let bird_head = self.settings.opts.bird_class.is_some();
+        let run = RunRows {
+            detection: &det.res,
+            preds: &self.preds,
+            predictionbase: &self.text.predictionbase,
+            prediction: &self.text.prediction,
+            top1: &self.text.top1,
+            reviewed: &self.reviewed,
+            video_reviewed: &self.video_reviewed,
+            videos: if videos { &self.videos } else { &[] },
+            names: self.manifest.names(&self.settings.language),
+            bird_head,
+        };
+        PyReviewRows::new(ReviewRows::of_run(
+            run,
+            self.labels(),
+            self.manifest.id.clone(),
+        ))
     }
 
     /// File entries of the applied corrections that name no image of these results.
@@ -892,8 +959,27 @@ fn checkpoint_is_complete(path: PathBuf) -> bool {
     crate::run::checkpoint::is_complete(&path)
 }
 
+/// What the checkpoint of the results at `results` (the table or the checkpoint) says to load
+/// the run again: `checkpoint`, `detector`, `classifier`, `score_threshold`, `maxlag_s`,
+/// `language`, `inputs`, `keep_embeddings`.
+#[pyfunction]
+fn run_of_checkpoint<'py>(py: Python<'py>, results: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let r = crate::run::checkpoint::run_of_checkpoint(&results).py()?;
+    let d = PyDict::new(py);
+    d.set_item("checkpoint", r.checkpoint.as_os_str())?;
+    d.set_item("detector", r.detector)?;
+    d.set_item("classifier", r.classifier)?;
+    d.set_item("score_threshold", r.score_threshold)?;
+    d.set_item("maxlag_s", r.maxlag_s)?;
+    d.set_item("language", r.language)?;
+    d.set_item("inputs", r.inputs)?;
+    d.set_item("keep_embeddings", r.keep_embeddings)?;
+    Ok(d)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(checkpoint_is_complete, m)?)?;
+    m.add_function(wrap_pyfunction!(run_of_checkpoint, m)?)?;
     m.add_class::<PyPipeline>()?;
     m.add_class::<PyRunPlan>()?;
     m.add_class::<PyPipelineResults>()?;

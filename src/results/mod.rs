@@ -32,11 +32,12 @@ pub struct Failure {
 /// Category codes of [`DetectionResults::category`].
 pub const CATEGORY_FAILED: u8 = 255;
 
-/// What the journal says about one image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reviewed {
+/// What the journal says about one image: its label as a [`Label`] (a run's rows), or as text
+/// (`Reviewed<String>`: the review page's rows, a table read without its run).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Reviewed<L = Label> {
     /// The label a person gave (`None`: the machine's label stands, verified).
-    pub label: Option<Label>,
+    pub label: Option<L>,
     /// Checked by a person.
     pub verified: bool,
     /// Who made the last change.

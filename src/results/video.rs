@@ -6,9 +6,42 @@
 //! The JSON form (serde) is the record's exchange format: field names as below, `box` for
 //! [`VideoRecord::bbox`]; floats round-trip exactly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use super::Failure;
+use crate::image_io::walk::VIDEO_EXTENSIONS;
+
+/// The failure of a video in a format DeepFaune does not read (`.mkv`, `.webm`...: the walk's
+/// [`crate::image_io::walk::UNSUPPORTED_VIDEO_EXTENSIONS`]), listed instead of passed over.
+///
+/// ```
+/// use deepfaune_rs::results::video::unsupported_video_failure;
+/// let f = unsupported_video_failure("cam/clip.MKV".as_ref());
+/// assert_eq!((f.stage, f.kind, f.index), ("read", "unsupported", None));
+/// assert_eq!(
+///     f.reason,
+///     "unsupported video format .mkv (DeepFaune reads .avi, .mp4, .mpeg, .mov, .m4v)"
+/// );
+/// ```
+pub fn unsupported_video_failure(path: &Path) -> Failure {
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy().to_lowercase()))
+        .unwrap_or_default();
+    let reads: Vec<String> = VIDEO_EXTENSIONS.iter().map(|e| format!(".{e}")).collect();
+    Failure {
+        index: None,
+        path: path.to_path_buf(),
+        stage: "read",
+        kind: "unsupported",
+        reason: format!(
+            "unsupported video format {ext} (DeepFaune reads {})",
+            reads.join(", ")
+        ),
+    }
+}
 
 /// Why a video could not be read (its path is the record's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

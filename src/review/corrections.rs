@@ -215,6 +215,27 @@ pub fn apply_corrections_to_videos(
     Ok(reviewed)
 }
 
+/// What a file's review becomes when line `c` names it (`label`: the line's label, resolved):
+/// the last label given stands (a plain verification keeps the one before), a verification
+/// stays, who and when are the line's. The one rule for a run's rows ([`apply_corrections`]) and
+/// the review page's ([`super::ReviewRows::apply`]).
+pub fn reviewed_after<L>(
+    before: Option<Reviewed<L>>,
+    c: &Correction,
+    label: Option<L>,
+) -> Reviewed<L> {
+    let (old, verified) = match before {
+        Some(b) => (b.label, b.verified),
+        None => (None, false),
+    };
+    Reviewed {
+        label: label.or(old),
+        verified: c.verified || verified,
+        by: c.by.clone(),
+        time: c.time.clone(),
+    }
+}
+
 /// What `journal` says about each of the files `keys` (later lines over earlier ones: the last
 /// label given stands, a verification stays), and how many file entries name none of them.
 fn reviews(
@@ -244,13 +265,7 @@ fn reviews(
                 unknown += 1;
                 continue;
             };
-            let before = reviewed[i].take();
-            reviewed[i] = Some(Reviewed {
-                label: label.or(before.as_ref().and_then(|b| b.label)),
-                verified: c.verified || before.as_ref().is_some_and(|b| b.verified),
-                by: c.by.clone(),
-                time: c.time.clone(),
-            });
+            reviewed[i] = Some(reviewed_after(reviewed[i].take(), c, label));
         }
     }
     Ok((reviewed, unknown))

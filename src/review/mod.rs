@@ -4,7 +4,10 @@
 //!   (`<results>.corrections.jsonl`) and how it changes a run's predictions;
 //! - [`thumbnail`]: the small upright pictures the review page and the notebooks show, with a
 //!   disk cache (or from pixels already decoded: a video's keyframe);
-//! - [`labels`]: the labels a results table read without its run speaks (classifier, language).
+//! - [`labels`]: the labels a results table read without its run speaks (classifier, language);
+//! - [`page`]: the review page's state ([`ReviewRows`]): a result's rows (images, then videos,
+//!   or a table read without its run), each change applied in place, filtered, paged and
+//!   counted, each row and sequence as the page's JSON.
 //!
 //! Re-deciding a run with other settings (threshold, per-class thresholds, disabled classes,
 //! `maxlag_s`) is [`crate::run::PipelineResults::sequences`]: the same function a run ends with,
@@ -12,11 +15,14 @@
 
 pub mod corrections;
 pub mod labels;
+pub mod page;
 pub mod thumbnail;
 
 pub use crate::results::Reviewed;
 pub use corrections::{
-    append_correction, apply_corrections, apply_corrections_to_videos, read_journal, Correction,
+    append_correction, apply_corrections, apply_corrections_to_videos, read_journal,
+    reviewed_after, Correction,
 };
 pub use labels::{label_texts, table_labels, TableLabels};
+pub use page::{Filter, ReviewRows, Row, RowBox, RunRows, TableColumns};
 pub use thumbnail::{thumbnail, thumbnail_cached, thumbnail_of};

@@ -285,6 +285,11 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl Checkpoint {
+    /// The file this checkpoint is written to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Opens `path` for a run with `fingerprint`. An existing checkpoint with the same
     /// fingerprint is resumed (its records are returned, keyed by path); one with another
     /// fingerprint is refused with [`Error::InvalidArgument`] saying what differs.
@@ -550,6 +555,97 @@ fn describe_difference(old: &serde_json::Value, new: &serde_json::Value) -> Stri
     }
 }
 
+/// What a finished run's checkpoint says to load the run again (for review): the models (the
+/// built-in ids it names, a two-detector mode as its name) and the settings it ran with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOfCheckpoint {
+    /// The checkpoint file.
+    pub checkpoint: PathBuf,
+    /// Detector id, or the mode name of two detectors (`DFbsMDS`, `DFMDS`).
+    pub detector: String,
+    /// Classifier id, if one ran.
+    pub classifier: Option<String>,
+    /// The score threshold it ran with (`None`: the manifest's).
+    pub score_threshold: Option<f64>,
+    /// Sequence gap, seconds.
+    pub maxlag_s: f64,
+    /// Label language.
+    pub language: String,
+    /// The run's inputs.
+    pub inputs: Vec<String>,
+    /// Embeddings were kept.
+    pub keep_embeddings: bool,
+}
+
+/// The run whose results are `results` (the table, its checkpoint `<results>.checkpoint` beside
+/// it, or the checkpoint itself): a one-line error when there is no checkpoint, it is not ours,
+/// or it is a run over a MegaDetector file.
+pub fn run_of_checkpoint(results: &Path) -> Result<RunOfCheckpoint, Error> {
+    let text = results.to_string_lossy();
+    let checkpoint = if text.ends_with(".checkpoint") {
+        results.to_path_buf()
+    } else {
+        PathBuf::from(format!("{text}.checkpoint"))
+    };
+    let shown = checkpoint.display();
+    if !checkpoint.is_file() {
+        return Err(Error::InvalidArgument(format!(
+            "{shown}: no checkpoint of the run; review needs the run's logits and boxes: run it \
+             with --resume (which keeps OUTPUT.checkpoint)"
+        )));
+    }
+    let not_ours = || Error::InvalidArgument(format!("{shown} is not a deepfaune-rs checkpoint"));
+    let mut line = String::new();
+    BufReader::new(File::open(&checkpoint).map_err(|_| not_ours())?)
+        .read_line(&mut line)
+        .map_err(|_| not_ours())?;
+    let header: Header = serde_json::from_str(&line).map_err(|_| not_ours())?;
+    let fp = &header.fingerprint;
+    if fp.get("detections").is_some() {
+        return Err(Error::InvalidArgument(format!(
+            "{shown}: a run over a MegaDetector file (--detections) cannot be reviewed from its \
+             checkpoint yet"
+        )));
+    }
+    let id = |k: &str| fp.get(k).and_then(|d| d.get("id")).and_then(|i| i.as_str());
+    let primary = id("detector").ok_or_else(not_ours)?;
+    let detector = match (
+        fp.get("mode").and_then(|m| m.as_str()),
+        primary,
+        id("secondary"),
+    ) {
+        (_, _, None) => primary.to_string(),
+        (Some("Backstop"), "df", Some("mds")) => "DFbsMDS".into(),
+        (Some("Ensemble"), "df", Some("mds")) => "DFMDS".into(),
+        _ => primary.to_string(),
+    };
+    let settings = fp.get("settings").cloned().unwrap_or_default();
+    let get = |k: &str| settings.get(k).filter(|v| !v.is_null());
+    Ok(RunOfCheckpoint {
+        detector,
+        classifier: id("classifier").map(str::to_string),
+        // The checkpoint records the score threshold as "threshold".
+        score_threshold: get("threshold").and_then(|v| v.as_f64()),
+        maxlag_s: get("maxlag_s").and_then(|v| v.as_f64()).unwrap_or(10.0),
+        language: get("language")
+            .and_then(|v| v.as_str())
+            .unwrap_or("en")
+            .to_string(),
+        inputs: get("inputs")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        keep_embeddings: get("keep_embeddings")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true),
+        checkpoint,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -754,5 +850,60 @@ mod tests {
         let a = classifier_fingerprint(&m, "w", false);
         m.postprocess.temperature_sequence = 1.10;
         assert_ne!(a, classifier_fingerprint(&m, "w", false));
+    }
+
+    #[test]
+    fn the_run_of_a_checkpoint_for_review() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("r.csv");
+        let e = run_of_checkpoint(&results).unwrap_err().to_string();
+        assert!(
+            e.contains("no checkpoint of the run") && e.contains("--resume"),
+            "{e}"
+        );
+        let cp = dir.path().join("r.csv.checkpoint");
+        let header = |fp: serde_json::Value| {
+            let h = serde_json::json!({"format": "x", "fingerprint": fp});
+            std::fs::write(&cp, format!("{h}\n{{}}\n")).unwrap();
+        };
+        header(serde_json::json!({
+            "mode": "Backstop", "detector": {"id": "df"}, "secondary": {"id": "mds"},
+            "classifier": {"id": "deepfaune-v15"},
+            "settings": {"threshold": 0.5, "maxlag_s": 20.0, "language": "fr",
+                         "inputs": ["cam"], "keep_embeddings": false}}));
+        let r = run_of_checkpoint(&results).unwrap();
+        assert_eq!(run_of_checkpoint(&cp).unwrap(), r);
+        assert_eq!(
+            r,
+            RunOfCheckpoint {
+                checkpoint: cp.clone(),
+                detector: "DFbsMDS".into(),
+                classifier: Some("deepfaune-v15".into()),
+                score_threshold: Some(0.5),
+                maxlag_s: 20.0,
+                language: "fr".into(),
+                inputs: vec!["cam".into()],
+                keep_embeddings: false,
+            }
+        );
+        header(
+            serde_json::json!({"detector": {"id": "md-lite"}, "secondary": null,
+                                  "classifier": null, "settings": {"threshold": null}}),
+        );
+        let r = run_of_checkpoint(&results).unwrap();
+        assert_eq!(
+            (r.detector.as_str(), r.classifier, r.score_threshold),
+            ("md-lite", None, None)
+        );
+        assert_eq!(
+            (r.maxlag_s, r.language.as_str(), r.keep_embeddings),
+            (10.0, "en", true)
+        );
+        header(serde_json::json!({"detections": "abc", "classifier": {"id": "x"}}));
+        let e = run_of_checkpoint(&results).unwrap_err().to_string();
+        assert!(e.contains("MegaDetector file"), "{e}");
+        std::fs::write(&cp, "not json\n").unwrap();
+        let e = run_of_checkpoint(&results).unwrap_err().to_string();
+        assert!(e.contains("is not a deepfaune-rs checkpoint"), "{e}");
     }
 }

@@ -1,6 +1,6 @@
 //! The detection run: files in, a columnar [`DetectionResults`] out.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::detect::DetectorSet;
 use crate::error::Error;
@@ -77,15 +77,54 @@ pub struct Discovered {
     pub walk_failures: Vec<Failure>,
     /// NAS / operating-system metadata entries the walk skipped (`@eaDir`, `._*`, ...).
     pub skipped_metadata: usize,
+    /// The run's own files ([`own_files`]): passed over when the walk meets them.
+    pub own_files: Vec<PathBuf>,
+}
+
+/// The files a run writes, as absolute paths: its checkpoint and outputs, each with the
+/// sidecars deepfaune-rs puts beside a table (`NAME.checkpoint`, `NAME.corrections.jsonl`). A
+/// run whose outputs are inside the folder it reads passes over them instead of listing them as
+/// files it could not process.
+pub fn own_files(checkpoint: Option<&Path>, outputs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut own = Vec::new();
+    for file in checkpoint
+        .into_iter()
+        .chain(outputs.iter().map(PathBuf::as_path))
+    {
+        let Ok(file) = std::path::absolute(file) else {
+            continue;
+        };
+        for suffix in [".checkpoint", ".corrections.jsonl"] {
+            let mut sidecar = file.clone().into_os_string();
+            sidecar.push(suffix);
+            own.push(PathBuf::from(sidecar));
+        }
+        own.push(file);
+    }
+    own
 }
 
 impl Discovered {
+    /// Nothing found yet; the walk will pass over `own_files` ([`own_files`]).
+    pub fn passing_over(own_files: Vec<PathBuf>) -> Discovered {
+        Discovered {
+            own_files,
+            ..Discovered::default()
+        }
+    }
+
+    fn is_own(&self, path: &Path) -> bool {
+        !self.own_files.is_empty()
+            && std::path::absolute(path).is_ok_and(|p| self.own_files.contains(&p))
+    }
+
     /// Keeps a non-image find; gives back the path of an image.
     pub fn sort_out(&mut self, found: Found) -> Option<PathBuf> {
         match found {
             Found::File(p, MediaKind::Image) => return Some(p),
             Found::File(p, MediaKind::Video) => self.videos.push(p),
             Found::File(p, MediaKind::UnsupportedVideo) => self.unsupported_videos.push(p),
+            Found::Unsupported(path, _) if self.is_own(&path) => {}
             Found::Unsupported(path, reason) => self.walk_failures.push(Failure {
                 index: None,
                 path,
@@ -124,12 +163,54 @@ pub fn count_images(inputs: &[PathBuf], counted: &AtomicUsize, stop: &AtomicBool
 
 /// Detects on every file (folders are walked). Per-file problems are recorded in
 /// [`DetectionResults::failures`] and the run goes on; `progress(done, total)` may return an
-/// error (e.g. [`Error::Cancelled`]) to stop.
+/// error (e.g. [`Error::Cancelled`]) to stop. The walk passes over `outputs`, the files the
+/// caller will write the results to ([`own_files`]).
 pub fn detect_files(
     inputs: &[PathBuf],
     set: &mut DetectorSet,
     opts: &RunOptions,
     progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
+    outputs: &[PathBuf],
 ) -> Result<DetectionResults, Error> {
-    Ok(super::pipeline::run_pipeline(inputs, set, None, opts, progress)?.detection)
+    let res =
+        super::pipeline::run_pipeline_resumable(inputs, set, None, opts, progress, None, outputs)?;
+    Ok(res.detection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The run's own files, named relatively or absolutely, are passed over; any other file of
+    /// no media type is still a failure.
+    #[test]
+    fn the_walk_passes_over_the_runs_own_files_only() {
+        let cwd = std::env::current_dir().unwrap();
+        let own = own_files(
+            Some(Path::new("cam/run.ckpt")),
+            &[cwd.join("cam/results.csv")],
+        );
+        let mut found = Discovered::passing_over(own);
+        for name in [
+            "run.ckpt",
+            "run.ckpt.corrections.jsonl",
+            "results.csv",
+            "results.csv.checkpoint",
+            "results.csv.corrections.jsonl",
+            "notes.txt",
+            "results.csv.bak",
+        ] {
+            let walked = cwd.join("cam").join(name);
+            assert_eq!(
+                found.sort_out(Found::Unsupported(walked, "why".into())),
+                None
+            );
+        }
+        let reported: Vec<_> = found
+            .walk_failures
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(reported, ["notes.txt", "results.csv.bak"]);
+    }
 }

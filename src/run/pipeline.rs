@@ -16,7 +16,8 @@ use std::sync::Mutex;
 
 use super::budget::{Permit, PixelBudget};
 use super::detection::{
-    count_images, walk_inputs, DetectionResults, Discovered, Failure, RunOptions, CATEGORY_FAILED,
+    count_images, own_files, walk_inputs, DetectionResults, Discovered, Failure, RunOptions,
+    CATEGORY_FAILED,
 };
 use super::ordered_stream;
 use crate::classify::{prepare_crop, ClassifierOutputs, OnnxClassifier};
@@ -469,7 +470,7 @@ pub fn run_pipeline(
     opts: &RunOptions,
     progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
 ) -> Result<PipelineResults, Error> {
-    run_pipeline_resumable(inputs, set, classify, opts, progress, None)
+    run_pipeline_resumable(inputs, set, classify, opts, progress, None, &[])
 }
 
 /// A checkpoint to append to, and the records of the images it already holds.
@@ -513,6 +514,9 @@ pub(crate) fn append_rows(
 /// The folders are walked lazily ([`walk_inputs`]): the first results come at once, however
 /// big the tree. A second walk on its own thread counts the images for `progress`; until it
 /// has finished, the total passed to `progress` is a lower bound that grows.
+///
+/// The walk passes over the run's own files: the checkpoint, `outputs` (the files the caller
+/// will write the results to) and their sidecars ([`own_files`]).
 pub fn run_pipeline_resumable(
     inputs: &[PathBuf],
     set: &mut DetectorSet,
@@ -520,11 +524,13 @@ pub fn run_pipeline_resumable(
     opts: &RunOptions,
     progress: &mut dyn FnMut(usize, usize) -> Result<(), Error>,
     resume: Option<Resume<'_>>,
+    outputs: &[PathBuf],
 ) -> Result<PipelineResults, Error> {
     let (mut checkpoint, mut done_before, finish) = match resume {
         Some(r) => (Some(r.checkpoint), r.done, r.finish),
         None => (None, HashMap::new(), false),
     };
+    let own = own_files(checkpoint.as_ref().map(|c| c.path()), outputs);
     let mut res = PipelineResults::for_run(set, classify.as_ref());
     // A damaged record is not trusted: its image is processed again (and recorded anew).
     done_before.retain(|_, rec| res.check_record(rec).is_ok());
@@ -599,7 +605,7 @@ pub fn run_pipeline_resumable(
         Ok(())
     };
 
-    let discovered = Mutex::new(Discovered::default());
+    let discovered = Mutex::new(Discovered::passing_over(own));
     let images = walk_inputs(inputs).filter_map(|found| {
         discovered
             .lock()

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use deployments::{DeploymentRow, DEPLOYMENT_FIELDS};
-pub use tables::{normalised_bbox, MEDIA_FIELDS, OBSERVATION_FIELDS};
+pub use tables::{media_type, normalised_bbox, MEDIA_FIELDS, OBSERVATION_FIELDS};
 pub use time::{iso_date, iso_datetime, UtcOffset};
 
 use crate::error::Error;
@@ -49,7 +49,7 @@ use crate::manifest::classifier::ClassifierManifest;
 use crate::results::{DetectionResults, Reviewed, VideoRecord, CATEGORY_FAILED};
 use crate::sequence::{Label, Prediction, SequencePredictions};
 use deployments::{complete_row, user_rows, ObservedSpan};
-use tables::{csv_text, media_type, Row};
+use tables::{csv_text, Row};
 
 /// What to do with images that have no EXIF date (Camtrap DP requires a timestamp).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -75,7 +75,7 @@ pub fn csv_text<K: std::borrow::Borrow<str> + Ord>(
 }
 
 /// IANA media type from the file extension: the images the walk yields and the videos DeepFaune
-/// reads (as `deepfaune_rs.video.MEDIA_TYPES`).
+/// reads (Python's `_core.media_type`).
 pub fn media_type(name: &str) -> &'static str {
     let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
