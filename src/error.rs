@@ -92,6 +92,18 @@ pub enum ModelError {
         /// Computed.
         found: String,
     },
+    /// Targets of `models fetch` that are no built-in model, mode or `deepfaune`.
+    #[error("unknown model or mode {names}: choose from {choices}")]
+    UnknownTarget {
+        /// The unknown targets, quoted and comma-separated.
+        names: String,
+        /// The valid targets, comma-separated.
+        choices: String,
+    },
+    /// A file of a model that is not the one expected (size or hashes against the publisher's
+    /// or the lock file's), or a lock file that cannot be trusted: the whole message.
+    #[error("{0}")]
+    Refused(String),
     /// The ONNX model does not have the inputs/outputs the manifest describes.
     #[error("model does not match its manifest: {0}")]
     Mismatch(String),

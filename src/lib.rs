@@ -22,6 +22,9 @@
 //!    sorting into folders.
 //! 10. [`review`]: after a run: the corrections journal, thumbnails, a table's labels.
 //!
+//! Beside the stages, [`fetch`]: the built-in models' official files (targets, checks, the
+//! lock file, each file's state); Python downloads them.
+//!
 //! Below the stages, depending on none of them above: the results every later stage shares
 //! ([`results`]: a run's columns, failures, a person's review), atomic file writing ([`fsio`]),
 //! model facts in TOML manifests ([`manifest`]: input size, letterbox style, output layout,
@@ -35,6 +38,7 @@ pub mod classify;
 pub mod detect;
 pub mod error;
 pub mod export;
+pub mod fetch;
 pub mod fsio;
 pub mod image_io;
 pub mod import;

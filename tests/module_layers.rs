@@ -45,6 +45,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "runtime",
         ],
     ),
+    // `fetch`: model names (detector modes, classifier specs) and the lock file's atomic write.
+    (
+        "fetch",
+        &["classify", "detect", "error", "fsio", "manifest"],
+    ),
     ("sequence", &["detect", "error", "image_io", "manifest"]),
     ("results", &["detect", "error", "image_io", "sequence"]),
     (

@@ -46,6 +46,12 @@ def test_other_benches_start(name):
     assert "usage" in _run(str(BENCHES / name), "--help")
 
 
+def test_bench_fetch_hash_runs():
+    out = _run(str(BENCHES / "bench_fetch_hash.py"), "--mb", "2", "--repeat", "1")
+    for case in ("check ", "check+md5", "status"):
+        assert case in out and "core/hashlib time ratio" in out
+
+
 def test_bench_convert_runs_on_a_small_checkpoint():
     fixture = REPO / "tests" / "fixtures" / "convert" / "vit_dinov2.pt"
     out = _run(str(BENCHES / "bench_convert.py"), "--checkpoint", str(fixture), "--no-check")

@@ -9,6 +9,7 @@ can reach the network. Expected hashes come from hashlib on the served bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import socket
@@ -156,21 +157,20 @@ def loopback_only(monkeypatch):
 NO_CHECKS = {"url_size": None, "url_md5": "", "url_sha256": ""}
 
 
+def patch_artifacts(monkeypatch, change) -> None:
+    """Every built-in file fetch.py handles goes through ``change(artifact)`` first."""
+    real = F._artifacts_for
+
+    def artifacts(ids=None, bird_head=True):
+        return [change(a) for a in real(ids, bird_head)]
+
+    monkeypatch.setattr(F, "_artifacts_for", artifacts)
+
+
 def without_published_checks(monkeypatch) -> None:
     """The stand-ins served here are not the publishers' files: the manifests' published size
     and checksums are set aside (tests of those checks set their own)."""
-    real = F._rows
-
-    def rows():
-        out = {}
-        for mid, row in real().items():
-            row = {**row, **NO_CHECKS}
-            if isinstance(row.get("bird_head"), dict):
-                row["bird_head"] = {**row["bird_head"], **NO_CHECKS}
-            out[mid] = row
-        return out
-
-    monkeypatch.setattr(F, "_rows", rows)
+    patch_artifacts(monkeypatch, lambda a: dataclasses.replace(a, **NO_CHECKS))
 
 
 @pytest.fixture
@@ -200,16 +200,16 @@ def sleeps(monkeypatch):
 
 
 def set_rows(monkeypatch, **changes: dict) -> None:
-    """Rewrites fields of the built-in rows that fetch.py reads: ``df={"url_size": 3}``."""
-    real = F._rows
+    """Rewrites fields of the built-in models' own files: ``df={"url_size": 3}``."""
+    changes = {mid.replace("_", "-"): fields for mid, fields in changes.items()}
 
-    def rows():
-        out = real()
-        for mid, fields in changes.items():
-            out[mid.replace("_", "-")] = {**out[mid.replace("_", "-")], **fields}
-        return out
+    def change(a):
+        fields = changes.get(a.model_id) if a.role == "model" else None
+        if fields and "mirrors" in fields:
+            fields = {**fields, "mirrors": tuple(fields["mirrors"])}
+        return dataclasses.replace(a, **fields) if fields else a
 
-    monkeypatch.setattr(F, "_rows", rows)
+    patch_artifacts(monkeypatch, change)
 
 
 def payload(n: int, seed: int = 0) -> bytes:

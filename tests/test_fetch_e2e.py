@@ -68,23 +68,21 @@ CHILD = textwrap.dedent(
     urllib.request.OpenerDirector.open = loopback_only
     # The stand-ins are not the publishers' files: their own size and checksums stand in for
     # the published ones (so the checks still run, on the right values).
-    import json, os
+    import dataclasses, json, os
     import deepfaune_rs.fetch as F
     published = json.loads(os.environ["E2E_PUBLISHED"])
-    real_rows = F._rows
+    real_artifacts = F._artifacts_for
 
-    def rows():
-        out = real_rows()
-        for mid, fields in published.items():
-            fields = dict(fields)
+    def artifacts(ids=None, bird_head=True):
+        out = []
+        for a in real_artifacts(ids, bird_head):
+            fields = dict(published.get(a.model_id, {}))
             bird = fields.pop("bird_head", None)
-            row = {**out[mid], **fields}
-            if bird and row.get("bird_head"):
-                row["bird_head"] = {**row["bird_head"], **bird}
-            out[mid] = row
+            fields = fields if a.role == "model" else bird
+            out.append(dataclasses.replace(a, **fields) if fields else a)
         return out
 
-    F._rows = rows
+    F._artifacts_for = artifacts
     try:
         importlib.util.find_spec("torch")
     except ImportError:

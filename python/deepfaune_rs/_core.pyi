@@ -37,6 +37,22 @@ __all__ = [
     "check_model_spec",
     "detector_input",
     "embedded_detector",
+    "DEFAULT_TARGET",
+    "FETCH_STATES",
+    "LOCK_NAME",
+    "fetch_artifacts",
+    "fetch_check",
+    "fetch_classifier_id",
+    "fetch_detector_ids",
+    "fetch_missing",
+    "fetch_plan",
+    "fetch_record_conversion",
+    "fetch_record_file",
+    "fetch_sources",
+    "fetch_status",
+    "fetch_targets",
+    "read_onnx_stamp",
+    "sha256_file",
     "int8_manifest",
     "int8_plan",
     "checkpoint_is_complete",
@@ -81,6 +97,50 @@ VIDEO_EXTENSIONS: list[str]
 UNSUPPORTED_VIDEO_EXTENSIONS: list[str]
 
 def media_type(name: str) -> str: ...
+
+# The official weights (src/fetch/): `artifact` is a `fetch.Artifact`, `expect` a `fetch._Expect`
+# (read by attribute); artifacts come back as dicts of `fetch.Artifact`'s fields.
+LOCK_NAME: str
+DEFAULT_TARGET: str
+FETCH_STATES: list[str]
+
+def fetch_artifacts(
+    ids: Sequence[str] | None = None, bird_head: bool = True
+) -> list[dict[str, Any]]: ...
+def fetch_sources(artifact: Any, base: str | None = None) -> tuple[str, list[str]]: ...
+def fetch_targets(targets: Sequence[str]) -> list[str]: ...
+def fetch_detector_ids(specs: Sequence[str]) -> list[str]: ...
+def fetch_classifier_id(spec: str) -> str | None: ...
+def fetch_missing(
+    detectors: Sequence[str],
+    classifier: str | None,
+    bird_head: bool,
+    given: Sequence[str],
+    folder: _Path,
+) -> tuple[list[tuple[dict[str, Any], str]], str]: ...
+def fetch_check(path: _Path, name: str, expect: Any, lock_path: _Path) -> str: ...
+def sha256_file(path: _Path) -> str: ...
+def fetch_plan(
+    artifact: Any,
+    folder: _Path,
+    converter_version: str | None = None,
+    accept_new_hash: bool = False,
+) -> dict[str, Any]: ...
+def fetch_record_file(
+    folder: _Path, name: str, sha256: str, size: int, url: str | None = None
+) -> None: ...
+def fetch_record_conversion(
+    folder: _Path,
+    name: str,
+    sha256: str,
+    source: str,
+    source_sha256: str,
+    converter_version: str,
+) -> None: ...
+def read_onnx_stamp(path: _Path) -> dict[str, str]: ...
+def fetch_status(
+    artifacts: Sequence[Any], folder: _Path, converter_version: str | None = None
+) -> list[dict[str, Any]]: ...
 def available_devices() -> list[str]: ...
 
 # kind, id, source (fp32 ONNX path or None for the embedded detector), output, manifest.

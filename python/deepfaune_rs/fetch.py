@@ -1,45 +1,32 @@
 """Downloading, verifying and converting the official weights (``deepfaune-rs models fetch``).
 
-The manifests name, for every built-in model, the ONNX file the core loads (``file``), the
-official file (``url``, usually a PyTorch ``.pt``), re-hosted copies (``mirrors``) and whatever the
-publisher gives to check it (``url_size``, ``url_md5``, ``url_sha256``). :func:`fetch` downloads
-what is missing into the model directory and converts ``.pt`` files to ONNX with
-:func:`deepfaune_rs.convert.convert` (no torch).
+The core (``src/fetch/``) knows every built-in model's files from the manifests (ONNX ``file``,
+official ``url``, ``mirrors``, published ``url_size`` / ``url_md5`` / ``url_sha256``), which models
+a target names, how a download is checked, the lock file ``deepfaune-rs.lock.json`` (the sha256 of
+each download, trusted on first use where nothing is published, and of each conversion with its
+source and converter version) and each file's state. This module does what only Python does
+here, and the order of the steps:
 
-- **Download**: ``urllib`` only; the official URL first, then the mirrors; each URL retried with
-  exponential back-off; an interrupted download is kept as ``.NAME.part`` in the model directory
-  and resumed with an HTTP ``Range`` request (a server that ignores ``Range`` restarts it).
-  ``$DEEPFAUNE_RS_BASE_URL`` replaces every URL: file ``NAME`` is then fetched from
-  ``$DEEPFAUNE_RS_BASE_URL/NAME`` only (institutional mirrors, tests).
-- **Verification**: size, MD5 and sha256 where the manifest has them. Where nothing is published,
-  the sha256 of the first download is recorded in ``deepfaune-rs.lock.json`` in the model
-  directory and a later download that differs is refused (:class:`ChecksumError` naming the file
-  and both hashes; ``accept_new_hash=True`` / ``--accept-new-hash`` records the new one instead).
-- **Atomic placement**: a file gets its final name only when it is complete, synced and verified.
-- **Conversion**: recorded in the lock file with the ONNX's sha256, the source's sha256 and the
-  converter version; a conversion whose source or converter version changed is redone.
+- **Download**: ``urllib``; the official URL, then the mirrors, each retried with exponential
+  back-off; an interrupted download is kept as ``.NAME.part`` and resumed with an HTTP ``Range``
+  request (a server that ignores ``Range`` restarts it). ``$DEEPFAUNE_RS_BASE_URL`` replaces
+  every URL: ``NAME`` is then fetched from ``$DEEPFAUNE_RS_BASE_URL/NAME`` only.
+- **Atomic placement**: a file gets its final name only when complete, synced and checked (a
+  refused one raises :class:`ChecksumError` naming the file and both hashes; ``accept_new_hash``
+  takes a download that differs from the lock file's hash).
+- **Conversion** of ``.pt`` files (:func:`deepfaune_rs.convert.convert`, no torch), recorded in the
+  lock file; a conversion whose source or converter version changed is redone.
 
-States of a model file (:func:`status`):
-
-- ``embedded``: inside the package (md-lite); nothing to fetch.
-- ``missing``: neither the ONNX file nor the downloaded source file is in the model directory.
-- ``downloaded``: the source file (``.pt``) is there, but no usable ONNX: none, or one this
-  package converted from another source or with another converter version (``fetch`` converts).
-- ``converted``: the ONNX file is there and the core can load it, but it is not verified: it is
-  not recorded in the lock file (exported by hand, or the lock entry was deleted) or its hashes
-  differ from the lock file's.
-- ``verified``: the ONNX file's sha256 is the lock file's; the lock records it as converted from
-  a source whose sha256 is the lock file's entry for that source (which passed the published size
-  and checksums when it was downloaded) and, if the source file is still there, it still has that
-  sha256; and the converter version is the current one. For an ONNX downloaded as is: its sha256
-  is the manifest's (or the lock file's).
+States of a model file (:func:`status`): ``embedded`` (inside the package), ``missing``,
+``downloaded`` (the ``.pt`` is there, no usable ONNX), ``converted`` (an ONNX the lock file does
+not vouch for: exported by hand, or its hash differs) and ``verified`` (the ONNX's sha256 is the
+lock file's, converted by the current converter from the recorded source, itself checked at
+download and unchanged; or, downloaded as is, its sha256 is the manifest's or the lock file's).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
-import hashlib
 import http.client
 import json
 import os
@@ -49,7 +36,6 @@ import ssl
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,14 +48,13 @@ from .errors import (
     ConversionError,
     DownloadError,
     OutputError,
-    UnknownModelError,
     WeightsNotFoundError,
 )
 
 #: Replaces the base URL of every file: ``NAME`` is fetched from ``$DEEPFAUNE_RS_BASE_URL/NAME``.
 ENV_BASE_URL = "DEEPFAUNE_RS_BASE_URL"
 #: The lock file in the model directory.
-LOCK_NAME = "deepfaune-rs.lock.json"
+LOCK_NAME: str = _core.LOCK_NAME
 #: Attempts per URL after the first one (connection errors, timeouts, cut transfers, HTTP 5xx).
 RETRIES = 4
 #: First back-off delay in seconds; doubled after each failed attempt, at most BACKOFF_MAX_S.
@@ -78,30 +63,27 @@ BACKOFF_MAX_S = 30.0
 #: Socket timeout of one request (seconds without any byte).
 TIMEOUT_S = 60.0
 CHUNK = 1 << 20
-
-#: DeepFaune's detector modes -> the built-in detectors they need (src/detect/mode.rs).
-MODES = {
-    "df": ("df",),
-    "mds": ("mds",),
-    "mdr": ("mdr",),
-    "dfbsmds": ("df", "mds"),
-    "dfmds": ("df", "mds"),
-}
 #: The target that fetches DeepFaune's default setup.
-DEFAULT_TARGET = "deepfaune"
-
-STATES = ("embedded", "missing", "downloaded", "converted", "verified")
+DEFAULT_TARGET: str = _core.DEFAULT_TARGET
+STATES: tuple[str, ...] = tuple(_core.FETCH_STATES)
 
 _sleep = time.sleep  # tests replace it to run the back-off without waiting
 
 
-# ---------------------------------------------------------------------------------------------
-# What the manifests say
+class _Labelled:
+    model_id: str
+    role: str
+
+    @property
+    def label(self) -> str:
+        """``df``, ``deepfaune-v15``, ``deepfaune-v15 bird head``."""
+        return self.model_id if self.role == "model" else f"{self.model_id} bird head"
 
 
 @dataclass(frozen=True)
-class Artifact:
-    """One file a built-in model needs: the model's own weights or its bird head."""
+class Artifact(_Labelled):
+    """One file a built-in model needs (the core's ``fetch::Artifact``): its weights or its bird
+    head."""
 
     model_id: str
     role: str  # "model" or "bird_head"
@@ -118,112 +100,26 @@ class Artifact:
     embedded: bool = False
 
     @property
-    def label(self) -> str:
-        """``df``, ``deepfaune-v15``, ``deepfaune-v15 bird head``."""
-        return self.model_id if self.role == "model" else f"{self.model_id} bird head"
-
-    @property
     def source_name(self) -> str:
         """The name of the downloaded file (the last part of the official URL)."""
-        if self.url_format != "pt":
-            return self.file
-        return urllib.parse.unquote(urllib.parse.urlsplit(self.url).path.rsplit("/", 1)[-1])
+        return _core.fetch_sources(self)[0]
 
     def urls(self) -> list[str]:
         """Where the file is downloaded from, in order: ``$DEEPFAUNE_RS_BASE_URL/NAME`` alone
         when that is set, else the official URL then the mirrors."""
-        base = os.environ.get(ENV_BASE_URL, "").strip()
-        if base:
-            return [base.rstrip("/") + "/" + urllib.parse.quote(self.source_name)]
-        out = [u for u in (self.url, *self.mirrors) if u]
-        return list(dict.fromkeys(out))
+        return _core.fetch_sources(self, os.environ.get(ENV_BASE_URL))[1]
 
 
-def _int_or_none(v: Any) -> int | None:
-    try:
-        v = int(v)
-    except (TypeError, ValueError):
-        return None
-    return v if v > 0 else None
-
-
-def _artifact(row: Mapping[str, Any], model_id: str, role: str, kind: str) -> Artifact:
-    return Artifact(
-        model_id=model_id,
-        role=role,
-        kind=kind,
-        file=str(row.get("file") or ""),
-        url=str(row.get("url") or ""),
-        url_format=str(row.get("url_format") or "").lower(),
-        mirrors=tuple(str(u) for u in (row.get("mirrors") or ()) if u),
-        url_size=_int_or_none(row.get("url_size")),
-        url_md5=str(row.get("url_md5") or "").lower(),
-        url_sha256=str(row.get("url_sha256") or "").lower(),
-        file_sha256=str(row.get("sha256") or "").lower(),
-        input_size=_int_or_none(row.get("input_size")) if role == "model" else None,
-        embedded=bool(row.get("embedded", False)),
-    )
-
-
-def artifacts_of(row: Mapping[str, Any]) -> list[Artifact]:
-    """The files of one ``_core.builtin_models()`` row: the model, then its bird head."""
-    out = [_artifact(row, row["id"], "model", row["kind"])]
-    bird = row.get("bird_head")
-    if isinstance(bird, Mapping) and bird.get("file"):
-        out.append(_artifact(bird, row["id"], "bird_head", "bird_head"))
-    return out
-
-
-def _rows() -> dict[str, dict[str, Any]]:
-    return {m["id"].lower(): m for m in _core.builtin_models()}
-
-
-def default_classifier() -> str:
-    """The classifier of DeepFaune's default setup: the one ``Pipeline()`` uses by default."""
-    from .pipeline import DEFAULT_CLASSIFIER
-
-    return DEFAULT_CLASSIFIER
+def _artifacts_for(ids: Sequence[str] | None, bird_head: bool = True) -> list[Artifact]:
+    """The files of the built-in models ``ids`` (None: all), models then bird heads."""
+    return [Artifact(**d) for d in _core.fetch_artifacts(ids, bird_head)]
 
 
 def resolve_targets(targets: Iterable[str]) -> list[str]:
     """Model ids for targets: a model id, a detector mode (``DFbsMDS``, ...) or ``deepfaune``
     (DeepFaune's default setup: DF, MegaDetector sorrel and the default classifier with its bird
     head). Raises :class:`UnknownModelError` naming every unknown target."""
-    rows = _rows()
-    ids: list[str] = []
-    unknown: list[str] = []
-    for t in targets:
-        key = str(t).strip().lower()
-        if key == DEFAULT_TARGET:
-            cls = default_classifier().lower()
-            if cls not in rows:  # a build whose manifests lag behind the Python package
-                raise UnknownModelError(f"the default classifier '{cls}' is not built in")
-            ids += [*MODES["dfbsmds"], cls]
-        elif key in rows:
-            ids.append(key)
-        elif key in MODES:
-            ids += MODES[key]
-        else:
-            unknown.append(str(t))
-    if unknown:
-        choices = ", ".join([DEFAULT_TARGET, *sorted(rows), "DF", "MDS", "MDR", "DFbsMDS", "DFMDS"])
-        raise UnknownModelError(
-            f"unknown model or mode {', '.join(repr(u) for u in unknown)}: choose from {choices}"
-        )
-    return list(dict.fromkeys(ids))
-
-
-def _artifacts_for(ids: Sequence[str], bird_head: bool = True) -> list[Artifact]:
-    rows = _rows()
-    out: list[Artifact] = []
-    for i in ids:
-        arts = artifacts_of(rows[i])
-        out += arts if bird_head else arts[:1]
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Files, hashes, the lock file
+    return _core.fetch_targets([str(t) for t in targets])
 
 
 def model_dir() -> Path:
@@ -231,21 +127,16 @@ def model_dir() -> Path:
     return Path(_core.model_dir())
 
 
-def _hash_file(path: Path, *names: str) -> dict[str, str]:
-    hs = {n: hashlib.new(n) for n in names}
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(CHUNK)
-            if not b:
-                break
-            for h in hs.values():
-                h.update(b)
-    return {n: h.hexdigest() for n, h in hs.items()}
-
-
 def sha256_file(path: os.PathLike | str) -> str:
     """Lowercase hex sha256 of a file, streamed."""
-    return _hash_file(Path(path), "sha256")["sha256"]
+    return _core.sha256_file(os.fspath(path))
+
+
+def read_onnx_stamp(path: os.PathLike | str) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file (what :func:`deepfaune_rs.convert.convert` stamps:
+    ``converter``, ``converter_version``, ``source_sha256``...), read without parsing the graph.
+    Empty for a file that is not ONNX or has no metadata."""
+    return _core.read_onnx_stamp(os.fspath(path))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -257,150 +148,12 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-class Lock:
-    """``deepfaune-rs.lock.json``: the sha256 of every file downloaded (trust on first use where
-    nothing is published) and of every conversion, with its source and converter version.
-
-    ``{"version": 1, "files": {NAME: {"sha256", "size", "url", "recorded"}},
-    "conversions": {ONNX: {"sha256", "source", "source_sha256", "converter_version", "recorded"}}}``
-    Written atomically; each update re-reads the file first so concurrent fetches into the same
-    folder keep each other's entries.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / LOCK_NAME
-        self.data = self._read()
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            return {"version": 1, "files": {}, "conversions": {}}
-        except (OSError, ValueError) as e:
-            raise ChecksumError(
-                f"{self.path}: unreadable lock file ({e}); fix it or delete it (the hashes it "
-                "recorded are then taken again from the next downloads)"
-            ) from e
-        if not isinstance(data, dict):
-            raise ChecksumError(f"{self.path}: not a deepfaune-rs lock file; delete it")
-        data.setdefault("version", 1)
-        for k in ("files", "conversions"):
-            if not isinstance(data.get(k), dict):
-                data[k] = {}
-        return data
-
-    def file(self, name: str) -> dict[str, Any] | None:
-        e = self.data["files"].get(name)
-        return e if isinstance(e, dict) and isinstance(e.get("sha256"), str) else None
-
-    def conversion(self, name: str) -> dict[str, Any] | None:
-        e = self.data["conversions"].get(name)
-        return e if isinstance(e, dict) and isinstance(e.get("sha256"), str) else None
-
-    def _update(self, section: str, name: str, entry: dict[str, Any]) -> None:
-        self.data = self._read()
-        entry = {**entry, "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat()}
-        self.data[section][name] = entry
-        text = json.dumps(self.data, indent=2, sort_keys=True) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{LOCK_NAME}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError as e:
-            raise OutputError(f"cannot write the lock file {self.path}: {e}") from e
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        _fsync_dir(self.path.parent)
-
-    def record_file(self, name: str, sha256: str, size: int, url: str | None) -> None:
-        self._update("files", name, {"sha256": sha256, "size": size, "url": url})
-
-    def record_conversion(
-        self, name: str, sha256: str, source: str, source_sha256: str, version: str
-    ) -> None:
-        self._update(
-            "conversions",
-            name,
-            {
-                "sha256": sha256,
-                "source": source,
-                "source_sha256": source_sha256,
-                "converter_version": version,
-            },
-        )
-
-
-def read_onnx_stamp(path: os.PathLike | str) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file (what :func:`deepfaune_rs.convert.convert` stamps:
-    ``converter``, ``converter_version``, ``source_sha256``...), read by walking the protobuf's
-    top-level fields and skipping the graph, so a 1 GB model costs a few reads, not a parse.
-    Empty for a file that is not ONNX or has no metadata."""
-
-    def varint(f: Any) -> int | None:
-        shift = result = 0
-        while True:
-            b = f.read(1)
-            if not b:
-                return None
-            result |= (b[0] & 0x7F) << shift
-            if not b[0] & 0x80:
-                return result
-            shift += 7
-            if shift > 63:
-                raise ValueError("bad varint")
-
-    def fields(buf: bytes) -> dict[int, bytes]:
-        import io
-
-        out: dict[int, bytes] = {}
-        f = io.BytesIO(buf)
-        while True:
-            tag = varint(f)
-            if tag is None:
-                return out
-            if tag & 7 != 2:
-                raise ValueError("unexpected wire type in a metadata entry")
-            n = varint(f)
-            if n is None:
-                raise ValueError("truncated")
-            out[tag >> 3] = f.read(n)
-
-    out: dict[str, str] = {}
+def _int_or_none(v: Any) -> int | None:
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            while f.tell() < size:
-                tag = varint(f)
-                if tag is None:
-                    break
-                number, wire = tag >> 3, tag & 7
-                if wire == 0:
-                    varint(f)
-                elif wire == 1:
-                    f.seek(8, os.SEEK_CUR)
-                elif wire == 5:
-                    f.seek(4, os.SEEK_CUR)
-                elif wire == 2:
-                    n = varint(f)
-                    if n is None or f.tell() + n > size:
-                        return {}
-                    if number == 14:  # ModelProto.metadata_props
-                        entry = fields(f.read(n))
-                        key = entry.get(1, b"").decode("utf-8", "replace")
-                        out[key] = entry.get(2, b"").decode("utf-8", "replace")
-                    else:
-                        f.seek(n, os.SEEK_CUR)
-                else:
-                    return {}
-    except (OSError, ValueError):
-        return {}
-    return out
+        v = int(v)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -597,7 +350,8 @@ def _transfer(
 
 @dataclass
 class _Expect:
-    """What a downloaded file must be: published size and hashes, and the lock file's sha256."""
+    """What a downloaded file must be (the core's ``fetch::Expect``): published size and hashes,
+    and the lock file's sha256."""
 
     size: int | None = None
     md5: str = ""
@@ -606,29 +360,9 @@ class _Expect:
     accept_new_hash: bool = False
 
 
-def _check(path: Path, name: str, expect: _Expect, lock_path: Path) -> dict[str, str]:
-    """Raises ChecksumError when the file at ``path`` is not what is expected; returns its
-    hashes."""
-    size = path.stat().st_size
-    if expect.size is not None and size != expect.size:
-        raise ChecksumError(
-            f"{name}: {size} bytes, the publisher's size is {expect.size}: corrupt or another file"
-        )
-    h = _hash_file(path, "sha256", "md5")
-    if expect.md5 and h["md5"] != expect.md5:
-        raise ChecksumError(f"{name}: MD5 {h['md5']}, the publisher's MD5 is {expect.md5}")
-    if expect.sha256 and h["sha256"] != expect.sha256:
-        raise ChecksumError(
-            f"{name}: sha256 {h['sha256']}, the publisher's sha256 is {expect.sha256}"
-        )
-    if expect.locked_sha256 and h["sha256"] != expect.locked_sha256 and not expect.accept_new_hash:
-        raise ChecksumError(
-            f"{name}: sha256 {h['sha256']} differs from {expect.locked_sha256} recorded in "
-            f"{lock_path} at the first download; if the publisher really changed the file, "
-            "accept it with `deepfaune-rs models fetch --accept-new-hash ...` "
-            "(or delete its entry in the lock file)"
-        )
-    return h
+def _check(path: Path, name: str, expect: _Expect, lock_path: Path) -> str:
+    """The sha256 of the file at ``path``; ChecksumError when it is not what is expected."""
+    return _core.fetch_check(path, name, expect, lock_path)
 
 
 def download(
@@ -731,13 +465,13 @@ def _download_locked(
     total = expect.size or _int_or_none(_read_json(meta).get("total"))
     if have and have == total:
         try:
-            h = _check(part, name, expect, lock_path)
+            sha = _check(part, name, expect, lock_path)
         except ChecksumError:
             part.unlink(missing_ok=True)  # start over
             meta.unlink(missing_ok=True)
         else:
             came_from = str(_read_json(meta).get("url") or "")
-            return _place(part, meta, folder / name), h["sha256"], came_from
+            return _place(part, meta, folder / name), sha, came_from
     for url in urls:
         delay = BACKOFF_S
         attempt = 0
@@ -759,14 +493,14 @@ def _download_locked(
             except OSError as e:  # writing the .part file
                 raise OutputError(f"cannot write {part}: {e}") from e
             try:
-                h = _check(part, name, expect, lock_path)
+                sha = _check(part, name, expect, lock_path)
             except ChecksumError as e:
                 part.unlink(missing_ok=True)
                 meta.unlink(missing_ok=True)
                 bad.append(ChecksumError(f"{e} (from {url})"))
                 tried.append(f"{url}: refused ({e})")
                 break
-            return _place(part, meta, folder / name), h["sha256"], url
+            return _place(part, meta, folder / name), sha, url
     if bad and len(bad) == len(tried):
         raise bad[0]
     raise DownloadError(f"could not download {name}: " + "; ".join(tried))
@@ -777,7 +511,7 @@ def _download_locked(
 
 
 @dataclass
-class FileStatus:
+class FileStatus(_Labelled):
     """Where one model file stands (see the module's docstring for the states)."""
 
     model_id: str
@@ -788,10 +522,6 @@ class FileStatus:
     detail: str = ""
     sha256: str | None = None  # of ``path`` when hashed
 
-    @property
-    def label(self) -> str:
-        return self.model_id if self.role == "model" else f"{self.model_id} bird head"
-
 
 def _converter_version() -> str | None:
     try:
@@ -801,51 +531,6 @@ def _converter_version() -> str | None:
     return str(CONVERTER_VERSION)
 
 
-def _status(a: Artifact, folder: Path, lock: Lock) -> FileStatus:
-    path = folder / a.file
-    if a.embedded:
-        return FileStatus(a.model_id, a.role, "embedded", path, detail="inside the package")
-    if a.url_format != "pt":
-        if not path.is_file():
-            return FileStatus(a.model_id, a.role, "missing", path)
-        sha = sha256_file(path)
-        pinned = a.file_sha256 or a.url_sha256 or (lock.file(a.file) or {}).get("sha256")
-        if pinned and sha == pinned:
-            return FileStatus(a.model_id, a.role, "verified", path, sha256=sha)
-        why = "differs from the recorded sha256" if pinned else "no sha256 recorded"
-        return FileStatus(a.model_id, a.role, "converted", path, detail=why, sha256=sha)
-    src = folder / a.source_name
-    has_src = src.is_file()
-    if not path.is_file():
-        state = "downloaded" if has_src else "missing"
-        return FileStatus(a.model_id, a.role, state, path, src)
-    sha = sha256_file(path)
-    conv = lock.conversion(a.file)
-    if conv is None or conv["sha256"] != sha:
-        stamp = read_onnx_stamp(path)
-        if stamp.get("converter") == "deepfaune-rs":
-            why = "converted by deepfaune-rs, not recorded in the lock file"
-        else:
-            why = "not made by `models fetch` (not in the lock file)"
-        if conv is not None:
-            why = "sha256 differs from the lock file"
-        return FileStatus(a.model_id, a.role, "converted", path, src, why, sha)
-    current = _converter_version()
-    if current is not None and conv.get("converter_version") != current:
-        why = f"converter {conv.get('converter_version')} -> {current}: `models fetch` redoes it"
-        state = "downloaded" if has_src else "converted"
-        return FileStatus(a.model_id, a.role, state, path, src, why, sha)
-    locked_src = lock.file(a.source_name)
-    if locked_src is None or locked_src["sha256"] != conv.get("source_sha256"):
-        why = "converted from another source than the one the lock file records"
-        state = "downloaded" if has_src else "converted"
-        return FileStatus(a.model_id, a.role, state, path, src, why, sha)
-    if has_src and sha256_file(src) != locked_src["sha256"]:
-        why = f"{a.source_name} changed since the conversion: `models fetch` redoes it"
-        return FileStatus(a.model_id, a.role, "downloaded", path, src, why, sha)
-    return FileStatus(a.model_id, a.role, "verified", path, src, sha256=sha)
-
-
 def status(
     targets: Iterable[str] | None = None, folder: os.PathLike | str | None = None
 ) -> list[FileStatus]:
@@ -853,9 +538,9 @@ def status(
     ``missing``, ``downloaded``, ``converted`` or ``verified`` (defined in this module's
     docstring). Hashes every file present, so it takes a few seconds for the big classifiers."""
     folder = Path(folder) if folder is not None else model_dir()
-    ids = resolve_targets(targets) if targets is not None else list(_rows())
-    lock = Lock(folder)
-    return [_status(a, folder, lock) for a in _artifacts_for(ids)]
+    ids = resolve_targets(targets) if targets is not None else None
+    done = _core.fetch_status(_artifacts_for(ids), folder, _converter_version())
+    return [FileStatus(**{**d, "path": Path(d["path"])}) for d in done]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -863,7 +548,7 @@ def status(
 
 
 @dataclass
-class FetchedFile:
+class FetchedFile(_Labelled):
     """What :func:`fetch` did for one file."""
 
     model_id: str
@@ -876,65 +561,6 @@ class FetchedFile:
     url: str | None = None  # where it was downloaded from (None: nothing downloaded)
     converted: bool = False
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return self.model_id if self.role == "model" else f"{self.model_id} bird head"
-
-
-def _ensure_source(
-    a: Artifact,
-    folder: Path,
-    lock: Lock,
-    *,
-    progress: bool,
-    accept_new_hash: bool,
-    retries: int | None,
-    timeout: float | None,
-    notes: list[str],
-) -> tuple[Path, str, str | None]:
-    """The downloaded file of ``a``, checked: there already, or downloaded now. Returns its
-    path, sha256 and the URL it came from (None when it was there)."""
-    name = a.source_name
-    path = folder / name
-    locked = lock.file(name)
-    expect = _Expect(
-        size=a.url_size,
-        md5=a.url_md5,
-        sha256=a.url_sha256 or (a.file_sha256 if a.url_format != "pt" else ""),
-        locked_sha256=locked["sha256"] if locked else "",
-        accept_new_hash=accept_new_hash,
-    )
-    if path.is_file():
-        published = _Expect(size=expect.size, md5=expect.md5, sha256=expect.sha256)
-        try:
-            h = _check(path, name, published, lock.path)
-        except ChecksumError as e:
-            notes.append(f"{name} in the model directory was corrupt ({e}); downloaded again")
-            path.unlink()
-        else:
-            if locked and h["sha256"] != locked["sha256"] and not accept_new_hash:
-                raise ChecksumError(
-                    f"{path}: sha256 {h['sha256']} differs from {locked['sha256']} recorded in "
-                    f"{lock.path}; delete the file to download it again, or keep it with "
-                    "`deepfaune-rs models fetch --accept-new-hash ...`"
-                )
-            if not locked or locked["sha256"] != h["sha256"]:
-                lock.record_file(name, h["sha256"], path.stat().st_size, None)
-            return path, h["sha256"], None
-    dest, sha, url = download(
-        name,
-        a.urls(),
-        folder,
-        expect=expect,
-        progress=progress,
-        retries=retries,
-        timeout=timeout,
-    )
-    if locked and locked["sha256"] != sha:
-        notes.append(f"{name}: new sha256 {sha} accepted (was {locked['sha256']})")
-    lock.record_file(name, sha, dest.stat().st_size, url)
-    return dest, sha, url
 
 
 def _convert(a: Artifact, src: Path, dest: Path, progress: bool) -> dict[str, Any]:
@@ -971,65 +597,37 @@ def _fetch_one(
     retries: int | None,
     timeout: float | None,
 ) -> FetchedFile:
-    path = folder / a.file
-    if a.embedded:
-        return FetchedFile(a.model_id, a.role, "embedded", path)
-    lock = Lock(folder)
-    notes: list[str] = []
-    common = dict(
-        progress=progress,
-        accept_new_hash=accept_new_hash,
-        retries=retries,
-        timeout=timeout,
-        notes=notes,
-    )
+    plan = _core.fetch_plan(a, folder, _converter_version(), accept_new_hash)
+    head, notes, url = (a.model_id, a.role), plan["notes"], None
+    if plan["step"] == "done":
+        src = None if plan["source"] is None else Path(plan["source"])
+        sha, src_sha = plan["sha256"], plan["source_sha256"]
+        return FetchedFile(*head, plan["state"], Path(plan["path"]), src, sha, src_sha, notes=notes)
+    if plan["step"] == "source":  # there already, checked
+        src, src_sha = Path(plan["source"]), plan["source_sha256"]
+    else:
+        expect = _Expect(**plan["expect"])
+        src, src_sha, url = download(
+            a.source_name, a.urls(), folder, expect=expect, progress=progress, retries=retries,
+            timeout=timeout,
+        )  # fmt: skip
+        if expect.locked_sha256 and expect.locked_sha256 != src_sha:
+            notes.append(f"{src.name}: new sha256 {src_sha} accepted (was {expect.locked_sha256})")
+        _core.fetch_record_file(folder, src.name, src_sha, src.stat().st_size, url)
     if a.url_format != "pt":  # used as downloaded
-        st = _status(a, folder, lock)
-        if st.state == "verified":
-            return FetchedFile(a.model_id, a.role, "verified", path, sha256=st.sha256)
-        src, sha, url = _ensure_source(a, folder, lock, **common)  # type: ignore[arg-type]
-        return FetchedFile(a.model_id, a.role, "verified", src, sha256=sha, url=url, notes=notes)
-
-    st = _status(a, folder, lock)
-    if st.state == "verified":
-        locked_src = lock.file(a.source_name) or {}
-        return FetchedFile(
-            a.model_id,
-            a.role,
-            "verified",
-            path,
-            st.source if st.source and st.source.is_file() else None,
-            st.sha256,
-            locked_src.get("sha256"),
-        )
-    ours = lock.conversion(a.file) is not None
-    if path.is_file() and not ours and read_onnx_stamp(path).get("converter") != "deepfaune-rs":
-        # Someone's own export under the official name: theirs to replace, not ours.
-        notes.append(
-            f"kept {path.name}: it was not made by deepfaune-rs (delete it to fetch and "
-            f"convert {a.source_name} instead)"
-        )
-        return FetchedFile(a.model_id, a.role, "converted", path, sha256=st.sha256, notes=notes)
-    src, src_sha, url = _ensure_source(a, folder, lock, **common)  # type: ignore[arg-type]
-    # An ONNX of ours that the lock file does not vouch for (converted by hand, another source,
-    # another converter version, changed since) is converted again: "verified" only ever means
-    # converted here, from a checked source.
+        return FetchedFile(*head, "verified", src, sha256=src_sha, url=url, notes=notes)
+    path = folder / a.file
     if not convert:
-        return FetchedFile(
-            a.model_id, a.role, "downloaded", path, src, None, src_sha, url, False, notes
-        )
+        return FetchedFile(*head, "downloaded", path, src, None, src_sha, url, False, notes)
     info = _convert(a, src, path, progress)
     if info.get("source_sha256") and info["source_sha256"] != src_sha:
         raise ConversionError(
             f"{src.name} changed while it was converted (sha256 {info['source_sha256']}, "
             f"expected {src_sha}); run the fetch again"
         )
-    lock.record_conversion(
-        a.file, info["sha256"], src.name, src_sha, str(info.get("converter_version"))
-    )
-    return FetchedFile(
-        a.model_id, a.role, "verified", path, src, info["sha256"], src_sha, url, True, notes
-    )
+    version = str(info.get("converter_version"))
+    _core.fetch_record_conversion(folder, a.file, info["sha256"], src.name, src_sha, version)
+    return FetchedFile(*head, "verified", path, src, info["sha256"], src_sha, url, True, notes)
 
 
 def fetch(
@@ -1060,20 +658,9 @@ def fetch(
     downloaded is not the published (or recorded) file: nothing is then left under its name."""
     ids = resolve_targets(targets or (DEFAULT_TARGET,))
     folder = Path(folder) if folder is not None else model_dir()
-    out = []
-    for a in _artifacts_for(ids):
-        out.append(
-            _fetch_one(
-                a,
-                folder,
-                progress=progress,
-                convert=convert,
-                accept_new_hash=accept_new_hash,
-                retries=retries,
-                timeout=timeout,
-            )
-        )
-    return out
+    opts = dict(progress=progress, convert=convert, accept_new_hash=accept_new_hash)
+    opts.update(retries=retries, timeout=timeout)
+    return [_fetch_one(a, folder, **opts) for a in _artifacts_for(ids)]  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1086,29 +673,21 @@ def detector_ids(
     """Built-in detector ids that ``Detector(model, secondary=...)`` loads (paths and manifests
     are the caller's files: none). An unknown name raises :class:`UnknownModelError` listing
     the valid ones (before any missing weights are looked for)."""
-    rows = _rows()
-    out: list[str] = []
-    for spec in (model, secondary):
-        if spec is None:
-            continue
-        _core.check_model_spec("detector", os.fspath(spec).strip())
-        key = os.fspath(spec).strip().lower()
-        if key in MODES:
-            out += MODES[key]
-        elif key in rows and rows[key]["kind"] == "detector":
-            out.append(key)
-    return list(dict.fromkeys(out))
+    return _core.fetch_detector_ids([os.fspath(s) for s in (model, secondary) if s is not None])
 
 
 def classifier_id(classifier: str | os.PathLike | None) -> str | None:
     """The built-in classifier id of ``classifier``, or None for a file or manifest. An unknown
     name raises :class:`UnknownModelError` listing the valid ones."""
-    if classifier is None:
-        return None
-    _core.check_model_spec("classifier", os.fspath(classifier).strip())
-    key = os.fspath(classifier).strip().lower()
-    row = _rows().get(key)
-    return key if row is not None and row["kind"] == "classifier" else None
+    return None if classifier is None else _core.fetch_classifier_id(os.fspath(classifier))
+
+
+def _missing(
+    detectors: Sequence[str], classifier: str | None, bird_head: bool, weights: Any
+) -> tuple[list[tuple[Artifact, Path]], str]:
+    given = [str(k) for k in (weights or {})]
+    gone, cmd = _core.fetch_missing(list(detectors), classifier, bird_head, given, model_dir())
+    return [(Artifact(**d), Path(p)) for d, p in gone], cmd
 
 
 def missing(
@@ -1119,23 +698,7 @@ def missing(
 ) -> list[tuple[Artifact, Path]]:
     """The built-in model files a run needs that are not in the model directory (ids given
     an explicit file in ``weights`` are the caller's)."""
-    given = {k.lower() for k in (weights or {})}
-    folder = model_dir()
-    need: list[Artifact] = []
-    ids = [d for d in detectors if d not in given]
-    need += _artifacts_for(ids, bird_head=False)
-    if classifier is not None:
-        arts = _artifacts_for([classifier], bird_head=True)
-        need += arts if bird_head else arts[:1]
-    return [
-        (a, folder / a.file) for a in need if not a.embedded and not (folder / a.file).is_file()
-    ]
-
-
-def fetch_command(arts: Sequence[Artifact]) -> str:
-    """The one command that fetches these files."""
-    ids = list(dict.fromkeys(a.model_id for a in arts))
-    return "deepfaune-rs models fetch " + " ".join(ids)
+    return _missing(detectors, classifier, bird_head, weights)[0]
 
 
 def require(
@@ -1149,16 +712,13 @@ def require(
     """Checks, before anything is loaded, that every built-in model file of a run is there;
     raises ONE :class:`WeightsNotFoundError` naming them all and the command that fetches them.
     With ``fetch_first`` the missing ones are fetched instead (the only network access)."""
-    gone = missing(detectors, classifier, bird_head, weights)
+    gone, cmd = _missing(detectors, classifier, bird_head, weights)
     if not gone:
         return
-    arts = [a for a, _ in gone]
     if fetch_first:
-        ids = list(dict.fromkeys(a.model_id for a in arts))
-        fetch(*ids, progress=progress)
+        fetch(*dict.fromkeys(a.model_id for a, _ in gone), progress=progress)
         return
     listing = "; ".join(f"{a.label} ({p})" for a, p in gone)
-    cmd = fetch_command(arts)
     n = len(gone)
     e = WeightsNotFoundError(
         f"weights not found for {n} model file{'s' if n > 1 else ''}: {listing}; "

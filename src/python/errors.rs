@@ -10,7 +10,7 @@ use crate::error::{Error, ImageError, ModelError, RuntimeError};
 use crate::reid::ReidError;
 
 /// The `deepfaune_rs.errors` class of each error kind, by [`kind_of`].
-const CLASSES: [&str; 18] = [
+const CLASSES: [&str; 20] = [
     "ImageReadError",
     "ManifestError",
     "UnknownModelError",
@@ -29,6 +29,8 @@ const CLASSES: [&str; 18] = [
     "KnowledgeBaseNotFoundError",
     "OutputError",
     "DeviceUnavailableError",
+    "UnknownModelError",
+    "ChecksumError",
 ];
 
 /// The kind of `e`: its row in [`CLASSES`] and in [`every_kind`]. The match is exhaustive, so
@@ -54,6 +56,8 @@ fn kind_of(e: &Error) -> usize {
         Error::Reid(ReidError::NotFound(_)) => 15,
         Error::Reid(ReidError::Io { .. }) => 16,
         Error::Runtime(RuntimeError::Unavailable(_)) => 17,
+        Error::Model(ModelError::UnknownTarget { .. }) => 18,
+        Error::Model(ModelError::Refused(_)) => 19,
     }
 }
 
@@ -115,6 +119,12 @@ fn every_kind() -> Vec<Error> {
         }
         .into(),
         RuntimeError::Unavailable(s()).into(),
+        ModelError::UnknownTarget {
+            names: s(),
+            choices: s(),
+        }
+        .into(),
+        ModelError::Refused(s()).into(),
     ]
 }
 

@@ -4,6 +4,7 @@
 mod classify;
 mod detect;
 mod errors;
+mod fetch;
 mod image_io;
 mod locks;
 mod megadetector;
@@ -190,5 +191,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     megadetector::register(m)?;
     models::register(m)?;
     review::register(m)?;
+    fetch::register(m)?;
     Ok(())
 }
