@@ -48,7 +48,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // `fetch`: model names (detector modes, classifier specs) and the lock file's atomic write.
     (
         "fetch",
-        &["classify", "detect", "error", "fsio", "manifest"],
+        &[
+            "classify", "detect", "error", "fsio", "image_io", "manifest",
+        ],
     ),
     ("sequence", &["detect", "error", "image_io", "manifest"]),
     ("results", &["detect", "error", "image_io", "sequence"]),

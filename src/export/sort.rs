@@ -453,18 +453,10 @@ fn utc_stamp() -> String {
     stamp_from_unix(secs as i64)
 }
 
-/// `dd-mm-YYYY_HH-MM-SS` of a Unix time (UTC), civil-from-days of Howard Hinnant.
+/// `dd-mm-YYYY_HH-MM-SS` of a Unix time (UTC).
 fn stamp_from_unix(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::image_io::exif::civil_from_days(days);
     format!(
         "{d:02}-{m:02}-{y:04}_{:02}-{:02}-{:02}",
         rem / 3600,
