@@ -204,12 +204,24 @@ impl PyDetector {
 
 /// A failure as Python sees it (`deepfaune_rs.errors.Failure`): path, stage, kind, reason, index.
 pub(crate) fn failure_dict<'py>(py: Python<'py>, f: &Failure) -> PyResult<Bound<'py, PyDict>> {
+    failure_fields(py, &f.path, f.stage, f.kind, &f.reason, f.index)
+}
+
+/// [`failure_dict`] from its fields (a video's failure keeps its path in its record).
+pub(crate) fn failure_fields<'py>(
+    py: Python<'py>,
+    path: &std::path::Path,
+    stage: &str,
+    kind: &str,
+    reason: &str,
+    index: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("path", f.path.as_os_str())?;
-    d.set_item("stage", f.stage)?;
-    d.set_item("kind", f.kind)?;
-    d.set_item("reason", &f.reason)?;
-    d.set_item("index", f.index)?;
+    d.set_item("path", path.as_os_str())?;
+    d.set_item("stage", stage)?;
+    d.set_item("kind", kind)?;
+    d.set_item("reason", reason)?;
+    d.set_item("index", index)?;
     Ok(d)
 }
 

@@ -10,7 +10,9 @@ use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::detect::{failure_dict, progress_hook, session_options, PyDetectionResults, PyDetector};
+use super::detect::{
+    failure_dict, failure_fields, progress_hook, session_options, PyDetectionResults, PyDetector,
+};
 use super::errors::{to_pyerr, IntoPyResult};
 use super::locks::wait_for;
 use super::numpy_views::{view1, view2};
@@ -388,13 +390,9 @@ impl PyPipelineResults {
         }
         for v in &self.videos {
             if let Some(f) = &v.failure {
-                let d = PyDict::new(py);
-                d.set_item("path", v.path.as_os_str())?;
-                d.set_item("stage", &f.stage)?;
-                d.set_item("kind", &f.kind)?;
-                d.set_item("reason", &f.reason)?;
-                d.set_item("index", py.None())?;
-                list.append(d)?;
+                list.append(failure_fields(
+                    py, &v.path, &f.stage, &f.kind, &f.reason, None,
+                )?)?;
             }
         }
         for p in &self.res.discovered.unsupported_videos {

@@ -272,18 +272,28 @@ fn reviews(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::manifest::classifier::builtin_classifier;
 
     fn entry(files: &[&str], label: Option<&str>, verified: bool) -> Correction {
+        entry_by(files, label, verified, "t")
+    }
+
+    /// A journal line of now, relabelling (`label`) or verifying `files`, by `by`.
+    pub(crate) fn entry_by(
+        files: &[&str],
+        label: Option<&str>,
+        verified: bool,
+        by: &str,
+    ) -> Correction {
         Correction {
             time: now_iso(),
             files: files.iter().map(|f| f.to_string()).collect(),
             scope: "image".into(),
             label: label.map(str::to_string),
             verified,
-            by: Some("t".into()),
+            by: Some(by.into()),
         }
     }
 

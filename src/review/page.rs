@@ -1032,16 +1032,7 @@ mod tests {
         ReviewRows::of_run(run, labels, m.id.clone())
     }
 
-    fn entry(files: &[&str], label: Option<&str>, verified: bool, by: &str) -> Correction {
-        Correction {
-            time: now_iso(),
-            files: files.iter().map(|f| f.to_string()).collect(),
-            scope: "image".into(),
-            label: label.map(str::to_string),
-            verified,
-            by: Some(by.into()),
-        }
-    }
+    use crate::review::corrections::tests::entry_by as entry;
 
     #[test]
     fn rows_of_a_run_are_its_images_then_its_videos() {
