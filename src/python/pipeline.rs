@@ -400,18 +400,6 @@ impl PyPipelineResults {
         }
         Ok(list)
     }
-    /// Video files in formats DeepFaune does not read, given (first) or met by the walk.
-    #[getter]
-    fn unsupported_videos<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(
-            py,
-            self.res
-                .discovered
-                .unsupported_videos
-                .iter()
-                .map(|p| p.as_os_str()),
-        )
-    }
     /// Images the checkpoint held under their path that are not the file it recorded
     /// (replaced or edited since): processed again.
     #[getter]
