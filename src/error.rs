@@ -163,6 +163,9 @@ pub enum Error {
     /// See [`crate::reid::ReidError`].
     #[error(transparent)]
     Reid(#[from] crate::reid::ReidError),
+    /// See [`crate::convert::ConvertError`].
+    #[error(transparent)]
+    Convert(#[from] crate::convert::ConvertError),
 }
 
 impl From<ort::Error> for Error {

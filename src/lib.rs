@@ -23,7 +23,8 @@
 //! 10. [`review`]: after a run: the corrections journal, thumbnails, a table's labels.
 //!
 //! Beside the stages, [`fetch`]: the built-in models' official files (targets, checks, the
-//! lock file, each file's state); Python downloads them.
+//! lock file, each file's state); Python downloads them. [`convert`]: official PyTorch
+//! checkpoints read without torch (nothing in the pickle runs) and written as ONNX graphs.
 //!
 //! Below the stages, depending on none of them above: the results every later stage shares
 //! ([`results`]: a run's columns, failures, a person's review), atomic file writing ([`fsio`]),
@@ -35,6 +36,7 @@
 #![deny(missing_docs)]
 
 pub mod classify;
+pub mod convert;
 pub mod detect;
 pub mod error;
 pub mod export;

@@ -12,12 +12,14 @@ use std::path::Path;
 
 /// Each top-level module of `src/` (the bindings `python` apart) and the modules it may use.
 const ALLOWED: &[(&str, &[&str])] = &[
-    // `Error::Reid` wraps re-ID's error type so the bindings map one error enum.
-    ("error", &["reid"]),
+    // `Error::Reid` and `Error::Convert` wrap re-ID's and the converter's error types so the bindings map one error enum.
+    ("error", &["convert", "reid"]),
     ("fsio", &["error"]),
     ("parallel", &["error"]),
     ("manifest", &["error"]),
     ("runtime", &["error"]),
+    // The converter: a checkpoint reader and an ONNX writer, below every stage.
+    ("convert", &["error", "fsio"]),
     ("image_io", &["error", "parallel"]),
     ("preprocess", &["error", "image_io", "manifest"]),
     (

@@ -71,6 +71,11 @@ class ConversionError(ModelError, ValueError):
     """A downloaded checkpoint could not be converted to ONNX."""
 
 
+class CheckpointError(ConversionError):
+    """A checkpoint is not a readable PyTorch file, its pickle asks for something unsafe (refused
+    before anything runs), or it holds something the converter does not support."""
+
+
 class ModelMismatchError(ModelError, ValueError):
     """The ONNX model's inputs or outputs do not match its manifest."""
 
@@ -106,6 +111,7 @@ class KnowledgeBaseNotFoundError(DeepfauneError, FileNotFoundError):
 
 __all__ = [
     "CancelledError",
+    "CheckpointError",
     "ChecksumError",
     "ConversionError",
     "DeepfauneError",

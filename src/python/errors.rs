@@ -6,11 +6,12 @@
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
+use crate::convert::ConvertError;
 use crate::error::{Error, ImageError, ModelError, RuntimeError};
 use crate::reid::ReidError;
 
 /// The `deepfaune_rs.errors` class of each error kind, by [`kind_of`].
-const CLASSES: [&str; 20] = [
+const CLASSES: [&str; 22] = [
     "ImageReadError",
     "ManifestError",
     "UnknownModelError",
@@ -31,6 +32,8 @@ const CLASSES: [&str; 20] = [
     "DeviceUnavailableError",
     "UnknownModelError",
     "ChecksumError",
+    "CheckpointError",
+    "CheckpointError",
 ];
 
 /// The kind of `e`: its row in [`CLASSES`] and in [`every_kind`]. The match is exhaustive, so
@@ -58,6 +61,8 @@ fn kind_of(e: &Error) -> usize {
         Error::Runtime(RuntimeError::Unavailable(_)) => 17,
         Error::Model(ModelError::UnknownTarget { .. }) => 18,
         Error::Model(ModelError::Refused(_)) => 19,
+        Error::Convert(ConvertError::Checkpoint(_)) => 20,
+        Error::Convert(ConvertError::Build(_)) => 21,
     }
 }
 
@@ -125,6 +130,8 @@ fn every_kind() -> Vec<Error> {
         }
         .into(),
         ModelError::Refused(s()).into(),
+        ConvertError::Checkpoint(s()).into(),
+        ConvertError::Build(s()).into(),
     ]
 }
 
