@@ -5,6 +5,9 @@
 pub mod archive;
 pub mod graph;
 pub mod pickle;
+#[cfg(test)]
+mod testdata;
+pub mod vit;
 
 pub use graph::{Attr, Dim, Elem, Graph};
 pub use pickle::{load_checkpoint, Object, Tensor, Value};

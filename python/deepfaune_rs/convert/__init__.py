@@ -1,9 +1,9 @@
 """Official PyTorch checkpoints to ONNX without torch.
 
-:func:`convert` reads a ``.pt`` file with the restricted reader of :mod:`.checkpoint` (nothing in
-the pickle runs, torch is never imported), recognises what it holds, and writes the ONNX graph the
-manifests expect with the builders of :mod:`.vit` (DeepFaune's classifiers and bird heads) or
-:mod:`.yolo` (ultralytics and YOLOv5 detectors). The ONNX records the converter's version and the
+:func:`convert` reads a ``.pt`` file with a restricted reader (nothing in the pickle runs, torch
+is never imported), recognises what it holds, and writes the ONNX graph the manifests expect: the
+core builds DeepFaune's classifiers and bird heads (``src/convert/vit.rs``), :mod:`.yolo` the
+ultralytics and YOLOv5 detectors. The ONNX records the converter's version and the
 source file's sha256 in its metadata, so a stale conversion is noticed and redone.
 """
 
@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError, Stub, load_checkpoint
+from .. import _core
+from ..errors import CheckpointError
+from .checkpoint import Stub, load_checkpoint
 
 __all__ = ["CONVERTER_VERSION", "CheckpointError", "convert", "checkpoint_kind", "sha256_file"]
 
@@ -47,9 +49,9 @@ def checkpoint_kind(obj: Any) -> str:
         if obj and all(str(k).startswith("bird_model.") for k in obj):
             return "bird_head"
         for key in ("ema", "model"):
-            if isinstance(obj.get(key), Stub):
+            if isinstance(obj.get(key), (Stub, _core.StandIn)):
                 return "detector"
-    if isinstance(obj, Stub):
+    if isinstance(obj, (Stub, _core.StandIn)):
         return "detector"
     raise CheckpointError(
         "not a DeepFaune classifier, DeepFaune bird head or ultralytics/YOLOv5 detector checkpoint"
@@ -57,14 +59,6 @@ def checkpoint_kind(obj: Any) -> str:
 
 
 def _build(obj: Any, kind: str, size: int | None) -> Any:
-    if kind == "classifier":
-        from .vit import build_classifier
-
-        return build_classifier(obj, size=size)
-    if kind == "bird_head":
-        from .vit import build_bird_head
-
-        return build_bird_head(obj)
     from .yolo import build_detector
 
     return build_detector(obj)
@@ -118,19 +112,24 @@ def convert(
     found = checkpoint_kind(obj)
     if kind is not None and kind != found:
         raise CheckpointError(f"{src}: holds a {found}, not a {kind}")
-    model = _build(obj, found, size)
-    del obj  # the memory-mapped tensors: the graph holds its own copy now
-    for k, v in (
+    stamp = [
         ("converter", "deepfaune-rs"),
         ("converter_version", CONVERTER_VERSION),
         ("source_file", src.name),
         ("source_sha256", source_sha),
         ("kind", found),
-    ):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    data = model.SerializeToString()
-    del model
+    ]
+    if found in ("classifier", "bird_head"):
+        del obj  # the core reads the file itself and returns the model's bytes
+        data = _core.build_model_file(src, found, size, stamp)
+    else:
+        model = _build(obj, found, size)
+        del obj  # the memory-mapped tensors: the graph holds its own copy now
+        for k, v in stamp:
+            entry = model.metadata_props.add()
+            entry.key, entry.value = k, v
+        data = model.SerializeToString()
+        del model
     digest = hashlib.sha256(data).hexdigest()
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
