@@ -255,7 +255,7 @@ pub fn dinov3_rope_tables(
     head_dim: usize,
     temperature: f64,
 ) -> Result<(Array2<f32>, Array2<f32>)> {
-    if head_dim % 4 != 0 {
+    if !head_dim.is_multiple_of(4) {
         return Err(build_err(format!(
             "rotary head width {head_dim} is not a multiple of 4"
         )));

@@ -337,6 +337,9 @@ fn resample_pos_embed<'py>(
         .into_pyarray(py)
 }
 
+/// The rotary tables: `(sin, cos)`.
+type SinCos<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>);
+
 /// ``(sin, cos)``, each [H*W, head_dim] float32: timm's ``RotaryEmbeddingDinoV3`` tables for a
 /// grid of patches (rotate-half layout).
 #[pyfunction]
@@ -346,7 +349,7 @@ fn dinov3_rope_tables<'py>(
     grid: (usize, usize),
     head_dim: usize,
     temperature: f64,
-) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>)> {
+) -> PyResult<SinCos<'py>> {
     let (sin, cos) = vit::dinov3_rope_tables(grid, head_dim, temperature).py()?;
     Ok((sin.into_pyarray(py), cos.into_pyarray(py)))
 }
