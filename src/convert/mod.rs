@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod graph;
 pub mod pickle;
+pub mod run;
 pub mod yolo;
 
 pub use graph::{Attr, Dim, Elem, Graph};

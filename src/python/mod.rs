@@ -2,6 +2,7 @@
 //! releasing the GIL; no logic of their own.
 
 mod classify;
+mod conversion;
 mod detect;
 mod errors;
 mod fetch;
@@ -192,5 +193,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     models::register(m)?;
     review::register(m)?;
     fetch::register(m)?;
+    conversion::register(m)?;
     Ok(())
 }
