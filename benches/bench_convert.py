@@ -153,10 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             f"interpreter start; peak RSS {r['peak_kb'] / 1024**2:.2f} GB"
         )
         if args.compare_torch:
-            from deepfaune_rs.convert.checkpoint import load_checkpoint
-            from deepfaune_rs.convert.vit import BACKBONES
+            from deepfaune_rs import _core
 
-            size = BACKBONES[load_checkpoint(ckpt)["args"]["backbone"]].default_size
+            backbone = _core.read_checkpoint(ckpt)["args"]["backbone"]
+            size = _core.VIT_BACKBONES[backbone]["default_size"]
             theirs = tmp / "torch.onnx"
             subprocess.run(
                 [torch_python(args.torch_python), "-c", textwrap.dedent(TORCH_EXPORT), str(ckpt),

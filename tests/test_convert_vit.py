@@ -1,4 +1,4 @@
-"""The torch-free classifier and bird-head converter (deepfaune_rs/convert/vit.py) against timm.
+"""The torch-free classifier and bird-head converter (the core's src/convert/vit.rs) against timm.
 
 The fixtures (tests/fixtures/convert/vit_*, bird_*, dtype_*) are reduced copies of DeepFaune's
 checkpoints in the official layouts, with the outputs timm / torch computed from them, made by
@@ -16,15 +16,23 @@ from conftest import REPO
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from deepfaune_rs import _core  # noqa: E402
 from deepfaune_rs.convert import convert  # noqa: E402
-from deepfaune_rs.convert.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-from deepfaune_rs.convert.vit import (  # noqa: E402
-    BACKBONES,
-    build_bird_head,
-    build_classifier,
-    dinov3_rope_tables,
-    resample_pos_embed,
-)
+from deepfaune_rs.errors import CheckpointError  # noqa: E402
+
+BACKBONES = _core.VIT_BACKBONES
+load_checkpoint = _core.read_checkpoint
+resample_pos_embed = _core.resample_pos_embed
+dinov3_rope_tables = _core.dinov3_rope_tables
+
+
+def build_classifier(ckpt, size=None) -> onnx.ModelProto:
+    return onnx.load_from_string(_core.build_classifier(ckpt, size))
+
+
+def build_bird_head(ckpt) -> onnx.ModelProto:
+    return onnx.load_from_string(_core.build_bird_head(ckpt))
+
 
 FIX = REPO / "tests" / "fixtures" / "convert"
 TOL = 1e-4

@@ -9,6 +9,15 @@ import numpy.typing as npt
 
 __version__: str
 __all__ = [
+    "StandIn",
+    "VIT_BACKBONES",
+    "VIT_HEAD_DIM",
+    "build_bird_head",
+    "build_classifier",
+    "build_model_file",
+    "dinov3_rope_tables",
+    "read_checkpoint",
+    "resample_pos_embed",
     "Classifier",
     "CosineIndex",
     "Embedder",
@@ -617,3 +626,44 @@ def read_corrections(path: _Path) -> list[dict[str, Any]]: ...
 # The built-in classifier, language and bird-head wording naming every text given: classifier,
 # language, bird_head, labels, empty, human, vehicle, undefined; None when none does.
 def table_labels(texts: Sequence[str]) -> dict[str, Any] | None: ...
+
+# The converter (src/convert/): a torch.save file read without running its pickle, and the ViT
+# builders' ONNX bytes.
+@final
+class StandIn:
+    """Stands in for a pickled object of a class that is not imported (nothing of it ran).
+
+    ``classname`` is ``module.qualname``; ``args`` what the constructor was given; ``state``
+    what the pickle set on the object (for a ``torch.nn.Module``, its ``__dict__``:
+    ``_parameters``, ``_buffers``, ``_modules`` and plain attributes); ``items`` what APPENDS /
+    SETITEMS gave a list or dict subclass. Attributes read through to ``state``."""
+
+    @property
+    def classname(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def args(self) -> tuple[Any, ...]: ...
+    @property
+    def state(self) -> Any: ...
+    @property
+    def items(self) -> list[Any]: ...
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+VIT_BACKBONES: dict[str, dict[str, Any]]
+VIT_HEAD_DIM: int
+
+def read_checkpoint(path: _Path) -> Any: ...
+def build_classifier(
+    ckpt: Any, size: int | None = None, metadata: Sequence[tuple[str, str]] = ...
+) -> bytes: ...
+def build_bird_head(ckpt: Any, metadata: Sequence[tuple[str, str]] = ...) -> bytes: ...
+def build_model_file(
+    path: _Path, kind: str, size: int | None = None, metadata: Sequence[tuple[str, str]] = ...
+) -> bytes: ...
+def resample_pos_embed(
+    grid: npt.NDArray[np.float32], new_size: tuple[int, int]
+) -> npt.NDArray[np.float32]: ...
+def dinov3_rope_tables(
+    grid: tuple[int, int], head_dim: int, temperature: float = 100.0
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...

@@ -7,6 +7,9 @@ pub mod archive;
 pub mod graph;
 pub mod pickle;
 pub mod run;
+#[cfg(test)]
+mod testdata;
+pub mod vit;
 pub mod yolo;
 
 pub use graph::{Attr, Dim, Elem, Graph};

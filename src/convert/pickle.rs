@@ -283,6 +283,33 @@ impl Tensor {
         &self.shape
     }
 
+    /// A contiguous tensor of `shape` over `bytes` (little-endian elements of `dtype`).
+    pub fn from_le_bytes(dtype: DType, shape: Vec<usize>, bytes: Vec<u8>) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        if bytes.len() != numel * dtype.size() {
+            return Err(bad(&format!(
+                "{} bytes for a tensor of shape {shape:?}",
+                bytes.len()
+            )));
+        }
+        let mut strides = vec![1usize; shape.len()];
+        for d in (0..shape.len().saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * shape[d + 1];
+        }
+        let storage = Storage {
+            bytes: SharedBytes(Shared::Owned(Arc::new(bytes))),
+            dtype,
+            numel,
+            big_endian: false,
+        };
+        Ok(Tensor {
+            storage: Arc::new(storage),
+            offset: 0,
+            shape,
+            strides,
+        })
+    }
+
     /// The storage's element type.
     pub fn dtype(&self) -> DType {
         self.storage.dtype

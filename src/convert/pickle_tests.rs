@@ -2,62 +2,10 @@
 //! scripts/fixtures/make_checkpoint_fixtures.py; the expected arrays are numpy's, in
 //! reader_ref.npz) and on hand-written hostile or damaged files.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::*;
-use crate::convert::archive::{Archive, FileBytes};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/convert")
-        .join(name)
-}
-
-/// A `.npy` array: numpy's dtype string, shape and raw little-endian bytes.
-struct Npy {
-    descr: String,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-fn read_npz(path: &Path) -> HashMap<String, Npy> {
-    let archive = Archive::new(Arc::new(FileBytes::open(path).unwrap()))
-        .unwrap()
-        .unwrap();
-    let mut out = HashMap::new();
-    for m in archive.members() {
-        let b = archive.read(m).unwrap().to_vec();
-        assert_eq!(&b[..6], b"\x93NUMPY");
-        let hlen = usize::from(u16::from_le_bytes([b[8], b[9]]));
-        let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
-        let descr = header.split("'descr': '").nth(1).unwrap();
-        let descr = descr[..descr.find('\'').unwrap()].to_string();
-        let shape = header.split("'shape': (").nth(1).unwrap();
-        let shape: Vec<usize> = shape[..shape.find(')').unwrap()]
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| s.trim().parse().unwrap())
-            .collect();
-        let mut data = b[10 + hlen..].to_vec();
-        if header.contains("'fortran_order': True") {
-            // Column-major (a transposed array): reordered to row-major, 2-D only here.
-            let [rows, cols] = shape[..] else {
-                panic!("{header}")
-            };
-            let n = data.len() / (rows * cols);
-            let f = data.clone();
-            for (i, j) in (0..rows).flat_map(|i| (0..cols).map(move |j| (i, j))) {
-                let (c, fo) = ((i * cols + j) * n, (j * rows + i) * n);
-                data[c..c + n].copy_from_slice(&f[fo..fo + n]);
-            }
-        }
-        let name = m.name.trim_end_matches(".npy").to_string();
-        out.insert(name, Npy { descr, shape, data });
-    }
-    out
-}
+use crate::convert::testdata::{fixture, read_npz};
 
 #[test]
 fn reads_a_torch_made_file_with_every_storage_kind() {

@@ -3,6 +3,7 @@
 
 mod classify;
 mod conversion;
+mod convert;
 mod detect;
 mod errors;
 mod fetch;
@@ -194,5 +195,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     review::register(m)?;
     fetch::register(m)?;
     conversion::register(m)?;
+    convert::register(m)?;
     Ok(())
 }

@@ -33,11 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import CheckpointError
+
 __all__ = ["CheckpointError", "Stub", "load_checkpoint", "STUB_NAMESPACES"]
-
-
-class CheckpointError(ValueError):
-    """The file is not a readable PyTorch checkpoint, or its pickle asks for something unsafe."""
 
 
 # Top-level packages whose classes may appear in a model checkpoint; they are stood in for.
