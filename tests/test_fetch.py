@@ -17,6 +17,7 @@ import threading
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -667,6 +668,7 @@ def test_stale_conversions_are_noticed_and_redone(server, models, sleeps, yolo_p
 
     # A newer converter: the conversion is stale, fetch redoes it and records the version.
     monkeypatch.setattr(conv_mod, "CONVERTER_VERSION", "999")
+    monkeypatch.setattr(conv_mod, "convert", partial(conv_mod.convert, converter_version="999"))
     st = state()
     assert st.state == "downloaded" and "converter" in st.detail
     done = F.fetch("df", progress=False)

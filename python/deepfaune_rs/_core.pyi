@@ -62,6 +62,11 @@ __all__ = [
     "fetch_targets",
     "read_onnx_stamp",
     "sha256_file",
+    "CONVERTER_VERSION",
+    "build_detector",
+    "checkpoint_kind",
+    "convert",
+    "detector_layout",
     "int8_manifest",
     "int8_plan",
     "checkpoint_is_complete",
@@ -147,6 +152,21 @@ def fetch_record_conversion(
     converter_version: str,
 ) -> None: ...
 def read_onnx_stamp(path: _Path) -> dict[str, str]: ...
+
+CONVERTER_VERSION: str
+
+def convert(
+    src: _Path,
+    dest: _Path | None = None,
+    *,
+    kind: str | None = None,
+    size: int | None = None,
+    check: bool = True,
+    converter_version: str | None = None,
+) -> dict[str, Any]: ...
+def build_detector(ckpt: Any) -> bytes: ...
+def detector_layout(ckpt: Any) -> str: ...
+def checkpoint_kind(ckpt: Any) -> str: ...
 def fetch_status(
     artifacts: Sequence[Any], folder: _Path, converter_version: str | None = None
 ) -> list[dict[str, Any]]: ...

@@ -871,16 +871,10 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     import os
 
+    from .convert import convert
+
     if not os.path.isfile(args.checkpoint):
         raise _Usage(f"{args.checkpoint}: no such file (give the path of a .pt checkpoint)")
-    try:
-        from .convert import convert
-    except ImportError as e:
-        print(
-            f"deepfaune-rs: error: the converter needs the onnx package ({e}): pip install onnx",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
     try:
         info = convert(args.checkpoint, args.output, kind=args.kind, size=args.size)
     except OSError as e:

@@ -523,12 +523,10 @@ class FileStatus(_Labelled):
     sha256: str | None = None  # of ``path`` when hashed
 
 
-def _converter_version() -> str | None:
-    try:
-        from .convert import CONVERTER_VERSION
-    except ImportError:
-        return None
-    return str(CONVERTER_VERSION)
+def _converter_version() -> str:
+    from . import convert
+
+    return str(convert.CONVERTER_VERSION)
 
 
 def status(
@@ -564,21 +562,12 @@ class FetchedFile(_Labelled):
 
 
 def _convert(a: Artifact, src: Path, dest: Path, progress: bool) -> dict[str, Any]:
-    try:
-        from . import convert as conv
-    except ImportError as e:
-        raise ConversionError(
-            f"converting {src.name} needs the onnx package ({e}): pip install onnx"
-        ) from e
+    from . import convert as conv
+
     _say(progress, f"converting {src.name} -> {dest.name}")
-    kind = "detector" if a.kind == "detector" else a.kind
     size = a.input_size if a.kind == "classifier" else None
     try:
-        info = conv.convert(src, dest, kind=kind, size=size)
-    except ImportError as e:
-        raise ConversionError(
-            f"converting {src.name} needs the onnx package ({e}): pip install onnx"
-        ) from e
+        info = conv.convert(src, dest, kind=a.kind, size=size)
     except OSError as e:
         raise OutputError(f"could not write {dest}: {e}") from e
     except Exception as e:  # noqa: BLE001 - whatever the builder met, one line for the user

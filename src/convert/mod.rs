@@ -1,13 +1,16 @@
 //! Official PyTorch checkpoints to ONNX without torch: a restricted reader of `torch.save` files
 //! ([`pickle`], over the zip archive of [`archive`]) that runs nothing from the pickle, and an
-//! ONNX writer ([`graph`]) the network builders write their graphs with.
+//! ONNX writer ([`graph`]) the network builders write their graphs with: [`yolo`] for
+//! ultralytics / YOLOv5 detectors.
 
 pub mod archive;
 pub mod graph;
 pub mod pickle;
+pub mod run;
 #[cfg(test)]
 mod testdata;
 pub mod vit;
+pub mod yolo;
 
 pub use graph::{Attr, Dim, Elem, Graph};
 pub use pickle::{load_checkpoint, Object, Tensor, Value};

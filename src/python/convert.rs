@@ -155,7 +155,7 @@ fn dtype_of(name: &str) -> Option<DType> {
 }
 
 /// Python objects (as [`read_checkpoint`] gives them, possibly changed) back to a [`Value`].
-fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+pub(crate) fn from_py(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
     if depth > 200 {
         return Err(PyTypeError::new_err("checkpoint object nested too deeply"));
     }

@@ -2,6 +2,7 @@
 //! releasing the GIL; no logic of their own.
 
 mod classify;
+mod conversion;
 mod convert;
 mod detect;
 mod errors;
@@ -193,6 +194,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     models::register(m)?;
     review::register(m)?;
     fetch::register(m)?;
+    conversion::register(m)?;
     convert::register(m)?;
     Ok(())
 }
