@@ -16,6 +16,12 @@ __all__ = [
     "Evaluation",
     "KnowledgeBase",
     "QueryResult",
+    "ReidTable",
+    "reid_build",
+    "reid_evaluate_table",
+    "reid_query_to_files",
+    "reid_read_embeddings",
+    "reid_update_from_files",
     "agreement_report",
     "box_iou",
     "boxes_from_megadetector",
@@ -613,9 +619,16 @@ class Embedder:
         detector: Any = None,
         batch_size: int = 8,
     ) -> EmbeddingResult: ...
-    def prepare(
-        self, image: _ArrayLike, box: Sequence[float] | None = None
-    ) -> _F32: ...
+    def embed_table(
+        self,
+        table: ReidTable,
+        *,
+        boxes: _Path | None = None,
+        detector: str = "md-lite",
+        whole_image: bool = False,
+        batch_size: int = 8,
+    ) -> EmbeddingResult: ...
+    def prepare(self, image: _ArrayLike, box: Sequence[float] | None = None) -> _F32: ...
     def embed_tensors(self, tensors: _ArrayLike) -> _F32: ...
 
 @final
@@ -629,6 +642,45 @@ class EmbeddingResult:
     @property
     def ok(self) -> npt.NDArray[np.bool_]: ...
 
+@final
+class ReidTable:
+    @staticmethod
+    def read(path: _Path) -> ReidTable: ...
+    def __len__(self) -> int: ...
+    @property
+    def headers(self) -> list[str]: ...
+    @property
+    def filepaths(self) -> list[str]: ...
+    def column(self, name: str) -> list[str | None] | None: ...
+
+def reid_build(table: ReidTable, embeddings: _ArrayLike) -> KnowledgeBase: ...
+def reid_query_to_files(
+    kb: KnowledgeBase,
+    table: ReidTable,
+    embeddings: _ArrayLike,
+    output: _Path,
+    *,
+    k: int = 5,
+    distance_threshold: float | None = None,
+    gaussian: bool = False,
+    seed: int | None = None,
+    embeddings_output: _Path | None = None,
+) -> tuple[int, int]: ...
+def reid_update_from_files(
+    kb: KnowledgeBase, results: _Path, embeddings: _Path
+) -> tuple[int, int]: ...
+def reid_read_embeddings(path: _Path) -> _F32: ...
+def reid_evaluate_table(
+    kb: KnowledgeBase,
+    table: ReidTable,
+    embeddings: _ArrayLike,
+    *,
+    k: int = 5,
+    distance_threshold: float | None = None,
+    validation_fraction: float = 0.5,
+    seed: int = 0,
+) -> Evaluation: ...
+
 # --- comparison of two runs (src/python/agreement.rs) ---
 
 def box_iou(a: _ArrayLike, b: _ArrayLike) -> npt.NDArray[np.float64]: ...
@@ -640,7 +692,6 @@ def agreement_report(
     fp32_seconds: float,
     int8_seconds: float,
 ) -> dict[str, Any]: ...
-
 def append_correction(
     path: _Path,
     files: Sequence[str],

@@ -51,9 +51,7 @@ def agreement(
         raise InvalidArgumentError(f"no image files in {', '.join(map(str, inputs))}")
     d32, p32, s32 = _run(files, detector, classifier, "fp32", device=device)
     d8, p8, s8 = _run(files, detector, classifier, "int8", device=device)
-    return agreement_report(
-        (d32, p32), (d8, p8), detector, classifier, round(s32, 2), round(s8, 2)
-    )
+    return agreement_report((d32, p32), (d8, p8), detector, classifier, round(s32, 2), round(s8, 2))
 
 
 def format_report(r: dict[str, Any]) -> str:

@@ -101,7 +101,9 @@ impl ClassifierColumns {
             prediction: results.getattr("prediction")?.extract()?,
         };
         if cols.classified.len() != n || cols.top1.len() != n {
-            return Err(invalid("classifier columns of another length than the images"));
+            return Err(invalid(
+                "classifier columns of another length than the images",
+            ));
         }
         Ok(cols)
     }
@@ -128,7 +130,10 @@ fn agreement_report<'py>(
     fp32_seconds: f64,
     int8_seconds: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (d32, d8) = (DetectionColumns::of(&fp32.0)?, DetectionColumns::of(&int8.0)?);
+    let (d32, d8) = (
+        DetectionColumns::of(&fp32.0)?,
+        DetectionColumns::of(&int8.0)?,
+    );
     if d32.category.len() != d8.category.len() {
         return Err(invalid("the two runs have different numbers of images"));
     }
@@ -151,7 +156,10 @@ fn agreement_report<'py>(
     r.set_item("int8_seconds", int8_seconds)?;
     if let (Some(p32), Some(p8)) = (&fp32.1, &int8.1) {
         let n = d32.category.len();
-        let (c32, c8) = (ClassifierColumns::of(p32, n)?, ClassifierColumns::of(p8, n)?);
+        let (c32, c8) = (
+            ClassifierColumns::of(p32, n)?,
+            ClassifierColumns::of(p8, n)?,
+        );
         let cl = classification_agreement(&d32.view(), &d8.view(), &c32.view(), &c8.view());
         r.set_item("classified_both", cl.classified_both)?;
         r.set_item("top1_agreement", cl.top1_agreement)?;

@@ -206,7 +206,9 @@ fn optional_strings(values: &Bound<'_, PyAny>) -> PyResult<Vec<Option<String>>> 
         .try_iter()?
         .map(|v| {
             let v = v?;
-            if v.is_none() || v.extract::<f64>().is_ok_and(f64::is_nan) && v.is_instance_of::<PyFloat>() {
+            if v.is_none()
+                || v.extract::<f64>().is_ok_and(f64::is_nan) && v.is_instance_of::<PyFloat>()
+            {
                 Ok(None)
             } else {
                 Ok(Some(v.str()?.to_string()))
@@ -709,7 +711,12 @@ impl PyQueryResult {
             "location_closest_individual",
             self.location_closest_individual.clone(),
         )?;
-        let k: usize = self.distances.bind(py).getattr("shape")?.get_item(1)?.extract()?;
+        let k: usize = self
+            .distances
+            .bind(py)
+            .getattr("shape")?
+            .get_item(1)?
+            .extract()?;
         for j in 0..k {
             let col: Vec<&str> = self.neighbor_ids.iter().map(|r| r[j].as_str()).collect();
             d.set_item(format!("neighbor_{}", j + 1), col)?;

@@ -24,7 +24,6 @@ use crate::reid::embed::{
 };
 use crate::runtime::SessionOptions;
 
-
 fn manifest_of(model: &str) -> Result<EmbeddingManifest, Error> {
     let p = std::path::Path::new(model);
     if model.ends_with(".toml") {
@@ -98,7 +97,8 @@ pub struct PyEmbedder {
 #[pymethods]
 impl PyEmbedder {
     #[new]
-    #[pyo3(signature = (model = PathBuf::from("yolox-embed"), weights = None, intra_threads = 0))]
+    #[pyo3(signature = (model = PathBuf::from("yolox-embed"), weights = None, intra_threads = 0),
+           text_signature = "(model='yolox-embed', weights=None, intra_threads=0)")]
     fn new(
         py: Python<'_>,
         model: PathBuf,
@@ -221,7 +221,7 @@ impl PyEmbedder {
 
     /// The model input ``[3, size, size]`` for one crop of an ``HxWx3`` uint8 image; ``box``
     /// is ``[x1, y1, x2, y2]`` in pixels (whole image when None).
-    #[pyo3(signature = (image, r#box = None))]
+    #[pyo3(signature = (image, r#box = None), text_signature = "($self, image, box=None)")]
     fn prepare<'py>(
         &self,
         py: Python<'py>,
@@ -317,7 +317,12 @@ fn detector_crop_boxes<'py>(
 
 /// One embedding per input file: ``embeddings[i]`` belongs to ``paths[i]``; failed files
 /// have NaN rows and are listed in ``failures`` as ``(index, reason)``.
-#[pyclass(module = "deepfaune_rs.reid", name = "EmbeddingResult", get_all, frozen)]
+#[pyclass(
+    module = "deepfaune_rs.reid",
+    name = "EmbeddingResult",
+    get_all,
+    frozen
+)]
 pub struct PyEmbeddingResult {
     paths: Vec<String>,
     embeddings: Py<PyAny>,

@@ -13,7 +13,11 @@ use super::ReidError;
 pub type ImageBoxes = Vec<(String, Option<[f64; 4]>)>;
 
 /// Reads `path` (see [`best_boxes`]).
-pub fn read_best_boxes(path: &Path, category: &str, min_conf: f64) -> Result<ImageBoxes, ReidError> {
+pub fn read_best_boxes(
+    path: &Path,
+    category: &str,
+    min_conf: f64,
+) -> Result<ImageBoxes, ReidError> {
     let text = std::fs::read(path).map_err(|e| ReidError::io(path, e))?;
     let json: Value = serde_json::from_slice(&text).map_err(|e| ReidError::Format {
         path: path.display().to_string(),
@@ -109,18 +113,28 @@ mod tests {
                 ("d.jpg".into(), None),
             ]
         );
-        assert_eq!(best_boxes(&json, "2", 0.0).unwrap()[0].1, Some([0.0, 0.0, 1.0, 1.0]));
+        assert_eq!(
+            best_boxes(&json, "2", 0.0).unwrap()[0].1,
+            Some([0.0, 0.0, 1.0, 1.0])
+        );
         assert_eq!(best_boxes(&json, "1", 0.0).unwrap()[1].1, Some([0.1; 4]));
     }
 
     #[test]
     fn a_file_without_images_has_none_and_bad_ones_say_why() {
-        assert!(best_boxes(&serde_json::json!({}), "1", 0.0).unwrap().is_empty());
+        assert!(best_boxes(&serde_json::json!({}), "1", 0.0)
+            .unwrap()
+            .is_empty());
         let bad = serde_json::json!({"images": [{"detections": []}]});
-        assert_eq!(best_boxes(&bad, "1", 0.0).unwrap_err(), "image 0 has no 'file'");
+        assert_eq!(
+            best_boxes(&bad, "1", 0.0).unwrap_err(),
+            "image 0 has no 'file'"
+        );
         let short = serde_json::json!({"images": [{"file": "x", "detections": [
             {"category": "1", "conf": 1.0, "bbox": [0, 0, 1]}]}]});
-        assert!(best_boxes(&short, "1", 0.0).unwrap_err().contains("not 4 numbers"));
+        assert!(best_boxes(&short, "1", 0.0)
+            .unwrap_err()
+            .contains("not 4 numbers"));
     }
 
     #[test]

@@ -113,7 +113,9 @@ pub fn evaluate(
     let mut new_ids = NewIdGenerator::new(kb, Some(0));
     let closed = query(kb, queries, &opts, &OpenSet::Closed, &mut new_ids)?;
     let kk = closed.neighbours.k;
-    let nearest_d: Vec<f32> = (0..n).map(|q| closed.neighbours.distances[q * kk]).collect();
+    let nearest_d: Vec<f32> = (0..n)
+        .map(|q| closed.neighbours.distances[q * kk])
+        .collect();
     let nearest_id: Vec<&str> = closed.neighbor_ids.iter().map(|r| r[0].as_str()).collect();
 
     let (threshold, validation, sweep) = match choice {

@@ -175,20 +175,25 @@ impl Table {
     /// Each row's crop: the table's [`BBOX_COLUMNS`] when it has them all, else the boxes of a
     /// MegaDetector file (matched on the normalised path, then on the file name; no box: the
     /// row fails), else `None` (the caller decides: a detector, or whole images).
-    pub fn crops(&self, megadetector: Option<&ImageBoxes>) -> Result<Option<Vec<CropBox>>, ReidError> {
+    pub fn crops(
+        &self,
+        megadetector: Option<&ImageBoxes>,
+    ) -> Result<Option<Vec<CropBox>>, ReidError> {
         let boxed = |coords: [f64; 4]| CropBox::Box {
             coords,
             format: BoxFormat::NormalizedXywh,
             square: false,
         };
-        let bbox: Vec<&[Option<String>]> = BBOX_COLUMNS.iter().filter_map(|c| self.column(c)).collect();
+        let bbox: Vec<&[Option<String>]> =
+            BBOX_COLUMNS.iter().filter_map(|c| self.column(c)).collect();
         if bbox.len() == 4 {
             let number = |cell: &Option<String>, col: &str| -> Result<f64, ReidError> {
                 match cell {
                     None => Ok(f64::NAN),
-                    Some(s) => s.trim().parse().map_err(|_| {
-                        ReidError::Argument(format!("{col} '{s}' is not a number"))
-                    }),
+                    Some(s) => s
+                        .trim()
+                        .parse()
+                        .map_err(|_| ReidError::Argument(format!("{col} '{s}' is not a number"))),
                 }
             };
             return (0..self.rows)
@@ -520,7 +525,10 @@ mod tests {
         assert_eq!(t.column("date").unwrap(), cells(&[None, Some("2021")]));
         assert!(t.column("location").is_none());
         let no_ids = Table::parse_csv(b"filepath\na\n").unwrap();
-        assert!(matches!(no_ids.individual_ids(), Err(ReidError::Argument(_))));
+        assert!(matches!(
+            no_ids.individual_ids(),
+            Err(ReidError::Argument(_))
+        ));
     }
 
     #[test]
@@ -622,17 +630,26 @@ mod tests {
         };
         let q = Table::parse_csv(b"filepath\nc\nd\nbroken\n").unwrap();
         let qe = [0.0, 1.0, 0.6, 0.8, f32::NAN, 0.0];
-        let s = query_to_files(&kb, &q, &qe, 1, &OpenSet::Threshold(0.1), Some(1), &outputs)
-            .unwrap();
+        let s =
+            query_to_files(&kb, &q, &qe, 1, &OpenSet::Threshold(0.1), Some(1), &outputs).unwrap();
         assert_eq!((s.queries, s.new), (2, 1));
         let r = Table::read_csv(&outputs.results).unwrap();
-        assert_eq!(r.column("individual_predicted").unwrap()[0].as_deref(), Some("A"));
-        assert_eq!(r.column("is_new").unwrap(), cells(&[Some("False"), Some("True")]));
+        assert_eq!(
+            r.column("individual_predicted").unwrap()[0].as_deref(),
+            Some("A")
+        );
+        assert_eq!(
+            r.column("is_new").unwrap(),
+            cells(&[Some("False"), Some("True")])
+        );
         let (v, rows, dim) = read_embeddings_file(outputs.embeddings.as_ref().unwrap()).unwrap();
         assert_eq!((v.as_slice(), rows, dim), (&qe[..4], 2, 2));
-        let (updated, added) =
-            update_from_files(&mut kb, &outputs.results, outputs.embeddings.as_ref().unwrap())
-                .unwrap();
+        let (updated, added) = update_from_files(
+            &mut kb,
+            &outputs.results,
+            outputs.embeddings.as_ref().unwrap(),
+        )
+        .unwrap();
         assert_eq!((updated, added), (1, 1));
         assert_eq!(kb.len(), 3);
         std::fs::remove_dir_all(&dir).unwrap();

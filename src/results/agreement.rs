@@ -204,7 +204,10 @@ mod tests {
     #[test]
     fn iou_by_hand() {
         // Half overlap: 50 / (100 + 100 - 50); the same box; disjoint; two empty boxes.
-        assert_eq!(box_iou(&[0., 0., 10., 10.], &[5., 0., 15., 10.]), 50.0 / 150.0);
+        assert_eq!(
+            box_iou(&[0., 0., 10., 10.], &[5., 0., 15., 10.]),
+            50.0 / 150.0
+        );
         assert_eq!(box_iou(&[0., 0., 10., 10.], &[0., 0., 10., 10.]), 1.0);
         assert_eq!(box_iou(&[0., 0., 2., 2.], &[3., 3., 4., 4.]), 0.0);
         assert_eq!(box_iou(&[1., 1., 1., 1.], &[2., 2., 2., 2.]), 1.0);
@@ -283,9 +286,6 @@ mod tests {
 
     #[test]
     fn argmax_takes_the_first_maximum() {
-        assert_eq!(
-            argmax_rows(&[0.1, 0.9, 0.9, 2.0, -1.0, 0.0], 3),
-            vec![1, 0]
-        );
+        assert_eq!(argmax_rows(&[0.1, 0.9, 0.9, 2.0, -1.0, 0.0], 3), vec![1, 0]);
     }
 }
