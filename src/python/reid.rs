@@ -207,7 +207,7 @@ fn optional_strings(values: &Bound<'_, PyAny>) -> PyResult<Vec<Option<String>>> 
         .map(|v| {
             let v = v?;
             if v.is_none()
-                || v.extract::<f64>().is_ok_and(f64::is_nan) && v.is_instance_of::<PyFloat>()
+                || (v.is_instance_of::<PyFloat>() && v.extract::<f64>().is_ok_and(f64::is_nan))
             {
                 Ok(None)
             } else {
