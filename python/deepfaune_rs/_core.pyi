@@ -21,7 +21,19 @@ __all__ = [
     "Classifier",
     "CosineIndex",
     "Embedder",
+    "EmbeddingResult",
+    "Evaluation",
     "KnowledgeBase",
+    "QueryResult",
+    "ReidTable",
+    "reid_build",
+    "reid_evaluate_table",
+    "reid_query_to_files",
+    "reid_read_embeddings",
+    "reid_update_from_files",
+    "agreement_report",
+    "box_iou",
+    "boxes_from_megadetector",
     "clahe_gray",
     "clahe_rgb",
     "knn_cosine",
@@ -473,7 +485,12 @@ class VideoResult:
 _F32 = npt.NDArray[np.float32]
 _I64 = npt.NDArray[np.int64]
 
-def knn_cosine(base: _F32, queries: _F32, k: int = 5) -> tuple[_F32, _I64]: ...
+_ArrayLike = npt.ArrayLike
+
+def knn_cosine(base: _ArrayLike, queries: _ArrayLike, k: int = 5) -> tuple[_F32, _I64]: ...
+def boxes_from_megadetector(
+    path: _Path, *, category: str = "1", min_conf: float = 0.0
+) -> tuple[list[str], npt.NDArray[np.float64]]: ...
 def reid_top1_accuracy(truth: list[str | None], predicted: list[str | None]) -> float: ...
 def reid_cmc_map(
     truth: list[str | None], neighbours: list[list[str]], n_relevant: dict[str, int], k: int
@@ -517,60 +534,193 @@ class KnowledgeBase:
     @property
     def dim(self) -> int: ...
     def columns(self) -> dict[str, list[Any]]: ...
+    def to_pandas(self) -> Any: ...
     def embeddings(self) -> _F32: ...
     def individuals(self) -> list[str]: ...
     def individual_counts(self) -> dict[str, int]: ...
-    def position(self, filepath: str) -> int | None: ...
+    def position(self, filepath: _Path) -> int | None: ...
     def add(
         self,
-        filepaths: Sequence[str],
-        individual_ids: Sequence[str],
-        embeddings: _F32,
-        dates: Sequence[str | None] | None = None,
-        locations: Sequence[str | None] | None = None,
+        filepaths: Sequence[_Path],
+        individual_ids: Sequence[Any],
+        embeddings: _ArrayLike,
+        dates: Sequence[Any] | None = None,
+        locations: Sequence[Any] | None = None,
     ) -> None: ...
     def update(
         self,
-        filepaths: Sequence[str],
-        individual_ids: Sequence[str],
-        embeddings: _F32,
-        dates: Sequence[str | None] | None = None,
-        locations: Sequence[str | None] | None = None,
+        filepaths: Sequence[_Path],
+        individual_ids: Sequence[Any],
+        embeddings: _ArrayLike,
+        dates: Sequence[Any] | None = None,
+        locations: Sequence[Any] | None = None,
     ) -> tuple[int, int]: ...
-    def remove(self, filepaths: Sequence[str]) -> int: ...
+    def remove(self, filepaths: Sequence[_Path]) -> int: ...
     def rename_individual(self, old: str, new: str) -> int: ...
     def merge_individuals(self, sources: Sequence[str], into: str) -> int: ...
     def query(
         self,
-        queries: _F32,
+        embeddings: _ArrayLike,
         k: int = 5,
-        threshold: float | None = None,
+        distance_threshold: float | None = None,
+        *,
         gaussian: bool = False,
         confidence: float = 0.997,
         success_percentage: float = 100.0,
+        filepaths: Sequence[_Path] | None = None,
         seed: int | None = None,
-    ) -> dict[str, Any]: ...
+        threshold: float | None = None,
+    ) -> QueryResult: ...
+    def evaluate(
+        self,
+        embeddings: _ArrayLike,
+        true_ids: Sequence[Any],
+        *,
+        k: int = 5,
+        distance_threshold: float | None = None,
+        thresholds: Sequence[float] | None = None,
+        validation_fraction: float = 0.5,
+        seed: int = 0,
+        threshold: float | None = None,
+    ) -> Evaluation: ...
+
+@final
+class QueryResult:
+    @property
+    def distances(self) -> _F32: ...
+    @property
+    def indices(self) -> _I64: ...
+    @property
+    def individual_predicted(self) -> list[str]: ...
+    @property
+    def is_new(self) -> npt.NDArray[np.bool_]: ...
+    @property
+    def latest_picture_individual_predicted(self) -> list[str | None]: ...
+    @property
+    def location_closest_individual(self) -> list[str | None]: ...
+    @property
+    def neighbor_ids(self) -> list[list[str]]: ...
+    @property
+    def filepaths(self) -> list[str] | None: ...
+    @property
+    def neighbor_filepaths(self) -> list[list[str]]: ...
+    def __len__(self) -> int: ...
+    def to_pandas(self) -> Any: ...
+
+@final
+class Evaluation:
+    @property
+    def top1_accuracy(self) -> float: ...
+    @property
+    def cmc(self) -> dict[int, float]: ...
+    @property
+    def map(self) -> dict[int, float]: ...
+    @property
+    def new_precision(self) -> float: ...
+    @property
+    def new_recall(self) -> float: ...
+    @property
+    def threshold(self) -> float | None: ...
+    @property
+    def n_test(self) -> int: ...
+    @property
+    def n_validation(self) -> int: ...
+    @property
+    def sweep(self) -> dict[str, list[float]] | None: ...
+    def summary(self) -> dict[str, float]: ...
 
 @final
 class Embedder:
     def __new__(
-        cls, model: str = "yolox-embed", weights: _Path | None = None, intra_threads: int = 0
+        cls, model: _Path = "yolox-embed", weights: _Path | None = None, intra_threads: int = 0
     ) -> Embedder: ...
     @property
     def manifest(self) -> dict[str, Any]: ...
-    def embed_files(
+    @property
+    def dim(self) -> int: ...
+    def embed(
         self,
         paths: Sequence[_Path],
-        boxes: npt.NDArray[np.float64] | None = None,
+        boxes: _ArrayLike | None = None,
+        *,
         box_format: str = "xyxy",
         square: bool = False,
+        detector: Any = None,
         batch_size: int = 8,
-    ) -> tuple[_F32, list[tuple[int, str]]]: ...
-    def prepare(
-        self, image: npt.NDArray[np.uint8], bbox: tuple[float, float, float, float] | None = None
-    ) -> _F32: ...
-    def embed_tensors(self, tensors: _F32) -> _F32: ...
+    ) -> EmbeddingResult: ...
+    def embed_table(
+        self,
+        table: ReidTable,
+        *,
+        boxes: _Path | None = None,
+        detector: str = "md-lite",
+        whole_image: bool = False,
+        batch_size: int = 8,
+    ) -> EmbeddingResult: ...
+    def prepare(self, image: _ArrayLike, box: Sequence[float] | None = None) -> _F32: ...
+    def embed_tensors(self, tensors: _ArrayLike) -> _F32: ...
 
+@final
+class EmbeddingResult:
+    @property
+    def paths(self) -> list[str]: ...
+    @property
+    def embeddings(self) -> _F32: ...
+    @property
+    def failures(self) -> list[tuple[int, str]]: ...
+    @property
+    def ok(self) -> npt.NDArray[np.bool_]: ...
+
+@final
+class ReidTable:
+    @staticmethod
+    def read(path: _Path) -> ReidTable: ...
+    def __len__(self) -> int: ...
+    @property
+    def headers(self) -> list[str]: ...
+    @property
+    def filepaths(self) -> list[str]: ...
+    def column(self, name: str) -> list[str | None] | None: ...
+
+def reid_build(table: ReidTable, embeddings: _ArrayLike) -> KnowledgeBase: ...
+def reid_query_to_files(
+    kb: KnowledgeBase,
+    table: ReidTable,
+    embeddings: _ArrayLike,
+    output: _Path,
+    *,
+    k: int = 5,
+    distance_threshold: float | None = None,
+    gaussian: bool = False,
+    seed: int | None = None,
+    embeddings_output: _Path | None = None,
+) -> tuple[int, int]: ...
+def reid_update_from_files(
+    kb: KnowledgeBase, results: _Path, embeddings: _Path
+) -> tuple[int, int]: ...
+def reid_read_embeddings(path: _Path) -> _F32: ...
+def reid_evaluate_table(
+    kb: KnowledgeBase,
+    table: ReidTable,
+    embeddings: _ArrayLike,
+    *,
+    k: int = 5,
+    distance_threshold: float | None = None,
+    validation_fraction: float = 0.5,
+    seed: int = 0,
+) -> Evaluation: ...
+
+# --- comparison of two runs (src/python/agreement.rs) ---
+
+def box_iou(a: _ArrayLike, b: _ArrayLike) -> npt.NDArray[np.float64]: ...
+def agreement_report(
+    fp32: tuple[Any, Any],
+    int8: tuple[Any, Any],
+    detector: str,
+    classifier: str | None,
+    fp32_seconds: float,
+    int8_seconds: float,
+) -> dict[str, Any]: ...
 def append_correction(
     path: _Path,
     files: Sequence[str],

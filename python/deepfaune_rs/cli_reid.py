@@ -11,8 +11,11 @@
   the threshold chosen on a validation split.
 
 Crops: MegaDetector-style columns ``bbox_x,bbox_y,bbox_w,bbox_h`` (normalised) in the CSV, else
-``--boxes`` (a MegaDetector batch JSON), else the detector's animal crop (``--detector``), else
-the whole image with ``--whole-image``.
+``--boxes`` (a MegaDetector batch JSON), else the whole image with ``--whole-image``, else the
+detector's animal crop (``--detector``).
+
+The tables, the crops, the embedding and the files written are the core's
+(``src/reid/table.rs``); this module holds the command line and its messages.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
-import numpy as np
+from . import _core
 
 EXIT_OK, EXIT_ERROR, EXIT_FAILURES = 0, 1, 3
-BBOX = ["bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+#: The ``reid`` extra's modules: pandas for the tables (``to_pandas``, imported by the core's
+#: bindings), safetensors for the embedding files users read and write beside the commands.
+EXTRA_MODULES = ("pandas", "safetensors")
 
 
 def _embedding_args(p: argparse.ArgumentParser) -> None:
@@ -82,167 +86,70 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return reid
 
 
-def _read_table(path: str) -> Any:
-    import pandas as pd
+def _embed(table: Any, args: argparse.Namespace) -> Any:
+    """The table's embeddings (printing the pictures that failed)."""
+    from .reid import Embedder
 
-    p = Path(path)
-    if p.is_dir():
-        exts = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
-        files = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in exts)
-        return pd.DataFrame({"filepath": files})
-    df = pd.read_csv(p)
-    if "filepath" not in df.columns:
-        raise SystemExit(f"deepfaune-rs: error: {path} has no 'filepath' column")
-    base = p.parent
-    df["filepath"] = [
-        f if os.path.isabs(f) or os.path.exists(f) else str(base / f) for f in df["filepath"]
-    ]
-    return df
-
-
-def _embed(df: Any, args: argparse.Namespace) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    from .reid import Embedder, boxes_from_megadetector
-
-    emb = Embedder(args.model, weights=args.weights)
-    paths = df["filepath"].tolist()
-    if all(c in df.columns for c in BBOX):
-        res = emb.embed(
-            paths,
-            df[BBOX].to_numpy(np.float64),
-            box_format="megadetector",
-            batch_size=args.batch_size,
-        )
-    elif args.boxes:
-        files, boxes = boxes_from_megadetector(args.boxes)
-        by_name = {os.path.normpath(f): b for f, b in zip(files, boxes)}
-        nan = np.full(4, np.nan, np.float64)
-        rows = [by_name.get(os.path.normpath(p), by_name.get(Path(p).name, nan)) for p in paths]
-        res = emb.embed(
-            paths, np.stack(rows), box_format="megadetector", batch_size=args.batch_size
-        )
-    elif args.whole_image:
-        res = emb.embed(paths, batch_size=args.batch_size)
-    else:
-        from .detect import Detector
-
-        res = emb.embed(paths, detector=Detector(args.detector), batch_size=args.batch_size)
+    res = Embedder(args.model, weights=args.weights).embed_table(
+        table,
+        boxes=args.boxes,
+        detector=args.detector,
+        whole_image=args.whole_image,
+        batch_size=args.batch_size,
+    )
     for i, reason in res.failures:
-        print(f"  {paths[i]}: {reason}", file=sys.stderr)
-    return res.embeddings, res.failures
-
-
-def _col(df: Any, name: str) -> list | None:
-    if name not in df.columns:
-        return None
-    return [
-        None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in df[name]
-    ]
-
-
-def _ids(df: Any) -> list:
-    for c in ("lynx_id", "individual_id", "individual_predicted"):
-        if c in df.columns:
-            return _col(df, c)
-    raise SystemExit("deepfaune-rs: error: no lynx_id / individual_predicted column")
+        print(f"  {res.paths[i]}: {reason}", file=sys.stderr)
+    return res
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .reid import KnowledgeBase
-
-    df = _read_table(args.labels)
-    emb, failures = _embed(df, args)
-    ok = np.isfinite(emb).all(axis=1)
-    kb = KnowledgeBase(emb.shape[1])
-    ids = _ids(df)
-    keep = [i for i in range(len(df)) if ok[i]]
-    pick = lambda v: None if v is None else [v[i] for i in keep]  # noqa: E731
-    kb.add(
-        pick(df["filepath"].tolist()),
-        pick(ids),
-        emb[ok],
-        dates=pick(_col(df, "date")),
-        locations=pick(_col(df, "location")),
-    )
+    table = _core.ReidTable.read(args.labels)
+    res = _embed(table, args)
+    kb = _core.reid_build(table, res.embeddings)
     kb.save(args.output)
     print(f"{kb!r} -> {args.output}", file=sys.stderr)
-    return EXIT_FAILURES if failures else EXIT_OK
+    return EXIT_FAILURES if res.failures else EXIT_OK
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from safetensors.numpy import save_file
-
-    from .reid import KnowledgeBase
-
-    kb = KnowledgeBase.load(args.kb)
-    df = _read_table(args.inputs)
-    emb, failures = _embed(df, args)
-    ok = np.isfinite(emb).all(axis=1)
-    paths = [p for p, good in zip(df["filepath"], ok) if good]
-    res = kb.query(
-        emb[ok],
+    kb = _core.KnowledgeBase.load(args.kb)
+    table = _core.ReidTable.read(args.inputs)
+    res = _embed(table, args)
+    n, n_new = _core.reid_query_to_files(
+        kb,
+        table,
+        res.embeddings,
+        args.output,
         k=args.k,
         distance_threshold=args.distance_threshold,
         gaussian=args.gaussian,
-        filepaths=paths,
         seed=args.seed,
+        embeddings_output=args.embeddings_output,
     )
-    table = res.to_pandas()
-    for c in ("date", "location"):
-        if c in df.columns:
-            table[c] = df.loc[ok, c].to_numpy()
-    _write_csv(table, args.output)
-    if args.embeddings_output:
-        save_file({"embeddings": np.ascontiguousarray(emb[ok])}, args.embeddings_output)
-    n_new = int(res.is_new.sum())
-    print(f"{len(res)} queries, {n_new} new individual(s) -> {args.output}", file=sys.stderr)
-    return EXIT_FAILURES if failures else EXIT_OK
-
-
-def _write_csv(df: Any, path: str) -> None:
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    print(f"{n} queries, {n_new} new individual(s) -> {args.output}", file=sys.stderr)
+    return EXIT_FAILURES if res.failures else EXIT_OK
 
 
 def _cmd_update(args: argparse.Namespace) -> int:
-    import pandas as pd
-    from safetensors.numpy import load_file
-
-    from .reid import KnowledgeBase
-
-    kb = KnowledgeBase.load(args.kb)
-    df = pd.read_csv(args.results)
-    emb = load_file(args.embeddings)["embeddings"]
-    if len(emb) != len(df):
-        raise SystemExit(f"deepfaune-rs: error: {len(emb)} embeddings for {len(df)} result rows")
-    updated, added = kb.update(
-        df["filepath"].astype(str).tolist(),
-        _ids(df),
-        emb,
-        dates=_col(df, "date"),
-        locations=_col(df, "location"),
-    )
+    kb = _core.KnowledgeBase.load(args.kb)
+    updated, added = _core.reid_update_from_files(kb, args.results, args.embeddings)
     kb.save(args.output or args.kb)
     print(f"{updated} updated, {added} added: {kb!r}", file=sys.stderr)
     return EXIT_OK
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .reid import KnowledgeBase
-
-    kb = KnowledgeBase.load(args.kb)
-    df = _read_table(args.labels)
+    kb = _core.KnowledgeBase.load(args.kb)
+    table = _core.ReidTable.read(args.labels)
     if args.query_embeddings:
-        from safetensors.numpy import load_file
-
-        emb, failures = load_file(args.query_embeddings)["embeddings"], []
+        emb, failures = _core.reid_read_embeddings(args.query_embeddings), []
     else:
-        emb, failures = _embed(df, args)
-    ok = np.isfinite(emb).all(axis=1)
-    truth = [t for t, good in zip(_ids(df), ok) if good]
-    ev = kb.evaluate(
-        emb[ok],
-        truth,
+        res = _embed(table, args)
+        emb, failures = res.embeddings, res.failures
+    ev = _core.reid_evaluate_table(
+        kb,
+        table,
+        emb,
         k=args.k,
         distance_threshold=args.distance_threshold,
         validation_fraction=args.validation_fraction,
@@ -251,7 +158,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     text = json.dumps(ev.summary(), indent=1)
     print(text)
     if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        from ._files import atomic_open
+
+        with atomic_open(args.output, "w") as f:
+            f.write(text + "\n")
     return EXIT_FAILURES if failures else EXIT_OK
 
 
@@ -266,7 +176,7 @@ def _check(args: argparse.Namespace) -> None:
     """The extras the command needs, and its inputs, before any picture is embedded."""
     import importlib.util
 
-    missing = [m for m in ("pandas", "safetensors") if importlib.util.find_spec(m) is None]
+    missing = [m for m in EXTRA_MODULES if importlib.util.find_spec(m) is None]
     if missing:
         raise _Usage(
             f"reid {args.reid_command} needs {' and '.join(missing)}: "

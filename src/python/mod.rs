@@ -1,6 +1,7 @@
 //! Python bindings (`deepfaune_rs._core`): one file per core stage, converting types and
 //! releasing the GIL; no logic of their own.
 
+mod agreement;
 mod classify;
 mod conversion;
 mod convert;
@@ -15,6 +16,7 @@ mod numpy_views;
 mod pipeline;
 mod reid;
 mod reid_embed;
+mod reid_table;
 mod review;
 mod video;
 
@@ -189,6 +191,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pipeline::register(m)?;
     reid::register(m)?;
     reid_embed::register(m)?;
+    reid_table::register(m)?;
+    agreement::register(m)?;
     video::register(m)?;
     megadetector::register(m)?;
     models::register(m)?;

@@ -1,28 +1,28 @@
-//! Bindings of the embedding stage: `Embedder` and the CLAHE helper.
+//! Bindings of the embedding stage: `deepfaune_rs.reid`'s `Embedder` and `EmbeddingResult`, and
+//! the CLAHE helper.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use numpy::ndarray::{Array2, Array3};
 use numpy::{
-    IntoPyArray, PyArray2, PyArray3, PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4,
-    PyUntypedArrayMethods,
+    AllowTypeChange, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayLike2, PyArrayLike3,
+    PyArrayLike4, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBool, PyDict};
 
 use super::errors::IntoPyResult;
 use super::image_io::{from_rgb, to_rgb};
 use super::locks::{try_lock, wait_for};
+use super::reid_table::PyReidTable;
 use crate::error::Error;
+use crate::reid::boxes::read_best_boxes;
 use crate::reid::embed::{
     builtin_embedder, clahe_gray as core_clahe_gray, clahe_rgb as core_clahe, crop_rect,
     embedder_source, prepare_crop, BoxFormat, CropBox, Embedder, EmbeddingManifest,
 };
 use crate::runtime::SessionOptions;
-
-/// `(embeddings, failures)`.
-type EmbedOutput<'py> = (Bound<'py, PyArray2<f32>>, Vec<(usize, String)>);
 
 fn manifest_of(model: &str) -> Result<EmbeddingManifest, Error> {
     let p = std::path::Path::new(model);
@@ -33,7 +33,7 @@ fn manifest_of(model: &str) -> Result<EmbeddingManifest, Error> {
 }
 
 fn crops_of(
-    boxes: Option<PyReadonlyArray2<'_, f64>>,
+    boxes: Option<PyArrayLike2<'_, f64, AllowTypeChange>>,
     n: usize,
     format: &str,
     square: bool,
@@ -79,8 +79,14 @@ fn crops_of(
         .collect())
 }
 
-/// An embedding model described by a manifest.
-#[pyclass(module = "deepfaune_rs._core", name = "Embedder")]
+/// An embedding model described by a manifest: a built-in id (``"yolox-embed"``,
+/// ``"deepfaune-cls"``, ``"lynx-id-dinov2"``) or a ``.toml`` path; ``weights`` overrides where
+/// the ONNX file is looked for.
+///
+/// Crops come from given boxes (``box_format="xyxy"`` pixels, or ``"megadetector"``
+/// normalised ``[x, y, w, h]``), from a :class:`~deepfaune_rs.Detector` (its square animal
+/// crops, as DeepFaune classifies them), or are the whole images.
+#[pyclass(module = "deepfaune_rs.reid", name = "Embedder")]
 pub struct PyEmbedder {
     /// Locked only with the GIL released (see `super::locks`).
     embedder: Mutex<Embedder>,
@@ -91,16 +97,18 @@ pub struct PyEmbedder {
 #[pymethods]
 impl PyEmbedder {
     #[new]
-    #[pyo3(signature = (model = "yolox-embed", weights = None, intra_threads = 0))]
+    #[pyo3(signature = (model = PathBuf::from("yolox-embed"), weights = None, intra_threads = 0),
+           text_signature = "(model='yolox-embed', weights=None, intra_threads=0)")]
     fn new(
         py: Python<'_>,
-        model: &str,
+        model: PathBuf,
         weights: Option<PathBuf>,
         intra_threads: usize,
     ) -> PyResult<Self> {
+        let model = model.to_string_lossy().into_owned();
         let embedder = py
             .detach(|| -> Result<Embedder, Error> {
-                let m = manifest_of(model)?;
+                let m = manifest_of(&model)?;
                 let source = embedder_source(&m, weights)?;
                 Embedder::new(
                     m,
@@ -118,7 +126,7 @@ impl PyEmbedder {
         })
     }
 
-    /// The manifest's facts as a dict.
+    /// The manifest's main facts (id, size, dim, ...).
     #[getter]
     fn manifest<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = &self.manifest;
@@ -132,41 +140,96 @@ impl PyEmbedder {
         Ok(d)
     }
 
-    /// Embeds one crop per file. Returns `(embeddings[n, dim] float32, failures)` where failed
-    /// files have NaN rows and `failures` lists `(index, reason)`.
-    #[pyo3(signature = (paths, boxes = None, box_format = "xyxy", square = false, batch_size = 8))]
-    fn embed_files<'py>(
+    /// Embedding dimension.
+    #[getter]
+    fn dim(&self) -> usize {
+        self.manifest.output.dim
+    }
+
+    /// Embeds one crop per file.
+    ///
+    /// ``boxes`` is ``[n, 4]`` (a row of -1 or NaN: no box, the file fails); with no boxes and
+    /// a ``detector`` (a :class:`~deepfaune_rs.Detector`, or ``True`` for the embedded one),
+    /// the detector's animal crop of each image is used; with neither, the whole image.
+    #[pyo3(signature = (paths, boxes = None, *, box_format = "xyxy", square = false,
+                        detector = None, batch_size = 8))]
+    #[allow(clippy::too_many_arguments)]
+    fn embed<'py>(
         &self,
         py: Python<'py>,
         paths: Vec<PathBuf>,
-        boxes: Option<PyReadonlyArray2<'py, f64>>,
+        boxes: Option<Bound<'py, PyAny>>,
         box_format: &str,
         square: bool,
+        detector: Option<Bound<'py, PyAny>>,
         batch_size: usize,
-    ) -> PyResult<EmbedOutput<'py>> {
+    ) -> PyResult<PyEmbeddingResult> {
+        let (boxes, box_format, square) = match (boxes.filter(|b| !b.is_none()), detector) {
+            (None, Some(det)) if !det.is_none() => {
+                // `True`: the embedded detector.
+                let det = if det.is_instance_of::<PyBool>() && det.is_truthy()? {
+                    py.import("deepfaune_rs.detect")?
+                        .getattr("Detector")?
+                        .call0()?
+                } else {
+                    det
+                };
+                (Some(detector_crop_boxes(&det, &paths)?), "xyxy", false)
+            }
+            (b, _) => (b, box_format, square),
+        };
+        let boxes: Option<PyArrayLike2<'py, f64, AllowTypeChange>> =
+            boxes.map(|b| b.extract()).transpose()?;
         let crops = crops_of(boxes, paths.len(), box_format, square).py()?;
-        let res = py
-            .detach(|| {
-                let mut e = wait_for(|| try_lock(&self.embedder))?;
-                Ok::<_, PyErr>(e.embed_files(&paths, &crops, batch_size))
-            })?
-            .py()?;
-        let a = Array2::from_shape_vec((paths.len(), res.dim), res.embeddings)
-            .map_err(super::errors::shape_error)?;
-        Ok((a.into_pyarray(py), res.failures))
+        self.run(py, paths, crops, batch_size)
     }
 
-    /// The model input `[3, size, size]` for one crop of an `HxWx3` uint8 image; `box` is
-    /// `[x1, y1, x2, y2]` in pixels (whole image when None).
-    #[pyo3(signature = (image, bbox = None))]
+    /// Embeds the pictures of a table (``ReidTable``): the crops of its ``bbox_*`` columns, else
+    /// of the MegaDetector file ``boxes``, else the whole images with ``whole_image``, else the
+    /// animal crops of the ``detector`` (a name, as ``Detector`` takes it).
+    #[pyo3(signature = (table, *, boxes = None, detector = "md-lite", whole_image = false,
+                        batch_size = 8))]
+    fn embed_table(
+        &self,
+        py: Python<'_>,
+        table: &PyReidTable,
+        boxes: Option<PathBuf>,
+        detector: &str,
+        whole_image: bool,
+        batch_size: usize,
+    ) -> PyResult<PyEmbeddingResult> {
+        let t = &table.table;
+        let paths: Vec<PathBuf> = t.filepaths().py()?.into_iter().map(PathBuf::from).collect();
+        let md = boxes
+            .map(|p| py.detach(|| read_best_boxes(&p, "1", 0.0)))
+            .transpose()
+            .py()?;
+        let crops = match t.crops(md.as_ref()).py()? {
+            Some(c) => c,
+            None if whole_image => Vec::new(),
+            None => {
+                let det = py
+                    .import("deepfaune_rs.detect")?
+                    .getattr("Detector")?
+                    .call1((detector,))?;
+                let b = detector_crop_boxes(&det, &paths)?.extract()?;
+                crops_of(Some(b), paths.len(), "xyxy", false).py()?
+            }
+        };
+        self.run(py, paths, crops, batch_size)
+    }
+
+    /// The model input ``[3, size, size]`` for one crop of an ``HxWx3`` uint8 image; ``box``
+    /// is ``[x1, y1, x2, y2]`` in pixels (whole image when None).
+    #[pyo3(signature = (image, r#box = None), text_signature = "($self, image, box=None)")]
     fn prepare<'py>(
         &self,
         py: Python<'py>,
-        image: PyReadonlyArray3<'py, u8>,
-        bbox: Option<[f64; 4]>,
+        image: PyArrayLike3<'py, u8, AllowTypeChange>,
+        r#box: Option<[f64; 4]>,
     ) -> PyResult<Bound<'py, PyArray3<f32>>> {
         let img = to_rgb(&image)?;
-        let crop = match bbox {
+        let crop = match r#box {
             None => CropBox::Full,
             Some(coords) => CropBox::Box {
                 coords,
@@ -185,18 +248,18 @@ impl PyEmbedder {
             .into_pyarray(py))
     }
 
-    /// Runs prepared inputs `[n, 3, size, size]`; returns `[n, dim]` (L2-normalised if the
-    /// manifest says so).
+    /// Runs prepared inputs ``[n, 3, size, size]``; returns ``[n, dim]`` (L2-normalised if
+    /// the manifest says so).
     fn embed_tensors<'py>(
         &self,
         py: Python<'py>,
-        tensors: PyReadonlyArray4<'py, f32>,
+        tensors: PyArrayLike4<'py, f32, AllowTypeChange>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let shape = tensors.shape().to_vec();
-        let data = tensors
-            .as_slice()
-            .map_err(|_| Error::InvalidArgument("tensors must be C-contiguous".into()))
-            .py()?;
+        let data: Vec<f32> = match tensors.as_slice() {
+            Ok(s) => s.to_vec(),
+            Err(_) => tensors.as_array().iter().copied().collect(),
+        };
         let per: usize = shape[1..].iter().product();
         let list: Vec<Vec<f32>> = data.chunks(per.max(1)).map(<[f32]>::to_vec).collect();
         let dim = self.manifest.output.dim;
@@ -208,6 +271,76 @@ impl PyEmbedder {
             .py()?;
         let a = Array2::from_shape_vec((shape[0], dim), out).map_err(super::errors::shape_error)?;
         Ok(a.into_pyarray(py))
+    }
+}
+
+impl PyEmbedder {
+    /// Embeds one crop per file (`crops` empty: whole images) with the GIL released.
+    fn run(
+        &self,
+        py: Python<'_>,
+        paths: Vec<PathBuf>,
+        crops: Vec<CropBox>,
+        batch_size: usize,
+    ) -> PyResult<PyEmbeddingResult> {
+        let res = py
+            .detach(|| {
+                let mut e = wait_for(|| try_lock(&self.embedder))?;
+                Ok::<_, PyErr>(e.embed_files(&paths, &crops, batch_size))
+            })?
+            .py()?;
+        let a = Array2::from_shape_vec((paths.len(), res.dim), res.embeddings)
+            .map_err(super::errors::shape_error)?;
+        Ok(PyEmbeddingResult {
+            paths: paths
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            embeddings: a.into_pyarray(py).into_any().unbind(),
+            failures: res.failures,
+        })
+    }
+}
+
+/// The square animal crop of each image (`[x1, y1, x2, y2]`, -1 rows without one) from a
+/// `deepfaune_rs.Detector`, as DeepFaune classifies them.
+fn detector_crop_boxes<'py>(
+    detector: &Bound<'py, PyAny>,
+    paths: &[PathBuf],
+) -> PyResult<Bound<'py, PyAny>> {
+    let kw = PyDict::new(detector.py());
+    kw.set_item("progress", false)?;
+    detector
+        .call_method("detect", (paths.to_vec(),), Some(&kw))?
+        .getattr("crop_boxes")
+}
+
+/// One embedding per input file: ``embeddings[i]`` belongs to ``paths[i]``; failed files
+/// have NaN rows and are listed in ``failures`` as ``(index, reason)``.
+#[pyclass(
+    module = "deepfaune_rs.reid",
+    name = "EmbeddingResult",
+    get_all,
+    frozen
+)]
+pub struct PyEmbeddingResult {
+    paths: Vec<String>,
+    embeddings: Py<PyAny>,
+    failures: Vec<(usize, String)>,
+}
+
+#[pymethods]
+impl PyEmbeddingResult {
+    /// Boolean mask of the files that were embedded.
+    #[getter]
+    fn ok<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<bool>> {
+        let mut mask = vec![true; self.paths.len()];
+        for (i, _) in &self.failures {
+            if let Some(m) = mask.get_mut(*i) {
+                *m = false;
+            }
+        }
+        PyArray1::from_vec(py, mask)
     }
 }
 
@@ -258,6 +391,7 @@ fn clahe_gray<'py>(
 /// Adds the embedding classes and functions to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEmbedder>()?;
+    m.add_class::<PyEmbeddingResult>()?;
     m.add_function(wrap_pyfunction!(clahe_rgb, m)?)?;
     m.add_function(wrap_pyfunction!(clahe_gray, m)?)?;
     Ok(())

@@ -839,6 +839,13 @@ fn read_csv(text: &[u8], origin: &str) -> Result<(Vec<Record>, Vec<String>), Rei
     Ok((records, extra_columns))
 }
 
+/// The `embeddings` tensor of a safetensors file (any float type) as f32: (values, rows, dim).
+pub fn read_embeddings_file(path: &Path) -> Result<(Vec<f32>, usize, usize), ReidError> {
+    let bytes = std::fs::read(path).map_err(|e| ReidError::io(path, e))?;
+    let (values, rows, dim, _) = read_embeddings(&bytes, &path.display().to_string())?;
+    Ok((values, rows, dim))
+}
+
 /// (matrix as f32, rows, dim, filepaths fingerprint if written by us).
 fn read_embeddings(
     bytes: &[u8],

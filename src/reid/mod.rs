@@ -12,14 +12,22 @@
 //!    or lynx-id's per-dimension Gaussian test).
 //! 5. [`query`]: the lynx-id answer per query (predicted individual, new or not, latest picture,
 //!    location, neighbours).
-//! 6. [`metrics`]: top-1 accuracy, CMC@k, mAP@k, precision and recall of "new", threshold sweep.
+//! 6. [`metrics`]: top-1 accuracy, CMC@k, mAP@k, precision and recall of "new", threshold sweep;
+//!    [`evaluate`]: those figures for labelled queries, the threshold given or swept on a
+//!    validation part.
+//!
+//! [`boxes`] reads the crop of each image from a MegaDetector batch file; [`table`] runs the
+//! workflow of the `reid` commands on tables of pictures (build, query, update, evaluate).
 
+pub mod boxes;
 pub mod embed;
+pub mod evaluate;
 pub mod kb;
 pub mod metrics;
 pub mod openset;
 pub mod query;
 pub mod search;
+pub mod table;
 
 /// Why a re-identification operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 //! file, [`crate::export`] writes them and [`crate::review`] corrects them; this module depends
 //! on none of those (only on the stages below: image dates, detection decisions, labels).
 
+pub mod agreement;
 pub mod detection;
 pub mod video;
 
