@@ -6,6 +6,7 @@ from typing import Any, Callable, final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
 
 __version__: str
 __all__ = [
@@ -576,6 +577,7 @@ class ReviewRows:
     def summary_html(self, videos: int, failures: int, cache_dir: _Path) -> str: ...
 
 # A results table read without its run (a CSV read by the core, an XLSX's cells given).
+@disjoint_base
 class ResultTable:
     def __new__(
         cls,
@@ -595,6 +597,7 @@ class ResultTable:
     def unavailable(self) -> list[str]: ...
 
 # The review server's state: a run's results or a ResultTable, the journal, the rows shown.
+@disjoint_base
 class ReviewState:
     def __new__(
         cls,
