@@ -163,7 +163,7 @@ pub fn summary_html(rows: &ReviewRows, videos: usize, failures: usize, cache_dir
             None => counts.push((r.prediction.as_str(), 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1)); // stable: ties keep their first appearance
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1)); // stable: ties keep their first appearance
     let table: String = counts
         .iter()
         .map(|(p, n)| format!("<tr><td>{}</td><td>{n}</td></tr>", escape(p)))

@@ -128,7 +128,7 @@ impl ResultTable {
     pub fn corrected_csv(&self, rows: &ReviewRows) -> Result<Vec<u8>, Error> {
         let mut columns = self.columns.clone();
         for (i, r) in rows.rows().iter().enumerate() {
-            if !r.reviewed.as_ref().is_some_and(|v| v.label.is_some()) {
+            if r.reviewed.as_ref().is_none_or(|v| v.label.is_none()) {
                 continue;
             }
             for (name, cells) in &mut columns {
