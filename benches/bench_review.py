@@ -125,8 +125,7 @@ def main() -> None:
                 r.read()
             change = time.perf_counter() - t
             t = time.perf_counter()
-            with state.lock:
-                state.refresh()
+            state.refresh()
             full = time.perf_counter() - t
             thumbs = []
             for _ in range(2):

@@ -170,7 +170,7 @@ pub fn round_to(x: f64, digits: usize) -> f64 {
 }
 
 /// Python's `os.path.dirname` and `basename` of a path text.
-fn split_name(p: &str) -> (&str, &str) {
+pub(crate) fn split_name(p: &str) -> (&str, &str) {
     let sep = |c: char| c == '/' || (cfg!(windows) && c == '\\');
     let cut = p.rfind(sep).map_or(0, |i| i + 1);
     let head = &p[..cut];

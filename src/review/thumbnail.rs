@@ -16,6 +16,20 @@ use crate::preprocess::{resize_pil, PilFilter, Rect};
 /// JPEG quality of the thumbnails.
 pub const QUALITY: u8 = 85;
 
+/// Where thumbnails are cached: `$DEEPFAUNE_RS_CACHE` (else `~/.cache/deepfaune-rs`), then
+/// `thumbnails/`; never beside the images or the results.
+pub fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("DEEPFAUNE_RS_CACHE")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"))?;
+            Some(PathBuf::from(home).join(".cache").join("deepfaune-rs"))
+        })
+        .unwrap_or_else(|| PathBuf::from(".cache").join("deepfaune-rs"));
+    base.join("thumbnails")
+}
+
 /// The thumbnail of `path` fitting `max_side` (never enlarged), as JPEG bytes, with the
 /// upright image's width and height.
 pub fn thumbnail(path: &Path, max_side: u32) -> Result<(Vec<u8>, u32, u32), Error> {
