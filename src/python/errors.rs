@@ -10,7 +10,7 @@ use crate::error::{Error, ImageError, ModelError, RuntimeError};
 use crate::reid::ReidError;
 
 /// The `deepfaune_rs.errors` class of each error kind, by [`kind_of`].
-const CLASSES: [&str; 20] = [
+const CLASSES: [&str; 22] = [
     "ImageReadError",
     "ManifestError",
     "UnknownModelError",
@@ -31,6 +31,8 @@ const CLASSES: [&str; 20] = [
     "DeviceUnavailableError",
     "UnknownModelError",
     "ChecksumError",
+    "DownloadError",
+    "ConversionError",
 ];
 
 /// The kind of `e`: its row in [`CLASSES`] and in [`every_kind`]. The match is exhaustive, so
@@ -58,6 +60,8 @@ fn kind_of(e: &Error) -> usize {
         Error::Runtime(RuntimeError::Unavailable(_)) => 17,
         Error::Model(ModelError::UnknownTarget { .. }) => 18,
         Error::Model(ModelError::Refused(_)) => 19,
+        Error::Model(ModelError::Download(_)) => 20,
+        Error::Model(ModelError::Conversion(_)) => 21,
     }
 }
 
@@ -125,6 +129,8 @@ fn every_kind() -> Vec<Error> {
         }
         .into(),
         ModelError::Refused(s()).into(),
+        ModelError::Download(s()).into(),
+        ModelError::Conversion(s()).into(),
     ]
 }
 
