@@ -9,7 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -26,8 +26,10 @@ pub const BACKOFF_S: f64 = 1.0;
 pub const BACKOFF_MAX_S: f64 = 30.0;
 /// Socket timeout of one request (seconds without any byte).
 pub const TIMEOUT_S: f64 = 60.0;
-/// Bytes read (and reported) at a time.
+/// Bytes written (and reported) at a time, at most.
 const CHUNK: usize = 1 << 20;
+/// The longest time between two reports of the bytes received.
+const REPORT_EVERY: Duration = Duration::from_millis(100);
 /// HTTP statuses worth another try.
 const RETRY_STATUS: [u16; 7] = [408, 425, 429, 500, 502, 503, 504];
 
@@ -490,25 +492,35 @@ fn copy_body(
         .open(&part.data)
         .map_err(|e| write_error(part, e))?;
     let mut buf = vec![0u8; CHUNK];
-    let mut cut = None;
+    let (mut cut, mut eof) = (None, false);
     hooks
         .bytes(name, have, total, false)
         .map_err(Failure::Fatal)?;
-    loop {
-        match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                out.write_all(&buf[..n]).map_err(|e| write_error(part, e))?;
-                have += n as u64;
-                if let Err(e) = hooks.bytes(name, have, total, false) {
-                    let _ = out.flush();
-                    return Err(Failure::Fatal(e));
+    while !eof && cut.is_none() {
+        // Up to a chunk per write and per report (a read gives a few kB), but a report at least
+        // every REPORT_EVERY: each report takes the GIL and checks for Ctrl-C.
+        let (started, mut filled) = (Instant::now(), 0);
+        while filled < buf.len() && started.elapsed() < REPORT_EVERY {
+            match body.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    cut = Some(io_reason(&e));
+                    break;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                cut = Some(io_reason(&e));
-                break;
+        }
+        if filled > 0 {
+            out.write_all(&buf[..filled])
+                .map_err(|e| write_error(part, e))?;
+            have += filled as u64;
+            if let Err(e) = hooks.bytes(name, have, total, false) {
+                let _ = out.flush();
+                return Err(Failure::Fatal(e));
             }
         }
     }
