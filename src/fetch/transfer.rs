@@ -572,10 +572,13 @@ pub(crate) mod tests {
         Status(u16),
     }
 
+    /// The (Range header, status) of each request.
+    pub(crate) type Log = Arc<Mutex<Vec<(Option<String>, u16)>>>;
+
     /// A one-file HTTP server on 127.0.0.1 in a thread; logs (Range header, status).
     pub(crate) struct Server {
         pub url: String,
-        pub log: Arc<Mutex<Vec<(Option<String>, u16)>>>,
+        pub log: Log,
     }
 
     pub(crate) fn serve(
@@ -686,7 +689,14 @@ pub(crate) mod tests {
             retries: 2,
             timeout_s: 10.0,
         };
-        download("f.bin", &[srv.url.clone()], dir, expect, retry, rec)
+        download(
+            "f.bin",
+            std::slice::from_ref(&srv.url),
+            dir,
+            expect,
+            retry,
+            rec,
+        )
     }
 
     #[test]
@@ -842,7 +852,7 @@ pub(crate) mod tests {
         let out = dir.path().join("models");
         let d = download(
             "f.bin",
-            &[url.clone()],
+            std::slice::from_ref(&url),
             &out,
             &Expect::default(),
             Retry::default(),
