@@ -104,6 +104,13 @@ pub enum ModelError {
     /// or the lock file's), or a lock file that cannot be trusted: the whole message.
     #[error("{0}")]
     Refused(String),
+    /// A model file that no URL gave (`models fetch`): the whole message, naming the file and
+    /// what each URL answered.
+    #[error("{0}")]
+    Download(String),
+    /// A downloaded checkpoint that could not be converted to ONNX: the whole message.
+    #[error("{0}")]
+    Conversion(String),
     /// The ONNX model does not have the inputs/outputs the manifest describes.
     #[error("model does not match its manifest: {0}")]
     Mismatch(String),

@@ -52,6 +52,11 @@ def test_bench_fetch_hash_runs():
         assert case in out and "core/hashlib time ratio" in out
 
 
+def test_bench_fetch_transfer_runs():
+    out = _run(str(BENCHES / "bench_fetch_transfer.py"), "--mb", "2", "--repeat", "1")
+    assert "core/urllib time ratio" in out
+
+
 def test_bench_convert_runs_on_a_small_checkpoint():
     fixture = REPO / "tests" / "fixtures" / "convert" / "vit_dinov2.pt"
     out = _run(str(BENCHES / "bench_convert.py"), "--checkpoint", str(fixture), "--no-check")

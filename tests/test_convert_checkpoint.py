@@ -13,7 +13,6 @@ from ptwriter import BF16, Obj, Param, Reduce, save, to_bf16_bits
 
 from deepfaune_rs import _core
 from deepfaune_rs.convert import checkpoint_kind, convert
-from deepfaune_rs.convert.checkpoint import load_checkpoint as load_checkpoint_py
 from deepfaune_rs.errors import CheckpointError
 
 # The core's reader (src/convert/pickle.rs) and its stand-in class.
@@ -106,20 +105,6 @@ def test_writer_round_trip_dtypes_and_objects(tmp_path):
     assert np.abs(got["bf"] - b).max() <= np.abs(b).max() * 2**-8
     assert int(got["count"]) == 12 and got["big"] == 2**40 and got["f"] == 0.25 and got["s"] == "é"
     assert checkpoint_kind(got) == "detector"
-
-
-def test_storages_are_memory_mapped_not_copied(tmp_path):
-    # The Python reader the detector converter still uses (the core's tensors view its own
-    # memory map: src/convert/pickle_tests.rs, tensors_view_the_memory_mapped_file).
-    a = np.arange(1 << 16, dtype=np.float32)
-    p = tmp_path / "m.pt"
-    save({"w": a}, p)
-    w = load_checkpoint_py(p)["w"]
-    assert not w.flags.writeable
-    base = w
-    while getattr(base, "base", None) is not None:
-        base = base.base
-    assert isinstance(base, memoryview) and type(base.obj).__name__ == "mmap"
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any, Callable, final
 
 import numpy as np
@@ -65,13 +66,21 @@ __all__ = [
     "FETCH_STATES",
     "LOCK_NAME",
     "fetch_artifacts",
+    "FETCH_BACKOFF_MAX_S",
+    "FETCH_BACKOFF_S",
+    "FETCH_ENV_BASE_URL",
+    "FETCH_RETRIES",
+    "FETCH_TIMEOUT_S",
+    "FetchedFile",
+    "FileStatus",
+    "copy_into_model_dir",
     "fetch_check",
     "fetch_classifier_id",
     "fetch_detector_ids",
+    "fetch_download",
+    "fetch_files",
     "fetch_missing",
-    "fetch_plan",
-    "fetch_record_conversion",
-    "fetch_record_file",
+    "fetch_require",
     "fetch_sources",
     "fetch_status",
     "fetch_targets",
@@ -126,7 +135,7 @@ def _raise_error_kind(i: int) -> None: ...
 # input_size, threshold, and bird_head: None, or for a classifier with one a dict with file, url,
 # url_format, mirrors, url_size, url_md5, url_sha256, expected_path, available.
 def builtin_models() -> list[dict[str, Any]]: ...
-def model_dir() -> str: ...
+def model_dir() -> Path: ...
 def check_model_spec(kind: str, spec: str) -> None: ...
 
 IMAGE_EXTENSIONS: list[str]
@@ -135,9 +144,15 @@ UNSUPPORTED_VIDEO_EXTENSIONS: list[str]
 
 def media_type(name: str) -> str: ...
 
-# The official weights (src/fetch/): `artifact` is a `fetch.Artifact`, `expect` a `fetch._Expect`
-# (read by attribute); artifacts come back as dicts of `fetch.Artifact`'s fields.
+# The official weights (src/fetch/): `artifact` is a `fetch.Artifact`, `expect` has `_Expect`'s
+# fields (read by attribute); artifacts come back as dicts of `fetch.Artifact`'s fields. `hooks`
+# is a `fetch._Hooks` (say, bytes, sleep, convert).
 LOCK_NAME: str
+FETCH_ENV_BASE_URL: str
+FETCH_RETRIES: int
+FETCH_BACKOFF_S: float
+FETCH_BACKOFF_MAX_S: float
+FETCH_TIMEOUT_S: float
 DEFAULT_TARGET: str
 FETCH_STATES: list[str]
 
@@ -146,8 +161,8 @@ def fetch_artifacts(
 ) -> list[dict[str, Any]]: ...
 def fetch_sources(artifact: Any, base: str | None = None) -> tuple[str, list[str]]: ...
 def fetch_targets(targets: Sequence[str]) -> list[str]: ...
-def fetch_detector_ids(specs: Sequence[str]) -> list[str]: ...
-def fetch_classifier_id(spec: str) -> str | None: ...
+def fetch_detector_ids(model: _Path | None = None, secondary: _Path | None = None) -> list[str]: ...
+def fetch_classifier_id(classifier: _Path | None = None) -> str | None: ...
 def fetch_missing(
     detectors: Sequence[str],
     classifier: str | None,
@@ -157,23 +172,6 @@ def fetch_missing(
 ) -> tuple[list[tuple[dict[str, Any], str]], str]: ...
 def fetch_check(path: _Path, name: str, expect: Any, lock_path: _Path) -> str: ...
 def sha256_file(path: _Path) -> str: ...
-def fetch_plan(
-    artifact: Any,
-    folder: _Path,
-    converter_version: str | None = None,
-    accept_new_hash: bool = False,
-) -> dict[str, Any]: ...
-def fetch_record_file(
-    folder: _Path, name: str, sha256: str, size: int, url: str | None = None
-) -> None: ...
-def fetch_record_conversion(
-    folder: _Path,
-    name: str,
-    sha256: str,
-    source: str,
-    source_sha256: str,
-    converter_version: str,
-) -> None: ...
 def read_onnx_stamp(path: _Path) -> dict[str, str]: ...
 
 CONVERTER_VERSION: str
@@ -192,7 +190,83 @@ def detector_layout(ckpt: Any) -> str: ...
 def checkpoint_kind(ckpt: Any) -> str: ...
 def fetch_status(
     artifacts: Sequence[Any], folder: _Path, converter_version: str | None = None
-) -> list[dict[str, Any]]: ...
+) -> list[FileStatus]: ...
+
+@final
+class FetchedFile:
+    """What `fetch()` did for one file."""
+
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def source(self) -> Path | None: ...
+    @property
+    def sha256(self) -> str | None: ...
+    @property
+    def source_sha256(self) -> str | None: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def converted(self) -> bool: ...
+    @property
+    def notes(self) -> list[str]: ...
+    @property
+    def label(self) -> str: ...
+
+@final
+class FileStatus:
+    """Where one model file stands (embedded, missing, downloaded, converted, verified)."""
+
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def source(self) -> Path | None: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def sha256(self) -> str | None: ...
+    @property
+    def label(self) -> str: ...
+
+def fetch_files(
+    artifacts: Sequence[Any],
+    folder: _Path,
+    hooks: Any,
+    convert: bool,
+    accept_new_hash: bool,
+    converter_version: str | None,
+    retries: int,
+    timeout: float,
+) -> list[FetchedFile]: ...
+def fetch_download(
+    name: str,
+    urls: Sequence[str],
+    folder: _Path,
+    hooks: Any,
+    sha256: str = "",
+    retries: int | None = None,
+    timeout: float | None = None,
+) -> tuple[Path, str, str]: ...
+def fetch_require(
+    detectors: Sequence[str],
+    classifier: str | None,
+    bird_head: bool,
+    given: Sequence[str],
+    fetch_first: bool,
+) -> list[str]: ...
+def copy_into_model_dir(path: _Path) -> Path: ...
 def available_devices() -> list[str]: ...
 
 # kind, id, source (fp32 ONNX path or None for the embedded detector), output, manifest.

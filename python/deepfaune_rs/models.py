@@ -9,47 +9,26 @@ Weights of DeepFaune and MegaDetector are not bundled (licences and size); the e
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from pathlib import Path
-from typing import Any
 
-from . import _core
-from ._files import atomic_open
-from .fetch import FetchedFile, FileStatus, _Expect, fetch, model_dir, status
+from ._core import builtin_models as list_models
+from ._core import copy_into_model_dir
+from .fetch import FetchedFile, FileStatus, fetch, model_dir, status
 from .fetch import download as _download
 
-__all__ = [
-    "FetchedFile",
-    "FileStatus",
-    "copy_into_model_dir",
-    "download",
-    "download_official",
-    "fetch",
-    "list_models",
-    "model_dir",
-    "status",
-]
-
-
-def list_models() -> list[dict[str, Any]]:
-    """The built-in manifests: id, name, file, official url, expected path, availability."""
-    return _core.builtin_models()
+__all__ = ["FetchedFile", "FileStatus", "copy_into_model_dir", "download", "download_official"]
+__all__ += ["fetch", "list_models", "model_dir", "status"]
 
 
 def download(url: str, dest: os.PathLike, sha256: str | None = None, timeout: float = 60.0) -> Path:
     """Downloads ``url`` to ``dest`` (resumable, retried, placed atomically: a partial download
     never takes the name ``dest``) and checks ``sha256`` when given. Returns ``dest``."""
     dest = Path(dest)
-    path, _, _ = _download(
-        dest.name,
-        [url],
-        dest.parent,
-        expect=_Expect(sha256=(sha256 or "").lower()),
-        progress=False,
-        timeout=timeout,
+    done = _download(
+        dest.name, [url], dest.parent, sha256=sha256 or "", progress=False, timeout=timeout
     )
-    return path
+    return done[0]
 
 
 def download_official(model_id: str, folder: os.PathLike | None = None) -> Path:
@@ -61,16 +40,5 @@ def download_official(model_id: str, folder: os.PathLike | None = None) -> Path:
         DeprecationWarning,
         stacklevel=2,
     )
-    done = fetch(model_id, folder=folder, progress=False, convert=False)
-    first = done[0]
+    first = fetch(model_id, folder=folder, progress=False, convert=False)[0]
     return first.source or first.path
-
-
-def copy_into_model_dir(path: os.PathLike) -> Path:
-    """Copies a weights file into the model directory (where manifests look for it),
-    atomically."""
-    dest = model_dir() / Path(path).name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "rb") as src, atomic_open(dest, "wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
-    return dest

@@ -2,21 +2,29 @@
 //! (`Artifact`, from the manifests), which models a target names (`resolve_targets`: ids, modes,
 //! `deepfaune`), which of a run's files are missing, how a download is checked (`verify.rs`:
 //! size, MD5, sha256, the lock file's hash), the lock file (`lock.rs`), the ONNX stamp the
-//! converter writes and the state of each file (`status.rs`).
+//! converter writes and the state of each file (`status.rs`), the download itself
+//! (`transfer.rs`: HTTP(S) or `file://`, resumed, retried, locked, checked, placed atomically)
+//! and fetching a file step by step (`get.rs`).
 //!
-//! The HTTP transfer (resume, retries, the `.part` file), the progress bar and the conversion
-//! are Python's (`python/deepfaune_rs/fetch.py`, `convert/`); it calls these for everything else.
+//! The caller brings the converter of `.pt` checkpoints ([`Convert`]) and shows the progress
+//! ([`Hooks`]); Python's `deepfaune_rs.fetch` does both.
 
+mod get;
 mod lock;
 mod plan;
 mod status;
+mod transfer;
 mod verify;
 
 use std::path::{Path, PathBuf};
 
+pub use get::{fetch_file, Convert, Converted, FetchOptions, Fetched};
 pub use lock::{Lock, LockEntry, LOCK_NAME};
 pub use plan::{plan, Plan, Step};
 pub use status::{read_onnx_stamp, sha256_of, status_of, FileStatus, STATES};
+pub use transfer::{
+    download, fmt_bytes, Downloaded, Hooks, Retry, BACKOFF_MAX_S, BACKOFF_S, RETRIES, TIMEOUT_S,
+};
 pub use verify::{check, hash_file, Expect, Hashes};
 
 use crate::classify::check_classifier_spec;
@@ -30,6 +38,14 @@ use crate::manifest::WeightsFile;
 /// The target that fetches DeepFaune's default setup: DF, MegaDetector sorrel (its `DFbsMDS`
 /// mode) and the default classifier with its bird head.
 pub const DEFAULT_TARGET: &str = "deepfaune";
+
+/// Replaces the base URL of every file: `NAME` is fetched from `$DEEPFAUNE_RS_BASE_URL/NAME`.
+pub const ENV_BASE_URL: &str = "DEEPFAUNE_RS_BASE_URL";
+
+/// `$DEEPFAUNE_RS_BASE_URL`, when set.
+pub fn base_url() -> Option<String> {
+    std::env::var(ENV_BASE_URL).ok()
+}
 
 /// DeepFaune's detector modes as users write them (the choices listed on a typo).
 pub const MODE_NAMES: [&str; 5] = ["DF", "MDS", "MDR", "DFbsMDS", "DFMDS"];
@@ -370,6 +386,26 @@ pub fn missing(
 pub fn fetch_command(arts: &[Artifact]) -> String {
     let ids = dedup(arts.iter().map(|a| a.model_id.clone()).collect());
     format!("deepfaune-rs models fetch {}", ids.join(" "))
+}
+
+/// The one-line error of a run whose built-in model files are missing: each file, and the
+/// command that fetches them.
+pub fn missing_message(gone: &[(Artifact, PathBuf)], command: &str) -> String {
+    let listing: Vec<String> = gone
+        .iter()
+        .map(|(a, p)| format!("{} ({})", a.label(), p.display()))
+        .collect();
+    let (s, them) = if gone.len() > 1 {
+        ("s", "them")
+    } else {
+        ("", "it")
+    };
+    format!(
+        "weights not found for {} model file{s}: {}; get {them} with `{command}` (or fetch=True \
+         / --fetch)",
+        gone.len(),
+        listing.join("; ")
+    )
 }
 
 #[cfg(test)]

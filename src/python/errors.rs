@@ -34,6 +34,8 @@ const CLASSES: [&str; 22] = [
     "ChecksumError",
     "CheckpointError",
     "CheckpointError",
+    "DownloadError",
+    "ConversionError",
 ];
 
 /// The kind of `e`: its row in [`CLASSES`] and in [`every_kind`]. The match is exhaustive, so
@@ -63,6 +65,8 @@ fn kind_of(e: &Error) -> usize {
         Error::Model(ModelError::Refused(_)) => 19,
         Error::Convert(ConvertError::Checkpoint(_)) => 20,
         Error::Convert(ConvertError::Build(_)) => 21,
+        Error::Model(ModelError::Download(_)) => 22,
+        Error::Model(ModelError::Conversion(_)) => 23,
     }
 }
 
@@ -132,6 +136,8 @@ fn every_kind() -> Vec<Error> {
         ModelError::Refused(s()).into(),
         ConvertError::Checkpoint(s()).into(),
         ConvertError::Build(s()).into(),
+        ModelError::Download(s()).into(),
+        ModelError::Conversion(s()).into(),
     ]
 }
 
