@@ -121,7 +121,7 @@ def _no_video_picture() -> str | None:
 def image_rows(res: PipelineResult) -> list[dict[str, Any]]:
     """One dict per image: index, path, size, date, category, boxes (``[x1, y1, x2, y2,
     category, confidence, classified]`` in upright pixels), labels and review state."""
-    rows = res._r.review_rows(videos=False)
+    rows = res.review_rows(videos=False)
     return [json.loads(rows.row(i)) for i in range(len(rows))]
 
 
@@ -188,7 +188,7 @@ class Html:
 
 def show(res: PipelineResult, which: int | str | os.PathLike[str], width: int = 640) -> Html:
     """One image (its index, or its file name or path) with its boxes and labels."""
-    rows = res._r.review_rows(videos=False)
+    rows = res.review_rows(videos=False)
     if isinstance(which, int) and not isinstance(which, bool):
         if not -len(rows) <= which < len(rows):
             raise IndexError(f"image {which} out of range ({len(rows)} images)")
@@ -212,7 +212,7 @@ def gallery(
     """Up to ``n`` images with boxes and labels: those predicted ``prediction`` (sequence
     label), or of detection ``kind`` (``animal``, ``person``, ``vehicle``, ``empty``,
     ``failed``), else the first ones."""
-    rows = res._r.review_rows(videos=False)
+    rows = res.review_rows(videos=False)
     parts = []
     for i in rows.pick(prediction, kind, n):
         r = json.loads(rows.row(i))
@@ -265,7 +265,7 @@ class _RunSource:
         return self.base.apply_corrections(journal) if os.path.exists(journal) else self.base
 
     def rows(self, journal: str) -> _core.ReviewRows:
-        return self.corrected(journal)._r.review_rows()
+        return self.corrected(journal).review_rows()
 
     def redecide(self, **kwargs: Any) -> _RunSource:
         return _RunSource(self.loaded.redecide(**kwargs), self.loaded)

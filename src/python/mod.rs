@@ -1,6 +1,7 @@
 //! Python bindings (`deepfaune_rs._core`): one file per core stage, converting types and
 //! releasing the GIL; no logic of their own.
 
+mod args;
 mod classify;
 mod detect;
 mod errors;
