@@ -663,7 +663,7 @@ impl PyPipelineResults {
                 None => counts.push((label, 1)),
             }
         }
-        counts.sort_by(|a, b| b.1.cmp(&a.1));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
         counts.truncate(5);
         let top = PyList::new(py, counts)?.repr()?;
         let n_seq = self.seqnum.iter().copied().max().unwrap_or(0);
