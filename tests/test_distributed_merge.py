@@ -75,7 +75,7 @@ def test_units_run_apart_and_merged_give_the_bytes_of_one_run(shared_models, tre
     assert order[:2] == ["a.jpg", "m.jpg"] and order[-1] == "z.jpg"  # `sub` in between
 
     driver = deepfaune_rs.Pipeline(**{**kwargs, "detector": None, "detector_mode": None})
-    merged = deepfaune_rs.PipelineResult(driver._inner.merge(plan, _parts(kwargs, plan)), str(tree))
+    merged = driver.merge(plan, _parts(kwargs, plan), str(tree))
     for res, name in ((local, "local"), (merged, "merged")):
         res.to_csv(tmp_path / f"{name}.csv")
         res.to_megadetector_json(tmp_path / f"{name}.json")
@@ -96,8 +96,8 @@ def test_parts_that_do_not_fit_the_plan_are_refused(shared_models, tree):
     parts = _parts(kwargs, plan)
     driver = deepfaune_rs.Pipeline(**{**kwargs, "detector": None, "detector_mode": None})
     with pytest.raises(InvalidArgumentError, match="does not hold the images"):
-        driver._inner.merge(plan, [parts[1], parts[0], parts[2]])
+        driver.merge(plan, [parts[1], parts[0], parts[2]])
     with pytest.raises(InvalidArgumentError, match="parts for"):
-        driver._inner.merge(plan, parts[:2])
+        driver.merge(plan, parts[:2])
     with pytest.raises(InvalidArgumentError, match="damaged record"):
-        driver._inner.merge(plan, [parts[0][:-20], parts[1], parts[2]])
+        driver.merge(plan, [parts[0][:-20], parts[1], parts[2]])

@@ -16,8 +16,12 @@ PACKAGE = REPO / "python" / "deepfaune_rs"
 WITH_EXAMPLES = sorted(p.stem for p in PACKAGE.glob("*.py") if ">>>" in p.read_text("utf-8"))
 
 
+#: The core's public classes and functions whose docstrings (Rust doc comments) hold examples.
+CORE_WITH_EXAMPLES = ["Detector", "read_megadetector_json"]
+
+
 def test_the_modules_with_examples_are_found():
-    assert {"__init__", "detect", "megadetector", "reid", "video"} <= set(WITH_EXAMPLES)
+    assert {"__init__", "reid", "video"} <= set(WITH_EXAMPLES)
 
 
 @pytest.mark.parametrize("stem", WITH_EXAMPLES)
@@ -28,6 +32,19 @@ def test_docstring_examples_run(stem, tmp_path, monkeypatch):
     result = doctest.testmod(
         module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
     )
+    assert result.attempted > 0, f"{name}: no example found"
+    assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} examples failed"
+
+
+@pytest.mark.parametrize("name", CORE_WITH_EXAMPLES)
+def test_core_docstring_examples_run(name, tmp_path, monkeypatch):
+    import deepfaune_rs
+
+    monkeypatch.chdir(tmp_path)
+    obj = getattr(deepfaune_rs, name)
+    test = doctest.DocTestParser().get_doctest(obj.__doc__, dict(vars(deepfaune_rs)), name, None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = runner.run(test)
     assert result.attempted > 0, f"{name}: no example found"
     assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} examples failed"
 

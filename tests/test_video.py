@@ -239,7 +239,7 @@ def test_video_answer_is_the_reference_over_its_frames_as_images(
     }
     assert got == expected
     # Per frame, the frame-level API and the image path agree...
-    r = pipeline._inner.run_frames(v.frames, v.slots, v.path)
+    r = pipeline.run_frames(v.frames, v.slots, v.path)
     order = [int(Path(p).stem.split("_")[1]) for p in images.paths]
     rows = [order.index(k) for k in v.frame_numbers]
     np.testing.assert_array_equal(r.detections.category, images.detections.category[rows])

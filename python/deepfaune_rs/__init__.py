@@ -14,11 +14,16 @@ from . import _core  # isort: skip
 
 _core.init_runtime(str(_find_library()))
 
-from .classifier import Classification, Classifier  # noqa: E402
-from .detect import DetectionResult, Detector  # noqa: E402
-from .megadetector import read_megadetector_json  # noqa: E402
+from ._core import (  # noqa: E402
+    Classification,
+    Classifier,
+    DetectionResult,
+    Detector,
+    Pipeline,
+    PipelineResult,
+    read_megadetector_json,
+)
 from .models import list_models  # noqa: E402
-from .pipeline import Pipeline, PipelineResult  # noqa: E402
 
 available_devices = _core.available_devices
 read_image = _core.read_image

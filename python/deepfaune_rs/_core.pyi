@@ -43,15 +43,21 @@ __all__ = [
     "reid_new_precision_recall",
     "reid_threshold_sweep",
     "reid_top1_accuracy",
-    "DetectionResults",
+    "Classification",
+    "DetectionResult",
     "Detector",
     "Pipeline",
-    "PipelineResults",
+    "PipelineResult",
+    "DEFAULT_CLASSIFIER",
+    "DEFAULT_DETECTOR_MODE",
+    "LANGUAGES",
+    "LANGUAGE_ALIASES",
     "ReviewRows",
     "ResultTable",
     "ReviewState",
     "RunPlan",
     "VideoResult",
+    "VideoRecord",
     "IMAGE_EXTENSIONS",
     "UNSUPPORTED_VIDEO_EXTENSIONS",
     "VIDEO_EXTENSIONS",
@@ -121,6 +127,14 @@ __all__ = [
 
 _Path = str | PathLike[str]
 _Progress = Callable[[int, int], object] | None
+# progress=: True (a bar), False or None (nothing), or a callable f(done, total).
+_ProgressArg = bool | Callable[[int, int], object] | None
+_Inputs = _Path | bytes | Sequence[_Path | bytes]
+
+DEFAULT_CLASSIFIER: str
+DEFAULT_DETECTOR_MODE: str
+LANGUAGES: tuple[str, ...]
+LANGUAGE_ALIASES: dict[str, str]
 
 def init_runtime(path: _Path) -> None: ...
 def runtime_path() -> str | None: ...
@@ -284,8 +298,13 @@ def resize_pil(
     filter: str = "bicubic",
 ) -> npt.NDArray[np.uint8]: ...
 def read_megadetector_json(
-    path: _Path, root: _Path | None = None, threshold: float = 0.4, rules: str = "corrected"
-) -> DetectionResults: ...
+    path: _Path,
+    root: _Path | None = None,
+    detection_threshold: float | None = None,
+    rules: str = "corrected",
+    *,
+    threshold: float | None = None,
+) -> DetectionResult: ...
 def resize_cv2_linear(
     image: npt.NDArray[np.uint8], size: tuple[int, int]
 ) -> npt.NDArray[np.uint8]: ...
@@ -294,20 +313,22 @@ def resize_cv2_linear(
 class Detector:
     def __new__(
         cls,
-        model: str = "md-lite",
+        model: _Path = ...,
         *,
-        secondary: str | None = None,
+        detection_threshold: float | None = None,
+        device: str = "cpu",
+        secondary: _Path | None = None,
         mode: str | None = None,
-        threshold: float | None = None,
-        manifest: str | None = None,
-        weights: dict[str, _Path] | None = None,
+        manifest: _Path | None = None,
+        weights: Mapping[str, _Path] | None = None,
         intra_threads: int = 0,
         threads: int = 0,
         batch_size: int = 1,
-        spinning: bool = False,
-        device: str = "cpu",
+        fetch: bool = False,
         precision: str = "fp32",
         cache_dir: _Path | None = None,
+        threshold: float | None = None,
+        spinning: bool = False,
     ) -> Detector: ...
     @property
     def models(self) -> list[str]: ...
@@ -317,21 +338,25 @@ class Detector:
     def finds_people(self) -> bool: ...
     def detect(
         self,
-        paths: Sequence[_Path],
-        progress: _Progress = None,
+        inputs: _Inputs,
+        progress: _ProgressArg = ...,
         max_pixels: int | None = None,
         outputs: Sequence[_Path] = ...,
-    ) -> DetectionResults: ...
+    ) -> DetectionResult: ...
 
 @final
-class DetectionResults:
+class DetectionResult:
     def __len__(self) -> int: ...
+    @property
+    def root(self) -> str | None: ...
     @property
     def paths(self) -> list[str]: ...
     @property
     def dates(self) -> list[str | None]: ...
     @property
     def category(self) -> npt.NDArray[np.uint8]: ...
+    @property
+    def category_names(self) -> list[str]: ...
     @property
     def count(self) -> npt.NDArray[np.uint32]: ...
     @property
@@ -357,23 +382,34 @@ class DetectionResults:
     @property
     def json_rules(self) -> str | None: ...
     @property
-    def classification_categories(self) -> list[tuple[str, str]]: ...
+    def classification_categories(self) -> dict[str, str]: ...
     @property
     def classifications(self) -> list[list[tuple[str, float]]]: ...
     def to_megadetector_json(self, path: _Path, root: _Path | None = None) -> None: ...
+    def to_pandas(self) -> Any: ...
+    def detections_to_pandas(self) -> Any: ...
 
-# (logits [n, classes], embeddings [n, d], bird_logits [n, groups], [(index, reason)])
-_Classified = tuple[
-    npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32], list[tuple[int, str]]
-]
+@final
+class Classification:
+    def __len__(self) -> int: ...
+    @property
+    def logits(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def embeddings(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def bird_logits(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def class_names(self) -> list[str]: ...
+    @property
+    def failures(self) -> list[tuple[int, str]]: ...
 
 @final
 class Classifier:
     def __new__(
         cls,
-        classifier: str = "deepfaune-v15",
+        classifier: _Path = ...,
         *,
-        classifier_manifest: str | None = None,
+        classifier_manifest: _Path | None = None,
         language: str = "en",
         bird_head: bool = False,
         batch_size: int = 8,
@@ -381,6 +417,7 @@ class Classifier:
         device: str = "cpu",
         precision: str = "fp32",
         cache_dir: _Path | None = None,
+        fetch: bool = False,
     ) -> Classifier: ...
     @property
     def class_names(self) -> list[str]: ...
@@ -390,52 +427,53 @@ class Classifier:
     def temperature(self) -> float: ...
     def classify(
         self,
-        images: Sequence[npt.NDArray[np.uint8]],
-        boxes: Sequence[tuple[float, float, float, float] | None],
+        images: Sequence[_Path] | Sequence[npt.ArrayLike],
+        boxes: Sequence[Sequence[float] | None] | None = None,
+        *,
         box_format: str = "xyxy",
         square: bool = True,
         keep_embeddings: bool = True,
-    ) -> _Classified: ...
-    def classify_files(
-        self,
-        paths: Sequence[_Path],
-        boxes: Sequence[tuple[float, float, float, float] | None],
-        box_format: str = "xyxy",
-        square: bool = True,
-        keep_embeddings: bool = True,
-    ) -> _Classified: ...
+    ) -> Classification: ...
 
 @final
 class Pipeline:
     def __new__(
         cls,
-        detector: Detector | None,
-        classifier: str = "deepfaune-v15",
+        detector: Detector | _Path | None = None,
+        classifier: _Path = ...,
         *,
-        classifier_manifest: str | None = None,
+        detector_mode: str | None = ...,
+        classifier_manifest: _Path | None = None,
         score_threshold: float | None = None,
         maxlag_s: float = 10.0,
         language: str = "en",
         disabled_classes: Sequence[str] = ...,
         bird_head: bool = False,
         batch_size: int = 1,
-        intra_threads: int = 0,
-        class_thresholds: Mapping[str, float] = ...,
+        fetch: bool = False,
+        class_thresholds: Mapping[str, float] | None = None,
         device: str = "cpu",
         precision: str = "fp32",
+        intra_threads: int = 0,
         cache_dir: _Path | None = None,
+        threshold: float | None = None,
     ) -> Pipeline: ...
+    @property
+    def detector(self) -> Detector | None: ...
+    @property
+    def language(self) -> str: ...
     @property
     def class_names(self) -> list[str]: ...
     def run(
         self,
-        paths: Sequence[_Path],
-        progress: _Progress = None,
+        inputs: _Inputs | None = None,
+        progress: _ProgressArg = ...,
         keep_embeddings: bool = True,
         checkpoint: _Path | None = None,
-        detections: DetectionResults | None = None,
+        detections: DetectionResult | _Path | None = None,
+        json_rules: str | None = None,
         outputs: Sequence[_Path] = ...,
-    ) -> PipelineResults: ...
+    ) -> PipelineResult: ...
     def run_frames(
         self,
         frames: Sequence[npt.NDArray[np.uint8]],
@@ -443,7 +481,9 @@ class Pipeline:
         source: _Path,
         keep_embeddings: bool = False,
     ) -> VideoResult: ...
-    def merge(self, plan: RunPlan, parts: Sequence[str]) -> PipelineResults: ...
+    def merge(
+        self, plan: RunPlan, parts: Sequence[str], root: _Path | None = None
+    ) -> PipelineResult: ...
 
 @final
 class RunPlan:
@@ -460,10 +500,22 @@ def checkpoint_is_complete(path: _Path) -> bool: ...
 def run_of_checkpoint(results: _Path) -> dict[str, Any]: ...
 
 @final
-class PipelineResults:
+class PipelineResult:
     def __len__(self) -> int: ...
     @property
-    def detections(self) -> DetectionResults: ...
+    def root(self) -> str | None: ...
+    @property
+    def videos(self) -> list[VideoRecord]: ...
+    @property
+    def detections(self) -> DetectionResult: ...
+    @property
+    def paths(self) -> list[str]: ...
+    @property
+    def dates(self) -> list[str | None]: ...
+    @property
+    def count(self) -> npt.NDArray[np.uint32]: ...
+    @property
+    def humancount(self) -> npt.NDArray[np.uint32]: ...
     @property
     def failures(self) -> list[dict[str, Any]]: ...
     @property
@@ -481,9 +533,9 @@ class PipelineResults:
     @property
     def seqnum(self) -> npt.NDArray[np.uint32]: ...
     @property
-    def scorebase(self) -> npt.NDArray[np.float32]: ...
+    def scorebase(self) -> npt.NDArray[np.float64]: ...
     @property
-    def score(self) -> npt.NDArray[np.float32]: ...
+    def score(self) -> npt.NDArray[np.float64]: ...
     @property
     def predictionbase(self) -> list[str]: ...
     @property
@@ -498,11 +550,14 @@ class PipelineResults:
         class_thresholds: Mapping[str, float] | None = None,
         disabled_classes: Sequence[str] | None = None,
         maxlag_s: float | None = None,
-    ) -> PipelineResults: ...
-    def with_corrections(self, path: _Path) -> PipelineResults: ...
+        preset: str | None = None,
+        threshold: float | None = None,
+    ) -> PipelineResult: ...
+    def apply_corrections(self, path: _Path) -> PipelineResult: ...
+    def with_corrections(self, path: _Path) -> PipelineResult: ...
     def with_videos(
         self, records: Sequence[str], unsupported: Sequence[_Path] = ...
-    ) -> PipelineResults: ...
+    ) -> PipelineResult: ...
     @property
     def video_records(self) -> list[str]: ...
     @property
@@ -517,18 +572,26 @@ class PipelineResults:
     @property
     def labels(self) -> list[str]: ...
     def table(self) -> dict[str, list[Any]]: ...
+    def to_pandas(self) -> Any: ...
+    def to_excel(self, path: _Path, csv_safe: bool = False) -> None: ...
+    def save_embeddings(self, path: _Path) -> None: ...
+    def review(self, results: _Path | None = None, **kwargs: Any) -> Any: ...
+    def show(self, which: int | _Path, width: int = 640) -> Any: ...
+    def gallery(self, prediction: str | None = None, n: int = 12, **kwargs: Any) -> Any: ...
+    def _repr_html_(self) -> str: ...
     def to_part(self) -> str: ...
     def to_csv(self, path: _Path, csv_safe: bool = False) -> None: ...
     def to_megadetector_json(self, path: _Path, root: _Path | None = None) -> None: ...
     def to_camtrap_dp(
         self,
         folder: _Path,
-        deployments: Sequence[Mapping[str, str]] | None = None,
+        deployments: _Path | Sequence[Mapping[str, Any]] | None = None,
+        *,
         deployment_of: Mapping[str, str] | None = None,
         timezone: str | None = None,
-        root: _Path | None = None,
         undated: str = "exclude",
-        metadata: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        root: _Path | None = None,
     ) -> list[str]: ...
     def sort_into(
         self,
@@ -536,12 +599,59 @@ class PipelineResults:
         mode: str = "copy",
         blur_humans: bool = False,
         timestamp: str | None = None,
-    ) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]: ...
+    ) -> dict[str, Any]: ...
+
+@final
+class VideoRecord:
+    @staticmethod
+    def from_json(text: str) -> VideoRecord: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def prediction(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def top1(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def humancount(self) -> int: ...
+    @property
+    def date(self) -> str | None: ...
+    @property
+    def keyframe(self) -> int | None: ...
+    @property
+    def box(self) -> tuple[float, float, float, float] | None: ...
+    @property
+    def frame_rate(self) -> float: ...
+    @property
+    def total_frames(self) -> int: ...
+    @property
+    def positions(self) -> list[int]: ...
+    @property
+    def frames_processed(self) -> list[int]: ...
+    @property
+    def frame_size(self) -> tuple[int, int]: ...
+    @property
+    def detections(self) -> list[dict[str, Any]]: ...
+    @property
+    def failure(self) -> dict[str, Any] | None: ...
+    @property
+    def label_index(self) -> int: ...
+    @property
+    def top1_index(self) -> int: ...
+    @property
+    def seconds_extraction(self) -> float: ...
+    @property
+    def seconds_total(self) -> float: ...
+    @property
+    def media_type(self) -> str: ...
 
 @final
 class VideoResult:
     @property
-    def detections(self) -> DetectionResults: ...
+    def detections(self) -> DetectionResult: ...
     @property
     def logits(self) -> npt.NDArray[np.float32]: ...
     @property

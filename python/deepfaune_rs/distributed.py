@@ -79,9 +79,8 @@ class _UnitRunner:
     def _run(
         self, images: list[str], videos: list[str], checkpoint: str | None
     ) -> tuple[str, str, bool]:
-        inner = self.pipeline._inner
         complete = checkpoint is not None and _core.checkpoint_is_complete(checkpoint)
-        res = inner.run(
+        res = self.pipeline.run(
             images + videos,
             progress=None,
             keep_embeddings=self.keep_embeddings,
@@ -199,7 +198,8 @@ def run(
             parts,
         )
     n = len(plan.units)
-    res = driver._inner.merge(plan, [str(parts[u]["part"]) for u in range(n)])
+    root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
+    res = driver.merge(plan, [str(parts[u]["part"]) for u in range(n)], root)
     by_path = {}
     for u in range(len(units)):
         for text in json.loads(str(parts[u]["videos"])):
@@ -212,8 +212,7 @@ def run(
         restored = sum(bool(parts[u]["restored"]) for u in range(len(units)))
         stats.update(units=len(units), restored=restored, ran=len(units) - restored)
         stats["images"] = len(plan)
-    root = paths[0] if len(paths) == 1 and os.path.isdir(paths[0]) else None
-    return PipelineResult(res, root)
+    return res
 
 
 def _run_units(

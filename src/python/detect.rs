@@ -8,6 +8,7 @@ use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use super::args::{detector_ids, renamed, require, text, Inputs, ProgressArg};
 use super::errors::{to_pyerr, IntoPyResult};
 use super::locks::{try_lock, wait_for};
 use super::numpy_views::{view1, view2};
@@ -67,8 +68,31 @@ pub(crate) fn progress_hook<'a>(
     }
 }
 
-/// One or two ONNX detectors with DeepFaune's per-image decision.
-#[pyclass(module = "deepfaune_rs._core", name = "Detector", frozen)]
+/// One detector, or two combined as DeepFaune does.
+///
+/// ``model`` is the id of a built-in manifest (``"md-lite"``, the embedded default that needs no
+/// download; ``"df"``, ``"mds"``, ``"mdr"``), a DeepFaune mode (``"DF"``, ``"MDS"``, ``"MDR"``,
+/// ``"DFbsMDS"`` = DF with MegaDetector as backstop, ``"DFMDS"`` = both, merged), a manifest path
+/// (``.toml``) or an ONNX path (its manifest found by file name, or given with ``manifest=``).
+/// ``secondary`` with ``mode="backstop"`` or ``"ensemble"`` combines any two models.
+/// ``weights`` maps built-in ids to weight files (otherwise looked up in the model directory,
+/// see ``deepfaune-rs models``). Before anything is loaded, every built-in model needed is
+/// checked: missing ones raise one :class:`~deepfaune_rs.WeightsNotFoundError` naming them all
+/// and the ``deepfaune-rs models fetch ...`` command that gets them; with ``fetch=True`` they
+/// are fetched first (:func:`deepfaune_rs.models.fetch`; nothing is ever downloaded otherwise).
+/// ``device`` is ``"cpu"``, ``"cuda"``, ``"directml"``, ``"coreml"`` or ``"auto"`` (the first
+/// accelerator of the installed ONNX Runtime build, else the CPU); one the build lacks raises
+/// :class:`~deepfaune_rs.DeviceUnavailableError` naming those it has
+/// (:func:`deepfaune_rs.available_devices`). ``precision="int8"`` loads each model's int8
+/// variant (made by ``deepfaune-rs models quantize ID``). ``cache_dir`` keeps ONNX Runtime's
+/// optimised graph of each model file there, so later sessions start faster.
+/// ``detection_threshold`` replaces the primary detector's confidence threshold (``threshold``
+/// is its old name, deprecated).
+///
+/// >>> det = Detector()               # the embedded md-lite detector
+/// >>> det.models
+/// ['md-lite']
+#[pyclass(module = "deepfaune_rs", name = "Detector", frozen)]
 pub struct PyDetector {
     /// Locked only with the GIL released (see `super::locks`).
     pub(crate) detectors: Arc<Mutex<DetectorSet>>,
@@ -84,26 +108,48 @@ pub struct PyDetector {
 #[pymethods]
 impl PyDetector {
     #[new]
-    #[pyo3(signature = (model = "md-lite", *, secondary = None, mode = None, threshold = None, manifest = None,
-                        weights = None, intra_threads = 0, threads = 0, batch_size = 1, spinning = false,
-                        device = "cpu", precision = "fp32", cache_dir = None))]
+    #[pyo3(signature = (model = PathBuf::from("md-lite"), *, detection_threshold = None, device = "cpu",
+                        secondary = None, mode = None, manifest = None, weights = None, intra_threads = 0,
+                        threads = 0, batch_size = 1, fetch = false, precision = "fp32", cache_dir = None,
+                        threshold = None, spinning = false),
+           text_signature = "(model='md-lite', *, detection_threshold=None, device='cpu', secondary=None, \
+                             mode=None, manifest=None, weights=None, intra_threads=0, threads=0, batch_size=1, \
+                             fetch=False, precision='fp32', cache_dir=None, threshold=None, spinning=False)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        model: &str,
-        secondary: Option<String>,
+        model: PathBuf,
+        detection_threshold: Option<f32>,
+        device: &str,
+        secondary: Option<PathBuf>,
         mode: Option<String>,
-        threshold: Option<f32>,
-        manifest: Option<String>,
-        weights: Option<HashMap<String, PathBuf>>,
+        manifest: Option<PathBuf>,
+        weights: Option<Bound<'_, PyDict>>,
         intra_threads: usize,
         threads: usize,
         batch_size: usize,
-        spinning: bool,
-        device: &str,
+        fetch: bool,
         precision: &str,
         cache_dir: Option<PathBuf>,
+        threshold: Option<f32>,
+        spinning: bool,
     ) -> PyResult<Self> {
+        let threshold = renamed(
+            py,
+            "detection_threshold",
+            detection_threshold,
+            "threshold",
+            threshold,
+        )?;
+        if precision == "fp32" {
+            // An int8 variant's own absence is the core's error.
+            let ids = detector_ids(py, Some(&model), secondary.as_deref())?;
+            require(py, &ids, None, false, weights.as_ref(), fetch)?;
+        }
+        let weights: HashMap<String, PathBuf> = match &weights {
+            Some(w) => w.extract()?,
+            None => HashMap::new(),
+        };
         let session = session_options(intra_threads, spinning, device, precision, cache_dir)?;
         let mode = match mode.as_deref() {
             None => None,
@@ -119,14 +165,14 @@ impl PyDetector {
         let opts = LoadOptions {
             threshold,
             weights: weights
-                .unwrap_or_default()
                 .into_iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect(),
-            manifest,
+            manifest: manifest.as_deref().map(text).transpose()?,
             session,
         };
-        let model = model.to_string();
+        let model = text(&model)?;
+        let secondary = secondary.as_deref().map(text).transpose()?;
         let set = py
             .detach(|| load(&model, secondary.as_deref(), mode, &opts))
             .py()?;
@@ -173,32 +219,42 @@ impl PyDetector {
         self.threshold
     }
 
-    /// Detects on files and folders (walked recursively). `progress(done, total)` is called after
-    /// each image. A call on a detector busy in another thread waits its turn (Ctrl-C works).
-    /// `outputs`: the files the results will be written to (the walk passes over them).
-    #[pyo3(signature = (paths, progress = None, max_pixels = None, outputs = Vec::new()))]
+    /// Detects on image files and folders (walked recursively, sorted).
+    ///
+    /// Unreadable files do not stop the run: they are rows with category ``"failed"`` and are
+    /// listed with their reasons in :attr:`DetectionResult.failures`.
+    /// ``max_pixels`` refuses larger images before decoding (default 178,956,970, Pillow's limit).
+    /// ``outputs``: the files the results will be written to; the walk passes over them.
+    /// ``progress``: ``True`` a bar, a callable ``f(done, total)``, ``False`` nothing. A call on a
+    /// detector busy in another thread waits its turn (Ctrl-C works).
+    #[pyo3(signature = (inputs, progress = ProgressArg(None), max_pixels = None, outputs = Vec::new()),
+           text_signature = "($self, inputs, progress=True, max_pixels=None, outputs=())")]
     fn detect(
         &self,
         py: Python<'_>,
-        paths: Vec<PathBuf>,
-        progress: Option<Py<PyAny>>,
+        inputs: Inputs,
+        progress: ProgressArg,
         max_pixels: Option<u64>,
         outputs: Vec<PathBuf>,
     ) -> PyResult<PyDetectionResults> {
+        let progress = progress.callback(py, "detect")?;
         let mut run = self.run;
         if let Some(m) = max_pixels {
             run.decode.max_pixels = m;
         }
+        let paths = &inputs.0;
         let slot = Mutex::new(None);
         let result = py.detach(|| {
             let mut set = wait_for(|| try_lock(&self.detectors))?;
             let mut hook = progress_hook(&progress, &slot);
-            Ok::<_, PyErr>(detect_files(&paths, &mut set, &run, &mut hook, &outputs))
+            Ok::<_, PyErr>(detect_files(paths, &mut set, &run, &mut hook, &outputs))
         })?;
         if let Some(e) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
-        Ok(PyDetectionResults::new(result.py()?, self.threshold))
+        let mut res = PyDetectionResults::new(result.py()?, self.threshold);
+        res.root = inputs.single_folder();
+        Ok(res)
     }
 }
 
@@ -225,9 +281,13 @@ pub(crate) fn failure_fields<'py>(
     Ok(d)
 }
 
-/// Results of `Detector.detect`, as columns. Arrays are read-only views of the results' own
-/// memory (no copies); they stay valid as long as any of them is alive.
-#[pyclass(module = "deepfaune_rs._core", name = "DetectionResults", frozen)]
+/// Detection results as columns (numpy arrays that are read-only views, no copies).
+///
+/// Per image: :attr:`paths`, :attr:`category`, :attr:`count`, :attr:`humancount`,
+/// :attr:`crop_boxes`, :attr:`best_detection`, :attr:`sizes`, :attr:`dates`.
+/// Per box: :attr:`image_index`, :attr:`boxes` (xyxy, original pixels), :attr:`confidences`,
+/// :attr:`classes`. The arrays stay valid as long as any of them is alive.
+#[pyclass(module = "deepfaune_rs", name = "DetectionResult", frozen)]
 pub struct PyDetectionResults {
     pub(crate) res: DetectionResults,
     pub(crate) threshold: f32,
@@ -236,6 +296,9 @@ pub struct PyDetectionResults {
     /// How boxes read from a MegaDetector file were decided, and the threshold they passed
     /// (`None` for a detection run).
     pub(crate) imported: Option<(JsonRules, f64)>,
+    /// The folder the paths are relative to in exports: the one folder detected, or the
+    /// folder a MegaDetector file's paths were read against.
+    pub(crate) root: Option<PathBuf>,
 }
 
 impl PyDetectionResults {
@@ -245,6 +308,7 @@ impl PyDetectionResults {
             threshold,
             classifications: Classifications::default(),
             imported: None,
+            root: None,
         }
     }
 
@@ -255,6 +319,7 @@ impl PyDetectionResults {
             threshold: imported.threshold as f32,
             classifications: imported.classifications,
             imported: Some((imported.rules, imported.threshold)),
+            root: None,
         }
     }
 
@@ -280,13 +345,36 @@ impl PyDetectionResults {
         self.res.len()
     }
 
-    /// File path of each image row.
+    fn __repr__(&self) -> String {
+        let mut parts = Vec::new();
+        for (code, name) in CATEGORY_NAMES {
+            let n = self.res.category.iter().filter(|&&c| c == code).count();
+            if n > 0 {
+                parts.push(format!("{name}={n}"));
+            }
+        }
+        format!(
+            "<DetectionResult {} images ({}), {} boxes>",
+            self.res.len(),
+            parts.join(", "),
+            self.res.det_conf.len()
+        )
+    }
+
+    /// The folder detected (one folder given), or the folder a MegaDetector file's paths are
+    /// relative to; None otherwise. Exports make paths relative to it.
+    #[getter]
+    fn root(&self) -> Option<&std::ffi::OsStr> {
+        self.root.as_deref().map(|p| p.as_os_str())
+    }
+
+    /// File path of each image.
     #[getter]
     fn paths<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, self.res.paths.iter().map(|p| p.as_os_str()))
     }
 
-    /// EXIF DateTimeOriginal text of each image (None when absent).
+    /// EXIF DateTimeOriginal text, or None.
     #[getter]
     fn dates(&self) -> Vec<Option<String>> {
         self.res
@@ -296,7 +384,7 @@ impl PyDetectionResults {
             .collect()
     }
 
-    /// Per image: 0 empty, 1 animal, 2 human, 3 vehicle, 255 failed.
+    /// 0 empty, 1 animal, 2 human, 3 vehicle, 255 failed.
     #[getter]
     fn category<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<u8>>> {
         let r = &slf.get().res;
@@ -368,10 +456,24 @@ impl PyDetectionResults {
         }
         Ok(list)
     }
-    /// Classification categories read from a MegaDetector file (`{id: name}`; empty otherwise).
+    /// Species categories {id: name} read from a MegaDetector file ({} otherwise).
     #[getter]
-    fn classification_categories(&self) -> Vec<(String, String)> {
-        self.classifications.categories.clone()
+    fn classification_categories<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (id, name) in &self.classifications.categories {
+            d.set_item(id, name)?;
+        }
+        Ok(d)
+    }
+
+    /// Per-image category as text: empty, animal, human, vehicle or failed.
+    #[getter]
+    fn category_names(&self) -> Vec<&'static str> {
+        self.res
+            .category
+            .iter()
+            .map(|&c| category_name(c))
+            .collect()
     }
     /// Per box: the `(category id, score)` pairs read from a MegaDetector file (empty lists
     /// when there were none).
@@ -400,7 +502,8 @@ impl PyDetectionResults {
         self.imported.map(|(r, _)| r.name())
     }
 
-    /// Writes MegaDetector batch JSON 1.6 atomically; `root` makes `"file"` paths relative.
+    /// Writes MegaDetector batch output 1.6 (atomically). File names are relative to ``root``
+    /// (default: the folder that was detected).
     #[pyo3(signature = (path, root = None))]
     fn to_megadetector_json(
         &self,
@@ -408,11 +511,106 @@ impl PyDetectionResults {
         path: PathBuf,
         root: Option<PathBuf>,
     ) -> PyResult<()> {
+        let root = root.or_else(|| self.root.clone());
         py.detach(|| {
             crate::export::megadetector::write(&self.res, &path, root.as_deref(), self.threshold)
         })
         .py()
     }
+
+    /// One row per image: filepath, date, category, count, humancount, width, height, the
+    /// deciding box's confidence and class, the crop box, and the failure reason.
+    fn to_pandas<'py>(slf: Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let me = slf.get();
+        let r = &me.res;
+        let n = r.len();
+        let best_conf: Vec<f32> = r
+            .best_detection
+            .iter()
+            .map(|&b| usize::try_from(b).map_or(f32::NAN, |b| r.det_conf[b]))
+            .collect();
+        let mut reasons: Vec<Option<&str>> = vec![None; n];
+        for f in &r.failures {
+            if let Some(i) = f.index {
+                reasons[i] = Some(&f.reason);
+            }
+        }
+        let crop = |k: usize| PyArray1::from_iter(py, r.crop.iter().map(|c| c[k]));
+        let d = PyDict::new(py);
+        d.set_item("filepath", me.paths(py)?)?;
+        d.set_item("date", me.dates())?;
+        d.set_item("category", me.category_names())?;
+        d.set_item("count", Self::count(slf.clone())?)?;
+        d.set_item("humancount", Self::humancount(slf.clone())?)?;
+        d.set_item("width", PyArray1::from_slice(py, &r.width))?;
+        d.set_item("height", PyArray1::from_slice(py, &r.height))?;
+        d.set_item("best_conf", PyArray1::from_vec(py, best_conf))?;
+        d.set_item("crop_x1", crop(0))?;
+        d.set_item("crop_y1", crop(1))?;
+        d.set_item("crop_x2", crop(2))?;
+        d.set_item("crop_y2", crop(3))?;
+        d.set_item("failure", reasons)?;
+        data_frame(py, d)
+    }
+
+    /// One row per box: filepath, class, confidence, x1, y1, x2, y2 (original pixels).
+    fn detections_to_pandas<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let r = &self.res;
+        let corner = |k: usize| PyArray1::from_iter(py, r.det_xyxy.iter().map(|b| b[k]));
+        let d = PyDict::new(py);
+        d.set_item(
+            "filepath",
+            PyList::new(
+                py,
+                r.det_image.iter().map(|&i| r.paths[i as usize].as_os_str()),
+            )?,
+        )?;
+        d.set_item(
+            "class",
+            r.det_category
+                .iter()
+                .map(|&c| {
+                    BOX_CLASS_NAMES
+                        .get(c as usize)
+                        .copied()
+                        .unwrap_or("unknown")
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        d.set_item("conf", PyArray1::from_slice(py, &r.det_conf))?;
+        d.set_item("x1", corner(0))?;
+        d.set_item("y1", corner(1))?;
+        d.set_item("x2", corner(2))?;
+        d.set_item("y2", corner(3))?;
+        data_frame(py, d)
+    }
+}
+
+/// Names of the per-image category codes.
+const CATEGORY_NAMES: [(u8, &str); 5] = [
+    (0, "empty"),
+    (1, "animal"),
+    (2, "human"),
+    (3, "vehicle"),
+    (crate::run::detection::CATEGORY_FAILED, "failed"),
+];
+
+/// Names of the per-box class codes (MegaDetector's categories "1", "2", "3").
+const BOX_CLASS_NAMES: [&str; 3] = ["animal", "person", "vehicle"];
+
+fn category_name(code: u8) -> &'static str {
+    CATEGORY_NAMES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("unknown", |(_, n)| n)
+}
+
+/// A pandas DataFrame of `columns` (pandas is Python's: this only hands it the columns).
+pub(crate) fn data_frame<'py>(
+    py: Python<'py>,
+    columns: Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    py.import("pandas")?.getattr("DataFrame")?.call1((columns,))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -2,6 +2,7 @@
 //! releasing the GIL; no logic of their own.
 
 mod agreement;
+mod args;
 mod classify;
 mod conversion;
 mod convert;

@@ -8,23 +8,30 @@ use std::sync::Mutex;
 
 use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyString};
 
+use super::args::{argument_error, detector_ids, renamed, require, text, Inputs, ProgressArg};
 use super::detect::{
     failure_dict, failure_fields, progress_hook, session_options, PyDetectionResults, PyDetector,
 };
 use super::errors::{to_pyerr, IntoPyResult};
 use super::locks::wait_for;
+use super::megadetector::read_megadetector_json;
 use super::numpy_views::{view1, view2};
 use super::review::PyReviewRows;
+use super::video::PyVideoRecord;
 use crate::error::Error;
 use crate::export::camtrap_dp::{
-    write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset,
+    read_deployments, write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset,
 };
 use crate::export::megadetector::classifications::{write_with_classifications, Classifications};
 use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOptions};
 use crate::export::table::{with_video_rows, write_results_csv, ResultRow, VIDEO_COLUMNS};
-use crate::manifest::classifier::ClassifierManifest;
+use crate::import::megadetector::JsonRules;
+use crate::manifest::classifier::{
+    ClassifierManifest, DEFAULT_CLASSIFIER, LANGUAGES, LANGUAGE_ALIASES,
+};
 use crate::pipeline::{
     decide, Decided, DecisionSettings, Detectors, Finished, Pipeline, PipelineOptions, Redecide,
     Texts,
@@ -38,52 +45,130 @@ use crate::run::distributed::{encode_part, plan, Plan};
 use crate::run::PipelineResults;
 use crate::sequence::{Label, SequencePredictions};
 
-/// Detector + classifier + DeepFaune's sequence logic (`crate::pipeline::Pipeline`).
-#[pyclass(module = "deepfaune_rs._core", name = "Pipeline")]
+/// DeepFaune's pipeline: detect, classify the best animal crop, group images into
+/// sequences per folder (``maxlag_s``), and average the logits over each sequence with the
+/// classifier version's temperatures.
+///
+/// ``detector`` is a :class:`Detector` or anything ``Detector(...)`` accepts (default
+/// ``"DFbsMDS"``, DeepFaune's default: needs the DF and MegaDetector weights; ``"md-lite"`` is
+/// embedded). With ``detector=None, detector_mode=None`` no detector is loaded: the pipeline
+/// then only classifies given boxes (``run(..., detections=...)``). ``classifier`` is a
+/// built-in id (``deepfaune-v15``, the default and DeepFaune's current release;
+/// ``deepfaune-v14``, ``-v13``, ``-v11``), a manifest ``.toml`` or an ``.onnx`` file (with
+/// ``classifier_manifest=``, by default the v1.5 manifest). ``language``: one of
+/// :data:`LANGUAGES` that the classifier has (``no``, ``se`` and ``pt`` since 1.5; ``sv`` is
+/// accepted for ``se``). ``disabled_classes`` are class names (any language) dropped before the
+/// softmax. ``score_threshold``: a sequence whose score is below it is ``undefined`` (default:
+/// the classifier manifest's ``[postprocess] threshold``, 0.8 for DeepFaune's classifiers;
+/// ``threshold`` is its old name, deprecated).
+///
+/// Before anything is loaded, the weights of every built-in model the pipeline needs are
+/// checked: missing ones raise one :class:`~deepfaune_rs.WeightsNotFoundError` naming them all
+/// and the ``deepfaune-rs models fetch ...`` command that gets them; ``fetch=True`` fetches
+/// them first (nothing is ever downloaded otherwise).
+///
+/// ``device``, ``precision`` and ``cache_dir`` are :class:`Detector`'s, for the detector named
+/// here and the classifier (``precision="int8"``: every model's int8 variant, made by
+/// ``deepfaune-rs models quantize ID``); ``intra_threads`` is the classifier's ONNX Runtime
+/// thread count (0 = one per core).
+#[pyclass(module = "deepfaune_rs", name = "Pipeline")]
 pub struct PyPipeline {
     pub(super) pipeline: Pipeline,
+    /// The detector (None: the pipeline only classifies given boxes).
+    detector: Option<Py<PyDetector>>,
+    /// The language as given (an alias stays the alias).
+    language: String,
 }
 
 #[pymethods]
 impl PyPipeline {
     #[new]
-    #[pyo3(signature = (detector, classifier = "deepfaune-v15", *, classifier_manifest = None, score_threshold = None,
-                        maxlag_s = 10.0, language = "en", disabled_classes = Vec::new(), bird_head = false,
-                        batch_size = 1, intra_threads = 0, class_thresholds = BTreeMap::new(), device = "cpu",
-                        precision = "fp32", cache_dir = None))]
+    #[pyo3(signature = (detector = None, classifier = PathBuf::from(DEFAULT_CLASSIFIER), *,
+                        detector_mode = Some(DEFAULT_DETECTOR_MODE.to_string()), classifier_manifest = None,
+                        score_threshold = None, maxlag_s = 10.0, language = "en", disabled_classes = Vec::new(),
+                        bird_head = false, batch_size = 1, fetch = false, class_thresholds = None, device = "cpu",
+                        precision = "fp32", intra_threads = 0, cache_dir = None, threshold = None),
+           text_signature = "(detector=None, classifier='deepfaune-v15', *, detector_mode='DFbsMDS', \
+                             classifier_manifest=None, score_threshold=None, maxlag_s=10.0, language='en', \
+                             disabled_classes=(), bird_head=False, batch_size=1, fetch=False, \
+                             class_thresholds=None, device='cpu', precision='fp32', intra_threads=0, \
+                             cache_dir=None, threshold=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        detector: Option<Py<PyDetector>>,
-        classifier: &str,
-        classifier_manifest: Option<String>,
+        detector: Option<Bound<'_, PyAny>>,
+        classifier: PathBuf,
+        detector_mode: Option<String>,
+        classifier_manifest: Option<PathBuf>,
         score_threshold: Option<f32>,
         maxlag_s: f64,
         language: &str,
         disabled_classes: Vec<String>,
         bird_head: bool,
         batch_size: usize,
-        intra_threads: usize,
-        class_thresholds: BTreeMap<String, f32>,
+        fetch: bool,
+        class_thresholds: Option<BTreeMap<String, f32>>,
         device: &str,
         precision: &str,
+        intra_threads: usize,
         cache_dir: Option<PathBuf>,
+        threshold: Option<f32>,
     ) -> PyResult<Self> {
+        let score_threshold = renamed(
+            py,
+            "score_threshold",
+            score_threshold,
+            "threshold",
+            threshold,
+        )?;
+        check_language(language)?;
+        let given = detector
+            .as_ref()
+            .map(|d| d.cast::<PyDetector>().map(|d| d.clone().unbind()).ok());
+        if precision == "fp32" {
+            // An int8 variant's own absence is the core's error.
+            let needed = match (&given, &detector) {
+                (Some(Some(_)), _) => pyo3::types::PyTuple::empty(py).into_any(),
+                (_, Some(spec)) => detector_ids(py, Some(&spec.extract::<PathBuf>()?), None)?,
+                (_, None) => {
+                    let mode = detector_mode.as_deref().map(PathBuf::from);
+                    detector_ids(py, mode.as_deref(), None)?
+                }
+            };
+            require(py, &needed, Some(&classifier), bird_head, None, fetch)?;
+        }
+        let spec = match (&given, &detector) {
+            (Some(Some(_)), _) => None,
+            (_, Some(spec)) => Some(spec.clone()),
+            (_, None) => detector_mode.map(|m| PyString::new(py, &m).into_any()),
+        };
+        let detector = match (given, spec) {
+            (Some(Some(d)), _) => Some(d),
+            (_, Some(spec)) => {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("device", device)?;
+                kwargs.set_item("precision", precision)?;
+                kwargs.set_item("cache_dir", &cache_dir)?;
+                let d = py.get_type::<PyDetector>().call((spec,), Some(&kwargs))?;
+                Some(d.cast_into::<PyDetector>()?.unbind())
+            }
+            (_, None) => None,
+        };
         let mut opts = PipelineOptions {
-            classifier: classifier.to_string(),
-            classifier_manifest,
+            classifier: text(&classifier)?,
+            classifier_manifest: classifier_manifest.as_deref().map(text).transpose()?,
             score_threshold,
             maxlag_s,
             language: language.to_string(),
             disabled_classes,
-            class_thresholds,
+            class_thresholds: class_thresholds.unwrap_or_default(),
             bird_head,
             batch_size,
             ..PipelineOptions::default()
         };
         opts.validate().py()?;
         opts.session = session_options(intra_threads, false, device, precision, cache_dir)?;
-        let detectors = detector.map(|d| {
+        let detectors = detector.as_ref().map(|d| {
             let d = d.get();
             Detectors {
                 set: d.detectors.clone(),
@@ -92,7 +177,24 @@ impl PyPipeline {
             }
         });
         let pipeline = py.detach(|| Pipeline::new(detectors, &opts)).py()?;
-        Ok(PyPipeline { pipeline })
+        Ok(PyPipeline {
+            pipeline,
+            detector,
+            language: language.to_string(),
+        })
+    }
+
+    /// The detector (a :class:`Detector`), or None when the pipeline only classifies given
+    /// boxes.
+    #[getter]
+    fn detector(&self, py: Python<'_>) -> Option<Py<PyDetector>> {
+        self.detector.as_ref().map(|d| d.clone_ref(py))
+    }
+
+    /// The language the pipeline was made with (as given: ``sv`` stays ``sv``).
+    #[getter]
+    fn language(&self) -> &str {
+        &self.language
     }
 
     /// Class names of the classifier in the pipeline's language.
@@ -101,25 +203,142 @@ impl PyPipeline {
         self.pipeline.class_names()
     }
 
-    /// Runs the pipeline over files and folders. With `checkpoint`, progress is appended to that
-    /// file and a later run with the same file resumes where this one stopped. With
-    /// `detections` (results read from a MegaDetector file, or of a detection run), their boxes
-    /// and decisions are the detection step: nothing is detected, `paths` is not walked.
-    /// `outputs`: the files the results will be written to (the walk passes over them).
-    #[pyo3(signature = (paths, progress = None, keep_embeddings = true, checkpoint = None, detections = None, outputs = Vec::new()))]
+    /// Runs over image and video files and folders (walked recursively). Images go through
+    /// DeepFaune's image path (sequences per folder); each video is sampled (12 frames, see
+    /// :func:`deepfaune_rs.video.frame_indices`) and judged as one sequence of its own
+    /// (:attr:`PipelineResult.videos`). Unreadable files are listed in
+    /// :attr:`PipelineResult.failures` and treated as empty, as DeepFaune does; so is every
+    /// other file the walk meets (``.webp``, ``.txt``...: stage ``walk``, kind
+    /// ``unsupported``), except the run's own files: ``checkpoint``, ``outputs`` (the files
+    /// the results will be written to) and their sidecars (``NAME.checkpoint``,
+    /// ``NAME.corrections.jsonl``).
+    ///
+    /// ``checkpoint``: a file where every processed image is recorded as soon as it is done. If
+    /// the run is interrupted (crash, sleep, Ctrl-C), calling ``run`` again with the same
+    /// checkpoint skips the images already done and gives the same results as one uninterrupted
+    /// run. Videos are recorded in the same file and skipped the same way. A
+    /// checkpoint written with other models, settings or boxes is refused
+    /// (``InvalidArgumentError``).
+    ///
+    /// ``detections``: someone else's boxes as the detection step, nothing is detected again (the
+    /// pipeline needs no detector). A MegaDetector batch file (MegaDetector v5/v1000,
+    /// SpeciesNet's MegaDetector-format output, ours), read with
+    /// :func:`~deepfaune_rs.read_megadetector_json` (its relative paths are relative to
+    /// ``inputs``, one folder, or by default to the JSON file's folder), or results that
+    /// function or :meth:`Detector.detect` already gave. The images it lists are classified in
+    /// its order, put into sequences and exported as usual, with progress, ``checkpoint`` and
+    /// failures; ``inputs`` is not walked.
+    ///
+    /// ``json_rules`` (with ``detections``): ``"corrected"`` (default for a file) keeps the
+    /// package's rules, ``"deepfaune"`` reproduces DeepFaune 1.4.1's ``PredictorJSON`` exactly.
+    /// Differences, ``"deepfaune"`` against ``"corrected"``: the most confident box of any
+    /// category decides the image (a more confident person box makes it ``human`` and the
+    /// animal is not classified; corrected: the best animal box is classified); ``count``
+    /// counts boxes of every category, ``humancount`` is 0 (corrected: animals and people
+    /// apart); no EXIF orientation (corrected: boxes and crops on the upright image); rows the
+    /// file marks as failed are dropped (corrected: failure rows); category ids are read as
+    /// numbers, not by name. Every quirk is listed in
+    /// :func:`~deepfaune_rs.read_megadetector_json`. Results read already keep their rules;
+    /// asking for other rules is an error.
+    #[pyo3(signature = (inputs = None, progress = ProgressArg(None), keep_embeddings = true, checkpoint = None,
+                        detections = None, json_rules = None, outputs = Vec::new()),
+           text_signature = "($self, inputs=None, progress=True, keep_embeddings=True, checkpoint=None, \
+                             detections=None, json_rules=None, outputs=())")]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each
     fn run(
         &self,
         py: Python<'_>,
-        paths: Vec<PathBuf>,
-        progress: Option<Py<PyAny>>,
+        inputs: Option<Inputs>,
+        progress: ProgressArg,
         keep_embeddings: bool,
         checkpoint: Option<PathBuf>,
-        detections: Option<Py<PyDetectionResults>>,
+        detections: Option<Bound<'_, PyAny>>,
+        json_rules: Option<String>,
         outputs: Vec<PathBuf>,
     ) -> PyResult<PyPipelineResults> {
+        let progress = progress.callback(py, "deepfaune")?;
+        let run = RunArgs {
+            progress,
+            keep_embeddings,
+            checkpoint,
+        };
+        if let Some(detections) = detections {
+            return self.run_detections(py, inputs, &detections, json_rules.as_deref(), run);
+        }
+        if json_rules.is_some() {
+            return Err(argument_error("json_rules applies to detections= only"));
+        }
+        let Some(inputs) = inputs else {
+            return Err(argument_error("give the files or folders to run over"));
+        };
+        // The core walks the folders lazily (results start at once), runs the images, then the
+        // videos (given ones first), reading their frames through video.sample_video (PyAV),
+        // and records both in the checkpoint.
+        let root = inputs.single_folder();
+        self.run_core(py, &inputs.0, run, None, outputs, root)
+    }
+
+    /// The results of the single run over `plan`'s inputs, from the parts of its units
+    /// (`parts[u]`: `PipelineResults.to_part()` of a run over unit `u`'s files, on any
+    /// machine): rows in that run's order, then its sequences, labels and table.
+    #[pyo3(signature = (plan, parts, root = None))]
+    fn merge(
+        &self,
+        py: Python<'_>,
+        plan: &PyRunPlan,
+        parts: Vec<String>,
+        root: Option<PathBuf>,
+    ) -> PyResult<PyPipelineResults> {
+        let (finished, threshold) = py
+            .detach(|| {
+                let models = wait_for(|| self.pipeline.try_models(false))?;
+                Ok::<_, PyErr>(models.merge(&plan.plan, &parts))
+            })?
+            .py()?;
+        self.results(py, finished, threshold, None, root)
+    }
+
+    /// Runs sampled video frames (`[h, w, 3]` uint8 RGB arrays) through the pipeline;
+    /// `slots[k]` is the frame at sampled position `k`, or None when it could not be read.
+    #[pyo3(signature = (frames, slots, source, keep_embeddings = false))]
+    fn run_frames(
+        &self,
+        py: Python<'_>,
+        frames: Vec<numpy::PyReadonlyArray3<'_, u8>>,
+        slots: Vec<Option<usize>>,
+        source: PathBuf,
+        keep_embeddings: bool,
+    ) -> PyResult<super::video::PyVideoResult> {
+        super::video::run_video(self, py, frames, slots, source, keep_embeddings)
+    }
+}
+
+/// The arguments of a run that pass through to the core unchanged.
+struct RunArgs {
+    progress: Option<Py<PyAny>>,
+    keep_embeddings: bool,
+    checkpoint: Option<PathBuf>,
+}
+
+impl PyPipeline {
+    /// A run over `paths` (walked), or over the boxes of `detections` (`paths`: the folder
+    /// their files are relative to, or none).
+    fn run_core(
+        &self,
+        py: Python<'_>,
+        paths: &[PathBuf],
+        run: RunArgs,
+        detections: Option<&Bound<'_, PyDetectionResults>>,
+        outputs: Vec<PathBuf>,
+        root: Option<PathBuf>,
+    ) -> PyResult<PyPipelineResults> {
+        let RunArgs {
+            progress,
+            keep_embeddings,
+            checkpoint,
+        } = run;
         let slot = Mutex::new(None);
-        let given = detections.as_ref().map(|g| g.get());
+        let given = detections.map(|g| g.get());
         let imported = given.map(|g| g.to_imported());
         let result = py.detach(|| {
             let mut models =
@@ -129,10 +348,10 @@ impl PyPipeline {
             let checkpoint = checkpoint.as_deref();
             Ok::<_, PyErr>(match &imported {
                 Some(imported) => {
-                    models.run_imported(imported, &paths, keep_embeddings, checkpoint, &mut hook)
+                    models.run_imported(imported, paths, keep_embeddings, checkpoint, &mut hook)
                 }
                 None => models.run(
-                    &paths,
+                    paths,
                     keep_embeddings,
                     checkpoint,
                     Some(&mut sampler),
@@ -151,50 +370,66 @@ impl PyPipeline {
             (None, Some(d)) => d.threshold,
             (None, None) => 0.0,
         };
-        self.results(py, finished, threshold, detections.as_ref())
+        self.results(py, finished, threshold, given, root)
     }
 
-    /// The results of the single run over `plan`'s inputs, from the parts of its units
-    /// (`parts[u]`: `PipelineResults.to_part()` of a run over unit `u`'s files, on any
-    /// machine): rows in that run's order, then its sequences, labels and table.
-    fn merge(
+    /// `run(detections=...)`: someone else's boxes (a MegaDetector file or results already
+    /// read) as the detection step.
+    fn run_detections(
         &self,
         py: Python<'_>,
-        plan: &PyRunPlan,
-        parts: Vec<String>,
+        inputs: Option<Inputs>,
+        detections: &Bound<'_, PyAny>,
+        json_rules: Option<&str>,
+        run: RunArgs,
     ) -> PyResult<PyPipelineResults> {
-        let (finished, threshold) = py
-            .detach(|| {
-                let models = wait_for(|| self.pipeline.try_models(false))?;
-                Ok::<_, PyErr>(models.merge(&plan.plan, &parts))
-            })?
-            .py()?;
-        self.results(py, finished, threshold, None)
+        if let Some(rules) = json_rules {
+            if JsonRules::parse(rules).is_err() {
+                return Err(argument_error(format!(
+                    "json_rules '{rules}': use 'corrected' or 'deepfaune'"
+                )));
+            }
+        }
+        let mut root = match inputs {
+            None => None,
+            Some(inputs) => Some(inputs.single_folder().ok_or_else(|| {
+                argument_error(
+                    "with detections=, inputs is the one folder the file's paths are relative to",
+                )
+            })?),
+        };
+        let result = match detections.cast::<PyDetectionResults>() {
+            Ok(given) => {
+                let rules = given.get().imported.map_or("corrected", |(r, _)| r.name());
+                if let Some(asked) = json_rules.filter(|&r| r != rules) {
+                    return Err(argument_error(format!(
+                        "these detections were decided with the '{rules}' rules; read the file \
+                         again with read_megadetector_json(..., rules='{asked}')"
+                    )));
+                }
+                root = root.or_else(|| given.get().root.clone());
+                given.clone()
+            }
+            Err(_) => {
+                let path: PathBuf = detections.extract()?;
+                let rules = json_rules.unwrap_or("corrected");
+                let read = read_megadetector_json(py, path, root, None, rules, None)?;
+                root = read.root.clone();
+                Bound::new(py, read)?
+            }
+        };
+        let paths: Vec<PathBuf> = root.iter().cloned().collect();
+        self.run_core(py, &paths, run, Some(&result), Vec::new(), root)
     }
 
-    /// Runs sampled video frames (`[h, w, 3]` uint8 RGB arrays) through the pipeline;
-    /// `slots[k]` is the frame at sampled position `k`, or None when it could not be read.
-    #[pyo3(signature = (frames, slots, source, keep_embeddings = false))]
-    fn run_frames(
-        &self,
-        py: Python<'_>,
-        frames: Vec<numpy::PyReadonlyArray3<'_, u8>>,
-        slots: Vec<Option<usize>>,
-        source: PathBuf,
-        keep_embeddings: bool,
-    ) -> PyResult<super::video::PyVideoResult> {
-        super::video::run_video(self, py, frames, slots, source, keep_embeddings)
-    }
-}
-
-impl PyPipeline {
     /// The Python results of a finished run whose detector threshold is `threshold`.
     fn results(
         &self,
         py: Python<'_>,
         finished: Finished,
         threshold: f32,
-        detections: Option<&Py<PyDetectionResults>>,
+        detections: Option<&PyDetectionResults>,
+        root: Option<PathBuf>,
     ) -> PyResult<PyPipelineResults> {
         let Finished {
             mut results,
@@ -203,10 +438,10 @@ impl PyPipeline {
         } = finished;
         let detection = std::mem::take(&mut results.detection);
         let mut detections_out = PyDetectionResults::new(detection, threshold);
+        detections_out.root = root.clone();
         if let Some(given) = detections {
-            detections_out.imported = given.get().imported;
-            detections_out.classifications =
-                given.get().classifications.permute_boxes(&decided.boxes);
+            detections_out.imported = given.imported;
+            detections_out.classifications = given.classifications.permute_boxes(&decided.boxes);
         }
         let detections = Py::new(py, detections_out)?;
         PyPipelineResults::new(
@@ -217,13 +452,45 @@ impl PyPipeline {
             self.pipeline.settings().clone(),
             Vec::new(),
             videos,
+            root,
         )
     }
 }
 
-/// Results of `Pipeline.run`. Arrays are read-only views without copies. Every array and
-/// column, and the detections, are in DeepFaune's table order (the rows of `table()`).
-#[pyclass(module = "deepfaune_rs._core", name = "PipelineResults", frozen)]
+/// The detector mode of DeepFaune's default setup.
+const DEFAULT_DETECTOR_MODE: &str = "DFbsMDS";
+
+/// Refuses a language code that is neither DeepFaune's nor an alias of one.
+fn check_language(language: &str) -> PyResult<()> {
+    if LANGUAGES.contains(&language) || LANGUAGE_ALIASES.iter().any(|(a, _)| *a == language) {
+        return Ok(());
+    }
+    let aliases: Vec<String> = LANGUAGE_ALIASES
+        .iter()
+        .map(|(a, c)| format!("{a} for {c}"))
+        .collect();
+    Err(argument_error(format!(
+        "unknown language '{language}': use one of {} ({})",
+        LANGUAGES.join(", "),
+        aliases.join(", ")
+    )))
+}
+
+/// Results of :meth:`Pipeline.run`, one row per image, plus :attr:`videos`.
+///
+/// One row order for everything: row ``i`` of every column and array (:attr:`paths`,
+/// :attr:`logits`, :attr:`embeddings`, :attr:`detections`...) is row ``i`` of :meth:`to_pandas`
+/// and of the CSV, DeepFaune's order (by sequence number, then file name); the videos' rows
+/// follow the images'. So ``t = res.to_pandas().iloc[:len(res)]`` then
+/// ``t["logits"] = list(res.logits)`` puts each image's logits on its own row.
+///
+/// Image columns: :attr:`seqnum`, :attr:`predictionbase`, :attr:`scorebase`, :attr:`prediction`,
+/// :attr:`score`, :attr:`top1`, :attr:`logits` ``[n, classes]`` and :attr:`embeddings`
+/// ``[n, d]`` (read-only numpy views, no copies), plus :attr:`detections` (boxes, counts,
+/// failures). ``len()`` counts images; each video is one :class:`VideoRecord` and one row of the
+/// table (:meth:`to_pandas`, :meth:`to_csv`), numbered as a sequence of its own after the images'
+/// sequences.
+#[pyclass(module = "deepfaune_rs", name = "PipelineResult", frozen)]
 pub struct PyPipelineResults {
     detections: Py<PyDetectionResults>,
     res: PipelineResults,
@@ -246,9 +513,15 @@ pub struct PyPipelineResults {
     videos: Vec<VideoRecord>,
     /// What the corrections say, per video.
     video_reviewed: Vec<Option<Reviewed>>,
+    /// The folder run (one folder given), or the one a MegaDetector file's paths are relative
+    /// to: exports make paths relative to it.
+    root: Option<PathBuf>,
+    /// `videos` as Python objects, made on first use.
+    video_views: PyOnceLock<Py<PyList>>,
 }
 
 impl PyPipelineResults {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         detections: Py<PyDetectionResults>,
         res: PipelineResults,
@@ -257,6 +530,7 @@ impl PyPipelineResults {
         settings: DecisionSettings,
         journal: Vec<Correction>,
         video_records: Vec<VideoRecord>,
+        root: Option<PathBuf>,
     ) -> PyResult<Self> {
         let Decided {
             preds,
@@ -296,6 +570,8 @@ impl PyPipelineResults {
             video_records,
             videos,
             video_reviewed,
+            root,
+            video_views: PyOnceLock::new(),
         })
     }
 
@@ -356,6 +632,7 @@ impl PyPipelineResults {
         let mut detections =
             PyDetectionResults::new(std::mem::take(&mut res.detection), given.threshold);
         detections.imported = given.imported;
+        detections.root = self.root.clone();
         detections.classifications = given.classifications.permute_boxes(&decided.boxes);
         PyPipelineResults::new(
             Py::new(py, detections)?,
@@ -365,6 +642,7 @@ impl PyPipelineResults {
             settings,
             journal,
             video_records,
+            self.root.clone(),
         )
     }
 }
@@ -373,6 +651,78 @@ impl PyPipelineResults {
 impl PyPipelineResults {
     fn __len__(&self) -> usize {
         self.seqnum.len()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        // The five most frequent predictions (images and videos), ties in first-seen order.
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        let labels = self.text.prediction.iter().map(String::as_str);
+        for label in labels.chain(self.videos.iter().map(|v| v.prediction.as_str())) {
+            match counts.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((label, 1)),
+            }
+        }
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+        counts.truncate(5);
+        let top = PyList::new(py, counts)?.repr()?;
+        let n_seq = self.seqnum.iter().copied().max().unwrap_or(0);
+        Ok(format!(
+            "<PipelineResult {} images, {n_seq} sequences, {} videos, {top}>",
+            self.seqnum.len(),
+            self.videos.len()
+        ))
+    }
+
+    /// The folder run (one folder given), or the one a MegaDetector file's paths are relative
+    /// to; None otherwise. Exports make paths relative to it.
+    #[getter]
+    fn root(&self) -> Option<&std::ffi::OsStr> {
+        self.root.as_deref().map(|p| p.as_os_str())
+    }
+
+    /// One record per video (:class:`~deepfaune_rs.videos.VideoRecord`, the core's,
+    /// corrections applied), in the table's order.
+    #[getter]
+    fn videos(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        let list = self.video_views.get_or_try_init(py, || {
+            let views = self
+                .videos
+                .iter()
+                .map(|v| Py::new(py, PyVideoRecord(v.clone())))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, views).map(Bound::unbind)
+        })?;
+        Ok(list.clone_ref(py))
+    }
+
+    /// File path of each image.
+    #[getter]
+    fn paths<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(
+            py,
+            self.detections
+                .get()
+                .res
+                .paths
+                .iter()
+                .map(|p| p.as_os_str()),
+        )
+    }
+    /// EXIF DateTimeOriginal or None.
+    #[getter]
+    fn dates(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.detections.bind(py).getattr("dates")?.unbind())
+    }
+    /// Animal boxes per image.
+    #[getter]
+    fn count(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.detections.bind(py).getattr("count")?.unbind())
+    }
+    /// Person boxes per image.
+    #[getter]
+    fn humancount(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.detections.bind(py).getattr("humancount")?.unbind())
     }
     /// The detection results (boxes, categories, failures).
     #[getter]
@@ -477,11 +827,17 @@ impl PyPipelineResults {
         self.class_names.clone()
     }
 
-    /// The same rows decided again from the stored logits, detections and dates, with other
-    /// settings (None keeps the run's): `score_threshold`, `class_thresholds` (`{class: threshold}`,
-    /// replacing all per-class thresholds), `disabled_classes` (replacing the run's list),
-    /// `maxlag_s`. The corrections applied so far are applied again.
-    #[pyo3(signature = (score_threshold = None, class_thresholds = None, disabled_classes = None, maxlag_s = None))]
+    /// The images decided again from the stored logits, boxes and dates, with other
+    /// settings, without running any model: the same answers as a new run with those settings
+    /// (the core's sequence step runs on the stored rows). ``None`` keeps the run's setting.
+    /// ``class_thresholds`` (``{class: threshold}``) replace ``score_threshold`` for those
+    /// classes (``threshold``: its old name, deprecated);
+    /// ``disabled_classes`` replaces the run's list; ``preset`` names a saved list of classes
+    /// to switch off (:func:`deepfaune_rs.review.save_preset`: the species absent from a
+    /// region). Corrections applied so far stay applied. Videos keep their answers.
+    #[pyo3(signature = (score_threshold = None, class_thresholds = None, disabled_classes = None, maxlag_s = None,
+                        preset = None, threshold = None))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each
     fn redecide(
         &self,
         py: Python<'_>,
@@ -489,7 +845,29 @@ impl PyPipelineResults {
         class_thresholds: Option<BTreeMap<String, f32>>,
         disabled_classes: Option<Vec<String>>,
         maxlag_s: Option<f64>,
+        preset: Option<String>,
+        threshold: Option<f32>,
     ) -> PyResult<PyPipelineResults> {
+        let score_threshold = renamed(
+            py,
+            "score_threshold",
+            score_threshold,
+            "threshold",
+            threshold,
+        )?;
+        let disabled_classes = match preset {
+            None => disabled_classes,
+            Some(_) if disabled_classes.is_some() => {
+                return Err(argument_error("give disabled_classes or preset, not both"))
+            }
+            // Presets are the review page's files (`deepfaune_rs.review`).
+            Some(p) => Some(
+                py.import("deepfaune_rs.review")?
+                    .getattr("load_preset")?
+                    .call1((p,))?
+                    .extract()?,
+            ),
+        };
         let changes = Redecide {
             score_threshold,
             class_thresholds,
@@ -498,6 +876,19 @@ impl PyPipelineResults {
         };
         let settings = self.settings.redecide(&self.manifest, changes).py()?;
         self.again(py, settings, self.journal.clone())
+    }
+
+    /// These results with the corrections journal at ``path`` applied (what the review page
+    /// writes: ``<results>.corrections.jsonl``; a missing file changes nothing). A relabelled
+    /// image takes the label with score 1.0 (as DeepFaune's GUI does) in every output: the
+    /// table, CSV/XLSX, sorting, MegaDetector JSON (the label alone, probability 1.0) and
+    /// Camtrap DP (``classificationMethod`` ``human``, ``classifiedBy``,
+    /// ``classificationTimestamp``). A relabelled video takes the label with score 1.0 as
+    /// its prediction and top1 (:attr:`videos` too) in every output, Camtrap DP's
+    /// ``classificationMethod`` ``human`` included. The results themselves are never
+    /// edited.
+    fn apply_corrections(&self, py: Python<'_>, path: PathBuf) -> PyResult<PyPipelineResults> {
+        self.with_corrections(py, path)
     }
 
     /// These results with the corrections journal at `path` applied after those applied
@@ -681,6 +1072,94 @@ impl PyPipelineResults {
         Ok(d)
     }
 
+    /// DeepFaune's table: filename, date, seqnum, predictionbase, scorebase, prediction, score,
+    /// top1, count, humancount; sorted by seqnum then filename. Then ``status``: ``ok``, or
+    /// ``failed: <reason>`` for a file that could not be processed (DeepFaune's columns call it
+    /// ``empty``: never delete "empty" rows without looking at this column). With videos, one
+    /// row per video (its prediction in both the base and sequence columns, counts = most boxes
+    /// in a frame) and two more columns: ``media_type`` (image/video) and ``keyframe`` (frame
+    /// number).
+    fn to_pandas<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let t = self.table(py)?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("columns", t.keys())?;
+        py.import("pandas")?
+            .getattr("DataFrame")?
+            .call((t,), Some(&kwargs))
+    }
+
+    /// Writes DeepFaune's table as XLSX (needs ``openpyxl``), atomically. Text is always
+    /// stored as text cells, never as formulas (whatever it starts with); numbers stay numbers.
+    /// ``csv_safe=True`` also puts a single quote in front of text a spreadsheet would run as a
+    /// formula once copied or exported back to CSV (see :meth:`to_csv`).
+    #[pyo3(signature = (path, csv_safe = false))]
+    fn to_excel(&self, py: Python<'_>, path: PathBuf, csv_safe: bool) -> PyResult<()> {
+        py.import("deepfaune_rs._outputs")?
+            .getattr("write_excel")?
+            .call1((self.table(py)?, path, csv_safe))?;
+        Ok(())
+    }
+
+    /// Writes the images' crop embeddings to an ``.npz`` file (atomically): ``filename`` (the
+    /// image paths, in the table's order) and ``embedding`` (``[n, d]``, zeros where no animal was
+    /// classified). Needs ``keep_embeddings=True`` in :meth:`Pipeline.run`.
+    fn save_embeddings(slf: Bound<'_, Self>, path: PathBuf) -> PyResult<()> {
+        let py = slf.py();
+        if slf.get().res.embedding_dim == 0 {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "the run did not keep embeddings (Pipeline.run(keep_embeddings=True))",
+            ));
+        }
+        let paths = slf.get().paths(py)?;
+        let embeddings = Self::embeddings(slf)?;
+        py.import("deepfaune_rs._outputs")?
+            .getattr("save_embeddings")?
+            .call1((path, paths, embeddings))?;
+        Ok(())
+    }
+
+    /// Starts the review page on 127.0.0.1 (see :func:`deepfaune_rs.review.review`);
+    /// corrections go to ``<results>.corrections.jsonl``. Returns the running server
+    /// (``.url``, ``.stop()``).
+    #[pyo3(signature = (results = None, **kwargs))]
+    fn review<'py>(
+        slf: Bound<'py, Self>,
+        results: Option<Bound<'py, PyAny>>,
+        kwargs: Option<Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        notebook(&slf, "review")?.call((&slf, results), kwargs.as_ref())
+    }
+
+    /// One image (index, file name or path) with its boxes and labels, for a notebook.
+    #[pyo3(signature = (which, width = 640))]
+    fn show<'py>(
+        slf: Bound<'py, Self>,
+        which: Bound<'py, PyAny>,
+        width: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let kwargs = PyDict::new(slf.py());
+        kwargs.set_item("width", width)?;
+        notebook(&slf, "show")?.call((&slf, which), Some(&kwargs))
+    }
+
+    /// Up to ``n`` images predicted ``prediction`` (or of ``kind=``) with boxes and labels.
+    #[pyo3(signature = (prediction = None, n = 12, **kwargs))]
+    fn gallery<'py>(
+        slf: Bound<'py, Self>,
+        prediction: Option<String>,
+        n: usize,
+        kwargs: Option<Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let kwargs = kwargs.unwrap_or_else(|| PyDict::new(slf.py()));
+        kwargs.set_item("n", n)?;
+        notebook(&slf, "gallery")?.call((&slf, prediction), Some(&kwargs))
+    }
+
+    /// A notebook's summary: counts per prediction and a few pictures.
+    fn _repr_html_<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        notebook(&slf, "summary_html")?.call1((&slf,))
+    }
+
     /// The rows as a part of a distributed run (`Pipeline.merge`): a header line, then one
     /// checkpoint record per row, floats as their exact bits.
     fn to_part(&self, py: Python<'_>) -> PyResult<String> {
@@ -689,17 +1168,25 @@ impl PyPipelineResults {
             .py()
     }
 
-    /// Writes DeepFaune's CSV (the rows of `table()`) atomically; `csv_safe` quotes cells a
-    /// spreadsheet would run as formulas.
+    /// Writes DeepFaune's CSV (atomically); see :meth:`to_pandas` for videos.
+    ///
+    /// ``csv_safe=True`` puts a single quote in front of text cells a spreadsheet would run as
+    /// a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return), e.g. an
+    /// image named ``=HYPERLINK(...).jpg``. DeepFaune writes names unchanged, hence the
+    /// default.
     #[pyo3(signature = (path, csv_safe = false))]
     fn to_csv(&self, py: Python<'_>, path: PathBuf, csv_safe: bool) -> PyResult<()> {
         py.detach(|| write_results_csv(&path, &self.table, csv_safe))
             .py()
     }
 
-    /// Writes MegaDetector batch JSON 1.6 with the species classifications (top 3 at the
-    /// single-image temperature on each classified box) atomically; the videos after the images
-    /// (`frame_rate`, `frames_processed`, `frame_number` on each box).
+    /// Writes MegaDetector batch JSON 1.6 (atomically) with the species: the classifier's
+    /// classes as ``classification_categories`` (English names) and, on the classified box of
+    /// each animal image, ``classifications``: the top 3 ``[class id, probability]`` by softmax of
+    /// the image's logits at the classifier's single-image temperature (DeepFaune 1.5: 1.12,
+    /// 1.4: 1.10), switched-off classes left out. A video's entry has ``frame_rate``,
+    /// ``frames_processed`` and a ``frame_number`` on each detection. File names are relative
+    /// to ``root`` (default: the folder that was run).
     #[pyo3(signature = (path, root = None))]
     fn to_megadetector_json(
         &self,
@@ -707,6 +1194,7 @@ impl PyPipelineResults {
         path: PathBuf,
         root: Option<PathBuf>,
     ) -> PyResult<()> {
+        let root = root.or_else(|| self.root.clone());
         let det = self.detections.get();
         let human: Vec<Option<usize>> = self
             .reviewed
@@ -742,22 +1230,68 @@ impl PyPipelineResults {
         .py()
     }
 
-    /// Writes a Camtrap DP 1.0.2 package (the images and the videos) into `folder`; returns
-    /// the warnings.
-    #[pyo3(signature = (folder, deployments = None, deployment_of = None, timezone = None,
-                        root = None, undated = "exclude", metadata = None))]
+    /// Writes a Camtrap DP 1.0.2 package (``datapackage.json``, ``deployments.csv``,
+    /// ``media.csv``, ``observations.csv``) into ``folder``, each file atomically.
+    ///
+    /// Sequences become events (``eventID`` ``seq<seqnum>``, ``observationLevel`` event, the
+    /// sequence's prediction and the most animals seen in one image); every detection box is a
+    /// media-level observation (bbox as fractions of the image), the classified one with the
+    /// species. Scientific names come from the classifier manifest's ``scientific_names``.
+    ///
+    /// Each readable video (:attr:`videos`) is a media row (``fileMediatype`` ``video/mp4``,
+    /// ...; ``timestamp`` its ``creation_time``, read as the camera's clock like an EXIF date)
+    /// and an event of its own, numbered as in :meth:`table`: from its timestamp to its timestamp
+    /// plus its whole seconds, with the video's prediction and counts; its keyframe is a
+    /// media-level observation with the deciding box (as fractions of the frame), the species,
+    /// and the frame number in ``observationComments``. Videos that could not be read are left
+    /// out like unreadable images.
+    ///
+    /// ``deployments``: a CSV file (or rows) with ``deploymentID`` and any Camtrap DP deployment
+    /// columns (``latitude``, ``longitude``, ``deploymentStart`` with its UTC offset, ...). An
+    /// image or video belongs to the deployment named by its folder (path relative to the run's
+    /// folder, or the folder's name), unless ``deployment_of`` maps that folder to another id.
+    /// ``timezone`` (``"+02:00"``) is the camera clocks' zone; by default each deployment's
+    /// ``deploymentStart`` offset, else UTC. ``undated``: ``"exclude"`` images without EXIF date
+    /// and videos without ``creation_time`` (the standard requires a timestamp) or date them by
+    /// file ``"mtime"``. ``metadata``: package fields (``title``, ``contributors``, ``licenses``,
+    /// and ``project`` with ``title``, ``samplingDesign``, ``captureMethod``, which Camtrap DP
+    /// requires).
+    ///
+    /// Nothing is invented: what the media cannot tell (coordinates, project facts) and is not
+    /// given is left out and reported. Returns those warnings (also emitted with
+    /// :func:`warnings.warn`).
+    #[pyo3(signature = (folder, deployments = None, *, deployment_of = None, timezone = None,
+                        undated = "exclude", metadata = None, root = None))]
     #[allow(clippy::too_many_arguments)]
     fn to_camtrap_dp(
         &self,
         py: Python<'_>,
         folder: PathBuf,
-        deployments: Option<Vec<BTreeMap<String, String>>>,
+        deployments: Option<Bound<'_, PyAny>>,
         deployment_of: Option<BTreeMap<String, String>>,
         timezone: Option<String>,
-        root: Option<PathBuf>,
         undated: &str,
-        metadata: Option<String>,
+        metadata: Option<Bound<'_, PyAny>>,
+        root: Option<PathBuf>,
     ) -> PyResult<Vec<String>> {
+        let root = root.or_else(|| self.root.clone());
+        let deployments = match deployments {
+            None => None,
+            Some(d) => Some(deployment_rows(&d)?),
+        };
+        // The metadata as JSON text (any mapping Python's json module writes).
+        let metadata: Option<String> = match metadata {
+            None => None,
+            Some(m) => {
+                let dict = py.get_type::<PyDict>().call1((m,))?;
+                Some(
+                    py.import("json")?
+                        .getattr("dumps")?
+                        .call1((dict,))?
+                        .extract()?,
+                )
+            }
+        };
         let bad = |m: String| to_pyerr(Error::InvalidArgument(m));
         let timezone = match timezone {
             Some(t) => Some(UtcOffset::parse(&t).ok_or_else(|| {
@@ -796,12 +1330,20 @@ impl PyPipelineResults {
             reviewed: &self.reviewed,
             video_reviewed: &self.video_reviewed,
         };
-        py.detach(|| write_camtrap_dp(&src, &folder, &opts)).py()
+        let found = py.detach(|| write_camtrap_dp(&src, &folder, &opts)).py()?;
+        let category = py.get_type::<pyo3::exceptions::PyUserWarning>();
+        for w in &found {
+            let message = std::ffi::CString::new(format!("Camtrap DP: {w}"))?;
+            PyErr::warn(py, category.as_any(), &message, 1)?;
+        }
+        Ok(found)
     }
 
-    /// Copies/moves/links every readable image and video into
-    /// `<dest>/deepfaune_<timestamp>/<prediction>/`.
-    /// Returns `(root, [(source, destination)], [(source, reason)])`.
+    /// Sorts the images into ``<dest>/deepfaune_<timestamp>/<prediction>/`` as DeepFaune does
+    /// (``mode``: copy, move or symlink; name clashes get ``_2``, ``_3``; nothing is overwritten).
+    /// Returns ``{"root", "placed": [(src, dst)], "failures": [(src, reason)]}``. Ctrl-C stops
+    /// it between two files (``KeyboardInterrupt``; the files already placed stay, each whole).
+    /// Moving a symbolic link places a link to the same file (a relative link stays valid).
     #[pyo3(signature = (dest, mode = "copy", blur_humans = false, timestamp = None))]
     fn sort_into<'py>(
         &self,
@@ -810,7 +1352,17 @@ impl PyPipelineResults {
         mode: &str,
         blur_humans: bool,
         timestamp: Option<String>,
-    ) -> PyResult<(PathBuf, Bound<'py, PyList>, Bound<'py, PyList>)> {
+    ) -> PyResult<Bound<'py, PyDict>> {
+        // DeepFaune's folder name: the local time (Python's clock, which knows the zone).
+        let timestamp = match timestamp {
+            Some(t) => t,
+            None => py
+                .import("datetime")?
+                .getattr("datetime")?
+                .call_method0("now")?
+                .call_method1("strftime", ("%d-%m-%Y_%H-%M-%S",))?
+                .extract()?,
+        };
         let mode = match mode {
             "copy" => SortMode::Copy,
             "move" => SortMode::Move,
@@ -857,7 +1409,7 @@ impl PyPipelineResults {
         let opts = SortOptions {
             mode,
             blur_humans,
-            timestamp,
+            timestamp: Some(timestamp),
         };
         // Ctrl-C is checked between files: a KeyboardInterrupt stops the sort there.
         let slot = Mutex::new(None);
@@ -887,8 +1439,42 @@ impl PyPipelineResults {
                 .iter()
                 .map(|f| (f.source.as_os_str(), f.reason.clone())),
         )?;
-        Ok((report.root, placed, failed))
+        let out = PyDict::new(py);
+        out.set_item("root", report.root)?;
+        out.set_item("placed", placed)?;
+        out.set_item("failures", failed)?;
+        Ok(out)
     }
+}
+
+/// A function of `deepfaune_rs.review`, the notebook and web glue (Python's).
+fn notebook<'py>(slf: &Bound<'py, PyPipelineResults>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    slf.py().import("deepfaune_rs.review")?.getattr(name)
+}
+
+/// Camtrap DP deployment rows given as a CSV file (path-like) or as rows (mappings, their keys
+/// and values taken as text).
+fn deployment_rows(given: &Bound<'_, PyAny>) -> PyResult<Vec<BTreeMap<String, String>>> {
+    let py = given.py();
+    let path_like = py.import("os")?.getattr("PathLike")?;
+    if given.is_instance_of::<PyString>() || given.is_instance(&path_like)? {
+        let path: PathBuf = given.extract()?;
+        return py.detach(|| read_deployments(&path)).py();
+    }
+    given
+        .try_iter()?
+        .map(|row| {
+            let row = row?;
+            let items = row.call_method0("items")?;
+            items
+                .try_iter()?
+                .map(|kv| {
+                    let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = kv?.extract()?;
+                    Ok((k.str()?.to_string(), v.str()?.to_string()))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn os(p: &std::path::Path) -> OsString {
@@ -964,6 +1550,13 @@ fn run_of_checkpoint<'py>(py: Python<'py>, results: PathBuf) -> PyResult<Bound<'
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("DEFAULT_CLASSIFIER", DEFAULT_CLASSIFIER)?;
+    m.add("DEFAULT_DETECTOR_MODE", DEFAULT_DETECTOR_MODE)?;
+    m.add("LANGUAGES", pyo3::types::PyTuple::new(m.py(), LANGUAGES)?)?;
+    m.add(
+        "LANGUAGE_ALIASES",
+        LANGUAGE_ALIASES.into_iter().collect::<BTreeMap<_, _>>(),
+    )?;
     m.add_function(wrap_pyfunction!(checkpoint_is_complete, m)?)?;
     m.add_function(wrap_pyfunction!(run_of_checkpoint, m)?)?;
     m.add_class::<PyPipeline>()?;

@@ -9,15 +9,16 @@ use std::sync::Mutex;
 use image::RgbImage;
 use numpy::{PyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
-use super::detect::PyDetectionResults;
+use super::detect::{failure_fields, PyDetectionResults};
 use super::errors::IntoPyResult;
 use super::locks::wait_for;
 use super::numpy_views::view2;
 use super::pipeline::PyPipeline;
 use crate::error::Error;
 use crate::pipeline::{Sampled, SampledVideo, VideoRun};
-use crate::results::VideoFailure;
+use crate::results::{VideoFailure, VideoRecord};
 use crate::run::PipelineResults;
 use crate::sequence::video::VideoSummary;
 
@@ -232,7 +233,178 @@ impl PyVideoResult {
     }
 }
 
+/// One video: DeepFaune's answer for it, and what it was computed from (a read-only view of
+/// the core's record).
+///
+/// ``keyframe`` is the frame number that shows the prediction best and ``box`` its deciding box
+/// (``x1, y1, x2, y2`` in frame pixels); ``detections`` holds every box of every sampled frame with
+/// its ``frame_number``. A video that could not be read has ``failure`` (path, stage, kind,
+/// reason) and is ``empty``, as DeepFaune counts it. ``label_index`` and ``top1_index`` place
+/// ``prediction`` and ``top1`` in DeepFaune's label list (the classifier's classes, its bird
+/// groups, then human, vehicle, empty, undefined), whatever the language.
+#[pyclass(module = "deepfaune_rs.videos", name = "VideoRecord", frozen, eq)]
+#[derive(PartialEq)]
+pub struct PyVideoRecord(pub(crate) VideoRecord);
+
+/// A single-precision value as the float its shortest decimal text reads as (what the record's
+/// JSON says), not its binary widening: `0.1f32` is `0.1`.
+fn decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+fn decimals(v: [f32; 4]) -> (f64, f64, f64, f64) {
+    (decimal(v[0]), decimal(v[1]), decimal(v[2]), decimal(v[3]))
+}
+
+#[pymethods]
+impl PyVideoRecord {
+    /// The view of one of the core's records given as JSON (``PipelineResult.video_records``).
+    #[staticmethod]
+    fn from_json(text: &str) -> PyResult<Self> {
+        serde_json::from_str(text)
+            .map(PyVideoRecord)
+            .map_err(|e| super::errors::invalid(format!("video record: {e}")))
+    }
+
+    fn __repr__(&self) -> String {
+        let v = &self.0;
+        format!(
+            "VideoRecord(path={:?}, prediction={:?}, score={}, top1={:?}, count={}, keyframe={:?})",
+            v.path.display().to_string(),
+            v.prediction,
+            v.score,
+            v.top1,
+            v.count,
+            v.keyframe
+        )
+    }
+
+    /// The video file.
+    #[getter]
+    fn path(&self) -> &std::ffi::OsStr {
+        self.0.path.as_os_str()
+    }
+    /// DeepFaune's prediction for the whole video, in the run's language.
+    #[getter]
+    fn prediction(&self) -> &str {
+        &self.0.prediction
+    }
+    /// Its score (two decimals; 1.0 for a label a person gave).
+    #[getter]
+    fn score(&self) -> f64 {
+        self.0.score
+    }
+    /// The best class whatever the score.
+    #[getter]
+    fn top1(&self) -> &str {
+        &self.0.top1
+    }
+    /// Most animal boxes in one sampled frame.
+    #[getter]
+    fn count(&self) -> u32 {
+        self.0.count
+    }
+    /// Most person boxes in one sampled frame.
+    #[getter]
+    fn humancount(&self) -> u32 {
+        self.0.humancount
+    }
+    /// The container's ``creation_time`` as ``YYYY:MM:DD HH:MM:SS`` (the camera clock), or None.
+    #[getter]
+    fn date(&self) -> Option<&str> {
+        self.0.date.as_deref()
+    }
+    /// The frame number that shows the prediction best (None: nothing seen).
+    #[getter]
+    fn keyframe(&self) -> Option<u64> {
+        self.0.keyframe
+    }
+    /// The keyframe's deciding box ``(x1, y1, x2, y2)`` in frame pixels, or None.
+    #[getter(r#box)]
+    fn bbox(&self) -> Option<(f64, f64, f64, f64)> {
+        self.0.bbox.map(decimals)
+    }
+    /// FFmpeg's guessed frame rate (0 when the container could not be read).
+    #[getter]
+    fn frame_rate(&self) -> f64 {
+        self.0.frame_rate
+    }
+    /// Frames in the video (container count or duration x rate).
+    #[getter]
+    fn total_frames(&self) -> u64 {
+        self.0.total_frames
+    }
+    /// The 12 sampled positions (DeepFaune's frame numbers; may repeat or pass the end).
+    #[getter]
+    fn positions(&self) -> Vec<u64> {
+        self.0.positions.clone()
+    }
+    /// The frame numbers actually decoded, in sampling order.
+    #[getter]
+    fn frames_processed(&self) -> Vec<u64> {
+        self.0.frames_processed.clone()
+    }
+    /// Frame width and height in pixels.
+    #[getter]
+    fn frame_size(&self) -> (u32, u32) {
+        self.0.frame_size
+    }
+    /// Every box of every sampled frame: ``frame_number``, ``category`` (0 animal, 1 person,
+    /// 2 vehicle), ``conf``, ``xyxy`` (frame pixels).
+    #[getter]
+    fn detections<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.0
+            .detections
+            .iter()
+            .map(|d| {
+                let out = PyDict::new(py);
+                out.set_item("frame_number", d.frame_number)?;
+                out.set_item("category", d.category)?;
+                out.set_item("conf", decimal(d.conf))?;
+                out.set_item("xyxy", decimals(d.xyxy))?;
+                Ok(out)
+            })
+            .collect()
+    }
+    /// Why the video could not be read (a :class:`~deepfaune_rs.errors.Failure`: path, stage,
+    /// kind, reason), or None.
+    #[getter]
+    fn failure<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.0
+            .failure
+            .as_ref()
+            .map(|f| failure_fields(py, &self.0.path, &f.stage, &f.kind, &f.reason, None))
+            .transpose()
+    }
+    /// Place of ``prediction`` in DeepFaune's label list.
+    #[getter]
+    fn label_index(&self) -> usize {
+        self.0.label_index
+    }
+    /// Place of ``top1`` in the same list.
+    #[getter]
+    fn top1_index(&self) -> usize {
+        self.0.top1_index
+    }
+    /// Seconds spent extracting frames.
+    #[getter]
+    fn seconds_extraction(&self) -> f64 {
+        self.0.seconds_extraction
+    }
+    /// Seconds spent on the whole video.
+    #[getter]
+    fn seconds_total(&self) -> f64 {
+        self.0.seconds_total
+    }
+    /// MIME type from the extension (Camtrap DP ``fileMediatype``).
+    #[getter]
+    fn media_type(&self) -> &'static str {
+        crate::export::camtrap_dp::media_type(&self.0.path.to_string_lossy())
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyVideoResult>()?;
+    m.add_class::<PyVideoRecord>()?;
     Ok(())
 }

@@ -3,8 +3,10 @@
 //! field is reported as a warning and left empty.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::time::{iso_datetime, UtcOffset};
+use crate::error::Error;
 
 /// The columns of Camtrap DP 1.0.2 `deployments.csv`, in the schema's order.
 pub const DEPLOYMENT_FIELDS: [&str; 24] = [
@@ -53,6 +55,34 @@ pub struct ObservedSpan {
     pub span: Option<(i64, i64)>,
     /// The time zone used for the deployment's media.
     pub offset: Option<UtcOffset>,
+}
+
+/// The user's deployment rows from a CSV file (UTF-8, with or without a byte-order mark):
+/// one row per line after the header, column name -> cell text; a short line has no entry for
+/// its missing cells.
+pub fn read_rows(path: &Path) -> Result<Vec<DeploymentRow>, Error> {
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::InvalidArgument(format!("deployments file {}: {e}", path.display()))
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(&e))?;
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    rows_of_csv(text).map_err(|e| bad(&e))
+}
+
+fn rows_of_csv(text: &[u8]) -> Result<Vec<DeploymentRow>, csv::Error> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text);
+    let header = reader.headers()?.clone();
+    reader
+        .records()
+        .map(|record| {
+            let record = record?;
+            Ok(header
+                .iter()
+                .zip(record.iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect())
+        })
+        .collect()
 }
 
 /// Checks the user's rows: unknown columns are dropped (warned), rows without a deploymentID
@@ -148,6 +178,43 @@ pub fn coordinates(row: &DeploymentRow) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_csv_file_gives_its_rows_by_column_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        // A byte-order mark, a quoted comma, an empty cell and a short line.
+        std::fs::write(
+            &path,
+            "\u{feff}deploymentID,latitude,locationName\nA,45.1,\"Col, nord\"\nB,,\nC\n",
+        )
+        .unwrap();
+        let rows = read_rows(&path).unwrap();
+        let row = |pairs: &[(&str, &str)]| -> DeploymentRow {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            rows,
+            vec![
+                row(&[
+                    ("deploymentID", "A"),
+                    ("latitude", "45.1"),
+                    ("locationName", "Col, nord")
+                ]),
+                row(&[
+                    ("deploymentID", "B"),
+                    ("latitude", ""),
+                    ("locationName", "")
+                ]),
+                row(&[("deploymentID", "C")]),
+            ]
+        );
+        let gone = read_rows(&dir.path().join("gone.csv")).unwrap_err();
+        assert!(gone.to_string().contains("gone.csv"), "{gone}");
+    }
 
     fn row(pairs: &[(&str, &str)]) -> DeploymentRow {
         pairs

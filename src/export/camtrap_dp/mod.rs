@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use deployments::{DeploymentRow, DEPLOYMENT_FIELDS};
+pub use deployments::{read_rows as read_deployments, DeploymentRow, DEPLOYMENT_FIELDS};
 pub use tables::{media_type, normalised_bbox, MEDIA_FIELDS, OBSERVATION_FIELDS};
 pub use time::{iso_date, iso_datetime, UtcOffset};
 
