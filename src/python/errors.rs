@@ -11,7 +11,7 @@ use crate::error::{Error, ImageError, ModelError, RuntimeError};
 use crate::reid::ReidError;
 
 /// The `deepfaune_rs.errors` class of each error kind, by [`kind_of`].
-const CLASSES: [&str; 22] = [
+const CLASSES: [&str; 24] = [
     "ImageReadError",
     "ManifestError",
     "UnknownModelError",
