@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import socket
+import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -337,7 +338,9 @@ def test_retries_back_off_exponentially_then_one_line(server, models, sleeps):
     assert not (models / DF_PT).exists()
 
 
-def test_progress_bar_on_stderr(server, models, sleeps, capsys):
+def test_progress_bar_on_stderr(server, models, sleeps, capsys, monkeypatch):
+    # The text bar (tqdm's, when installed, is tqdm's own format).
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     server.add(DF_PT, payload(300_000))
     F.fetch("df", progress=True, convert=False)
     err = capsys.readouterr().err
