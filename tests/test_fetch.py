@@ -137,9 +137,19 @@ class LoopbackServer:
 
 @pytest.fixture
 def loopback_only(monkeypatch):
-    """Fails the test if urllib is asked for anything but 127.0.0.1 (or a local file:// path);
-    records the URLs asked."""
+    """The core refuses any host but 127.0.0.1 ($DEEPFAUNE_RS_ALLOWED_HOSTS, before it
+    connects; a local file:// path is not a host), and so does urllib; records the URLs a
+    download was started from."""
     asked: list[str] = []
+    monkeypatch.setenv("DEEPFAUNE_RS_ALLOWED_HOSTS", "127.0.0.1")
+    real_say = F._Hooks.say
+
+    def say(self, text: str) -> None:  # noqa: ANN001
+        if text.startswith("downloading ") and " from " in text:
+            asked.append(text.split(" from ", 1)[1].split(" ", 1)[0])
+        real_say(self, text)
+
+    monkeypatch.setattr(F._Hooks, "say", say)
     real_open = urllib.request.OpenerDirector.open
 
     def guarded(self, fullurl, *args, **kwargs):  # noqa: ANN001
@@ -154,6 +164,17 @@ def loopback_only(monkeypatch):
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     return asked
+
+
+def test_the_core_refuses_hosts_not_allowed(loopback_only, models, sleeps, monkeypatch):
+    """The guard above is real: with the official URLs (no base URL), the download is refused
+    before any connection, naming the host and the setting."""
+    monkeypatch.delenv("DEEPFAUNE_RS_BASE_URL", raising=False)
+    with pytest.raises(DownloadError) as e:
+        F.fetch("df", progress=False, convert=False)
+    assert "is not in DEEPFAUNE_RS_ALLOWED_HOSTS (127.0.0.1)" in str(e.value)
+    assert loopback_only == []
+    assert not (models / DF_PT).exists()
 
 
 NO_CHECKS = {"url_size": None, "url_md5": "", "url_sha256": ""}

@@ -351,6 +351,8 @@ def test_fetch_then_run_without_torch(size, tmp_path, testdata):
             "DEEPFAUNE_RS_BASE_URL": server.url,
             "PYTHONPATH": "",
             "E2E_PUBLISHED": json.dumps(published_checks(served, classifier, names)),
+            # The core refuses any other host before it connects.
+            "DEEPFAUNE_RS_ALLOWED_HOSTS": "127.0.0.1",
         }
         for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
             env.pop(var, None)

@@ -32,6 +32,31 @@ const CHUNK: usize = 1 << 20;
 const REPORT_EVERY: Duration = Duration::from_millis(100);
 /// HTTP statuses worth another try.
 const RETRY_STATUS: [u16; 7] = [408, 425, 429, 500, 502, 503, 504];
+/// Comma-separated host names: when set, a download from any other host is refused before a
+/// connection is made (a network where only a mirror may be reached; the tests: 127.0.0.1).
+pub const ALLOWED_HOSTS_ENV: &str = "DEEPFAUNE_RS_ALLOWED_HOSTS";
+
+/// The host of an `http(s)://` URL (no user, port or brackets).
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    }
+}
+
+/// Why `url` may not be asked for under the allowed hosts `allowed` (None: every host is).
+fn refused_host(url: &str, allowed: Option<&str>) -> Option<String> {
+    let allowed = allowed?;
+    let host = host_of(url);
+    let listed = allowed
+        .split(',')
+        .map(str::trim)
+        .any(|h| !h.is_empty() && h.eq_ignore_ascii_case(host));
+    (!listed).then(|| format!("host {host} is not in {ALLOWED_HOSTS_ENV} ({allowed})"))
+}
 
 /// What a transfer tells its caller and asks of it. An error from a hook (Ctrl-C in Python)
 /// stops the download at once, keeping the `.part` for the next call.
@@ -381,6 +406,9 @@ fn transfer(
         fs::write(&part.meta, json!({"url": url, "total": total}).to_string())
             .map_err(|e| write_error(part, e))?;
         return copy_body(src, part, 0, total, name, hooks);
+    }
+    if let Some(why) = refused_host(url, std::env::var(ALLOWED_HOSTS_ENV).ok().as_deref()) {
+        return Err(Failure::Permanent(why));
     }
     let mut have = part.len();
     let meta = if have > 0 { part.meta() } else { json!({}) };
@@ -871,5 +899,22 @@ pub(crate) mod tests {
         assert_eq!(content_range("bytes 10-19/20"), Some((10, Some(20))));
         assert_eq!(content_range("bytes 10-19/*"), Some((10, None)));
         assert_eq!(content_range("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn only_the_allowed_hosts_are_asked_for() {
+        let local = Some("127.0.0.1, localhost");
+        assert_eq!(refused_host("https://huggingface.co/a.pt", None), None);
+        assert_eq!(refused_host("http://127.0.0.1:8123/df.pt", local), None);
+        assert_eq!(refused_host("http://user@LOCALHOST/x?y#z", local), None);
+        assert_eq!(
+            refused_host("https://huggingface.co/a.pt", local).as_deref(),
+            Some("host huggingface.co is not in DEEPFAUNE_RS_ALLOWED_HOSTS (127.0.0.1, localhost)")
+        );
+        assert!(refused_host("http://[::1]:80/a", local).is_some());
+        assert_eq!(refused_host("http://[::1]:80/a", Some("::1")), None);
+        // A host named like an allowed one is not it; an empty list allows nothing.
+        assert!(refused_host("http://127.0.0.1.evil.example/a", local).is_some());
+        assert!(refused_host("http://127.0.0.1/a", Some("")).is_some());
     }
 }
