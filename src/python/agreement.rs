@@ -17,7 +17,7 @@ use super::errors::invalid;
 fn boxes_of(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<[f64; 4]>> {
     let a: PyArrayLikeDyn<'_, f64, AllowTypeChange> = ob.extract()?;
     let values: Vec<f64> = a.as_array().iter().copied().collect();
-    if values.len() % 4 != 0 {
+    if !values.len().is_multiple_of(4) {
         return Err(invalid(format!(
             "{what}: {} values are not rows of 4 (x1, y1, x2, y2)",
             values.len()
