@@ -107,7 +107,7 @@ fn build(
 /// Loads `model` in ONNX Runtime and runs one input of random values in [0, 1) (dynamic axes:
 /// batch 1, other sizes 64, a multiple of every detector stride): a graph that does not load
 /// or gives non-finite values is refused.
-pub fn check_runs(model: &[u8], kind: &str) -> crate::Result<()> {
+pub fn check_runs(model: &[u8], kind: &str) -> crate::error::Result<()> {
     let env = crate::runtime::environment()?;
     let mut session = Session::builder(env)?.commit_from_memory(model)?;
     let Some(input) = session.inputs().first() else {
@@ -168,7 +168,7 @@ pub fn convert(
     size: Option<u32>,
     check: bool,
     version: Option<&str>,
-) -> crate::Result<Report> {
+) -> crate::error::Result<Report> {
     let version = version.unwrap_or(CONVERTER_VERSION).to_string();
     let t0 = Instant::now();
     let dest = dest.map_or_else(|| src.with_extension("onnx"), Path::to_path_buf);
