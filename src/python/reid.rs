@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::CString;
 use std::path::PathBuf;
 
 use numpy::ndarray::Array2;
@@ -14,7 +13,6 @@ use numpy::{
     AllowTypeChange, IntoPyArray, PyArray1, PyArray2, PyArrayLikeDyn, PyArrayMethods,
     PyReadonlyArray2, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::PyDeprecationWarning;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat};
 
@@ -29,6 +27,7 @@ use crate::reid::query::{query, NewIdGenerator, OpenSet, QueryOutcome};
 use crate::reid::search::{inverse_norms, knn_cosine, Neighbours, SearchOptions};
 use crate::reid::ReidError;
 
+use super::args::renamed;
 use super::errors::{invalid, reid_error, shape_error, IntoPyResult};
 
 /// `(distances, indices)` as numpy arrays.
@@ -222,31 +221,6 @@ fn optional_column(values: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<Opt
         .filter(|v| !v.is_none())
         .map(optional_strings)
         .transpose()
-}
-
-/// The value of the parameter `new_name`: `new`, or `old` given under its old name `old_name`
-/// (a `DeprecationWarning` naming the new one). Both is an error.
-pub(super) fn renamed<T>(
-    py: Python<'_>,
-    new_name: &str,
-    new: Option<T>,
-    old_name: &str,
-    old: Option<T>,
-) -> PyResult<Option<T>> {
-    match (new, old) {
-        (new, None) => Ok(new),
-        (Some(_), Some(_)) => Err(invalid(format!(
-            "give {new_name} or {old_name} (its old name), not both"
-        ))),
-        (None, Some(old)) => {
-            let msg = format!(
-                "{old_name} is deprecated: use {new_name} (the old name goes in the next release)"
-            );
-            let msg = CString::new(msg).map_err(|e| invalid(e.to_string()))?;
-            PyErr::warn(py, py.get_type::<PyDeprecationWarning>().as_any(), &msg, 1)?;
-            Ok(Some(old))
-        }
-    }
 }
 
 fn records_from(
