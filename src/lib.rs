@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 pub mod classify;
+pub mod cli;
 pub mod convert;
 pub mod detect;
 pub mod error;

@@ -122,6 +122,31 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "review", "run", "runtime", "sequence",
         ],
     ),
+    // The command line, on top of everything: it parses, checks and calls the stages.
+    (
+        "cli",
+        &[
+            "classify",
+            "convert",
+            "detect",
+            "error",
+            "export",
+            "fetch",
+            "fsio",
+            "image_io",
+            "import",
+            "manifest",
+            "parallel",
+            "pipeline",
+            "preprocess",
+            "reid",
+            "results",
+            "review",
+            "run",
+            "runtime",
+            "sequence",
+        ],
+    ),
 ];
 
 /// The top-level modules named as `crate::X` in the code lines of `text` (a file of module

@@ -4,6 +4,10 @@
 mod agreement;
 mod args;
 mod classify;
+mod cli;
+mod cli_admin;
+mod cli_reid;
+mod cli_run;
 mod conversion;
 mod convert;
 mod detect;
@@ -180,6 +184,7 @@ fn check_model_spec(kind: &str, spec: &str) -> PyResult<()> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(init_runtime, m)?)?;
     m.add_function(wrap_pyfunction!(runtime_path, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_models, m)?)?;
