@@ -173,14 +173,21 @@ def test_each_extra_covers_what_its_code_imports(resolved, extra, files):
     assert imported <= resolved[extra], imported - resolved[extra]
 
 
-def test_reid_extra_covers_what_the_reid_commands_require(resolved):
-    """reid.py and cli_reid.py import no third-party module since the work moved to the core;
-    what they require (pandas, imported by the bindings for ``to_pandas``; safetensors) is
-    named in ``cli_reid.EXTRA_MODULES`` and checked before a command runs."""
-    from deepfaune_rs.cli_reid import EXTRA_MODULES
+def test_reid_extra_covers_what_the_reid_commands_require(resolved, tmp_path, monkeypatch, capsys):
+    """reid.py and the reid commands (the core's) import no third-party module; what they
+    require (pandas, imported by the bindings for ``to_pandas``; safetensors) is named in the
+    core's list (``src/cli/reid.rs``, ``EXTRA_MODULES``), checked before a command runs and named
+    in its message when missing."""
+    from deepfaune_rs import cli
+
+    monkeypatch.setattr(cli._Hooks, "has_module", lambda self, name: False)
+    assert cli.main(["reid", "update", str(tmp_path), str(tmp_path), str(tmp_path)]) == 2
+    needs = re.search(r"needs (.+): pip install", capsys.readouterr().err)
+    assert needs, "the reid commands name the modules they need"
+    extra_modules = needs.group(1).split(" and ")
 
     assert _third_party_imports(["python/deepfaune_rs/reid.py"]) == set()
-    required = {_canon(DIST_OF_MODULE.get(m, m)) for m in EXTRA_MODULES}
+    required = {_canon(DIST_OF_MODULE.get(m, m)) for m in extra_modules}
     assert "pandas" in required and required <= resolved["reid"], required - resolved["reid"]
 
 
