@@ -1,14 +1,163 @@
-//! The one place where core errors become Python exceptions, re-identification's included.
+//! The one place where core errors become Python exceptions, re-identification's included, and
+//! where those exception classes are made.
 //!
-//! The exception classes are defined in Python (`deepfaune_rs/errors.py`) so they can inherit from
-//! both `DeepfauneError` and the matching builtin (`FileNotFoundError`, `ValueError`, ...).
+//! The classes ([`HIERARCHY`]) are built once with Python's `type(name, bases, namespace)` so
+//! each inherits from both `DeepfauneError` and the matching builtin (`FileNotFoundError`,
+//! `ValueError`, ...); `deepfaune_rs/errors.py` re-exports them (`_error_classes()`), and their
+//! `__module__` is `deepfaune_rs.errors`.
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::convert::ConvertError;
 use crate::error::{Error, ImageError, ModelError, RuntimeError};
 use crate::reid::ReidError;
+
+/// Every exception class of `deepfaune_rs.errors` in definition order: name, bases (classes
+/// of this table defined above it, or builtins), docstring.
+const HIERARCHY: [(&str, &[&str], &str); 19] = [
+    (
+        "DeepfauneError",
+        &["Exception"],
+        "Base class of all deepfaune_rs errors.",
+    ),
+    (
+        "RuntimeNotFoundError",
+        &["DeepfauneError", "ImportError"],
+        "ONNX Runtime could not be found or loaded (install ``onnxruntime>=1.31``).",
+    ),
+    (
+        "InferenceError",
+        &["DeepfauneError", "RuntimeError"],
+        "ONNX Runtime failed while running a model.",
+    ),
+    (
+        "ModelError",
+        &["DeepfauneError"],
+        "A model or its manifest is unusable.",
+    ),
+    (
+        "ManifestError",
+        &["ModelError", "ValueError"],
+        "A model manifest could not be parsed or is inconsistent.",
+    ),
+    (
+        "UnknownModelError",
+        &["ModelError", "KeyError"],
+        "No built-in model has that id.",
+    ),
+    (
+        "WeightsNotFoundError",
+        &["ModelError", "FileNotFoundError"],
+        "The model's weights file is not where its manifest says; the message says what to do.",
+    ),
+    (
+        "ChecksumError",
+        &["ModelError"],
+        "A weights file is not the expected one: not the manifest's sha256, or (for a download)\n\
+         not the published size / MD5 / sha256 or not the sha256 the lock file recorded.",
+    ),
+    (
+        "DownloadError",
+        &["DeepfauneError", "OSError"],
+        "A model file could not be downloaded from any of its URLs (the message names the file\n\
+         and what each URL answered).",
+    ),
+    (
+        "ConversionError",
+        &["ModelError", "ValueError"],
+        "A downloaded checkpoint could not be converted to ONNX.",
+    ),
+    (
+        "CheckpointError",
+        &["ConversionError"],
+        "A checkpoint is not a readable PyTorch file, its pickle asks for something unsafe (refused\n\
+         before anything runs), or it holds something the converter does not support.",
+    ),
+    (
+        "ModelMismatchError",
+        &["ModelError", "ValueError"],
+        "The ONNX model's inputs or outputs do not match its manifest.",
+    ),
+    (
+        "InvalidArgumentError",
+        &["DeepfauneError", "ValueError"],
+        "An argument is invalid.",
+    ),
+    (
+        "DeviceUnavailableError",
+        &["InvalidArgumentError"],
+        "The requested device (execution provider) is not in the installed ONNX Runtime build;\n\
+         the message lists those that are.",
+    ),
+    (
+        "ImageReadError",
+        &["DeepfauneError", "OSError"],
+        "A single image could not be read (from the single-image helpers).",
+    ),
+    (
+        "OutputError",
+        &["DeepfauneError", "OSError"],
+        "An output file could not be written (the previous file, if any, is intact).",
+    ),
+    (
+        "CancelledError",
+        &["DeepfauneError"],
+        "The run was cancelled.",
+    ),
+    (
+        "KnowledgeBaseError",
+        &["DeepfauneError", "ValueError"],
+        "A re-identification knowledge base is unreadable or inconsistent (rows vs embeddings).",
+    ),
+    (
+        "KnowledgeBaseNotFoundError",
+        &["DeepfauneError", "FileNotFoundError"],
+        "A knowledge-base file (``informations.csv``, ``embeddings.safetensors``) is missing.",
+    ),
+];
+
+/// The classes of [`HIERARCHY`], made on first use: name -> class, in definition order.
+fn classes(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
+    static CLASSES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+    CLASSES
+        .get_or_try_init(py, || {
+            let builtins = py.import("builtins")?;
+            let made = PyDict::new(py);
+            for (name, bases, doc) in HIERARCHY {
+                let bases = bases
+                    .iter()
+                    .map(|b| match made.get_item(b)? {
+                        Some(cls) => Ok(cls),
+                        None => builtins.getattr(*b),
+                    })
+                    .collect::<PyResult<Vec<_>>>()?;
+                let namespace = PyDict::new(py);
+                namespace.set_item("__doc__", doc)?;
+                namespace.set_item("__module__", "deepfaune_rs.errors")?;
+                if name == "UnknownModelError" {
+                    // The message as given: KeyError's own `__str__` would add quotes.
+                    let plain = builtins.getattr("BaseException")?.getattr("__str__")?;
+                    namespace.set_item("__str__", plain)?;
+                }
+                let cls =
+                    builtins
+                        .getattr("type")?
+                        .call1((name, PyTuple::new(py, bases)?, namespace))?;
+                made.set_item(name, cls)?;
+            }
+            Ok(made.unbind())
+        })
+        .map(|d| d.bind(py))
+}
+
+/// The exception classes of `deepfaune_rs.errors` (name -> class, in definition order).
+#[pyfunction]
+fn _error_classes(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    classes(py).map(|d| d.copy())?
+}
 
 /// The `deepfaune_rs.errors` class of each error kind, by [`kind_of`].
 const CLASSES: [&str; 24] = [
@@ -146,9 +295,8 @@ pub fn to_pyerr(e: Error) -> PyErr {
     let name = class_of(&e);
     let msg = e.to_string();
     Python::attach(|py| {
-        match py
-            .import("deepfaune_rs.errors")
-            .and_then(|m| m.getattr(name))
+        match classes(py)
+            .and_then(|d| d.as_any().get_item(name))
             .and_then(|cls| cls.call1((msg.clone(),)))
         {
             Ok(exc) => PyErr::from_value(exc),
@@ -205,6 +353,7 @@ fn _raise_error_kind(i: usize) -> PyResult<()> {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_error_classes, m)?)?;
     m.add_function(wrap_pyfunction!(_error_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(_raise_error_kind, m)?)?;
     Ok(())
