@@ -13,7 +13,7 @@ of the memory-mapped checkpoint count while they are mapped). Targets for the 1.
         (no checkpoint given: a full-size random-weight one in DeepFaune's layout is written to a
         temporary folder first, with scripts/fixtures/make_vit_fixtures.py and that Python)
     ... --compare-torch   also export the same weights with torch.onnx (opset 17, as
-        python/deepfaune_rs/export.py does) and time both ONNX files on a batch of 8 crops
+        tests/torch_export.py does) and time both ONNX files on a batch of 8 crops
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ ck = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
 name, n = ck["args"]["backbone"], ck["args"]["num_classes"]
 sd = {k[len("base_model."):]: v.float() for k, v in ck["state_dict"].items()}
 size = int(sys.argv[3])
-if "dinov2" in name:  # a fixed-size model with the grid resampled, as export.py does
+if "dinov2" in name:  # a fixed-size model with the grid resampled, as tests/torch_export.py does
     m = timm.create_model(name, pretrained=False, num_classes=n, img_size=size)
     sd["pos_embed"] = resample_abs_pos_embed(sd["pos_embed"], new_size=(size // 14,) * 2,
                                              num_prefix_tokens=1, antialias=True)

@@ -6,7 +6,7 @@ with 38 classes (DeepFaune 1.4's layout, 1.2 GB) and a ViT-L/16 DINOv3 one with 
 pickled transform (DeepFaune 1.5's), with scripts/fixtures/make_vit_fixtures.py, and computes
 timm's outputs the way DeepFaune runs the models. Here they are converted with
 ``deepfaune_rs.convert.convert`` (no torch) and compared; the DINOv2 graph is also compared, for
-outputs and speed, with the ONNX of the torch exporter (python/deepfaune_rs/export.py).
+outputs and speed, with the ONNX of the torch exporter (tests/torch_export.py).
 
 Takes several minutes and about 6 GB of memory.
 """
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 ort = pytest.importorskip("onnxruntime")
 
 SCRIPT = REPO / "scripts" / "fixtures" / "make_vit_fixtures.py"
-EXPORT = REPO / "python" / "deepfaune_rs" / "export.py"
+EXPORT = REPO / "tests" / "torch_export.py"
 # Full size, fp32, the same tolerance as the small fixtures: measured max |ours - timm| on
 # 2026-12-01 (timm 1.0.31, onnxruntime 1.32), DINOv2 logits 1.4e-6 / embedding 1.7e-6, DINOv3
 # 1.9e-6 / 2.9e-6; ours against the torch exporter's ONNX 1.1e-6 / 1.4e-6.
@@ -96,7 +96,7 @@ def _best_of(sess: ort.InferenceSession, x: np.ndarray) -> float:
 
 def test_fullsize_dinov2_against_the_torch_exporter(fullsize):
     if fullsize["family"] != "dinov2":
-        pytest.skip("export.py exports the DINOv2 classifiers")
+        pytest.skip("torch_export.py exports the DINOv2 classifiers")
     d = fullsize["dir"]
     _torch(str(EXPORT), "classifier", str(fullsize["ckpt"]), "-o", str(d / "torch.onnx"))
     ours, theirs = _session(d / "ours.onnx"), _session(d / "torch.onnx")

@@ -8,7 +8,7 @@ model (fp32, and its float64 evaluation) and with the ONNX of ultralytics' own e
 photos at DeepFaune's 960x736 and two other sizes. The ONNX Runtime speed of both graphs at
 960x736 is printed (``pytest -s`` shows it).
 
-The exporter is called as python/deepfaune_rs/export.py's ``export_detector`` calls it
+The exporter is called as tests/torch_export.py's ``export_detector`` calls it
 (``format="onnx", opset=17, dynamic=True, simplify=False``) but not through that function: its
 built-in check (1e-2 on uniform noise) refuses these random-weight networks, on which PyTorch's
 own fp32 result is 3e-2 px from the exact one for noise inputs (the real photos used here sit in

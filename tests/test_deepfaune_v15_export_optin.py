@@ -27,7 +27,7 @@ TORCH_PY = os.environ.get("DEEPFAUNE_TORCH_PYTHON")
 pytestmark = pytest.mark.skipif(
     not TORCH_PY, reason="opt-in: set DEEPFAUNE_TORCH_PYTHON to a Python with torch and timm"
 )
-EXPORT = REPO / "python" / "deepfaune_rs" / "export.py"
+EXPORT = REPO / "tests" / "torch_export.py"
 BACKBONE = "vit_large_patch16_dinov3.lvd1689m"
 TINY = {"depth": 2, "embed_dim": 64, "num_heads": 4}
 

@@ -1,8 +1,11 @@
-"""Converting official PyTorch weights to the ONNX files the manifests expect.
+"""The torch exporter: official PyTorch weights to ONNX with torch.onnx, the independent
+reference the core's converter (``src/convert/``) is checked against (the opt-in full-size tests
+``tests/test_convert_*_fullsize.py``, ``benches/bench_convert.py --compare-torch``). It is not
+part of the package (``export-classifier`` / ``export-detector`` run the core's converter).
 
 Needs the ``export`` extra (``pip install "deepfaune-rs[export]"``: torch, timm, onnx,
-ultralytics). Nothing else in deepfaune_rs imports torch. This file also runs on its own
-(``python export.py classifier WEIGHTS.pt -o OUT.onnx``) with only torch/timm/onnxruntime.
+ultralytics). It runs on its own (``python tests/torch_export.py classifier WEIGHTS.pt -o
+OUT.onnx``) with only torch/timm/onnxruntime.
 
 Classifiers: the checkpoint is ``{"args": {"backbone", "num_classes"}, "state_dict"}`` (1.5 adds
 a ``transform`` that DeepFaune never reads) with keys prefixed ``base_model.``. Every export is
