@@ -49,6 +49,7 @@ pub mod manifest;
 pub mod parallel;
 pub mod pipeline;
 pub mod preprocess;
+pub mod progress;
 pub mod reid;
 pub mod results;
 pub mod review;

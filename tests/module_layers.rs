@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &["convert", "reid"]),
     ("fsio", &["error"]),
     ("parallel", &["error"]),
+    ("progress", &[]),
     ("manifest", &["error"]),
     ("runtime", &["error"]),
     // The converter: a checkpoint reader and an ONNX writer, below every stage.

@@ -1,46 +1,14 @@
-"""A small progress bar for terminals and notebooks (tqdm is used when installed)."""
+"""Progress bars for terminals and notebooks: tqdm's when installed, else an ipywidgets bar in a
+notebook, else the core's text bar (``src/progress.rs``)."""
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Callable, Union
 
+from . import _core
+
 ProgressArg = Union[bool, Callable[[int, int], object], None]
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB"):
-        if n < 1000:
-            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
-class _TextBar:
-    def __init__(self, desc: str, unit: str = "img") -> None:
-        self.desc, self.unit = desc, unit
-        self.start = time.monotonic()
-        self.last = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self.last < 0.2:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        width = 30
-        filled = int(width * done / total) if total else width
-        eta = (total - done) / rate if rate > 0 else 0.0
-        if self.unit == "B":
-            counts = f"{_fmt_bytes(done)}/{_fmt_bytes(total)} {_fmt_bytes(rate)}/s"
-        else:
-            counts = f"{done}/{total} {rate:.2f} {self.unit}/s"
-        bar = f"[{'#' * filled}{'.' * (width - filled)}]"
-        sys.stderr.write(f"\r{self.desc} {bar} {counts} ETA {eta:.0f}s")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 class _TqdmBar:
@@ -110,4 +78,4 @@ def make_callback(
             return _WidgetBar(desc)
         except ImportError:
             pass
-    return _TextBar(desc, unit)
+    return _core.TextBar(desc, unit)

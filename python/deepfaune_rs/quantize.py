@@ -29,31 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from . import _core
+from ._core import image_files
 from ._files import atomic_open
 from .errors import InvalidArgumentError
 
 __all__ = ["METHODS", "image_files", "quantize"]
 
 METHODS = ("static", "dynamic")
-
-
-def image_files(inputs: Sequence[os.PathLike | str], sample: int | None = None) -> list[Path]:
-    """The image files of ``inputs`` (files and folders walked recursively, sorted), or
-    ``sample`` of them evenly spread over that order."""
-    exts = {"." + e for e in _core.IMAGE_EXTENSIONS}
-    found: list[Path] = []
-    for inp in inputs:
-        p = Path(inp)
-        if p.is_file():
-            found.append(p)
-            continue
-        for root, dirs, files in os.walk(p):
-            dirs.sort()
-            found.extend(Path(root) / f for f in sorted(files) if Path(f).suffix.lower() in exts)
-    if sample is not None and 0 < sample < len(found):
-        step = len(found) / sample
-        found = [found[int(i * step)] for i in range(sample)]
-    return found
 
 
 class _Calibration:
@@ -79,52 +61,6 @@ class _Calibration:
         """Starts the images again (onnxruntime calls it for calibrations that read them twice)."""
         self._it = iter(self._files)
         self.used = 0
-
-
-def _float_convs(model: Any) -> list[str]:
-    """The convolutions a static quantisation leaves in float: the first, and the detection
-    head's (the module of the last convolution: ``/head/`` in YOLOX, ``/model.22/`` in
-    ultralytics' exports; for unnamed graphs, the convolutions no other convolution follows)."""
-    nodes = list(model.graph.node)
-    convs = [n.name for n in nodes if n.op_type == "Conv"]
-    if not convs:
-        return []
-    last = convs[-1]
-    parts = last.split("/")
-    if last.startswith("/") and len(parts) > 2:
-        prefix = "/" + parts[1] + "/"
-        head = [c for c in convs if c.startswith(prefix)]
-    else:
-        consumers: dict[str, list[Any]] = {}
-        for n in nodes:
-            for i in n.input:
-                consumers.setdefault(i, []).append(n)
-        by_name = {n.name: n for n in nodes}
-
-        def feeds_conv(name: str) -> bool:
-            seen, todo = set(), list(by_name[name].output)
-            while todo:
-                t = todo.pop()
-                for c in consumers.get(t, []):
-                    if c.op_type == "Conv":
-                        return True
-                    if c.name not in seen:
-                        seen.add(c.name)
-                        todo.extend(c.output)
-            return False
-
-        head = [c for c in convs if not feeds_conv(c)]
-    return list(dict.fromkeys([convs[0], *head]))
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def quantize(
@@ -180,17 +116,15 @@ def quantize(
         written = os.path.join(tmp, output.name)
         used = 0
         if method == "static":
-            import onnx
-
-            graph = onnx.load(source, load_external_data=False)
-            reader = _Calibration(model_id, graph.graph.input[0].name, files)
+            input_name, float_convs = _core.int8_static_plan(source)
+            reader = _Calibration(model_id, input_name, files)
             quantize_static(
                 source,
                 written,
                 reader,
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=["Conv"],
-                nodes_to_exclude=_float_convs(graph),
+                nodes_to_exclude=float_convs,
                 per_channel=True,
                 reduce_range=True,
                 activation_type=QuantType.QUInt8,
@@ -209,7 +143,7 @@ def quantize(
             )
         os.replace(written, output)
         fp32_mb = os.path.getsize(source) / 1e6
-    text = _core.int8_manifest(model_id, output.name, _sha256(output), method)
+    text = _core.int8_manifest(model_id, output.name, _core.sha256_file(output), method)
     with atomic_open(manifest, "w") as f:
         f.write(text)
     return {

@@ -8,69 +8,38 @@ is the container's frame count or ``round(duration * fps)``, and the rate is FFm
 Frames are converted to RGB by FFmpeg's swscale (as OpenCV does to BGR).
 
 The package imports without PyAV; videos are then reported as failures that say how to install it.
+Which frames are read, the frame count and the creation date are the core's
+(``src/image_io/frames.rs``); this module reads the frames.
+
+>>> frame_indices(300, 30)  # 8 frames 10 apart (30 fps / 3), then 4 spread over the rest
+[0, 10, 20, 30, 40, 50, 60, 70, 127, 184, 241, 298]
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from . import _core
+from ._core import (
+    FRAMES_PER_VIDEO,
+    creation_date,
+    frame_indices,
+    is_unsupported_video,  # noqa: F401 - part of this module's API
+    is_video,  # noqa: F401
+)
 
 #: Extensions DeepFaune accepts for videos (compared case-insensitively); the core's list.
 VIDEO_EXTENSIONS = tuple("." + e for e in _core.VIDEO_EXTENSIONS)
 #: Video formats that DeepFaune does not read; given explicitly or met in a folder, they are
 #: reported as failures instead of being passed over in silence.
 UNSUPPORTED_VIDEO_EXTENSIONS = tuple("." + e for e in _core.UNSUPPORTED_VIDEO_EXTENSIONS)
-#: Frames DeepFaune samples per video (its video ``BATCH_SIZE``).
-FRAMES_PER_VIDEO = 12
 INSTALL_HINT = 'PyAV is not installed: pip install "deepfaune-rs[video]"'
-
-
-def is_video(path: str | os.PathLike) -> bool:
-    """Whether the file name has one of DeepFaune's video extensions."""
-    return os.path.splitext(os.fspath(path))[1].lower() in VIDEO_EXTENSIONS
-
-
-def is_unsupported_video(path: str | os.PathLike) -> bool:
-    """Whether the file name is a video format DeepFaune does not read."""
-    return os.path.splitext(os.fspath(path))[1].lower() in UNSUPPORTED_VIDEO_EXTENSIONS
-
-
-def frame_indices(total_frames: int, fps: float, n_frames: int = FRAMES_PER_VIDEO) -> list[int]:
-    """The frame numbers DeepFaune 1.4.1 classifies in a video (``PredictorVideo.nextBatch``).
-
-    The first ``int(n * 2 / 3 + 0.5)`` (8 of 12) frames are ``int(int(fps) / 3)`` apart (about 3 per
-    second), the step shrunk while ``7 * step`` exceeds the frame count; the remaining 4 are
-    spread evenly over the rest: step ``int((total - last) / 4)``, none when that is 0. Numbers can
-    repeat (step 0 under 3 fps) or reach ``total_frames`` (DeepFaune then reads nothing there and
-    counts the position as empty). No frames: empty list.
-
-    >>> frame_indices(300, 30)  # step 10; rest (300 - 70) / 4 = 57.5 -> 57
-    [0, 10, 20, 30, 40, 50, 60, 70, 127, 184, 241, 298]
-    >>> frame_indices(5, 30)  # step 10 -> 0 (7 * 1 > 5); (5 - 0) / 4 -> 1
-    [0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]
-    """
-    if total_frames <= 0:
-        return []
-    n_begin = int(n_frames * 2 / 3 + 0.5)
-    n_rest = n_frames - n_begin
-    step = int(int(fps) / 3)
-    # DeepFaune shrinks the step one at a time while ``(n_begin - 1) * step > total_frames``;
-    # the largest step that passes is taken at once (a header claiming 2**31 fps would
-    # otherwise cost hundreds of millions of iterations).
-    if n_begin > 1 and (n_begin - 1) * step > total_frames:
-        step = int(total_frames // (n_begin - 1))
-    begin = [k * step for k in range(n_begin)]
-    rest_step = int((total_frames - begin[-1]) / n_rest) if n_rest else 0
-    rest = [begin[-1] + (k + 1) * rest_step for k in range(n_rest)] if rest_step > 0 else []
-    return begin + rest
 
 
 class VideoError(Exception):
@@ -111,31 +80,6 @@ def _import_av() -> Any:
     return av
 
 
-def creation_date(metadata: Sequence[dict]) -> str | None:
-    """The first ``creation_time`` tag among ``metadata`` dicts (DeepFaune reads the first stream's
-    tag) as EXIF-style ``YYYY:MM:DD HH:MM:SS``, the clock as written (UTC, no time-zone shift).
-
-    >>> creation_date([{}, {"creation_time": "2023-05-01T12:34:56.000000Z"}])
-    '2023:05:01 12:34:56'
-    >>> creation_date([{"creation_time": "garbage"}]) is None
-    True
-    """
-    for md in metadata:
-        raw = md.get("creation_time") if md else None
-        if not raw:
-            continue
-        text = str(raw).strip().replace("Z", "+00:00")
-        try:
-            when = datetime.fromisoformat(text)
-        except ValueError:
-            try:
-                when = datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
-            except ValueError:
-                continue
-        return when.strftime("%Y:%m:%d %H:%M:%S")
-    return None
-
-
 def _frame_rate(stream: Any) -> float:
     for rate in (stream.guessed_rate, stream.average_rate, stream.base_rate):
         if rate:
@@ -144,15 +88,13 @@ def _frame_rate(stream: Any) -> float:
 
 
 def _frame_count(container: Any, stream: Any, fps: float) -> int:
-    """OpenCV's ``CAP_PROP_FRAME_COUNT``: ``nb_frames``, else ``floor(duration * fps + 0.5)``."""
-    if stream.frames:
-        return int(stream.frames)
+    """OpenCV's ``CAP_PROP_FRAME_COUNT`` (the core's ``frame_count``) from PyAV's facts."""
     seconds = 0.0
     if container.duration:
         seconds = container.duration / 1_000_000
     elif stream.duration and stream.time_base:
         seconds = float(stream.duration * stream.time_base)
-    return int(np.floor(seconds * fps + 0.5)) if fps > 0 else 0
+    return _core.frame_count(int(stream.frames or 0), seconds, fps)
 
 
 class _FrameReader:

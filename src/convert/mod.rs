@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod graph;
+pub mod onnx_nodes;
 pub mod pickle;
 pub mod run;
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! - [`walk`]: the recursive, sorted folder walk (DeepFaune's file list).
 //! - [`decode`]: bytes to RGB pixels, EXIF orientation applied, with failures as values.
 //! - [`exif`]: DateTimeOriginal and orientation.
+//! - [`frames`]: which frames of a video are classified, its frame count and creation date.
 //! - [`header`]: size and EXIF without decoding pixels.
 
 pub mod decode;
 pub mod exif;
+pub mod frames;
 pub mod header;
 pub mod walk;
 

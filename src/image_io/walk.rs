@@ -317,6 +317,34 @@ fn dir_identity(p: &Path) -> Option<DirId> {
     std::fs::canonicalize(p).ok()
 }
 
+/// The image files of `inputs` for a sample of someone's photos (`models quantize`'s
+/// calibration): a file given is kept whatever its extension, a folder is walked ([`Walker`]:
+/// recursive, sorted) for its images; a path that cannot be read gives nothing. With `sample`
+/// (`0 < sample < found`), that many spread evenly over that order: `found[int(i * found /
+/// sample)]`.
+pub fn image_files(inputs: &[PathBuf], sample: Option<usize>) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for input in inputs {
+        if input.is_file() {
+            found.push(input.clone());
+            continue;
+        }
+        found.extend(Walker::new(input).filter_map(|f| match f {
+            Found::File(p, MediaKind::Image) => Some(p),
+            _ => None,
+        }));
+    }
+    match sample {
+        Some(n) if n > 0 && n < found.len() => {
+            let step = found.len() as f64 / n as f64;
+            (0..n)
+                .map(|i| found[(i as f64 * step) as usize].clone())
+                .collect()
+        }
+        _ => found,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,5 +639,42 @@ mod tests {
         let w = walk(Path::new("/definitely/not/here"));
         assert!(w.files.is_empty());
         assert_eq!(w.errors.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod image_files_tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_is_spread_evenly_over_the_walk() {
+        let t = tempfile::tempdir().unwrap();
+        for f in [
+            "a/1.jpg", "a/2.JPG", "b.png", "c.mp4", "d.txt", "e/3.jpeg", "e/4.jpg",
+        ] {
+            let p = t.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"").unwrap();
+        }
+        let names = |v: Vec<PathBuf>| -> Vec<String> {
+            v.iter()
+                .map(|p| p.strip_prefix(t.path()).unwrap().display().to_string())
+                .collect()
+        };
+        let root = vec![t.path().to_path_buf()];
+        let all = ["a/1.jpg", "a/2.JPG", "b.png", "e/3.jpeg", "e/4.jpg"];
+        assert_eq!(names(image_files(&root, None)), all);
+        assert_eq!(names(image_files(&root, Some(0))), all);
+        assert_eq!(names(image_files(&root, Some(9))), all);
+        // 5 files, 2 wanted: step 2.5, rows int(0) = 0 and int(2.5) = 2.
+        assert_eq!(names(image_files(&root, Some(2))), ["a/1.jpg", "b.png"]);
+        // 3 wanted: step 5 / 3, rows 0, int(1.67) = 1, int(3.33) = 3.
+        assert_eq!(
+            names(image_files(&root, Some(3))),
+            ["a/1.jpg", "a/2.JPG", "e/3.jpeg"]
+        );
+        // A file given is kept whatever it is; a missing path gives nothing.
+        let given = vec![t.path().join("d.txt"), t.path().join("missing")];
+        assert_eq!(names(image_files(&given, None)), ["d.txt"]);
     }
 }

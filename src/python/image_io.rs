@@ -111,7 +111,16 @@ fn resize_cv2_linear<'py>(
     Ok(from_rgb(py, out))
 }
 
+/// The image files of ``inputs`` (files kept as given, folders walked recursively, sorted), or
+/// ``sample`` of them evenly spread over that order.
+#[pyfunction]
+#[pyo3(signature = (inputs, sample = None))]
+fn image_files(py: Python<'_>, inputs: Vec<PathBuf>, sample: Option<usize>) -> Vec<PathBuf> {
+    py.detach(|| crate::image_io::walk::image_files(&inputs, sample))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(image_files, m)?)?;
     m.add_function(wrap_pyfunction!(read_image, m)?)?;
     m.add_function(wrap_pyfunction!(resize_pil, m)?)?;
     m.add_function(wrap_pyfunction!(resize_cv2_linear, m)?)?;

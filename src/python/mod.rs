@@ -19,6 +19,8 @@ mod megadetector;
 mod models;
 mod numpy_views;
 mod pipeline;
+mod progress;
+mod quantize;
 mod reid;
 mod reid_embed;
 mod reid_table;
@@ -191,6 +193,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(model_dir, m)?)?;
     m.add_function(wrap_pyfunction!(check_model_spec, m)?)?;
     errors::register(m)?;
+    progress::register(m)?;
+    quantize::register(m)?;
     classify::register(m)?;
     image_io::register(m)?;
     detect::register(m)?;

@@ -17,6 +17,8 @@ use super::locks::wait_for;
 use super::numpy_views::view2;
 use super::pipeline::PyPipeline;
 use crate::error::Error;
+use crate::image_io::frames::FRAMES_PER_VIDEO;
+use crate::image_io::walk::{media_kind, MediaKind};
 use crate::pipeline::{Sampled, SampledVideo, VideoRun};
 use crate::results::{VideoFailure, VideoRecord};
 use crate::run::PipelineResults;
@@ -403,8 +405,78 @@ impl PyVideoRecord {
     }
 }
 
+/// The frame numbers DeepFaune 1.4.1 classifies in a video (``PredictorVideo.nextBatch``).
+///
+/// The first ``int(n * 2 / 3 + 0.5)`` (8 of 12) frames are ``int(int(fps) / 3)`` apart (about 3
+/// per second), the step shrunk while ``7 * step`` exceeds the frame count; the remaining 4 are
+/// spread evenly over the rest: step ``int((total - last) / 4)``, none when that is 0. Numbers
+/// can repeat (step 0 under 3 fps) or reach ``total_frames`` (DeepFaune then reads nothing there
+/// and counts the position as empty). No frames: empty list.
+///
+/// >>> frame_indices(300, 30)  # step 10; rest (300 - 70) / 4 = 57.5 -> 57
+/// [0, 10, 20, 30, 40, 50, 60, 70, 127, 184, 241, 298]
+/// >>> frame_indices(5, 30)  # step 10 -> 0 (7 * 1 > 5); (5 - 0) / 4 -> 1
+/// [0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]
+#[pyfunction]
+#[pyo3(signature = (total_frames, fps, n_frames = FRAMES_PER_VIDEO))]
+fn frame_indices(total_frames: i64, fps: f64, n_frames: usize) -> Vec<i64> {
+    crate::image_io::frames::frame_indices(total_frames, fps, n_frames)
+}
+
+/// OpenCV's ``CAP_PROP_FRAME_COUNT``: ``nb_frames`` when the container has it, else
+/// ``floor(seconds * fps + 0.5)`` (0 without a rate).
+#[pyfunction]
+fn frame_count(nb_frames: u64, seconds: f64, fps: f64) -> u64 {
+    crate::image_io::frames::frame_count(nb_frames, seconds, fps)
+}
+
+/// The first ``creation_time`` tag among ``metadata`` dicts (DeepFaune reads the first stream's
+/// tag) as EXIF-style ``YYYY:MM:DD HH:MM:SS``, the clock as written (UTC, no time-zone shift).
+///
+/// >>> creation_date([{}, {"creation_time": "2023-05-01T12:34:56.000000Z"}])
+/// '2023:05:01 12:34:56'
+/// >>> creation_date([{"creation_time": "garbage"}]) is None
+/// True
+#[pyfunction]
+fn creation_date(metadata: Vec<Option<Bound<'_, PyAny>>>) -> PyResult<Option<String>> {
+    let mut tags = Vec::new();
+    for md in metadata.into_iter().flatten() {
+        if !md.is_truthy()? {
+            continue;
+        }
+        let raw = md.call_method1("get", ("creation_time",))?;
+        tags.push(if raw.is_truthy()? {
+            Some(raw.str()?.to_string())
+        } else {
+            None
+        });
+    }
+    Ok(crate::image_io::frames::creation_date(
+        tags.iter().map(Option::as_deref),
+    ))
+}
+
+/// Whether the file name has one of DeepFaune's video extensions (``VIDEO_EXTENSIONS``).
+#[pyfunction]
+fn is_video(path: PathBuf) -> bool {
+    media_kind(&path) == Some(MediaKind::Video)
+}
+
+/// Whether the file name is a video format DeepFaune does not read
+/// (``UNSUPPORTED_VIDEO_EXTENSIONS``).
+#[pyfunction]
+fn is_unsupported_video(path: PathBuf) -> bool {
+    media_kind(&path) == Some(MediaKind::UnsupportedVideo)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyVideoResult>()?;
     m.add_class::<PyVideoRecord>()?;
+    m.add_function(wrap_pyfunction!(frame_indices, m)?)?;
+    m.add_function(wrap_pyfunction!(frame_count, m)?)?;
+    m.add_function(wrap_pyfunction!(creation_date, m)?)?;
+    m.add_function(wrap_pyfunction!(is_video, m)?)?;
+    m.add_function(wrap_pyfunction!(is_unsupported_video, m)?)?;
+    m.add("FRAMES_PER_VIDEO", FRAMES_PER_VIDEO)?;
     Ok(())
 }
