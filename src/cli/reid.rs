@@ -781,4 +781,73 @@ mod tests {
         assert_eq!(cli(&sweep, &mut r), EXIT_USAGE);
         assert!(r.err[0].contains("no permutation (0, 2)"), "{:?}", r.err);
     }
+
+    #[test]
+    fn build_then_query_whole_jaguar_pictures() {
+        if let Err(e) = crate::runtime::environment() {
+            eprintln!("skipped: {e}");
+            return;
+        }
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+        let model = shared.join("models/yolox_tiny_backbone_embed.onnx");
+        let mut pictures: Vec<PathBuf> = std::fs::read_dir(shared.join("testdata/jaguar"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+            .collect();
+        pictures.sort();
+        if !model.is_file() || pictures.len() < 3 {
+            eprintln!("skipped: ../shared's embedding model or jaguar pictures missing");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let gallery = dir.path().join("gallery.csv");
+        let (a, b, c) = (s(&pictures[0]), s(&pictures[1]), s(&pictures[2]));
+        std::fs::write(&gallery, format!("filepath,lynx_id\n{a},A\n{b},B\n")).unwrap();
+        let kb = dir.path().join("kb");
+        let w = ["--weights", s(&model), "--whole-image"];
+        let mut r = Recorder::default();
+        let argv = [&["reid", "build", s(&gallery), "-o", s(&kb)][..], &w].concat();
+        assert_eq!(cli(&argv, &mut r), EXIT_OK, "{:?}", r.err);
+        assert_eq!(
+            r.err,
+            [format!(
+                "KnowledgeBase(2 pictures, 2 individuals, dim=672) -> {}",
+                kb.display()
+            )]
+        );
+
+        // Picture a again is its own nearest neighbour (the same embedding: distance 0), so it
+        // is A and not new under any threshold.
+        let probes = dir.path().join("probes.csv");
+        std::fs::write(&probes, format!("filepath\n{c}\n{a}\n")).unwrap();
+        let out = dir.path().join("results.csv");
+        let mut r = Recorder::default();
+        let query = [
+            "reid",
+            "query",
+            s(&kb),
+            s(&probes),
+            "-o",
+            s(&out),
+            "-k",
+            "2",
+        ];
+        let argv = [&query[..], &["--distance-threshold", "0.05"], &w].concat();
+        assert_eq!(cli(&argv, &mut r), EXIT_OK, "{:?}", r.err);
+        let summary = r.err.last().unwrap();
+        assert!(summary.starts_with("2 queries, "), "{summary}");
+        assert!(summary.ends_with(&format!(" new individual(s) -> {}", out.display())));
+        let text = std::fs::read_to_string(&out).unwrap();
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows[0][..3], ["filepath", "individual_predicted", "is_new"]);
+        let again = rows
+            .iter()
+            .find(|r| r[0].ends_with(pictures[0].file_name().unwrap().to_str().unwrap()))
+            .unwrap();
+        assert_eq!(again[1], "A", "{text}");
+        assert!(["False", "false", "0"].contains(&again[2]), "{text}");
+    }
 }
