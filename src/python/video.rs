@@ -418,7 +418,8 @@ impl PyVideoRecord {
 /// >>> frame_indices(5, 30)  # step 10 -> 0 (7 * 1 > 5); (5 - 0) / 4 -> 1
 /// [0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]
 #[pyfunction]
-#[pyo3(signature = (total_frames, fps, n_frames = FRAMES_PER_VIDEO))]
+#[pyo3(signature = (total_frames, fps, n_frames = FRAMES_PER_VIDEO),
+       text_signature = "(total_frames, fps, n_frames=12)")]
 fn frame_indices(total_frames: i64, fps: f64, n_frames: usize) -> Vec<i64> {
     crate::image_io::frames::frame_indices(total_frames, fps, n_frames)
 }
