@@ -80,3 +80,25 @@ def test_missing_base_is_an_error_not_a_traceback(tmp_path, capsys):
         main(["reid", "update", str(tmp_path), str(tmp_path / "r.csv"), str(tmp_path / "e")]) == 2
     )
     assert "error" in capsys.readouterr().err
+
+
+def test_eval_sweep_prints_what_json_dumps_gives_for_the_bindings_figures(jaguar_tables, capsys):
+    """The core's eval (threshold swept on numpy's seeded split, drawn through the CLI's hook)
+    writes, byte for byte, Python's ``json.dumps(summary, indent=1)`` of the same figures
+    computed through the bindings."""
+    from deepfaune_rs import _core
+    from deepfaune_rs.reid import Embedder
+
+    out, model, _, _ = jaguar_tables
+    kb_dir, labels = out / "kb_sweep", out / "probes.csv"
+    w = ["--weights", str(model)]
+    assert main(["reid", "build", str(out / "gallery.csv"), "-o", str(kb_dir), *w]) == 0
+    capsys.readouterr()
+    assert main(["reid", "eval", str(kb_dir), str(labels), "--seed", "3", *w]) == 0
+    printed = capsys.readouterr().out
+
+    kb, table = _core.KnowledgeBase.load(kb_dir), _core.ReidTable.read(labels)
+    emb = Embedder("yolox-embed", weights=model).embed_table(table).embeddings
+    ev = _core.reid_evaluate_table(kb, table, emb, seed=3)
+    assert printed == json.dumps(ev.summary(), indent=1) + "\n"
+    assert json.loads(printed)["n_validation"] > 0
