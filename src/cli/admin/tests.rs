@@ -106,7 +106,11 @@ fn convert_a_missing_file_is_usage_and_junk_is_one_line() {
     assert_eq!(r.err.len(), 1, "{:?}", r.err);
     // (Where to look is clap's usage context, which an invalid value does not carry: the line
     // ends with "(see deepfaune-rs --help)", src/cli/mod.rs's parse_error.)
-    assert!(r.err[0].contains("'nope'") && r.err[0].contains("--kind"), "{:?}", r.err);
+    assert!(
+        r.err[0].contains("'nope'") && r.err[0].contains("--kind"),
+        "{:?}",
+        r.err
+    );
     assert!(r.err[0].ends_with("--help)"), "{:?}", r.err);
 }
 
