@@ -34,6 +34,7 @@ __all__ = [
     "reid_read_embeddings",
     "reid_update_from_files",
     "agreement",
+    "cli_main",
     "box_iou",
     "format_report",
     "boxes_from_megadetector",
