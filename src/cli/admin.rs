@@ -87,6 +87,11 @@ pub trait AdminHooks {
         Ok(())
     }
 
+    /// Whether the user asked to stop (Ctrl-C): polled while the core works.
+    fn interrupted(&mut self) -> bool {
+        false
+    }
+
     /// Writes the int8 variant of a model; returns what it wrote as `(key, value)` lines.
     fn quantize(&mut self, q: &Quantize) -> Result<Vec<(String, String)>, CliError> {
         let _ = q;
@@ -401,7 +406,14 @@ fn cmd_agreement(m: &ArgMatches, hooks: &mut dyn Hooks) -> CliResult {
         device: opt(m, "device").unwrap_or_else(|| "cpu".into()),
     };
     let paths: Vec<std::path::PathBuf> = inputs.iter().map(Into::into).collect();
-    let report = agreement(&paths, &opts).map_err(|e| match e {
+    let mut stop = |_: usize, _: usize| {
+        if hooks.interrupted() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
+    let report = agreement(&paths, &opts, &mut stop).map_err(|e| match e {
         // No int8 variant yet: the user's to make (`models quantize`).
         e @ Error::Model(ModelError::WeightsMissing { .. }) => CliError::Usage(e.to_string()),
         e => e.into(),

@@ -118,11 +118,15 @@ impl Columns {
     }
 }
 
+/// A run's `(done, total)` callback; an error (Ctrl-C in the host) stops it.
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize) -> Result<(), Error>;
+
 /// Runs `files` at one precision; the columns and the seconds taken, model loading included.
 fn run_once(
     files: &[PathBuf],
     opts: &AgreementOptions,
     int8: bool,
+    progress: Progress<'_>,
 ) -> Result<(Columns, f64), Error> {
     let t0 = Instant::now();
     let session = SessionOptions {
@@ -137,10 +141,9 @@ fn run_once(
         session: session.clone(),
     };
     let mut set = load(&opts.detector, None, None, &load_opts)?;
-    let mut quiet = |_: usize, _: usize| Ok(());
     let run = RunOptions::default();
     let columns = match &opts.classifier {
-        None => Columns::of(&detect_files(files, &mut set, &run, &mut quiet, &[])?),
+        None => Columns::of(&detect_files(files, &mut set, &run, progress, &[])?),
         Some(classifier) => {
             let popts = PipelineOptions {
                 classifier: classifier.clone(),
@@ -150,7 +153,7 @@ fn run_once(
             let pipeline = Pipeline::new(Some(Detectors::new(set, run)), &popts)?;
             let done = pipeline
                 .models(true)
-                .run(files, false, None, None, &mut quiet)?;
+                .run(files, false, None, None, progress)?;
             let r = &done.results;
             let mut c = Columns::of(&r.detection);
             let top1 = argmax_rows(&r.logits, r.num_classes);
@@ -178,8 +181,13 @@ fn centis(s: f64) -> f64 {
 
 /// Runs the sample of `inputs` at fp32 then at int8 and compares them. No image file is an
 /// [`Error::InvalidArgument`]; a missing int8 variant is the loader's missing-weights error
-/// naming the command that makes it.
-pub fn agreement(inputs: &[PathBuf], opts: &AgreementOptions) -> Result<Report, Error> {
+/// naming the command that makes it. `progress` is called as each run goes (`(done, total)`
+/// images of that run); its error stops the comparison.
+pub fn agreement(
+    inputs: &[PathBuf],
+    opts: &AgreementOptions,
+    progress: Progress<'_>,
+) -> Result<Report, Error> {
     let files = image_files(inputs, opts.sample);
     if files.is_empty() {
         let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
@@ -188,8 +196,8 @@ pub fn agreement(inputs: &[PathBuf], opts: &AgreementOptions) -> Result<Report, 
             names.join(", ")
         )));
     }
-    let (fp32, s32) = run_once(&files, opts, false)?;
-    let (int8, s8) = run_once(&files, opts, true)?;
+    let (fp32, s32) = run_once(&files, opts, false, &mut *progress)?;
+    let (int8, s8) = run_once(&files, opts, true, progress)?;
     if fp32.category.len() != int8.category.len() {
         return Err(Error::InvalidArgument(
             "the two runs have different numbers of images".into(),
@@ -271,7 +279,7 @@ mod tests {
             classifier: None,
             device: "cpu".into(),
         };
-        let e = agreement(&[dir.path().to_path_buf()], &opts).unwrap_err();
+        let e = agreement(&[dir.path().to_path_buf()], &opts, &mut |_, _| Ok(())).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!(

@@ -135,9 +135,19 @@ fn agreement<'py>(
         classifier,
         device,
     };
-    let report = py
-        .detach(|| crate::pipeline::agreement::agreement(&inputs, &opts))
-        .py()?;
+    // Ctrl-C stops the runs (checked as each image is done).
+    let mut interrupted = None;
+    let mut check = |_: usize, _: usize| {
+        Python::attach(|py| py.check_signals()).map_err(|e| {
+            interrupted = Some(e);
+            crate::error::Error::Cancelled
+        })
+    };
+    let report = py.detach(|| crate::pipeline::agreement::agreement(&inputs, &opts, &mut check));
+    if let Some(e) = interrupted {
+        return Err(e);
+    }
+    let report = report.py()?;
     report_dict(py, &report)
 }
 

@@ -47,6 +47,10 @@ impl PyHooks {
 }
 
 impl AdminHooks for PyHooks {
+    fn interrupted(&mut self) -> bool {
+        Python::attach(|py| py.check_signals().is_err())
+    }
+
     fn sleep(&mut self, seconds: f64) -> Result<(), Error> {
         self.call("sleep", (seconds,)).map(drop)
     }

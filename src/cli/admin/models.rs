@@ -307,6 +307,9 @@ impl fetch::Hooks for Lines<'_, '_> {
 
     fn bytes(&mut self, name: &str, done: u64, total: Option<u64>, end: bool) -> Result<(), Error> {
         let host = self.0;
+        if host.hooks.borrow_mut().interrupted() {
+            return Err(Error::Cancelled);
+        }
         if !host.progress {
             return Ok(());
         }

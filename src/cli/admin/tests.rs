@@ -19,6 +19,8 @@ struct Recorder {
     err: Vec<String>,
     quantized: Vec<Quantize>,
     reviewed: Vec<Review>,
+    /// Ctrl-C pressed.
+    stop: bool,
 }
 
 impl Io for Recorder {
@@ -39,6 +41,9 @@ impl run::RunHooks for Recorder {}
 impl reid::ReidHooks for Recorder {}
 
 impl AdminHooks for Recorder {
+    fn interrupted(&mut self) -> bool {
+        self.stop
+    }
     fn sleep(&mut self, _: f64) -> Result<(), crate::error::Error> {
         Ok(())
     }
@@ -637,4 +642,47 @@ fn fetch_converts_with_the_core_converter_and_says_so() {
         .err
         .iter()
         .any(|l| l.starts_with("  bird_head.onnx: done in ")));
+}
+
+#[test]
+fn ctrl_c_stops_a_download_and_a_comparison() {
+    use super::models::{fetch_artifacts, How};
+    let dir = tempfile::tempdir().unwrap();
+    let a = served(dir.path(), "w.pt", &[7u8; 5000], "detector");
+    let folder = dir.path().join("models");
+    let how = How {
+        progress: false,
+        convert: false,
+        accept_new_hash: false,
+    };
+    let mut r = Recorder {
+        stop: true,
+        ..Default::default()
+    };
+    let e = fetch_artifacts(std::slice::from_ref(&a), &folder, how, &mut r).unwrap_err();
+    assert!(matches!(e, crate::error::Error::Cancelled), "{e:?}");
+    assert!(!folder.join("w.pt").exists());
+    // The comparison polls as each image is done: it stops at the first one (a bad file here).
+    let images = dir.path().join("served");
+    std::fs::write(images.join("x.jpg"), b"not a jpeg").unwrap();
+    let mut r = Recorder {
+        stop: true,
+        ..Default::default()
+    };
+    let args = [
+        "agreement",
+        images.to_str().unwrap(),
+        "--detector",
+        "md-lite",
+        "--no-classifier",
+    ];
+    if ort_ready() {
+        assert_eq!(
+            cli(&args, &mut r),
+            super::super::EXIT_INTERRUPTED,
+            "{:?}",
+            r.err
+        );
+        assert_eq!(r.err, ["interrupted"]);
+    }
 }
