@@ -91,7 +91,14 @@ CHILD = textwrap.dedent(
         raise SystemExit("torch was importable")
     from deepfaune_rs.cli import main
 
-    code = main(sys.argv[1:])
+    if sys.argv[1:3] == ["models", "fetch"]:
+        # The command line fetches the manifests' own files with their published checks (the
+        # core's, tests/test_fetch.py and src/cli/admin/tests.rs); the stand-ins' published
+        # values above reach the core through the API's artifacts.
+        F.fetch(*sys.argv[3:], progress=False)
+        code = 0
+    else:
+        code = main(sys.argv[1:])
     leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
     if leaked:
         raise SystemExit(f"imported: {leaked}")

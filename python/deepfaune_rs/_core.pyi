@@ -33,8 +33,10 @@ __all__ = [
     "reid_query_to_files",
     "reid_read_embeddings",
     "reid_update_from_files",
-    "agreement_report",
+    "agreement",
+    "cli_main",
     "box_iou",
+    "format_report",
     "boxes_from_megadetector",
     "clahe_gray",
     "clahe_rgb",
@@ -939,14 +941,15 @@ def reid_evaluate_table(
 # --- comparison of two runs (src/python/agreement.rs) ---
 
 def box_iou(a: _ArrayLike, b: _ArrayLike) -> npt.NDArray[np.float64]: ...
-def agreement_report(
-    fp32: tuple[Any, Any],
-    int8: tuple[Any, Any],
-    detector: str,
-    classifier: str | None,
-    fp32_seconds: float,
-    int8_seconds: float,
+def agreement(
+    inputs: Sequence[_Path],
+    *,
+    sample: int | None = 200,
+    detector: str = "DFbsMDS",
+    classifier: str | None = "deepfaune-v15",
+    device: str = "cpu",
 ) -> dict[str, Any]: ...
+def format_report(r: Mapping[str, Any]) -> str: ...
 def append_correction(
     path: _Path,
     files: Sequence[str],

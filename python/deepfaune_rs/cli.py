@@ -35,6 +35,31 @@ class _Hooks:
 
         return importlib.util.find_spec(name) is not None
 
+    # --- admin ---
+    def sleep(self, seconds: float) -> None:
+        from . import fetch
+
+        fetch._sleep(seconds)  # Ctrl-C stops it
+
+    def quantize(self, model: str, images: list[str], method: str | None, sample: int) -> list:
+        from .quantize import quantize
+
+        return [
+            (k, str(v)) for k, v in quantize(model, images, method=method, sample=sample).items()
+        ]
+
+    def review(
+        self, results: str, settings: dict | None, detections: str | None, serve: dict
+    ) -> None:
+        from . import review
+        from .review_table import ResultTable
+
+        if settings is None:  # a table without its checkpoint
+            res: object = ResultTable(results, detections=detections)
+        else:
+            res = review.load_for_review(results, **settings)
+        review.review(res, results, block=True, **serve)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line (``sys.argv[1:]`` by default) and returns its exit status."""

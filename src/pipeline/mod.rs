@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use image::RgbImage;
 
+pub mod agreement;
 pub mod decided;
 pub mod video;
 

@@ -1,17 +1,19 @@
-//! Bindings of the comparison of two runs (`deepfaune_rs.agreement`): the report's figures from
-//! the two runs' result objects (their columns read here, the figures computed by
-//! `crate::results::agreement`).
+//! Bindings of the comparison of fp32 and int8 runs (`deepfaune_rs.agreement`): the runs and
+//! the figures are the core's (`crate::pipeline::agreement`, `crate::results::agreement`); the
+//! report goes to Python as a dict and comes back from one for its text.
 
-use numpy::{AllowTypeChange, IntoPyArray, PyArray1, PyArrayLikeDyn, PyUntypedArrayMethods};
+use std::path::PathBuf;
+
+use numpy::{AllowTypeChange, IntoPyArray, PyArray1, PyArrayLikeDyn};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::errors::{invalid, IntoPyResult};
+use crate::manifest::classifier::DEFAULT_CLASSIFIER;
+use crate::pipeline::agreement::AgreementOptions;
 use crate::results::agreement::{
-    argmax_rows, box_iou as core_box_iou, classification_agreement, detection_agreement,
-    Classifications, Decisions,
+    box_iou as core_box_iou, ClassificationAgreement, DetectionAgreement, Report,
 };
-
-use super::errors::invalid;
 
 /// Rows of 4 values from any array-like (`np.asarray(a).reshape(-1, 4)`).
 fn boxes_of(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<[f64; 4]>> {
@@ -44,136 +46,121 @@ fn box_iou<'py>(
     Ok(iou.into_pyarray(py))
 }
 
-/// A run's detection columns, read from its results object.
-struct DetectionColumns {
-    category: Vec<u8>,
-    best_detection: Vec<i64>,
-    boxes: Vec<[f64; 4]>,
-}
-
-impl DetectionColumns {
-    fn of(results: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let category: PyArrayLikeDyn<'_, u8, AllowTypeChange> =
-            results.getattr("category")?.extract()?;
-        let best: PyArrayLikeDyn<'_, i64, AllowTypeChange> =
-            results.getattr("best_detection")?.extract()?;
-        let cols = DetectionColumns {
-            category: category.as_array().iter().copied().collect(),
-            best_detection: best.as_array().iter().copied().collect(),
-            boxes: boxes_of(&results.getattr("boxes")?, "boxes")?,
-        };
-        if cols.category.len() != cols.best_detection.len() {
-            return Err(invalid("category and best_detection of different lengths"));
-        }
-        Ok(cols)
-    }
-
-    fn view(&self) -> Decisions<'_> {
-        Decisions {
-            category: &self.category,
-            best_detection: &self.best_detection,
-            boxes: &self.boxes,
-        }
-    }
-}
-
-/// A run's classifier columns, read from its results object.
-struct ClassifierColumns {
-    classified: Vec<bool>,
-    top1: Vec<usize>,
-    prediction: Vec<String>,
-}
-
-impl ClassifierColumns {
-    fn of(results: &Bound<'_, PyAny>, n: usize) -> PyResult<Self> {
-        let classified: PyArrayLikeDyn<'_, bool, AllowTypeChange> =
-            results.getattr("classified")?.extract()?;
-        let logits: PyArrayLikeDyn<'_, f32, AllowTypeChange> =
-            results.getattr("logits")?.extract()?;
-        let n_classes = match logits.shape() {
-            [_, c] => *c,
-            _ => return Err(invalid("logits must be [images, classes]")),
-        };
-        let values: Vec<f32> = logits.as_array().iter().copied().collect();
-        let cols = ClassifierColumns {
-            classified: classified.as_array().iter().copied().collect(),
-            top1: argmax_rows(&values, n_classes),
-            prediction: results.getattr("prediction")?.extract()?,
-        };
-        if cols.classified.len() != n || cols.top1.len() != n {
-            return Err(invalid(
-                "classifier columns of another length than the images",
-            ));
-        }
-        Ok(cols)
-    }
-
-    fn view(&self) -> Classifications<'_> {
-        Classifications {
-            classified: &self.classified,
-            top1: &self.top1,
-            prediction: &self.prediction,
-        }
-    }
-}
-
-/// The report of `deepfaune_rs.agreement.agreement`: `fp32` and `int8` are each
-/// `(detections, pipeline_results or None)` of the same images.
-#[pyfunction]
-#[pyo3(signature = (fp32, int8, detector, classifier, fp32_seconds, int8_seconds))]
-fn agreement_report<'py>(
-    py: Python<'py>,
-    fp32: (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>),
-    int8: (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>),
-    detector: &str,
-    classifier: Option<&str>,
-    fp32_seconds: f64,
-    int8_seconds: f64,
-) -> PyResult<Bound<'py, PyDict>> {
-    let (d32, d8) = (
-        DetectionColumns::of(&fp32.0)?,
-        DetectionColumns::of(&int8.0)?,
-    );
-    if d32.category.len() != d8.category.len() {
-        return Err(invalid("the two runs have different numbers of images"));
-    }
-    let det = detection_agreement(&d32.view(), &d8.view());
-    let r = PyDict::new(py);
-    r.set_item("images", det.images)?;
-    r.set_item("detector", detector)?;
-    r.set_item("classifier", classifier)?;
-    r.set_item("decision_agreement", det.decision_agreement)?;
+/// The report as a dict (the keys of `deepfaune_rs.agreement.agreement`, in its order).
+fn report_dict<'py>(py: Python<'py>, r: &Report) -> PyResult<Bound<'py, PyDict>> {
+    let d = &r.detection;
+    let out = PyDict::new(py);
+    out.set_item("images", d.images)?;
+    out.set_item("detector", &r.detector)?;
+    out.set_item("classifier", &r.classifier)?;
+    out.set_item("decision_agreement", d.decision_agreement)?;
     let changes = PyDict::new(py);
-    for (k, v) in &det.decision_changes {
+    for (k, v) in &d.decision_changes {
         changes.set_item(k, v)?;
     }
-    r.set_item("decision_changes", changes)?;
-    r.set_item("boxes_compared", det.boxes_compared)?;
-    r.set_item("best_box_iou_mean", det.best_box_iou_mean)?;
-    r.set_item("best_box_iou_min", det.best_box_iou_min)?;
-    r.set_item("best_box_iou_ge_0_9", det.best_box_iou_ge_0_9)?;
-    r.set_item("fp32_seconds", fp32_seconds)?;
-    r.set_item("int8_seconds", int8_seconds)?;
-    if let (Some(p32), Some(p8)) = (&fp32.1, &int8.1) {
-        let n = d32.category.len();
-        let (c32, c8) = (
-            ClassifierColumns::of(p32, n)?,
-            ClassifierColumns::of(p8, n)?,
-        );
-        let cl = classification_agreement(&d32.view(), &d8.view(), &c32.view(), &c8.view());
-        r.set_item("classified_both", cl.classified_both)?;
-        r.set_item("top1_agreement", cl.top1_agreement)?;
-        r.set_item(
+    out.set_item("decision_changes", changes)?;
+    out.set_item("boxes_compared", d.boxes_compared)?;
+    out.set_item("best_box_iou_mean", d.best_box_iou_mean)?;
+    out.set_item("best_box_iou_min", d.best_box_iou_min)?;
+    out.set_item("best_box_iou_ge_0_9", d.best_box_iou_ge_0_9)?;
+    out.set_item("fp32_seconds", r.fp32_seconds)?;
+    out.set_item("int8_seconds", r.int8_seconds)?;
+    if let Some(c) = &r.classification {
+        out.set_item("classified_both", c.classified_both)?;
+        out.set_item("top1_agreement", c.top1_agreement)?;
+        out.set_item(
             "sequence_prediction_agreement",
-            cl.sequence_prediction_agreement,
+            c.sequence_prediction_agreement,
         )?;
     }
-    Ok(r)
+    Ok(out)
+}
+
+/// A report dict read back (what [`report_dict`] wrote).
+fn report_of(r: &Bound<'_, PyAny>) -> PyResult<Report> {
+    let get = |k: &str| r.get_item(k);
+    let changes = get("decision_changes")?;
+    let decision_changes = changes
+        .cast::<PyDict>()?
+        .iter()
+        .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
+        .collect::<PyResult<_>>()?;
+    let classification = if r.contains("top1_agreement")? {
+        Some(ClassificationAgreement {
+            classified_both: get("classified_both")?.extract()?,
+            top1_agreement: get("top1_agreement")?.extract()?,
+            sequence_prediction_agreement: get("sequence_prediction_agreement")?.extract()?,
+        })
+    } else {
+        None
+    };
+    Ok(Report {
+        detector: get("detector")?.extract()?,
+        classifier: get("classifier")?.extract()?,
+        detection: DetectionAgreement {
+            images: get("images")?.extract()?,
+            decision_agreement: get("decision_agreement")?.extract()?,
+            decision_changes,
+            boxes_compared: get("boxes_compared")?.extract()?,
+            best_box_iou_mean: get("best_box_iou_mean")?.extract()?,
+            best_box_iou_min: get("best_box_iou_min")?.extract()?,
+            best_box_iou_ge_0_9: get("best_box_iou_ge_0_9")?.extract()?,
+        },
+        classification,
+        fp32_seconds: get("fp32_seconds")?.extract()?,
+        int8_seconds: get("int8_seconds")?.extract()?,
+    })
+}
+
+/// Runs ``sample`` images of ``inputs`` (evenly spread over the sorted walk; all with ``None``)
+/// at fp32 and at int8 and returns the agreement figures: the per-image decision, the IoU of
+/// the deciding box when both have one, the classifier's top-1 class on the images both
+/// classified, the sequence prediction, and each run's seconds. ``classifier=None`` compares
+/// the detector alone.
+#[pyfunction]
+#[pyo3(signature = (inputs, *, sample = Some(200), detector = "DFbsMDS".to_string(),
+                    classifier = Some(DEFAULT_CLASSIFIER.to_string()), device = "cpu".to_string()),
+       text_signature = "(inputs, *, sample=200, detector='DFbsMDS', classifier='deepfaune-v15', device='cpu')")]
+fn agreement<'py>(
+    py: Python<'py>,
+    inputs: Vec<PathBuf>,
+    sample: Option<i64>,
+    detector: String,
+    classifier: Option<String>,
+    device: String,
+) -> PyResult<Bound<'py, PyDict>> {
+    let opts = AgreementOptions {
+        sample: sample.and_then(|n| usize::try_from(n).ok()),
+        detector,
+        classifier,
+        device,
+    };
+    // Ctrl-C stops the runs (checked as each image is done).
+    let mut interrupted = None;
+    let mut check = |_: usize, _: usize| {
+        Python::attach(|py| py.check_signals()).map_err(|e| {
+            interrupted = Some(e);
+            crate::error::Error::Cancelled
+        })
+    };
+    let report = py.detach(|| crate::pipeline::agreement::agreement(&inputs, &opts, &mut check));
+    if let Some(e) = interrupted {
+        return Err(e);
+    }
+    let report = report.py()?;
+    report_dict(py, &report)
+}
+
+/// The report of :func:`agreement` as aligned text lines.
+#[pyfunction]
+fn format_report(r: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(report_of(r)?.format())
 }
 
 /// Adds the agreement functions to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(box_iou, m)?)?;
-    m.add_function(wrap_pyfunction!(agreement_report, m)?)?;
+    m.add_function(wrap_pyfunction!(agreement, m)?)?;
+    m.add_function(wrap_pyfunction!(format_report, m)?)?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use crate::error::Error;
 
 /// The Python host of the command line: a `deepfaune_rs.cli._Hooks` object.
 pub(super) struct PyHooks {
-    hooks: Py<PyAny>,
+    pub(super) hooks: Py<PyAny>,
 }
 
 impl PyHooks {

@@ -197,6 +197,198 @@ pub fn argmax_rows(logits: &[f32], n_classes: usize) -> Vec<usize> {
         .collect()
 }
 
+/// The whole comparison of two runs (`deepfaune-rs agreement`): what ran, the figures, the
+/// seconds each run took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The detector or mode both runs used.
+    pub detector: String,
+    /// The classifier both runs used (None: the detector alone).
+    pub classifier: Option<String>,
+    /// The detection step's agreement.
+    pub detection: DetectionAgreement,
+    /// The classifier's agreement (None: the detector alone).
+    pub classification: Option<ClassificationAgreement>,
+    /// The fp32 run's seconds (rounded to 0.01), model loading included.
+    pub fp32_seconds: f64,
+    /// The int8 run's seconds (rounded to 0.01), model loading included.
+    pub int8_seconds: f64,
+}
+
+/// `x` as Python's `repr(float)` writes it: `2.0`, `0.25`, `nan`, `inf`.
+fn py_float(x: f64) -> String {
+    if x.is_nan() {
+        "nan".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "inf" } else { "-inf" }.into()
+    } else if x.fract() == 0.0 && x.abs() < 1e16 {
+        format!("{x:.1}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// `x` with `digits` decimals as Python's `f"{x:.Nf}"` (`nan` for NaN).
+fn fixed(x: f64, digits: usize) -> String {
+    if x.is_nan() {
+        "nan".into()
+    } else {
+        format!("{x:.digits$}")
+    }
+}
+
+/// A share as a percentage with one decimal, `n/a` without any.
+fn pct(x: f64) -> String {
+    if x.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{:.1} %", 100.0 * x)
+    }
+}
+
+/// `s` as a JSON string (non-ASCII escaped, as Python's `json.dumps`).
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || !c.is_ascii() => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON number as Python's `json` writes a float (`NaN`, `Infinity` for the others).
+fn json_float(x: f64) -> String {
+    if x.is_nan() {
+        "NaN".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        py_float(x)
+    }
+}
+
+impl Report {
+    /// The report as aligned text lines.
+    pub fn format(&self) -> String {
+        let d = &self.detection;
+        let mut first = format!(
+            "images compared            {} (detector {}",
+            d.images, self.detector
+        );
+        match &self.classifier {
+            Some(c) => first.push_str(&format!(", classifier {c})")),
+            None => first.push(')'),
+        }
+        let mut decision = format!("decision agreement         {}", pct(d.decision_agreement));
+        if !d.decision_changes.is_empty() {
+            let changes: Vec<String> = d
+                .decision_changes
+                .iter()
+                .map(|(k, n)| format!("'{k}': {n}"))
+                .collect();
+            decision.push_str(&format!("  changes: {{{}}}", changes.join(", ")));
+        }
+        let mut lines = vec![
+            first,
+            decision,
+            format!(
+                "best-box IoU               mean {}, min {}, >= 0.9: {} ({} images with a box \
+                 in both)",
+                fixed(d.best_box_iou_mean, 4),
+                fixed(d.best_box_iou_min, 4),
+                pct(d.best_box_iou_ge_0_9),
+                d.boxes_compared
+            ),
+        ];
+        if let Some(c) = &self.classification {
+            lines.push(format!(
+                "top-1 class agreement      {} ({} images classified in both)",
+                pct(c.top1_agreement),
+                c.classified_both
+            ));
+            lines.push(format!(
+                "sequence prediction agr.   {}",
+                pct(c.sequence_prediction_agreement)
+            ));
+        }
+        let speed = if self.int8_seconds != 0.0 {
+            self.fp32_seconds / self.int8_seconds
+        } else {
+            f64::NAN
+        };
+        lines.push(format!(
+            "seconds                    fp32 {}, int8 {} ({}x, including model loading)",
+            py_float(self.fp32_seconds),
+            py_float(self.int8_seconds),
+            fixed(speed, 2)
+        ));
+        lines.join("\n")
+    }
+
+    /// The figures as `(key, value)` in the report's order; a value is JSON text.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let d = &self.detection;
+        let changes: Vec<String> = d
+            .decision_changes
+            .iter()
+            .map(|(k, n)| format!("  {}: {n}", json_str(k)))
+            .collect();
+        let changes = if changes.is_empty() {
+            "{}".to_string()
+        } else {
+            format!("{{\n{}\n }}", changes.join(",\n"))
+        };
+        let mut out = vec![
+            ("images", d.images.to_string()),
+            ("detector", json_str(&self.detector)),
+            (
+                "classifier",
+                self.classifier.as_deref().map_or("null".into(), json_str),
+            ),
+            ("decision_agreement", json_float(d.decision_agreement)),
+            ("decision_changes", changes),
+            ("boxes_compared", d.boxes_compared.to_string()),
+            ("best_box_iou_mean", json_float(d.best_box_iou_mean)),
+            ("best_box_iou_min", json_float(d.best_box_iou_min)),
+            ("best_box_iou_ge_0_9", json_float(d.best_box_iou_ge_0_9)),
+            ("fp32_seconds", json_float(self.fp32_seconds)),
+            ("int8_seconds", json_float(self.int8_seconds)),
+        ];
+        if let Some(c) = &self.classification {
+            out.push(("classified_both", c.classified_both.to_string()));
+            out.push(("top1_agreement", json_float(c.top1_agreement)));
+            out.push((
+                "sequence_prediction_agreement",
+                json_float(c.sequence_prediction_agreement),
+            ));
+        }
+        out
+    }
+
+    /// The figures as Python's `json.dump(report, f, indent=1)` wrote them.
+    pub fn to_json(&self) -> String {
+        let body: Vec<String> = self
+            .fields()
+            .into_iter()
+            .map(|(k, v)| format!(" {}: {v}", json_str(k)))
+            .collect();
+        format!("{{\n{}\n}}", body.join(",\n"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
