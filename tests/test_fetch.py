@@ -575,6 +575,8 @@ def test_targets():
 
 
 def test_weights_not_found_lists_all_missing_models_at_once(models, loopback_only, capsys):
+    import deepfaune_rs.pipeline  # the command line no longer imports it
+
     cls = deepfaune_rs.pipeline.DEFAULT_CLASSIFIER
     rows = {m["id"]: m for m in deepfaune_rs.list_models()}
     with pytest.raises(deepfaune_rs.WeightsNotFoundError) as e:

@@ -60,6 +60,31 @@ class _Hooks:
             res = review.load_for_review(results, **settings)
         review.review(res, results, block=True, **serve)
 
+    # --- run/detect ---
+    def write_excel(self, table: dict, path: str, csv_safe: bool) -> None:
+        from ._outputs import write_excel
+
+        write_excel(table, path, csv_safe)
+
+    def save_embeddings(self, path: str, paths: list, embeddings: object) -> None:
+        from ._outputs import save_embeddings
+
+        save_embeddings(path, paths, embeddings)
+
+    def run_on_ray(self, inputs: list, pipeline: dict, *args: object) -> tuple:
+        from .distributed import run
+
+        stats: dict = {}
+        address, actors, checkpoint_dir, keep_embeddings, progress = args
+        res = run(inputs, pipeline, address=address, actors=actors, checkpoint_dir=checkpoint_dir,
+                  keep_embeddings=keep_embeddings, progress=progress, stats=stats)  # fmt: skip
+        return res, stats["units"], stats["ran"], stats["restored"]
+
+    def fetch_models(self, ids: list[str], progress: bool) -> None:
+        from .fetch import fetch
+
+        fetch(*ids, progress=progress)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line (``sys.argv[1:]`` by default) and returns its exit status."""

@@ -34,6 +34,9 @@ pub mod video;
 pub use decided::{class_thresholds_of, decide, Decided, DecisionSettings, Redecide, Texts};
 pub use video::{no_sampler_failure, Sampled, SampledVideo, VideoSampler};
 
+/// The detector mode of DeepFaune's default setup (`Pipeline()`, `deepfaune-rs run`).
+pub const DEFAULT_DETECTOR_MODE: &str = "DFbsMDS";
+
 use crate::classify::{load_classifier, OnnxClassifier};
 use crate::detect::loader::{load, LoadOptions};
 use crate::detect::{DetectorMode, DetectorSet};

@@ -30,6 +30,13 @@ impl PyHooks {
     }
 }
 
+impl PyHooks {
+    /// The Python hooks object (for hooks that build their arguments under the GIL).
+    pub(super) fn object<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        self.hooks.bind(py)
+    }
+}
+
 /// A Python exception as a core error: Ctrl-C (any `BaseException` that is not an `Exception`)
 /// cancels; any other keeps its text.
 pub(super) fn python_error(py: Python<'_>, e: &PyErr) -> Error {

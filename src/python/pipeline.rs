@@ -34,7 +34,7 @@ use crate::manifest::classifier::{
 };
 use crate::pipeline::{
     decide, Decided, DecisionSettings, Detectors, Finished, Pipeline, PipelineOptions, Redecide,
-    Texts,
+    Texts, DEFAULT_DETECTOR_MODE,
 };
 use crate::results::video::unsupported_video_failure;
 use crate::results::VideoRecord;
@@ -457,9 +457,6 @@ impl PyPipeline {
     }
 }
 
-/// The detector mode of DeepFaune's default setup.
-const DEFAULT_DETECTOR_MODE: &str = "DFbsMDS";
-
 /// Refuses a language code that is neither DeepFaune's nor an alias of one.
 fn check_language(language: &str) -> PyResult<()> {
     if LANGUAGES.contains(&language) || LANGUAGE_ALIASES.iter().any(|(a, _)| *a == language) {
@@ -573,6 +570,33 @@ impl PyPipelineResults {
             root,
             video_views: PyOnceLock::new(),
         })
+    }
+
+    /// The run's core results for the command line (`crate::cli::run::Outcome::decided`): the
+    /// rows with their detections, the video records, the manifest, the decision settings, the
+    /// detector threshold and the exports' root folder.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn core_parts(
+        &self,
+    ) -> (
+        PipelineResults,
+        Vec<VideoRecord>,
+        ClassifierManifest,
+        DecisionSettings,
+        f32,
+        Option<PathBuf>,
+    ) {
+        let det = self.detections.get();
+        let mut res = self.res.clone();
+        res.detection = det.res.clone();
+        (
+            res,
+            self.video_records.clone(),
+            self.manifest.clone(),
+            self.settings.clone(),
+            det.threshold,
+            self.root.clone(),
+        )
     }
 
     /// These rows decided again with `settings` and `journal`.
@@ -1025,51 +1049,7 @@ impl PyPipelineResults {
     /// DeepFaune's table as columns (sorted by seqnum then filename: the order of every array),
     /// then one row per video, and with videos the `media_type` and `keyframe` columns.
     fn table<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        let t = &self.table;
-        d.set_item(
-            "filename",
-            t.iter().map(|r| r.filename.clone()).collect::<Vec<_>>(),
-        )?;
-        d.set_item("date", t.iter().map(|r| r.date.clone()).collect::<Vec<_>>())?;
-        d.set_item("seqnum", t.iter().map(|r| r.seqnum).collect::<Vec<_>>())?;
-        d.set_item(
-            "predictionbase",
-            t.iter()
-                .map(|r| r.predictionbase.clone())
-                .collect::<Vec<_>>(),
-        )?;
-        d.set_item(
-            "scorebase",
-            t.iter().map(|r| r.scorebase).collect::<Vec<_>>(),
-        )?;
-        d.set_item(
-            "prediction",
-            t.iter().map(|r| r.prediction.clone()).collect::<Vec<_>>(),
-        )?;
-        d.set_item("score", t.iter().map(|r| r.score).collect::<Vec<_>>())?;
-        d.set_item("top1", t.iter().map(|r| r.top1.clone()).collect::<Vec<_>>())?;
-        d.set_item("count", t.iter().map(|r| r.count).collect::<Vec<_>>())?;
-        d.set_item(
-            "humancount",
-            t.iter().map(|r| r.humancount).collect::<Vec<_>>(),
-        )?;
-        d.set_item(
-            "status",
-            t.iter().map(|r| r.status.clone()).collect::<Vec<_>>(),
-        )?;
-        if !self.videos.is_empty() {
-            let media = t.iter().map(|r| r.media);
-            d.set_item(
-                VIDEO_COLUMNS[0],
-                media.clone().map(|m| m.media_type()).collect::<Vec<_>>(),
-            )?;
-            d.set_item(
-                VIDEO_COLUMNS[1],
-                media.map(|m| m.keyframe()).collect::<Vec<_>>(),
-            )?;
-        }
-        Ok(d)
+        table_columns(py, &self.table, !self.videos.is_empty())
     }
 
     /// DeepFaune's table: filename, date, seqnum, predictionbase, scorebase, prediction, score,
@@ -1445,6 +1425,59 @@ impl PyPipelineResults {
         out.set_item("failures", failed)?;
         Ok(out)
     }
+}
+
+/// DeepFaune's table `t` as columns (a dict of lists), with the videos' columns
+/// (`media_type`, `keyframe`) when `videos`.
+pub(super) fn table_columns<'py>(
+    py: Python<'py>,
+    t: &[ResultRow],
+    videos: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(
+        "filename",
+        t.iter().map(|r| r.filename.clone()).collect::<Vec<_>>(),
+    )?;
+    d.set_item("date", t.iter().map(|r| r.date.clone()).collect::<Vec<_>>())?;
+    d.set_item("seqnum", t.iter().map(|r| r.seqnum).collect::<Vec<_>>())?;
+    d.set_item(
+        "predictionbase",
+        t.iter()
+            .map(|r| r.predictionbase.clone())
+            .collect::<Vec<_>>(),
+    )?;
+    d.set_item(
+        "scorebase",
+        t.iter().map(|r| r.scorebase).collect::<Vec<_>>(),
+    )?;
+    d.set_item(
+        "prediction",
+        t.iter().map(|r| r.prediction.clone()).collect::<Vec<_>>(),
+    )?;
+    d.set_item("score", t.iter().map(|r| r.score).collect::<Vec<_>>())?;
+    d.set_item("top1", t.iter().map(|r| r.top1.clone()).collect::<Vec<_>>())?;
+    d.set_item("count", t.iter().map(|r| r.count).collect::<Vec<_>>())?;
+    d.set_item(
+        "humancount",
+        t.iter().map(|r| r.humancount).collect::<Vec<_>>(),
+    )?;
+    d.set_item(
+        "status",
+        t.iter().map(|r| r.status.clone()).collect::<Vec<_>>(),
+    )?;
+    if videos {
+        let media = t.iter().map(|r| r.media);
+        d.set_item(
+            VIDEO_COLUMNS[0],
+            media.clone().map(|m| m.media_type()).collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            VIDEO_COLUMNS[1],
+            media.map(|m| m.keyframe()).collect::<Vec<_>>(),
+        )?;
+    }
+    Ok(d)
 }
 
 /// A function of `deepfaune_rs.review`, the notebook and web glue (Python's).
