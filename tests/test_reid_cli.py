@@ -102,3 +102,30 @@ def test_eval_sweep_prints_what_json_dumps_gives_for_the_bindings_figures(jaguar
     ev = _core.reid_evaluate_table(kb, table, emb, seed=3)
     assert printed == json.dumps(ev.summary(), indent=1) + "\n"
     assert json.loads(printed)["n_validation"] > 0
+
+
+def test_build_without_boxes_crops_as_the_embedder_with_its_detector(
+    testdata, shared_models, tmp_path
+):
+    """No bbox columns and no --boxes: the core's detector crops, as the Python ``Embedder``
+    crops with ``Detector`` (pictures without an animal fail alike, exit status 3)."""
+    from deepfaune_rs import _core
+    from deepfaune_rs.reid import Embedder
+
+    model = shared_models / "yolox_tiny_backbone_embed.onnx"
+    if not model.is_file():
+        pytest.skip("the embedding model is missing from ../shared")
+    files = sorted((testdata / "buow").glob("*.JPG"))[:5]
+    labels = tmp_path / "owls.csv"
+    pd.DataFrame({"filepath": [str(f) for f in files], "lynx_id": list("abcde")}).to_csv(
+        labels, index=False
+    )
+    res = Embedder("yolox-embed", weights=model).embed_table(_core.ReidTable.read(labels))
+    expected = 3 if res.failures else 0
+    kb_dir = tmp_path / "kb"
+    assert (
+        main(["reid", "build", str(labels), "-o", str(kb_dir), "--weights", str(model)]) == expected
+    )
+    kb = KnowledgeBase.load(kb_dir)
+    assert 0 < len(kb) == int(res.ok.sum())
+    np.testing.assert_allclose(kb.embeddings(), np.asarray(res.embeddings)[res.ok], atol=1e-6)
