@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 DEEPFAUNE_ORT_DYLIB="$(python -c 'import deepfaune_rs._runtime as r; print(r.find_library())')"
 export DEEPFAUNE_ORT_DYLIB
 cargo test --locked
-python -m mypy.stubtest deepfaune_rs._core
+python -m mypy.stubtest deepfaune_rs._core deepfaune_rs.errors
 # Two test files at a time (pytest-xdist; a file's tests stay in one process, so its module
 # fixtures are built once): most tests wait on a subprocess, a server or Python code, so the two
 # cores stay busy. PYTEST_WORKERS=0 runs them one after the other.

@@ -38,3 +38,25 @@ def test_bindings_raise_the_packages_errors_not_builtins():
     """Argument checks of the bindings were raw ValueError / RuntimeError."""
     with pytest.raises(errors.InvalidArgumentError):
         deepfaune_rs.resize_pil(np.zeros((4, 4, 2), dtype=np.uint8), (2, 2))
+
+
+def test_the_errors_stub_has_the_runtime_classes_and_bases():
+    """``errors.pyi`` (what type checkers read; the classes are made by the core at import time)
+    names every class of ``deepfaune_rs.errors`` with the bases it really has."""
+    import ast
+    from pathlib import Path
+
+    import deepfaune_rs.errors as errors
+
+    stub = ast.parse(Path(errors.__file__).with_suffix(".pyi").read_text(encoding="utf-8"))
+    stubbed = {
+        c.name: [b.id for b in c.bases if isinstance(b, ast.Name)]
+        for c in stub.body
+        if isinstance(c, ast.ClassDef)
+    }
+    runtime = {
+        n: [b.__name__ for b in getattr(errors, n).__bases__]
+        for n in errors.__all__
+        if n != "Failure"
+    }
+    assert {n: b for n, b in stubbed.items() if n != "Failure"} == runtime
