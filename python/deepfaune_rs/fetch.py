@@ -5,8 +5,9 @@ or ``file://``; the official URL then the mirrors, or ``$DEEPFAUNE_RS_BASE_URL/N
 resumed from ``.NAME.part`` with a ``Range`` request; retried with back-off), the checks
 (published size, MD5, sha256; the lock file ``deepfaune-rs.lock.json``), the atomic placement
 and the states (``embedded``, ``missing``, ``downloaded``, ``converted``, ``verified``). This
-module keeps the Python side: the progress on stderr, the back-off pause (``time.sleep``: Ctrl-C
-stops it) and the conversion of ``.pt`` files (:func:`deepfaune_rs.convert.convert`, no torch).
+module keeps the Python side: the progress on stderr and the back-off pause (``time.sleep``:
+Ctrl-C stops it); the core converts the ``.pt`` files (``src/convert/``, no torch), stamped with
+:data:`deepfaune_rs.convert.CONVERTER_VERSION`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from ._core import fetch_classifier_id as classifier_id
 from ._core import fetch_detector_ids as detector_ids
 from ._core import fetch_targets as resolve_targets
 from ._progress import make_callback
-from .errors import ConversionError, OutputError
 
 ENV_BASE_URL: str = _core.FETCH_ENV_BASE_URL
 LOCK_NAME: str = _core.LOCK_NAME
@@ -68,8 +68,8 @@ class Artifact:
 
 
 class _Hooks:
-    """What the core's download calls: lines and a byte bar on stderr (with ``progress``), the
-    back-off pause, and the converter of ``.pt`` files."""
+    """What the core's download calls: lines and a byte bar on stderr (with ``progress``) and
+    the back-off pause."""
 
     def __init__(self, progress: bool) -> None:
         self.progress, self.bar = progress, None
@@ -93,19 +93,6 @@ class _Hooks:
 
     def sleep(self, seconds: float) -> None:
         _sleep(seconds)
-
-    def convert(self, kind: str, size: int | None, src: Path, dest: Path) -> tuple:
-        from . import convert as conv
-
-        self.say(f"converting {src.name} -> {dest.name}")
-        try:
-            info = conv.convert(src, dest, kind=kind, size=size if kind == "classifier" else None)
-        except OSError as e:
-            raise OutputError(f"could not write {dest}: {e}") from e
-        except Exception as e:  # noqa: BLE001 - whatever the builder met, one line for the user
-            raise ConversionError(f"could not convert {src}: {type(e).__name__}: {e}") from e
-        self.say(f"  {dest.name}: done in {info.get('seconds', 0.0):.1f} s")
-        return info["sha256"], info.get("source_sha256") or None, str(info.get("converter_version"))
 
 
 def _converter_version() -> str:

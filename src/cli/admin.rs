@@ -20,7 +20,7 @@ use crate::error::ModelError;
 use crate::manifest::classifier::{DEFAULT_CLASSIFIER, LANGUAGES, LANGUAGE_ALIASES};
 use crate::pipeline::agreement::{agreement, AgreementOptions};
 
-pub use models::{fetch_models, STATES_HELP};
+pub use models::{convert_download, fetch_models, STATES_HELP};
 
 /// DeepFaune's default detector mode (`--detector` of `agreement`).
 const DEFAULT_DETECTOR_MODE: &str = "DFbsMDS";

@@ -1,7 +1,7 @@
 //! Bindings of `crate::fetch` for `python/deepfaune_rs/fetch.py`: artifacts as dicts (and
 //! back from its `Artifact` dataclass, read by attribute), the lock file, the checks, the ONNX
 //! stamp, the states, the download and the fetch of each file. Types only; errors through
-//! `errors.rs`. The Python hooks object (`say`, `bytes`, `sleep`, `convert`) is called with
+//! `errors.rs`. The Python hooks object (`say`, `bytes`, `sleep`) is called with
 //! the GIL taken back for each call; an exception it raises (Ctrl-C) stops the download and is
 //! raised as it is.
 
@@ -292,17 +292,18 @@ impl Hooks for PyHooks {
     }
 }
 
-impl Convert for PyHooks {
+/// The conversion of a downloaded checkpoint by the core's converter (stamped with `version`),
+/// its lines through the hooks' `say`.
+struct CoreConvert {
+    say: PyHooks,
+    version: Option<String>,
+}
+
+impl Convert for CoreConvert {
     fn convert(&mut self, a: &Artifact, src: &Path, dest: &Path) -> Result<Converted, Error> {
-        self.call(|_, h| {
-            let (sha256, source_sha256, converter_version) = h
-                .call_method1("convert", (&a.kind, a.input_size, src, dest))?
-                .extract::<(String, Option<String>, String)>()?;
-            Ok(Converted {
-                sha256,
-                source_sha256,
-                converter_version,
-            })
+        let say = &mut self.say;
+        crate::cli::admin::convert_download(a, src, dest, self.version.as_deref(), &mut |line| {
+            say.say(line)
         })
     }
 }
@@ -404,8 +405,8 @@ impl FileStatus {
 }
 
 /// Fetches each artifact into `folder` (`fetch::fetch_file`): downloads through `hooks`
-/// (`say`, `bytes`, `sleep`) and, with `convert`, converts with `hooks.convert(kind,
-/// input_size, src, dest) -> (sha256, source_sha256, converter_version)`.
+/// (`say`, `bytes`, `sleep`) and, with `convert`, converts with the core's converter, stamped
+/// with `converter_version`.
 #[pyfunction]
 #[pyo3(signature = (artifacts, folder, hooks, convert, accept_new_hash, converter_version, retries, timeout))]
 #[allow(clippy::too_many_arguments)]
@@ -430,7 +431,10 @@ fn fetch_files(
         },
         base_url: fetch::base_url(),
     };
-    let mut conv = convert.then(|| PyHooks::new(hooks.clone_ref(py)));
+    let mut conv = convert.then(|| CoreConvert {
+        say: PyHooks::new(hooks.clone_ref(py)),
+        version: opts.converter_version.clone(),
+    });
     let mut h = PyHooks::new(hooks);
     let done = py.detach(|| {
         arts.iter()
@@ -440,7 +444,7 @@ fn fetch_files(
             })
             .collect::<Result<Vec<_>, Error>>()
     });
-    if let Some(e) = conv.and_then(|c| c.err) {
+    if let Some(e) = conv.and_then(|c| c.say.err) {
         return Err(e);
     }
     Ok(h.result(done)?.into_iter().map(FetchedFile::from).collect())

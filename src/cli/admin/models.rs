@@ -347,28 +347,43 @@ struct Converter<'h, 'a>(&'h Host<'a>);
 
 impl Convert for Converter<'_, '_> {
     fn convert(&mut self, a: &Artifact, src: &Path, dest: &Path) -> Result<Converted, Error> {
-        let name = |p: &Path| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
-        self.0
-            .say(&format!("converting {} -> {}", name(src), name(dest)));
-        let size = if a.kind == "classifier" {
-            a.input_size
-        } else {
-            None
-        };
-        let r = convert(src, Some(dest), Some(&a.kind), size, true, None).map_err(|e| match e {
-            e @ (Error::Output { .. } | Error::Cancelled) => e,
-            e => ModelError::Conversion(format!("could not convert {}: {e}", src.display())).into(),
-        })?;
-        self.0
-            .say(&format!("  {}: done in {:.1} s", name(dest), r.seconds));
-        Ok(Converted {
-            sha256: r.sha256,
-            source_sha256: Some(r.source_sha256),
-            converter_version: r.converter_version,
+        convert_download(a, src, dest, None, &mut |line| {
+            self.0.say(line);
+            Ok(())
         })
     }
+}
+
+/// Converts the downloaded checkpoint `src` of `a` into `dest` with the core's converter
+/// (`version`: the converter version to stamp, None for the installed one), saying what it does
+/// through `say`. A failure that is not a write's is a [`ModelError::Conversion`] naming `src`.
+/// (`models fetch`, and the Python API's `fetch`.)
+pub fn convert_download(
+    a: &Artifact,
+    src: &Path,
+    dest: &Path,
+    version: Option<&str>,
+    say: &mut dyn FnMut(&str) -> Result<(), Error>,
+) -> Result<Converted, Error> {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    say(&format!("converting {} -> {}", name(src), name(dest)))?;
+    let size = if a.kind == "classifier" {
+        a.input_size
+    } else {
+        None
+    };
+    let r = convert(src, Some(dest), Some(&a.kind), size, true, version).map_err(|e| match e {
+        e @ (Error::Output { .. } | Error::Cancelled) => e,
+        e => ModelError::Conversion(format!("could not convert {}: {e}", src.display())).into(),
+    })?;
+    say(&format!("  {}: done in {:.1} s", name(dest), r.seconds))?;
+    Ok(Converted {
+        sha256: r.sha256,
+        source_sha256: Some(r.source_sha256),
+        converter_version: r.converter_version,
+    })
 }
