@@ -109,7 +109,7 @@ pub fn main(argv: &[OsString], hooks: &mut dyn Hooks) -> i32 {
     let args = std::iter::once(OsString::from("deepfaune-rs")).chain(argv.iter().cloned());
     let m = match command().try_get_matches_from(args) {
         Ok(m) => m,
-        Err(e) => return parse_error(&e, hooks),
+        Err(e) => return parse_error(&e, argv, hooks),
     };
     let result = match m.subcommand() {
         Some((name, sub)) => run::dispatch(name, sub, hooks)
@@ -138,9 +138,10 @@ pub fn main(argv: &[OsString], hooks: &mut dyn Hooks) -> i32 {
 }
 
 /// `--help` and `--version` go to stdout (status 0); a parse error is one line on stderr naming
-/// where to look (status 2).
-fn parse_error(e: &clap::Error, io: &mut dyn Io) -> i32 {
-    use clap::error::{ContextKind, ErrorKind};
+/// what is wrong (the missing options, the valid commands) and the `--help` of the (sub)command
+/// given in `argv` (status 2).
+fn parse_error(e: &clap::Error, argv: &[OsString], io: &mut dyn Io) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     match e.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
@@ -152,38 +153,56 @@ fn parse_error(e: &clap::Error, io: &mut dyn Io) -> i32 {
                 EXIT_OK
             }
         }
-        _ => {
+        kind => {
             let text = e.render().to_string();
             // clap's first line is "error: <message>"; the usage and tips that follow are
-            // replaced by one pointer to --help.
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ");
-            let mut line = first.to_string();
-            if let Some(clap::error::ContextValue::String(s)) = e.get(ContextKind::SuggestedArg) {
+            // replaced by what they name and one pointer to --help.
+            let first = text.lines().next().unwrap_or("");
+            let mut line = first.trim_start_matches("error: ").trim_end().to_string();
+            if kind == ErrorKind::MissingRequiredArgument {
+                if let Some(ContextValue::Strings(missing)) = e.get(ContextKind::InvalidArg) {
+                    line = format!("{line} {}", missing.join(", "));
+                }
+            }
+            if let Some(ContextValue::String(s)) = e.get(ContextKind::SuggestedArg) {
                 line.push_str(&format!(" (did you mean {s}?)"));
             }
-            let usage = match e.get(ContextKind::Usage) {
-                Some(clap::error::ContextValue::StyledStr(u)) => u.to_string(),
-                _ => String::new(),
-            };
-            // "Usage: deepfaune-rs run [OPTIONS] ..." names the subcommand whose --help helps.
-            let prog: Vec<&str> = usage
-                .trim_start_matches("Usage: ")
-                .split_whitespace()
-                .take_while(|w| !w.starts_with(['[', '<', '-']))
-                .collect();
-            let prog = if prog.is_empty() {
-                "deepfaune-rs".to_string()
-            } else {
-                prog.join(" ")
-            };
-            io.err(&format!("deepfaune-rs: error: {line} (see {prog} --help)"));
+            let path = subcommand_path(argv);
+            if kind == ErrorKind::InvalidSubcommand {
+                let mut cmd = command();
+                for name in &path[1..] {
+                    cmd = cmd.find_subcommand(name).cloned().unwrap_or(cmd);
+                }
+                let names: Vec<&str> = cmd.get_subcommands().map(Command::get_name).collect();
+                line.push_str(&format!("; choose from {}", names.join(", ")));
+            }
+            io.err(&format!(
+                "deepfaune-rs: error: {line} (see {} --help)",
+                path.join(" ")
+            ));
             EXIT_USAGE
         }
     }
+}
+
+/// The program and the subcommands named in `argv` (`["deepfaune-rs", "models", "fetch"]`): the
+/// command whose `--help` explains a parse error.
+fn subcommand_path(argv: &[OsString]) -> Vec<String> {
+    let mut path = vec!["deepfaune-rs".to_string()];
+    let mut cmd = command();
+    for arg in argv.iter().filter_map(|a| a.to_str()) {
+        if arg.starts_with('-') {
+            continue;
+        }
+        match cmd.find_subcommand(arg).cloned() {
+            Some(sub) => {
+                path.push(arg.to_string());
+                cmd = sub;
+            }
+            None => break,
+        }
+    }
+    path
 }
 
 // ----- shared argument types and checks -----
@@ -496,6 +515,41 @@ mod tests {
         assert_eq!(r.err.len(), 1, "{:?}", r.err);
         assert!(r.err[0].starts_with("deepfaune-rs: error: "), "{:?}", r.err);
         assert!(r.err[0].ends_with("--help)"), "{:?}", r.err);
+    }
+
+    #[test]
+    fn a_parse_error_names_what_is_missing_and_the_subcommand_s_help() {
+        let mut r = Recorder::default();
+        assert_eq!(main(&os(&["convert"]), &mut r), EXIT_USAGE);
+        assert_eq!(
+            r.err,
+            [
+                "deepfaune-rs: error: the following required arguments were not provided: \
+              <FILE.pt> (see deepfaune-rs convert --help)"
+            ]
+        );
+        let mut r = Recorder::default();
+        assert_eq!(
+            main(&os(&["models", "fetch", "--nope"]), &mut r),
+            EXIT_USAGE
+        );
+        assert!(
+            r.err[0].ends_with("(see deepfaune-rs models fetch --help)"),
+            "{:?}",
+            r.err
+        );
+        let mut r = Recorder::default();
+        assert_eq!(main(&os(&["frobnicate"]), &mut r), EXIT_USAGE);
+        assert!(
+            r.err[0].contains("; choose from detect, run, "),
+            "{:?}",
+            r.err
+        );
+        assert!(
+            r.err[0].ends_with("(see deepfaune-rs --help)"),
+            "{:?}",
+            r.err
+        );
     }
 
     #[test]
