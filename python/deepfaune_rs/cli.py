@@ -71,13 +71,11 @@ class _Hooks:
 
         save_embeddings(path, paths, embeddings)
 
-    def run_on_ray(self, inputs: list, pipeline: dict, *args: object) -> tuple:
+    def run_on_ray(self, inputs: list[str], pipeline: dict, options: dict) -> tuple:
         from .distributed import run
 
         stats: dict = {}
-        address, actors, checkpoint_dir, keep_embeddings, progress = args
-        res = run(inputs, pipeline, address=address, actors=actors, checkpoint_dir=checkpoint_dir,
-                  keep_embeddings=keep_embeddings, progress=progress, stats=stats)  # fmt: skip
+        res = run(inputs, pipeline, **options, stats=stats)
         return res, stats["units"], stats["ran"], stats["restored"]
 
     def fetch_models(self, ids: list[str], progress: bool) -> None:

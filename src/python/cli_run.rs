@@ -123,15 +123,13 @@ impl RunHooks for PyHooks {
                 p.set_item("bird_head", r.bird_head)?;
                 p.set_item("device", &r.device)?;
                 p.set_item("precision", &r.precision)?;
-                let args = (
-                    r.inputs.clone(),
-                    p,
-                    &r.address,
-                    r.actors,
-                    &r.checkpoint_dir,
-                    r.keep_embeddings,
-                    r.progress,
-                );
+                let options = PyDict::new(py);
+                options.set_item("address", &r.address)?;
+                options.set_item("actors", r.actors)?;
+                options.set_item("checkpoint_dir", &r.checkpoint_dir)?;
+                options.set_item("keep_embeddings", r.keep_embeddings)?;
+                options.set_item("progress", r.progress)?;
+                let args = (r.inputs.clone(), p, options);
                 args.into_pyobject(py)
             },
             |v| {
