@@ -100,7 +100,22 @@ pub fn command() -> Command {
     {
         cmd = cmd.subcommand(sub);
     }
-    cmd
+    metavars(cmd)
+}
+
+/// argparse's metavars: an option's value is named by the option in capitals (`--maxlag
+/// MAXLAG`) unless it has a name of its own, in every subcommand.
+fn metavars(cmd: Command) -> Command {
+    cmd.mut_args(|a| {
+        let named = a.get_value_names().is_some();
+        if a.get_long().is_some() && a.get_action().takes_values() && !named {
+            let name = a.get_id().as_str().to_uppercase().replace('-', "_");
+            a.value_name(name)
+        } else {
+            a
+        }
+    })
+    .mut_subcommands(metavars)
 }
 
 /// Runs the command line `argv` (without the program name) and returns its exit status. Never
@@ -267,13 +282,22 @@ where
 {
     let id = new.trim_start_matches("--");
     let old_id = old.trim_start_matches("--");
-    cmd.arg(Arg::new(id).long(id).value_parser(parse.clone()).help(help))
-        .arg(
-            Arg::new(format!("deprecated-{old_id}"))
-                .long(old_id)
-                .value_parser(parse)
-                .help(format!("deprecated: {new}")),
-        )
+    // argparse's metavar: the new name in capitals, for both spellings.
+    let metavar = id.to_uppercase().replace('-', "_");
+    cmd.arg(
+        Arg::new(id)
+            .long(id)
+            .value_name(metavar.clone())
+            .value_parser(parse.clone())
+            .help(help),
+    )
+    .arg(
+        Arg::new(format!("deprecated-{old_id}"))
+            .long(old_id)
+            .value_name(metavar)
+            .value_parser(parse)
+            .help(format!("deprecated: {new}")),
+    )
 }
 
 /// The value of a [`renamed`] option: under its new name, or under its old one with a one-line

@@ -149,10 +149,6 @@ pub fn commands() -> Vec<Command> {
 /// `--distance-threshold` and its old name `--threshold` (see [`renamed`]).
 fn distance_threshold(cmd: Command, help: &'static str) -> Command {
     renamed(cmd, "--distance-threshold", "--threshold", help, number)
-        .mut_arg("distance-threshold", |a| a.value_name("DISTANCE_THRESHOLD"))
-        .mut_arg("deprecated-threshold", |a| {
-            a.value_name("DISTANCE_THRESHOLD")
-        })
 }
 
 /// `-o/--output`.
