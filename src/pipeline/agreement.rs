@@ -4,13 +4,13 @@
 //! `crate::results::agreement`'s).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::{Detectors, Pipeline, PipelineOptions};
 use crate::detect::loader::{load, LoadOptions};
 use crate::error::Error;
-use crate::image_io::IMAGE_EXTENSIONS;
+use crate::image_io::walk::image_files;
 use crate::results::agreement::{
     argmax_rows, classification_agreement, detection_agreement, Classifications, Decisions, Report,
 };
@@ -28,58 +28,6 @@ pub struct AgreementOptions {
     pub classifier: Option<String>,
     /// Where the models run (`cpu`, `cuda`, ...).
     pub device: String,
-}
-
-/// The image files of `inputs`: a file as given, a folder walked recursively in sorted order
-/// (each folder's files, then its sub-folders; links to folders not followed), by extension;
-/// or `sample` of them evenly spread over that order (`floor(i * n / sample)`).
-pub fn image_files(inputs: &[PathBuf], sample: Option<usize>) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for p in inputs {
-        if p.is_file() {
-            found.push(p.clone());
-        } else {
-            walk(p, &mut found);
-        }
-    }
-    match sample {
-        Some(k) if k > 0 && k < found.len() => {
-            let step = found.len() as f64 / k as f64;
-            (0..k)
-                .map(|i| found[(i as f64 * step) as usize].clone())
-                .collect()
-        }
-        _ => found,
-    }
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<(std::ffi::OsString, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .map(|e| (e.file_name(), e.path()))
-        .collect();
-    entries.sort();
-    let mut folders = Vec::new();
-    for (name, path) in entries {
-        if path.is_dir() {
-            if !path.is_symlink() {
-                folders.push(path);
-            }
-            continue;
-        }
-        let ext = Path::new(&name)
-            .extension()
-            .map(|e| e.to_string_lossy().to_lowercase());
-        if ext.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
-            out.push(path);
-        }
-    }
-    for f in folders {
-        walk(&f, out);
-    }
 }
 
 /// One run's columns, image by image.
@@ -227,46 +175,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_walk_is_sorted_folders_after_files_and_the_sample_evenly_spread() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("b/sub")).unwrap();
-        std::fs::create_dir_all(root.join("a")).unwrap();
-        for f in [
-            "z.JPG",
-            "a.png",
-            "notes.txt",
-            "a/2.jpg",
-            "a/1.jpeg",
-            "b/sub/x.tif",
-            "b/0.gif",
-        ] {
-            std::fs::write(root.join(f), b"x").unwrap();
-        }
-        let rel = |v: Vec<PathBuf>| -> Vec<String> {
-            v.iter()
-                .map(|p| p.strip_prefix(root).unwrap().display().to_string())
-                .collect()
-        };
-        // As Python's os.walk with sorted names: the root's files, then a/, b/, b/sub/.
-        let all = image_files(&[root.to_path_buf()], None);
-        assert_eq!(
-            rel(all),
-            [
-                "a.png",
-                "z.JPG",
-                "a/1.jpeg",
-                "a/2.jpg",
-                "b/0.gif",
-                "b/sub/x.tif"
-            ]
-        );
-        // 6 files, 4 of them: step 1.5 -> indices 0, 1, 3, 4.
-        let some = image_files(&[root.to_path_buf()], Some(4));
-        assert_eq!(rel(some), ["a.png", "z.JPG", "a/2.jpg", "b/0.gif"]);
-        // A file given is taken whatever its extension.
-        let given = image_files(&[root.join("notes.txt")], Some(0));
-        assert_eq!(rel(given), ["notes.txt"]);
+    fn seconds_are_kept_to_the_hundredth() {
         assert_eq!(centis(1.234_9), 1.23);
     }
 
