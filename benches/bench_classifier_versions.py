@@ -2,9 +2,9 @@
 DINOv2 at 182 px), onnxruntime alone, in one run, with their ratio.
 
 The models are the full-size architectures with random weights (the compute of the real ones,
-not their outputs), exported to ONNX the way ``export-classifier`` does: 1.4 with its position
-grid baked for 182 px, 1.5 with CLS pooling and its RoPE tables fixed for 224 px. They are made
-with a Python that has torch and timm >= 1.0.20 (``--torch-python``, default
+not their outputs), exported to ONNX with torch the way ``tests/torch_export.py`` does: 1.4
+with its position grid baked for 182 px, 1.5 with CLS pooling and its RoPE tables fixed for
+224 px. They are made with a Python that has torch and timm >= 1.0.20 (``--torch-python``, default
 ``$DEEPFAUNE_TORCH_PYTHON``) in a temporary folder, or given with ``--v14`` / ``--v15``.
 
 The two models are timed in alternation (``--rounds``), on the same random crops, at batch 1
