@@ -24,6 +24,7 @@ use std::path::Path;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::error::{Error, ModelError};
+use crate::reid::ReidError;
 
 /// Every file processed.
 pub const EXIT_OK: i32 = 0;
@@ -69,12 +70,15 @@ pub enum CliError {
 }
 
 impl From<Error> for CliError {
-    /// Bad arguments and unknown names are the user's to correct (2); a cancelled run is an
-    /// interruption (130); everything else is a failure (1).
+    /// Bad arguments and unknown names are the user's to correct (2), as the Python package's
+    /// `InvalidArgumentError` / `UnknownModelError` were (re-ID's argument, shape and vector
+    /// errors among them); a cancelled run is an interruption (130); everything else is a
+    /// failure (1).
     fn from(e: Error) -> Self {
         match e {
             Error::InvalidArgument(_)
-            | Error::Model(ModelError::Unknown { .. } | ModelError::UnknownTarget { .. }) => {
+            | Error::Model(ModelError::Unknown { .. } | ModelError::UnknownTarget { .. })
+            | Error::Reid(ReidError::Argument(_) | ReidError::Shape(_) | ReidError::NonFinite(_)) => {
                 CliError::Usage(e.to_string())
             }
             Error::Cancelled => CliError::Interrupted,

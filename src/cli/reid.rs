@@ -34,7 +34,6 @@ use crate::reid::query::OpenSet;
 use crate::reid::table::{
     build, embedded_rows, evaluate_rows, query_to_files, update_from_files, QueryOutputs, Table,
 };
-use crate::reid::ReidError;
 use crate::run::{detect_files, RunOptions};
 use crate::runtime::SessionOptions;
 
@@ -237,7 +236,7 @@ fn run(command: &str, m: &ArgMatches, hooks: &mut dyn Hooks) -> CliResult {
         "eval" => cmd_eval(m, threshold, hooks),
         other => return Err(CliError::Usage(format!("unknown command reid {other}"))),
     };
-    result.map_err(cli_error)
+    result.map_err(CliError::from)
 }
 
 /// The extras the command needs, and its inputs, before any picture is embedded.
@@ -271,18 +270,6 @@ fn check(command: &str, m: &ArgMatches, hooks: &mut dyn Hooks) -> Result<(), Cli
         )));
     }
     Ok(())
-}
-
-/// A core error's exit status as the Python package's exceptions gave it: re-ID's argument,
-/// shape and vector errors are the user's to correct (`InvalidArgumentError`, 2), as are the
-/// kinds [`CliError::from`] names.
-fn cli_error(e: Error) -> CliError {
-    match e {
-        Error::Reid(ReidError::Argument(_) | ReidError::Shape(_) | ReidError::NonFinite(_)) => {
-            CliError::Usage(e.to_string())
-        }
-        e => CliError::from(e),
-    }
 }
 
 /// The embeddings of a table's pictures, `[rows, dim]` row-major (NaN rows for the pictures
