@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use crate::error::Error;
+use crate::export::megadetector::classifications::Classifications;
 use crate::export::table::{results_table, ResultRow};
 use crate::manifest::classifier::ClassifierManifest;
 use crate::review::{apply_corrections, Correction, Reviewed};
-use crate::sequence::{AggregateOptions, Prediction, SequencePredictions};
+use crate::sequence::{AggregateOptions, Label, Prediction, SequencePredictions};
 
 use crate::run::PipelineResults;
 
@@ -186,4 +187,35 @@ pub fn class_thresholds_of(
     }
     out.sort_by_key(|&(i, _)| i);
     Ok(out)
+}
+
+/// Per image, the class a person gave it in the corrections (`reviewed`), for the MegaDetector
+/// file's `classifications` (see [`classifications`]).
+pub fn human_classes(reviewed: &[Option<Reviewed>]) -> Vec<Option<usize>> {
+    reviewed
+        .iter()
+        .map(|r| match r.as_ref().and_then(|r| r.label) {
+            Some(Label::Class(c)) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the MegaDetector file's `classifications` take from a decided run: the English class
+/// names, the logits at the manifest's single-image temperature, the disabled classes, and the
+/// classes people gave (`human`, from [`human_classes`]).
+pub fn classifications<'a>(
+    manifest: &'a ClassifierManifest,
+    results: &'a PipelineResults,
+    settings: &'a DecisionSettings,
+    human: &'a [Option<usize>],
+) -> Classifications<'a> {
+    Classifications {
+        class_names: manifest.classes.get("en").map(Vec::as_slice).unwrap_or(&[]),
+        logits: &results.logits,
+        classified: &results.classified,
+        disabled: &settings.opts.disabled,
+        temperature: manifest.temperatures().image,
+        human,
+    }
 }

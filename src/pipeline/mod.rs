@@ -31,7 +31,10 @@ pub mod agreement;
 pub mod decided;
 pub mod video;
 
-pub use decided::{class_thresholds_of, decide, Decided, DecisionSettings, Redecide, Texts};
+pub use decided::{
+    class_thresholds_of, classifications, decide, human_classes, Decided, DecisionSettings,
+    Redecide, Texts,
+};
 pub use video::{no_sampler_failure, Sampled, SampledVideo, VideoSampler};
 
 /// The detector mode of DeepFaune's default setup (`Pipeline()`, `deepfaune-rs run`).

@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::export::camtrap_dp::{
     read_deployments, write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset,
 };
-use crate::export::megadetector::classifications::{write_with_classifications, Classifications};
+use crate::export::megadetector::classifications::write_with_classifications;
 use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOptions};
 use crate::export::table::{with_video_rows, write_results_csv, ResultRow, VIDEO_COLUMNS};
 use crate::import::megadetector::JsonRules;
@@ -33,8 +33,8 @@ use crate::manifest::classifier::{
     ClassifierManifest, DEFAULT_CLASSIFIER, LANGUAGES, LANGUAGE_ALIASES,
 };
 use crate::pipeline::{
-    decide, Decided, DecisionSettings, Detectors, Finished, Pipeline, PipelineOptions, Redecide,
-    Texts, DEFAULT_DETECTOR_MODE,
+    classifications, decide, human_classes, Decided, DecisionSettings, Detectors, Finished,
+    Pipeline, PipelineOptions, Redecide, Texts, DEFAULT_DETECTOR_MODE,
 };
 use crate::results::video::unsupported_video_failure;
 use crate::results::VideoRecord;
@@ -43,7 +43,7 @@ use crate::review::{
 };
 use crate::run::distributed::{encode_part, plan, Plan};
 use crate::run::PipelineResults;
-use crate::sequence::{Label, SequencePredictions};
+use crate::sequence::SequencePredictions;
 
 /// DeepFaune's pipeline: detect, classify the best animal crop, group images into
 /// sequences per folder (``maxlag_s``), and average the logits over each sequence with the
@@ -1176,27 +1176,8 @@ impl PyPipelineResults {
     ) -> PyResult<()> {
         let root = root.or_else(|| self.root.clone());
         let det = self.detections.get();
-        let human: Vec<Option<usize>> = self
-            .reviewed
-            .iter()
-            .map(|r| match r.as_ref().and_then(|r| r.label) {
-                Some(Label::Class(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
-        let cls = Classifications {
-            class_names: self
-                .manifest
-                .classes
-                .get("en")
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
-            logits: &self.res.logits,
-            classified: &self.res.classified,
-            disabled: &self.settings.opts.disabled,
-            temperature: self.manifest.temperatures().image,
-            human: &human,
-        };
+        let human = human_classes(&self.reviewed);
+        let cls = classifications(&self.manifest, &self.res, &self.settings, &human);
         py.detach(|| {
             write_with_classifications(
                 &det.res,

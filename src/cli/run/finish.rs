@@ -12,16 +12,17 @@ use crate::error::Error;
 use crate::export::camtrap_dp::{
     read_deployments, write_camtrap_dp, CamtrapOptions, CamtrapSource, UndatedMedia, UtcOffset,
 };
-use crate::export::megadetector::classifications::{write_with_classifications, Classifications};
+use crate::export::megadetector::classifications::write_with_classifications;
 use crate::export::sort::{sort_into_folders_with, SortItem, SortMode, SortOptions};
 use crate::export::table::{with_video_rows, write_results_csv};
 use crate::manifest::classifier::ClassifierManifest;
-use crate::pipeline::{decide, Decided, DecisionSettings, Finished};
+use crate::pipeline::{
+    classifications, decide, human_classes, Decided, DecisionSettings, Finished,
+};
 use crate::results::video::unsupported_video_failure;
 use crate::results::{Failure, VideoRecord, CATEGORY_FAILED};
 use crate::review::{apply_corrections_to_videos, read_journal, Correction, Reviewed};
 use crate::run::PipelineResults;
-use crate::sequence::Label;
 
 /// A finished run's results: its rows (detections inside, in DeepFaune's table order), their
 /// decisions, its videos, and what the exports need to know of the run.
@@ -307,28 +308,8 @@ pub fn failure_lines(failures: &[Failure]) -> Vec<(String, String)> {
 
 /// MegaDetector batch JSON with the species (`--json`).
 fn write_json(o: &Outcome, videos: &[VideoRecord], path: &Path) -> Result<(), Error> {
-    let human: Vec<Option<usize>> = o
-        .decided
-        .reviewed
-        .iter()
-        .map(|r| match r.as_ref().and_then(|r| r.label) {
-            Some(Label::Class(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
-    let cls = Classifications {
-        class_names: o
-            .manifest
-            .classes
-            .get("en")
-            .map(Vec::as_slice)
-            .unwrap_or(&[]),
-        logits: &o.results.logits,
-        classified: &o.results.classified,
-        disabled: &o.settings.opts.disabled,
-        temperature: o.manifest.temperatures().image,
-        human: &human,
-    };
+    let human = human_classes(&o.decided.reviewed);
+    let cls = classifications(&o.manifest, &o.results, &o.settings, &human);
     write_with_classifications(
         &o.results.detection,
         videos,
