@@ -1255,11 +1255,7 @@ impl PyPipelineResults {
         };
         let bad = |m: String| to_pyerr(Error::InvalidArgument(m));
         let timezone = match timezone {
-            Some(t) => Some(UtcOffset::parse(&t).ok_or_else(|| {
-                bad(format!(
-                    "timezone '{t}': use an offset such as +02:00, -05:30 or Z"
-                ))
-            })?),
+            Some(t) => Some(UtcOffset::from_argument(&t).py()?),
             None => None,
         };
         let undated = match undated {

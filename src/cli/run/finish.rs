@@ -333,11 +333,7 @@ fn write_camtrap(
         None => None,
     };
     let timezone = match &out.timezone {
-        Some(t) => Some(UtcOffset::parse(t).ok_or_else(|| {
-            bad(format!(
-                "timezone '{t}': use an offset such as +02:00, -05:30 or Z"
-            ))
-        })?),
+        Some(t) => Some(UtcOffset::from_argument(t)?),
         None => None,
     };
     let metadata = match &out.camtrap_metadata {

@@ -5,6 +5,18 @@
 pub struct UtcOffset(pub i32);
 
 impl UtcOffset {
+    /// The `timezone` a caller gave (`--timezone`, `to_camtrap_dp(timezone=)`): [`parse`]d, or
+    /// an invalid-argument error that says what to write.
+    ///
+    /// [`parse`]: UtcOffset::parse
+    pub fn from_argument(text: &str) -> Result<UtcOffset, crate::error::Error> {
+        Self::parse(text).ok_or_else(|| {
+            crate::error::Error::InvalidArgument(format!(
+                "timezone '{text}': use an offset such as +02:00, -05:30 or Z"
+            ))
+        })
+    }
+
     /// Parses `Z`, `UTC`, `+02:00`, `+0200`, `-05:30` or `+2`; `None` for anything else.
     ///
     /// ```
@@ -100,6 +112,15 @@ pub fn now_utc_seconds() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timezone_argument_that_is_no_offset_says_what_to_write() {
+        assert_eq!(UtcOffset::from_argument("+02:00").unwrap(), UtcOffset(120));
+        assert_eq!(
+            UtcOffset::from_argument("CET").unwrap_err().to_string(),
+            "invalid argument: timezone 'CET': use an offset such as +02:00, -05:30 or Z"
+        );
+    }
 
     #[test]
     fn dates_across_leap_years_and_before_1970() {
